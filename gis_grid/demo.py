@@ -1,0 +1,513 @@
+"""A deterministic demo community, and the same generator at city scale.
+
+The reference is 宏大社区 of 调兵山市兀术街街道 (statistical code 211281001007):
+about 0.5 km², 6 residential compounds (小区) with streets between them,
+8 areas (片区) of 300–500 households, 30 courtyards (院落) of 3–6 buildings,
+114 buildings (楼栋) of 2–6 units (单元), 3,211 households and 8,018 residents,
+a named person on every grid. Everything is laid out in the local CGCS2000
+Gauss–Krüger zone in metres and converted to lon/lat at the end, so shared
+edges share their vertices exactly and the result validates clean.
+
+Layout of one community (not to scale)::
+
+    +------------+----+----------------+----+------------+
+    | compound 1 |    | compound 2     |    | compound 3 |   areas run to the
+    |  [yd][yd]  | st |  [yd][yd][yd]  | st |  [yd][yd]  |   street centre
+    |  [yd][yd]  |    |  [yd][yd][yd]  |    |  [yd]      |   lines, so they
+    +------------+----+----------------+----+------------+   tile the community
+    |                      street                        |
+    +------------+----+----------------+----+------------+
+    | compound 4 | .. | compound 5  (two areas)  | ..    |
+    +------------+----+----------------+----+------------+
+
+The city-scale dataset (:data:`CITY`) repeats this over a grid of communities
+with more buildings each: 200 communities, 100,000 buildings, ~400,000 units.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from gis_grid.crs import WGS84, local_metric_crs, reproject
+from gis_grid.model import AGGREGATES, Level, Role, child_code, rollup
+from gis_grid.numbering import reading_order
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """What to generate. Counts are per community and met exactly."""
+
+    communities: int = 1
+    compounds: int = 6
+    areas: int = 8
+    courtyards: int = 30
+    buildings: int = 114
+    households: int = 3211
+    residents: int = 8018
+    special_care_share: float = 0.025
+    seed: int = 7
+    #: South-west corner of the first community (lon, lat).
+    origin: tuple[float, float] = (123.5535, 42.4475)
+    county_code: str = "211281"
+    first_street: int = 1
+    first_community: int = 7
+    communities_per_street: int = 10
+    names: tuple[str, ...] = ("宏大社区",)
+
+
+REFERENCE = DemoSpec()
+CITY = DemoSpec(
+    communities=200,
+    compounds=24,
+    areas=35,
+    courtyards=100,
+    buildings=500,
+    households=14_000,
+    residents=35_000,
+    first_community=1,
+    names=(),
+)
+
+
+@dataclass
+class DemoData:
+    """Generated tables: grids (EPSG:4326), staff and assignments."""
+
+    grids: gpd.GeoDataFrame
+    staff: pd.DataFrame
+    assignments: pd.DataFrame
+    metric_crs: CRS = field(default_factory=lambda: CRS.from_epsg(4550))
+
+
+_STREET = 24.0  # width of streets between compounds (m)
+_OUTER = 12.0  # half street along the community boundary (m)
+_LANE = 8.0  # lane between courtyards (m)
+_MARGIN = 10.0  # compound wall to first courtyard (m)
+
+_COMPOUND_NAMES = (
+    "阳光", "幸福", "和谐", "康乐", "锦绣", "翠园", "金桥", "福安", "馨苑", "华府", "兴业", "铁煤",
+    "宏大", "东升", "朝阳", "龙湖", "景苑", "丽都", "怡和", "安居", "民主", "建设", "新华", "育才",
+)
+_COMPOUND_SUFFIX = ("小区", "家园", "花园", "苑", "新村")
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕"
+    "丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严"
+)
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂华建国文辉玉红梅秀英德福春燕海波志宏晓东"
+_NUMERALS = "一二三四五六七八九十"
+
+
+def _zh_number(n: int) -> str:
+    if n <= 10:
+        return _NUMERALS[n - 1]
+    tens, ones = divmod(n, 10)
+    return ("" if tens == 1 else _NUMERALS[tens - 1]) + "十" + (_NUMERALS[ones - 1] if ones else "")
+
+
+def _apportion(weights: np.ndarray, total: int) -> np.ndarray:
+    """Largest-remainder apportionment: integers proportional to weights, summing to total."""
+    weights = np.asarray(weights, dtype=float)
+    raw = weights / weights.sum() * total
+    base = np.floor(raw).astype(np.int64)
+    short = total - int(base.sum())
+    if short > 0:
+        order = np.argsort(-(raw - base), kind="stable")
+        base[order[:short]] += 1
+    return base
+
+
+def _split_counts(total: int, parts: int, lo: int, hi: int, rng: np.random.Generator) -> np.ndarray:
+    """Random integers in [lo, hi] with a fixed sum."""
+    if not lo * parts <= total <= hi * parts:
+        raise ValueError(f"cannot split {total} into {parts} parts of {lo}..{hi}")
+    counts = np.full(parts, lo, dtype=np.int64)
+    for _ in range(total - lo * parts):
+        open_ = np.flatnonzero(counts < hi)
+        counts[rng.choice(open_)] += 1
+    return counts
+
+
+def _building_shapes(
+    rng: np.random.Generator, x0: np.ndarray, y0: np.ndarray, length: np.ndarray,
+    depth: np.ndarray, n_units: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slab footprints, a third of them staggered (错落), and their unit slices.
+
+    Returns building polygons, unit polygons and each unit's building index.
+    """
+    n = len(x0)
+    x1, y1 = x0 + length, y0 + depth
+    stagger = rng.random(n) < 0.35
+    # The step falls inside a unit (never on a unit boundary) so units stay simple.
+    step_unit = np.maximum(n_units // 2, 1)
+    xs = x0 + (step_unit + 0.5) * length / n_units
+    d = np.where(stagger, rng.uniform(1.5, 3.0, n) * rng.choice([-1, 1], n), 0.0)
+    rings = np.stack(
+        [
+            np.column_stack([x0, y0]), np.column_stack([xs, y0]), np.column_stack([xs, y0 + d]),
+            np.column_stack([x1, y0 + d]), np.column_stack([x1, y1 + d]),
+            np.column_stack([xs, y1 + d]), np.column_stack([xs, y1]), np.column_stack([x0, y1]),
+            np.column_stack([x0, y0]),
+        ],
+        axis=1,
+    )
+    plain = shapely.box(x0, y0, x1, y1)
+    stepped = shapely.polygons(rings)
+    buildings = np.where(stagger, stepped, plain)
+    owner = np.repeat(np.arange(n), n_units)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(n_units) - n_units, n_units)
+    width = (length / n_units)[owner]
+    ux0 = x0[owner] + k * width
+    ux1 = np.where(k == n_units[owner] - 1, x1[owner], ux0 + width)
+    strips = shapely.box(ux0, (y0 - 5)[owner], ux1, (y1 + 5)[owner])
+    units = shapely.intersection(buildings[owner], strips)
+    return buildings, units, owner
+
+
+def _community(spec: DemoSpec, rng: np.random.Generator) -> dict:
+    """Lay out one community in local metres with its origin at (0, 0)."""
+    # compounds in nx columns by ny rows, a little wider than tall
+    divisors = [d for d in range(1, spec.compounds + 1) if spec.compounds % d == 0]
+    nx = min(divisors, key=lambda d: abs(d - math.sqrt(spec.compounds * 1.5)))
+    ny = spec.compounds // nx
+    yard_counts = _apportion(rng.uniform(0.7, 1.3, spec.compounds), spec.courtyards)
+    yard_counts = np.maximum(yard_counts, 1)
+    yard_counts[np.argmax(yard_counts)] += spec.courtyards - yard_counts.sum()
+    cell_w = rng.uniform(98, 116, spec.compounds)
+    cell_h = rng.uniform(86, 100, spec.compounds)
+    cx = np.ceil(np.sqrt(yard_counts * cell_h / cell_w)).astype(int)
+    cx = np.clip(cx, 1, yard_counts)
+    cy = np.ceil(yard_counts / cx).astype(int)
+    comp_w = cx * cell_w + 2 * _MARGIN
+    comp_h = cy * cell_h + 2 * _MARGIN
+    grid_w = comp_w.reshape(ny, nx).max(axis=0)
+    grid_h = comp_h.reshape(ny, nx).max(axis=1)
+    col_x = _OUTER + np.r_[0, np.cumsum(grid_w + _STREET)[:-1]]
+    row_top = _OUTER + np.r_[0, np.cumsum(grid_h + _STREET)[:-1]]  # from the north edge
+    width = 2 * _OUTER + grid_w.sum() + _STREET * (nx - 1)
+    height = 2 * _OUTER + grid_h.sum() + _STREET * (ny - 1)
+    return dict(
+        nx=nx, ny=ny, yard_counts=yard_counts, cell_w=cell_w, cell_h=cell_h, cx=cx, cy=cy,
+        comp_w=comp_w, comp_h=comp_h, col_x=col_x, row_top=row_top, width=width, height=height,
+        grid_w=grid_w, grid_h=grid_h,
+    )
+
+
+def generate(spec: DemoSpec = REFERENCE, *, progress=None) -> DemoData:
+    """Generate communities with all five grid levels, their staff and assignments.
+
+    Parameters
+    ----------
+    spec : DemoSpec
+        Counts and placement; :data:`REFERENCE` is 宏大社区, :data:`CITY` the
+        benchmark city.
+    progress : callable, optional
+        Called with the number of communities finished, for progress bars.
+
+    Returns
+    -------
+    DemoData
+
+    Examples
+    --------
+    >>> data = generate()
+    >>> data.grids.groupby("level").size().to_dict()
+    {'area': 8, 'building': 114, 'community': 1, 'courtyard': 30, 'unit': 454}
+    >>> int(data.grids.loc[data.grids.level == "community", "households"].iloc[0])
+    3211
+    """
+    rng = np.random.default_rng(spec.seed)
+    metric = local_metric_crs(*spec.origin)
+    to_metric = Transformer.from_crs(WGS84, metric, always_xy=True)
+    ox, oy = to_metric.transform(*spec.origin)
+    layouts = [_community(spec, rng) for _ in range(spec.communities)]
+    ncols = max(1, round(math.sqrt(spec.communities)))
+    nrows = math.ceil(spec.communities / ncols)
+    widths = np.zeros(ncols)
+    heights = np.zeros(nrows)
+    for i, lay in enumerate(layouts):
+        r, c = divmod(i, ncols)
+        widths[c] = max(widths[c], lay["width"])
+        heights[r] = max(heights[r], lay["height"])
+    col_x0 = ox + np.r_[0, np.cumsum(widths)[:-1]]
+    row_y1 = oy + heights.sum() - np.r_[0, np.cumsum(heights)[:-1]]  # top edge of each row
+
+    frames, staff_rows, assign_rows = [], [], []
+    counter = {"staff": 0}
+    for i, lay in enumerate(layouts):
+        r, c = divmod(i, ncols)
+        left, top = col_x0[c], row_y1[r]
+        frame, staff, assign = _fill_community(
+            spec, rng, i, lay, left, top, widths[c], heights[r], counter
+        )
+        frames.append(frame)
+        staff_rows.extend(staff)
+        assign_rows.extend(assign)
+        if progress is not None:
+            progress(i + 1)
+
+    grids = pd.concat(frames, ignore_index=True)
+    geoms = reproject(grids.pop("geometry").to_numpy(), metric, WGS84)
+    grids = gpd.GeoDataFrame(grids, geometry=geoms, crs=WGS84)
+    staff = pd.DataFrame(staff_rows, columns=["staff_id", "name", "role", "phone"])
+    assignments = pd.DataFrame(
+        assign_rows, columns=["staff_id", "grid_code", "role", "start_date", "end_date"]
+    )
+    return DemoData(grids=grids, staff=staff, assignments=assignments, metric_crs=metric)
+
+
+def _fill_community(
+    spec: DemoSpec, rng: np.random.Generator, index: int, lay: dict, left: float, top: float,
+    width: float, height: float, counter: dict,
+) -> tuple[pd.DataFrame, list, list]:
+    street = spec.first_street + (spec.first_community - 1 + index) // spec.communities_per_street
+    number = (spec.first_community - 1 + index) % spec.communities_per_street + 1
+    community_code = f"{spec.county_code}{street:03d}{number:03d}"
+    if index < len(spec.names):
+        community_name = spec.names[index]
+    else:
+        community_name = f"{_COMPOUND_NAMES[index % len(_COMPOUND_NAMES)]}{_zh_number(index % 99 + 1)}社区"
+    bottom = top - height
+    community = shapely.box(left, bottom, left + width, top)
+    if index == 0 and spec.communities == 1:
+        # the reference community has its north-east corner cut by a diagonal road
+        cut = min(width, height) * 0.18
+        community = shapely.Polygon(
+            [(left, bottom), (left + width, bottom), (left + width, top - cut),
+             (left + width - cut, top), (left, top), (left, bottom)]
+        )
+
+    nx, ny = lay["nx"], lay["ny"]
+    # street centre lines inside this community (x of vertical ones, y of horizontal ones)
+    vx = [left + lay["col_x"][j] - _STREET / 2 for j in range(1, nx)]
+    hy = [top - lay["row_top"][j] + _STREET / 2 for j in range(1, ny)]
+    xs = [left, *vx, left + width]
+    ys = [top, *hy, bottom]
+
+    yard_boxes, yard_compound, yard_col = [], [], []
+    compound_names = []
+    for k in range(nx * ny):
+        rr, cc = divmod(k, nx)
+        cx0 = left + lay["col_x"][cc]
+        cy1 = top - lay["row_top"][rr]
+        name = (
+            _COMPOUND_NAMES[(index * 7 + k) % len(_COMPOUND_NAMES)]
+            + _COMPOUND_SUFFIX[(index + k) % len(_COMPOUND_SUFFIX)]
+        )
+        compound_names.append(name)
+        cw, ch = lay["cell_w"][k], lay["cell_h"][k]
+        for n in range(lay["yard_counts"][k]):
+            yr, yc = divmod(n, lay["cx"][k])
+            bx0 = cx0 + _MARGIN + yc * cw + _LANE / 2 + rng.uniform(0, 4)
+            bx1 = cx0 + _MARGIN + (yc + 1) * cw - _LANE / 2 - rng.uniform(0, 4)
+            by1 = cy1 - _MARGIN - yr * ch - _LANE / 2 - rng.uniform(0, 4)
+            by0 = cy1 - _MARGIN - (yr + 1) * ch + _LANE / 2 + rng.uniform(0, 4)
+            yard_boxes.append((bx0, by0, bx1, by1))
+            yard_compound.append(k)
+            yard_col.append(yc)
+    yard_boxes = np.array(yard_boxes)
+    yard_compound = np.array(yard_compound)
+    yard_col = np.array(yard_col)
+    n_yards = len(yard_boxes)
+
+    # buildings per courtyard (3..6), laid out in rows of one or two slabs
+    b_per_yard = _split_counts(spec.buildings, n_yards, 3, 6, rng)
+    bx0, by0, blen, bdep, byard = [], [], [], [], []
+    for y, (x0, y0, x1, y1) in enumerate(yard_boxes):
+        nb = b_per_yard[y]
+        per_row = 2 if nb >= 4 or (x1 - x0) > 115 else 1
+        rows = math.ceil(nb / per_row)
+        pitch = (y1 - y0 - 12) / rows
+        placed = 0
+        for row in range(rows):
+            k = min(per_row, nb - placed)
+            slot = (x1 - x0 - 12 - (k - 1) * 10) / k
+            for s in range(k):
+                length = slot * rng.uniform(0.72, 0.94)
+                depth = min(rng.uniform(10.5, 13.5), pitch - 8)
+                sx = x0 + 6 + s * (slot + 10) + rng.uniform(0, slot - length)
+                sy = y1 - 6 - (row + 1) * pitch + rng.uniform(3.5, max(3.6, pitch - depth - 3.5))
+                bx0.append(sx)
+                by0.append(sy)
+                blen.append(length)
+                bdep.append(depth)
+                byard.append(y)
+            placed += k
+    bx0, by0, blen, bdep = map(np.array, (bx0, by0, blen, bdep))
+    byard = np.array(byard)
+    n_units = np.clip(np.round(blen / rng.uniform(12.5, 16.5, len(blen))), 2, 6).astype(int)
+    buildings, units, unit_owner = _building_shapes(rng, bx0, by0, blen, bdep, n_units)
+
+    # areas: compound territories to street centre lines; the compounds with the most
+    # courtyards are split (between courtyard columns) until there are spec.areas of them
+    splits = np.ones(nx * ny, dtype=int)
+    for _ in range(spec.areas - nx * ny):
+        ratio = np.where(splits < lay["cx"], lay["yard_counts"] / splits, -1)
+        splits[np.argmax(ratio)] += 1
+    lines = [shapely.LineString([(x, bottom - 1), (x, top + 1)]) for x in vx]
+    lines += [shapely.LineString([(left - 1, y), (left + width + 1, y)]) for y in hy]
+    area_of_yard = np.zeros(n_yards, dtype=int)
+    area_boxes = []  # (x0, y0, x1, y1) of each area's territory, for face assignment
+    for k in range(nx * ny):
+        rr, cc = divmod(k, nx)
+        tx0, tx1, ty1, ty0 = xs[cc], xs[cc + 1], ys[rr], ys[rr + 1]
+        cols = lay["cx"][k]
+        groups = np.array_split(np.arange(cols), splits[k])
+        cuts = [tx0]
+        for g in groups[1:]:
+            cx0 = left + lay["col_x"][cc] + _MARGIN + g[0] * lay["cell_w"][k]
+            lines.append(shapely.LineString([(cx0, ty0), (cx0, ty1)]))
+            cuts.append(cx0)
+        cuts.append(tx1)
+        for gi, g in enumerate(groups):
+            in_group = (yard_compound == k) & np.isin(yard_col, g)
+            area_of_yard[in_group] = len(area_boxes)
+            area_boxes.append((cuts[gi], ty0, cuts[gi + 1], ty1))
+    # workload: every area carries a comparable number of households (that is how the
+    # grids were drawn); inside an area, units by floors x households per floor
+    floors = rng.choice([4, 5, 6, 7, 11, 18], len(blen), p=[0.1, 0.3, 0.4, 0.1, 0.07, 0.03])
+    per_floor = np.where(floors >= 11, 4, 2)
+    unit_weight = (floors * per_floor)[unit_owner] * rng.uniform(0.8, 1.0, len(units))
+    unit_area = area_of_yard[byard[unit_owner]]
+    area_hh = _apportion(rng.uniform(0.85, 1.15, len(area_boxes)), spec.households)
+    households = np.zeros(len(units), dtype=np.int64)
+    for a in range(len(area_boxes)):
+        members = np.flatnonzero(unit_area == a)
+        households[members] = _apportion(unit_weight[members], area_hh[a])
+    residents = _apportion(households * rng.uniform(2.1, 2.9, len(units)), spec.residents)
+    special = _apportion(
+        residents * rng.uniform(0.2, 1.8, len(units)), round(spec.residents * spec.special_care_share)
+    )
+
+    linework = shapely.union_all([community.boundary, *shapely.intersection(lines, community)])
+    faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(linework))))
+    probe = shapely.point_on_surface(faces)
+    area_poly = np.empty(len(area_boxes), dtype=object)
+    boxes = np.array(area_boxes)
+    for f, pt in zip(faces, probe, strict=True):
+        px, py = shapely.get_x(pt), shapely.get_y(pt)
+        hit = np.flatnonzero(
+            (boxes[:, 0] <= px) & (px <= boxes[:, 2]) & (boxes[:, 1] <= py) & (py <= boxes[:, 3])
+        )
+        area_poly[hit[0]] = f
+
+    # codes, west→east / north→south within each parent
+    area_serial = reading_order(np.zeros(len(area_poly)), area_poly)
+    area_codes = np.array([child_code(community_code, s) for s in area_serial], dtype=object)
+    yard_geoms = shapely.box(*yard_boxes.T)
+    yard_parent = area_codes[area_of_yard]
+    yard_codes = np.array(
+        [child_code(p, s) for p, s in zip(yard_parent, reading_order(yard_parent, yard_geoms))],
+        dtype=object,
+    )
+    b_parent = yard_codes[byard]
+    b_codes = np.array(
+        [child_code(p, s) for p, s in zip(b_parent, reading_order(b_parent, buildings))],
+        dtype=object,
+    )
+    u_parent = b_codes[unit_owner]
+    u_codes = np.array(
+        [child_code(p, s) for p, s in zip(u_parent, reading_order(u_parent, units))], dtype=object
+    )
+
+    # names
+    area_names = [f"{community_name}第{_zh_number(int(s))}网格" for s in area_serial]
+    yard_names = []
+    per_compound: dict[int, int] = {}
+    for y in np.argsort(yard_codes, kind="stable"):
+        k = yard_compound[y]
+        per_compound[k] = per_compound.get(k, 0) + 1
+        yard_names.append((y, f"{compound_names[k]}{per_compound[k]}号院"))
+    yard_names = [n for _, n in sorted(yard_names)]
+    building_names = np.empty(len(buildings), dtype=object)
+    per_compound = {}
+    for b in np.argsort(b_codes, kind="stable"):
+        k = yard_compound[byard[b]]
+        per_compound[k] = per_compound.get(k, 0) + 1
+        building_names[b] = f"{compound_names[k]}{per_compound[k]}号楼"
+    unit_names = [f"{int(code[-2:])}单元" for code in u_codes]
+
+    levels = (
+        [Level.COMMUNITY.key] + [Level.AREA.key] * len(area_poly)
+        + [Level.COURTYARD.key] * n_yards + [Level.BUILDING.key] * len(buildings)
+        + [Level.UNIT.key] * len(units)
+    )
+    codes = np.concatenate([[community_code], area_codes, yard_codes, b_codes, u_codes])
+    frame = pd.DataFrame(
+        {
+            "code": codes,
+            "parent_code": np.concatenate(
+                [[None], [community_code] * len(area_poly), yard_parent, b_parent, u_parent]
+            ),
+            "level": levels,
+            "name": [community_name, *area_names, *yard_names, *building_names, *unit_names],
+            "geometry": np.concatenate([[community], area_poly, yard_geoms, buildings, units]),
+        }
+    )
+    zeros = np.zeros(1 + len(area_poly) + n_yards + len(buildings), dtype=np.int64)
+    for col, values in zip(AGGREGATES, (households, residents, special), strict=True):
+        frame[col] = np.concatenate([zeros, values])
+    frame = rollup(frame)
+
+    staff, assign = _staff(spec, rng, frame, community_code, counter)
+    return frame, staff, assign
+
+
+def _person(rng: np.random.Generator) -> tuple[str, str]:
+    name = rng.choice(list(_SURNAMES)) + "".join(
+        rng.choice(list(_GIVEN), rng.choice([1, 2], p=[0.35, 0.65]))
+    )
+    phone = "1" + rng.choice(["33", "35", "38", "39", "58", "86"]) + "".join(
+        map(str, rng.integers(0, 10, 8))
+    )
+    return str(name), phone
+
+
+def _staff(
+    spec: DemoSpec, rng: np.random.Generator, frame: pd.DataFrame, community_code: str,
+    counter: dict,
+) -> tuple[list, list]:
+    staff, assign = [], []
+    start0 = dt.date(2024, 1, 1)
+
+    def hire(role: Role) -> str:
+        counter["staff"] += 1
+        sid = f"S{counter['staff']:07d}"
+        name, phone = _person(rng)
+        staff.append((sid, name, role.value, phone))
+        return sid
+
+    def give(sid: str, code: str, role: Role) -> None:
+        start = start0 + dt.timedelta(days=int(rng.integers(0, 600)))
+        assign.append((sid, code, role.value, start.isoformat(), None))
+
+    give(hire(Role.GRID_LEADER), community_code, Role.GRID_LEADER)
+    give(hire(Role.SUPERVISOR), community_code, Role.SUPERVISOR)
+    by_level = {lv: frame.loc[frame.level == lv.key, "code"].tolist() for lv in Level}
+    worker_of_area = {}
+    for code in by_level[Level.AREA]:
+        sid = hire(Role.GRID_WORKER)
+        worker_of_area[code] = sid
+        give(sid, code, Role.GRID_WORKER)
+    for code in by_level[Level.COURTYARD]:
+        give(worker_of_area[code[: Level.AREA.code_length]], code, Role.GRID_WORKER)
+    head_of_building = {}
+    for code in by_level[Level.BUILDING]:
+        sid = hire(Role.BUILDING_HEAD)
+        head_of_building[code] = sid
+        give(sid, code, Role.BUILDING_HEAD)
+    for code in by_level[Level.UNIT]:
+        building = code[: Level.BUILDING.code_length]
+        if code.endswith("01") and rng.random() < 0.3:
+            give(head_of_building[building], code, Role.UNIT_HEAD)  # the 楼长 doubles as 单元长
+        else:
+            give(hire(Role.UNIT_HEAD), code, Role.UNIT_HEAD)
+    return staff, assign
