@@ -26,7 +26,6 @@ with more buildings each: 200 communities, 100,000 buildings, ~400,000 units.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from dataclasses import dataclass, field
 
@@ -53,6 +52,8 @@ class DemoSpec:
     households: int = 3211
     residents: int = 8018
     special_care_share: float = 0.025
+    #: Frontage (m) of one unit (stairwell); shorter frontage, more units per building.
+    unit_width: tuple[float, float] = (12.5, 16.5)
     seed: int = 7
     #: South-west corner of the first community (lon, lat).
     origin: tuple[float, float] = (123.5535, 42.4475)
@@ -73,6 +74,7 @@ CITY = DemoSpec(
     households=14_000,
     residents=35_000,
     first_community=1,
+    unit_width=(7.5, 9.5),
     names=(),
 )
 
@@ -278,8 +280,9 @@ def _fill_community(
     bottom = top - height
     community = shapely.box(left, bottom, left + width, top)
     if index == 0 and spec.communities == 1:
-        # the reference community has its north-east corner cut by a diagonal road
-        cut = min(width, height) * 0.18
+        # the reference community has its north-east corner cut by a diagonal road,
+        # which stays clear of the compound walls (they start _OUTER + _MARGIN in)
+        cut = 1.6 * (_OUTER + _MARGIN)
         community = shapely.Polygon(
             [(left, bottom), (left + width, bottom), (left + width, top - cut),
              (left + width - cut, top), (left, top), (left, bottom)]
@@ -343,7 +346,7 @@ def _fill_community(
             placed += k
     bx0, by0, blen, bdep = map(np.array, (bx0, by0, blen, bdep))
     byard = np.array(byard)
-    n_units = np.clip(np.round(blen / rng.uniform(12.5, 16.5, len(blen))), 2, 6).astype(int)
+    n_units = np.clip(np.round(blen / rng.uniform(*spec.unit_width, len(blen))), 2, 6).astype(int)
     buildings, units, unit_owner = _building_shapes(rng, bx0, by0, blen, bdep, n_units)
 
     # areas: compound territories to street centre lines; the compounds with the most
@@ -461,53 +464,73 @@ def _fill_community(
     return frame, staff, assign
 
 
-def _person(rng: np.random.Generator) -> tuple[str, str]:
-    name = rng.choice(list(_SURNAMES)) + "".join(
-        rng.choice(list(_GIVEN), rng.choice([1, 2], p=[0.35, 0.65]))
-    )
-    phone = "1" + rng.choice(["33", "35", "38", "39", "58", "86"]) + "".join(
-        map(str, rng.integers(0, 10, 8))
-    )
-    return str(name), phone
+def _people(rng: np.random.Generator, n: int) -> tuple[list[str], list[str]]:
+    """Names (surname + one or two given characters) and mobile numbers."""
+    sur = rng.integers(0, len(_SURNAMES), n)
+    g1, g2 = rng.integers(0, len(_GIVEN), n), rng.integers(0, len(_GIVEN), n)
+    two = rng.random(n) < 0.65
+    names = [
+        _SURNAMES[a] + _GIVEN[b] + (_GIVEN[c] if t else "")
+        for a, b, c, t in zip(sur, g1, g2, two, strict=True)
+    ]
+    prefix = np.array(["133", "135", "138", "139", "158", "186"])[rng.integers(0, 6, n)]
+    phones = [f"{p}{d:08d}" for p, d in zip(prefix, rng.integers(0, 10**8, n), strict=True)]
+    return names, phones
 
 
 def _staff(
     spec: DemoSpec, rng: np.random.Generator, frame: pd.DataFrame, community_code: str,
     counter: dict,
 ) -> tuple[list, list]:
-    staff, assign = [], []
-    start0 = dt.date(2024, 1, 1)
+    """One responsible person per grid, by level; see the module docstring for roles.
 
-    def hire(role: Role) -> str:
-        counter["staff"] += 1
-        sid = f"S{counter['staff']:07d}"
-        name, phone = _person(rng)
-        staff.append((sid, name, role.value, phone))
-        return sid
+    The community has a grid leader (网格长) and a supervisor; each area a grid worker
+    (网格员) who also covers the area's courtyards; each building a building head
+    (楼长); each unit a unit head (单元长), where in three buildings out of ten the
+    building head doubles as head of unit 1.
+    """
+    by_level = {lv: frame.loc[frame.level == lv.key, "code"].to_numpy() for lv in Level}
+    roles: list[str] = [Role.GRID_LEADER.value, Role.SUPERVISOR.value]
+    holders: list[int] = [0, 1]  # staff index per assignment
+    grids: list[str] = [community_code, community_code]
+    n = 2
+    area_staff = {code: n + k for k, code in enumerate(by_level[Level.AREA])}
+    n += len(area_staff)
+    grids += list(by_level[Level.AREA])
+    holders += list(area_staff.values())
+    roles += [Role.GRID_WORKER.value] * len(area_staff)
+    yards = by_level[Level.COURTYARD]
+    grids += list(yards)
+    holders += [area_staff[c[: Level.AREA.code_length]] for c in yards]
+    roles += [Role.GRID_WORKER.value] * len(yards)
+    building_staff = {code: n + k for k, code in enumerate(by_level[Level.BUILDING])}
+    n += len(building_staff)
+    grids += list(by_level[Level.BUILDING])
+    holders += list(building_staff.values())
+    roles += [Role.BUILDING_HEAD.value] * len(building_staff)
+    units = by_level[Level.UNIT]
+    doubles = np.char.endswith(units.astype(str), "01") & (rng.random(len(units)) < 0.3)
+    unit_holder = np.where(
+        doubles,
+        [building_staff[c[: Level.BUILDING.code_length]] for c in units],
+        n + np.cumsum(~doubles) - 1,
+    )
+    n += int((~doubles).sum())
+    grids += list(units)
+    holders += unit_holder.tolist()
+    roles += [Role.UNIT_HEAD.value] * len(units)
 
-    def give(sid: str, code: str, role: Role) -> None:
-        start = start0 + dt.timedelta(days=int(rng.integers(0, 600)))
-        assign.append((sid, code, role.value, start.isoformat(), None))
-
-    give(hire(Role.GRID_LEADER), community_code, Role.GRID_LEADER)
-    give(hire(Role.SUPERVISOR), community_code, Role.SUPERVISOR)
-    by_level = {lv: frame.loc[frame.level == lv.key, "code"].tolist() for lv in Level}
-    worker_of_area = {}
-    for code in by_level[Level.AREA]:
-        sid = hire(Role.GRID_WORKER)
-        worker_of_area[code] = sid
-        give(sid, code, Role.GRID_WORKER)
-    for code in by_level[Level.COURTYARD]:
-        give(worker_of_area[code[: Level.AREA.code_length]], code, Role.GRID_WORKER)
-    head_of_building = {}
-    for code in by_level[Level.BUILDING]:
-        sid = hire(Role.BUILDING_HEAD)
-        head_of_building[code] = sid
-        give(sid, code, Role.BUILDING_HEAD)
-    for code in by_level[Level.UNIT]:
-        building = code[: Level.BUILDING.code_length]
-        if code.endswith("01") and rng.random() < 0.3:
-            give(head_of_building[building], code, Role.UNIT_HEAD)  # the 楼长 doubles as 单元长
-        else:
-            give(hire(Role.UNIT_HEAD), code, Role.UNIT_HEAD)
+    staff_role = [Role.GRID_LEADER.value, Role.SUPERVISOR.value]
+    staff_role += [Role.GRID_WORKER.value] * len(area_staff)
+    staff_role += [Role.BUILDING_HEAD.value] * len(building_staff)
+    staff_role += [Role.UNIT_HEAD.value] * int((~doubles).sum())
+    names, phones = _people(rng, n)
+    ids = [f"S{counter['staff'] + k + 1:07d}" for k in range(n)]
+    counter["staff"] += n
+    staff = list(zip(ids, names, staff_role, phones, strict=True))
+    start = np.datetime64("2024-01-01") + rng.integers(0, 600, len(grids)).astype("timedelta64[D]")
+    assign = [
+        (ids[h], g, r, str(d), None)
+        for h, g, r, d in zip(holders, grids, roles, start, strict=True)
+    ]
     return staff, assign
