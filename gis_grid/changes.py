@@ -1,0 +1,319 @@
+"""Checks every write goes through, whatever the store.
+
+A store calls :func:`check_changeset` inside its write transaction with the
+current state of the communities the change touches. Bad input raises a
+:class:`~gis_grid.errors.GisGridError` subclass that names the offending rows,
+and the store rolls back: nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gis_grid.crs import WGS84, check_lonlat
+from gis_grid.errors import (
+    DuplicateCodeError,
+    GeometryError,
+    InputError,
+    OrphanError,
+    TopologyError,
+)
+from gis_grid.model import (
+    AGGREGATES,
+    CODE_LENGTHS,
+    GRID_COLUMNS,
+    Level,
+    Role,
+    check_codes,
+    level_of_code,
+)
+from gis_grid.topology import ValidationOptions, validate
+
+#: Problems that always refuse a write, and those refused unless accepted.
+ALWAYS_BLOCKING = {"invalid_geometry": GeometryError, "duplicate_code": DuplicateCodeError,
+                   "orphan": OrphanError}
+TOPOLOGY_BLOCKING = {"overlap", "outside_parent"}
+#: At most this many rows are named in an error message.
+SHOWN = 8
+
+
+def _listing(items: Iterable, total: int | None = None) -> str:
+    items = list(items)
+    total = len(items) if total is None else total
+    shown = ", ".join(str(i) for i in items[:SHOWN])
+    return shown + (f" … ({total} in all)" if total > SHOWN else "")
+
+
+def community_of(codes: Iterable[str]) -> list[str]:
+    """The distinct community codes of some grid codes, sorted."""
+    return sorted({str(c)[: CODE_LENGTHS[Level.COMMUNITY]] for c in codes})
+
+
+def to_multi(geoms: np.ndarray) -> np.ndarray:
+    """Promote polygons to multipolygons (the stored geometry type)."""
+    geoms = np.asarray(geoms, dtype=object)
+    single = shapely.get_type_id(geoms) == 3
+    out = geoms.copy()
+    if single.any():
+        out[single] = shapely.multipolygons(geoms[single][:, None].tolist())
+    return out
+
+
+def from_multi(geoms: np.ndarray) -> np.ndarray:
+    """Single-part multipolygons back to polygons (what users expect to see)."""
+    geoms = np.asarray(geoms, dtype=object)
+    single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
+    out = geoms.copy()
+    if single.any():
+        out[single] = shapely.get_geometry(geoms[single], 0)
+    return out
+
+
+def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Coerce an incoming grid table to the stored schema, refusing what cannot be.
+
+    Requires ``code`` and a geometry in EPSG:4326; ``level`` and
+    ``parent_code``, when present, must agree with the code; ``name`` and the
+    aggregates default to empty and 0; aggregates must be whole numbers ≥ 0.
+
+    Raises
+    ------
+    InputError, GeometryError
+    """
+    if "code" not in frame.columns:
+        raise InputError("grids need a 'code' column")
+    if frame.crs is None or not WGS84.equals(frame.crs, ignore_axis_order=True):
+        raise InputError(f"grids must be in EPSG:4326 to be stored, not {frame.crs}")
+    codes = frame["code"].astype(str).str.strip()
+    bad = check_codes(codes)
+    if bad:
+        raise InputError(
+            f"malformed grid codes: {_listing(bad)}. A code is the 12-digit community "
+            "statistical code plus 3 digits per area, courtyard and building and 2 per unit "
+            "(lengths 12, 15, 18, 21, 23)"
+        )
+    levels = codes.map(lambda c: level_of_code(c).key)
+    if "level" in frame.columns:
+        given = frame["level"].astype(str).map(lambda v: Level.parse(v).key)
+        wrong = codes[given.to_numpy() != levels.to_numpy()]
+        if len(wrong):
+            raise InputError(
+                f"level does not match the code's length for: {_listing(wrong)} "
+                "(the level follows from the code: 12 digits community … 23 unit)"
+            )
+    parents = codes.map(
+        lambda c: c[: CODE_LENGTHS[Level(level_of_code(c) - 1)]] if len(c) > 12 else None
+    )
+    if "parent_code" in frame.columns:
+        given = frame["parent_code"].where(frame["parent_code"].notna(), None)
+        given = given.map(lambda v: None if v is None or str(v).strip() in ("", "nan") else
+                          str(v).strip())
+        wrong = codes[(given.to_numpy() != parents.to_numpy()) & given.notna().to_numpy()]
+        if len(wrong):
+            raise InputError(
+                f"parent_code does not match the code for: {_listing(wrong)} "
+                "(a grid's parent is its code without the last serial)"
+            )
+    geoms = frame.geometry.to_numpy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if missing.any():
+        raise GeometryError(f"grids without geometry: {_listing(codes[missing])}")
+    polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+    if not polygonal.all():
+        kinds = pd.Series(shapely.get_type_id(geoms)[~polygonal]).map(
+            {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint",
+             5: "MultiLineString", 7: "GeometryCollection"})
+        raise GeometryError(
+            "grids must be polygons; got "
+            + _listing(f"{c} ({k})" for c, k in zip(codes[~polygonal], kinds, strict=True))
+        )
+    check_lonlat(geoms)
+    out = pd.DataFrame({"code": codes.to_numpy(), "parent_code": parents.to_numpy(),
+                        "level": levels.to_numpy()})
+    out["name"] = (
+        frame["name"].fillna("").astype(str).to_numpy() if "name" in frame.columns else ""
+    )
+    for col in AGGREGATES:
+        if col in frame.columns:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = codes[(values.isna() & frame[col].notna()) | (values < 0) | (values % 1 != 0)]
+            if len(bad):
+                raise InputError(f"{col} must be a whole number ≥ 0 for: {_listing(bad)}")
+            out[col] = values.fillna(0).astype("int64").to_numpy()
+        else:
+            out[col] = 0
+    out["version"] = 1
+    out["updated_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return gpd.GeoDataFrame(out[list(GRID_COLUMNS)], geometry=geoms, crs=WGS84)
+
+
+def _parse_date(value, what: str) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() in (
+        "", "NaT", "None", "nan"):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10]).isoformat()
+    except ValueError as exc:
+        raise InputError(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def normalise_staff(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coerce a staff table: ``staff_id`` and ``name`` required, ``role`` parsed."""
+    for col in ("staff_id", "name"):
+        if col not in frame.columns:
+            raise InputError(f"staff need a {col!r} column")
+    out = pd.DataFrame({"staff_id": frame["staff_id"].astype(str).str.strip().to_numpy()})
+    out["name"] = frame["name"].astype(str).str.strip().to_numpy()
+    empty = out["staff_id"].isin(["", "nan", "None"]) | out["name"].isin(["", "nan", "None"])
+    if empty.any():
+        raise InputError(f"staff rows without id or name: rows {_listing(np.flatnonzero(empty))}")
+    out["role"] = (
+        frame["role"].map(lambda r: Role.parse(r).value).to_numpy()
+        if "role" in frame.columns else Role.GRID_WORKER.value
+    )
+    out["phone"] = (
+        frame["phone"].fillna("").astype(str).str.strip().to_numpy()
+        if "phone" in frame.columns else ""
+    )
+    dup = out["staff_id"][out["staff_id"].duplicated()]
+    if len(dup):
+        raise DuplicateCodeError(f"staff ids appear twice: {_listing(dup.unique())}")
+    return out
+
+
+def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coerce an assignment table; dates as ISO strings, end on or after start."""
+    for col in ("staff_id", "grid_code"):
+        if col not in frame.columns:
+            raise InputError(f"assignments need a {col!r} column")
+    out = pd.DataFrame({
+        "staff_id": frame["staff_id"].astype(str).str.strip().to_numpy(),
+        "grid_code": frame["grid_code"].astype(str).str.strip().to_numpy(),
+    })
+    out["role"] = (
+        frame["role"].map(lambda r: Role.parse(r).value).to_numpy()
+        if "role" in frame.columns else Role.GRID_WORKER.value
+    )
+    today = dt.date.today().isoformat()
+    start = frame["start_date"] if "start_date" in frame.columns else pd.Series([None] * len(out))
+    end = frame["end_date"] if "end_date" in frame.columns else pd.Series([None] * len(out))
+    out["start_date"] = [_parse_date(v, "start_date") or today for v in start]
+    out["end_date"] = [_parse_date(v, "end_date") for v in end]
+    backwards = out["end_date"].notna() & (out["end_date"].fillna("") < out["start_date"])
+    if backwards.any():
+        raise InputError(
+            "assignments end before they start: "
+            + _listing(out.loc[backwards, "staff_id"] + "@" + out.loc[backwards, "grid_code"])
+        )
+    return out
+
+
+@dataclass
+class Existing:
+    """What the store holds, as far as a change set needs to know.
+
+    ``grids`` and ``assignments`` cover the communities the change touches;
+    ``has_codes``/``has_staff`` answer which of some ids exist anywhere.
+    """
+
+    grids: gpd.GeoDataFrame
+    assignments: pd.DataFrame
+    has_codes: Callable[[list[str]], set[str]]
+    has_staff: Callable[[list[str]], set[str]]
+
+
+def touched_communities(changes) -> list[str]:
+    """Communities whose grids or staffing a change set touches."""
+    codes: list[str] = []
+    if changes.grids is not None:
+        codes += changes.grids["code"].astype(str).tolist()
+    if changes.assignments is not None:
+        codes += changes.assignments["grid_code"].astype(str).tolist()
+    return community_of(c for c in codes if len(c) >= CODE_LENGTHS[Level.COMMUNITY])
+
+
+def check_changeset(changes, existing: Existing, options: ValidationOptions | None = None):
+    """Normalise a change set and refuse it when it would break the store.
+
+    Returns
+    -------
+    (grids, staff, assignments, warnings)
+        Normalised tables (None where the change set had none) and the
+        problems that did not block the write.
+
+    Raises
+    ------
+    DuplicateCodeError, OrphanError, GeometryError, TopologyError, InputError
+    """
+    grids = staff = assignments = None
+    warnings = None
+    if changes.grids is not None and len(changes.grids):
+        grids = normalise_grids(changes.grids)
+        dup = grids["code"][grids["code"].duplicated()]
+        if len(dup):
+            raise DuplicateCodeError(f"codes appear twice in the input: {_listing(dup.unique())}")
+        clash = sorted(existing.has_codes(grids["code"].tolist()))
+        if clash:
+            raise DuplicateCodeError(
+                f"codes already in the store: {_listing(clash)}; nothing was imported"
+            )
+        merged = pd.concat([existing.grids[["code", "geometry"]], grids[["code", "geometry"]]],
+                           ignore_index=True)
+        merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84)
+        problems = validate(merged, None, options or ValidationOptions(check_staff=False))
+        new = set(grids["code"])
+        involved = problems["codes"].map(lambda cs: any(c in new for c in cs))
+        mine = problems.loc[involved]
+        for kind, error in ALWAYS_BLOCKING.items():
+            rows = mine.loc[mine["kind"] == kind]
+            if len(rows):
+                what = {"invalid_geometry": "invalid geometry", "orphan": "parent missing",
+                        "duplicate_code": "duplicate code"}[kind]
+                raise error(
+                    f"{what}: " + _listing(
+                        (f"{r.codes[0]} ({r.detail})" for r in rows.itertuples()), len(rows)
+                    ) + "; nothing was imported",
+                    detail=rows.drop(columns="geometry").to_dict("records"),
+                )
+        topo = mine.loc[mine["kind"].isin(TOPOLOGY_BLOCKING)]
+        if len(topo) and not changes.accept_problems:
+            raise TopologyError(
+                f"{len(topo)} topology problems: "
+                + _listing((r.detail for r in topo.itertuples()), len(topo))
+                + "; nothing was imported (fix the input, or import with --accept-problems "
+                "and fix them in place)",
+                topo.drop(columns="geometry").to_dict("records"),
+            )
+        warnings = mine.loc[~mine["kind"].isin(ALWAYS_BLOCKING)]
+    if changes.staff is not None and len(changes.staff):
+        staff = normalise_staff(changes.staff)
+        clash = sorted(existing.has_staff(staff["staff_id"].tolist()))
+        if clash:
+            raise DuplicateCodeError(f"staff ids already in the store: {_listing(clash)}")
+    if changes.assignments is not None and len(changes.assignments):
+        assignments = normalise_assignments(changes.assignments)
+        known_staff = set(staff["staff_id"]) if staff is not None else set()
+        wanted = sorted(set(assignments["staff_id"]) - known_staff)
+        unknown = sorted(set(wanted) - existing.has_staff(wanted))
+        if unknown:
+            raise OrphanError(f"assignments name unknown staff: {_listing(unknown)}")
+        known_grids = set(grids["code"]) if grids is not None else set()
+        wanted = sorted(set(assignments["grid_code"]) - known_grids)
+        unknown = sorted(set(wanted) - existing.has_codes(wanted))
+        if unknown:
+            raise OrphanError(f"assignments name unknown grids: {_listing(unknown)}")
+        key = assignments[["staff_id", "grid_code", "role", "start_date"]]
+        dup = key.duplicated()
+        if dup.any():
+            raise DuplicateCodeError(
+                "the same assignment appears twice: "
+                + _listing(key.loc[dup, "staff_id"] + "@" + key.loc[dup, "grid_code"])
+            )
+    return grids, staff, assignments, warnings

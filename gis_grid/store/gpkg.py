@@ -1,0 +1,444 @@
+"""The embedded store: one GeoPackage file that QGIS opens as it is.
+
+The file is created by GDAL (through pyogrio), so its metadata tables, R-tree
+spatial index and triggers are exactly what QGIS and GDAL expect: ``grids`` is
+a MultiPolygon feature table in EPSG:4326; ``staff`` and ``assignments`` are
+attribute tables. From then on every read and write goes through Python's
+``sqlite3`` so that one write — grids, staff, assignments, recomputed
+aggregates — is one SQLite transaction: it commits whole or not at all, even
+if the process is killed. The ``ST_*`` functions GDAL's R-tree triggers call
+are registered on the connection and read the envelope from the GeoPackage
+geometry header.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from numpy.typing import ArrayLike
+
+from gis_grid.changes import (
+    Existing,
+    check_changeset,
+    from_multi,
+    to_multi,
+    touched_communities,
+)
+from gis_grid.crs import WGS84
+from gis_grid.errors import StoreError
+from gis_grid.lookup import GridIndex
+from gis_grid.model import (
+    AGGREGATES,
+    ASSIGNMENT_COLUMNS,
+    CODE_LENGTHS,
+    GRID_COLUMNS,
+    STAFF_COLUMNS,
+    Level,
+    rollup,
+)
+from gis_grid.store.base import ChangeSet, WriteReport, empty_lookup
+from gis_grid.topology import ValidationOptions, validate
+
+SCHEMA_VERSION = "1"
+_ENVELOPE_BYTES = (0, 32, 48, 48, 64, 0, 0, 0)
+_SRS_ID = 4326
+#: SQLite allows a limited number of host parameters per statement.
+_CHUNK = 900
+
+
+# -- GeoPackage geometry blobs ------------------------------------------------
+
+
+def encode(geoms: np.ndarray) -> list[bytes]:
+    """GeoPackage binary for each geometry: header with an xy envelope, then WKB."""
+    geoms = np.asarray(geoms, dtype=object)
+    wkb = shapely.to_wkb(geoms, byte_order=1, output_dimension=2)
+    bounds = shapely.bounds(geoms)
+    header = np.zeros(
+        len(geoms), dtype=[("gp", "S2"), ("ver", "u1"), ("flags", "u1"), ("srs", "<i4"),
+                           ("env", "<f8", (4,))]
+    )
+    header["gp"] = b"GP"
+    header["flags"] = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
+    header["srs"] = _SRS_ID
+    header["env"] = bounds[:, [0, 2, 1, 3]]
+    raw = header.tobytes()
+    size = header.dtype.itemsize
+    return [raw[i * size:(i + 1) * size] + w for i, w in enumerate(wkb)]
+
+
+def decode(blobs: list[bytes | None]) -> np.ndarray:
+    """Geometries from GeoPackage binary blobs (whatever envelope they carry)."""
+    wkb = [
+        None if b is None else b[8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7]:] for b in blobs
+    ]
+    return shapely.from_wkb(np.array(wkb, dtype=object))
+
+
+def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    if blob is None or (blob[3] >> 4) & 1:
+        return None
+    kind = (blob[3] >> 1) & 7
+    if kind:
+        order = "<" if blob[3] & 1 else ">"
+        return struct.unpack_from(order + "4d", blob, 8)
+    minx, miny, maxx, maxy = shapely.bounds(decode([blob])[0])
+    return minx, maxx, miny, maxy
+
+
+def _register_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions GDAL's R-tree triggers call (SpatiaLite names)."""
+    conn.create_function("ST_IsEmpty", 1, lambda b: int(_envelope(b) is None), deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        conn.create_function(
+            name, 1, lambda b, i=i: (e[i] if (e := _envelope(b)) else None), deterministic=True
+        )
+
+
+# -- the store ----------------------------------------------------------------
+
+
+class GeoPackageStore:
+    """A gis-grid store in one GeoPackage file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.gpkg`` file.
+    create : bool
+        Create the file when it does not exist (default). Otherwise a missing
+        file raises :class:`~gis_grid.errors.StoreError`.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty.gpkg")
+    >>> with GeoPackageStore(path) as store:
+    ...     store.stats()["grids"]
+    {'community': 0, 'area': 0, 'courtyard': 0, 'building': 0, 'unit': 0}
+    """
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"no store at {self.path}: create it with 'gis-grid demo' "
+                                 "or 'gis-grid import'")
+            self._create()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA foreign_keys = OFF")
+        _register_functions(self._conn)
+        self._check_schema()
+        self._index: GridIndex | None = None
+        self._index_stamp: int | None = None
+
+    # -- set-up
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".creating")
+        tmp.unlink(missing_ok=True)
+        schema = {c: pd.Series(dtype="int64" if c in (*AGGREGATES, "version") else str)
+                  for c in (*GRID_COLUMNS, "community_code")}
+        grids = gpd.GeoDataFrame(schema, geometry=gpd.GeoSeries([], crs=WGS84))
+        pyogrio.write_dataframe(
+            grids, tmp, layer="grids", driver="GPKG", geometry_type="MultiPolygon",
+            layer_options={"IDENTIFIER": "网格 grids", "DESCRIPTION":
+                           "Nested grids: community > area > courtyard > building > unit"},
+        )
+        for layer, cols in (("staff", STAFF_COLUMNS), ("assignments", ASSIGNMENT_COLUMNS)):
+            pyogrio.write_dataframe(
+                pd.DataFrame({c: pd.Series(dtype=str) for c in cols}), tmp, layer=layer,
+                driver="GPKG", append=False,
+            )
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        with conn:
+            conn.executescript(
+                f"""
+                BEGIN;
+                CREATE UNIQUE INDEX grids_code ON grids(code);
+                CREATE INDEX grids_parent ON grids(parent_code);
+                CREATE INDEX grids_community ON grids(community_code);
+                CREATE INDEX grids_level ON grids(level);
+                CREATE UNIQUE INDEX staff_id ON staff(staff_id);
+                CREATE INDEX assignments_grid ON assignments(grid_code);
+                CREATE INDEX assignments_staff ON assignments(staff_id);
+                CREATE TABLE gis_grid_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                INSERT INTO gis_grid_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
+                INSERT INTO gis_grid_meta VALUES ('created_at', '{dt.datetime.now(dt.UTC).isoformat()}');
+                INSERT INTO gis_grid_meta VALUES ('generation', '0');
+                COMMIT;
+                """
+            )
+        conn.close()
+        os.replace(tmp, self.path)
+
+    def _check_schema(self) -> None:
+        try:
+            row = self._conn.execute(
+                "SELECT value FROM gis_grid_meta WHERE key = 'schema_version'"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a gis-grid GeoPackage ({exc})") from exc
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {row and row[0]}, this gis-grid expects "
+                f"{SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> GeoPackageStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"GeoPackageStore({str(self.path)!r})"
+
+    # -- reading
+
+    def _select(self, sql: str, params: ArrayLike = ()) -> pd.DataFrame:
+        cur = self._conn.execute(sql, list(params))
+        cols = [d[0] for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    def _in_chunks(self, sql: str, values: list, extra: tuple = ()) -> pd.DataFrame:
+        """Run ``sql`` (with one ``{}`` for a placeholder list) over chunks of values."""
+        frames = [
+            self._select(sql.format(",".join("?" * len(chunk))), [*extra, *chunk])
+            for chunk in (values[i:i + _CHUNK] for i in range(0, len(values), _CHUNK))
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else self._select(
+            sql.format("NULL"), list(extra)
+        )
+
+    def grids(self, *, level=None, codes=None, under=None, bbox=None, geometry=True):
+        """Grids filtered by level, codes, subtrees and lon/lat bounding box."""
+        cols = ", ".join(f"g.{c}" for c in GRID_COLUMNS)
+        where, params = [], []
+        if level is not None:
+            where.append("g.level = ?")
+            params.append(Level.parse(level).key)
+        if bbox is not None:
+            minx, miny, maxx, maxy = map(float, bbox)
+            where.append(
+                "g.fid IN (SELECT id FROM rtree_grids_geom WHERE maxx >= ? AND minx <= ? "
+                "AND maxy >= ? AND miny <= ?)"
+            )
+            params += [minx, maxx, miny, maxy]
+        if under is not None:
+            roots = [str(c) for c in np.atleast_1d(under)]
+            ors = " OR ".join("substr(g.code, 1, ?) = ?" for _ in roots) or "0"
+            where.append(f"({ors})")
+            for r in roots:
+                params += [len(r), r]
+        sql = f"SELECT {cols}{', g.geom' if geometry else ''} FROM grids g"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        if codes is not None:
+            wanted = [str(c) for c in np.atleast_1d(codes)]
+            sql += (" AND " if where else " WHERE ") + "g.code IN ({})"
+            frame = self._in_chunks(sql + " ORDER BY g.code", wanted, tuple(params)) \
+                if wanted else self._select(sql.format("NULL"), params)
+        else:
+            frame = self._select(sql + " ORDER BY g.code", params)
+        for col in (*AGGREGATES, "version"):
+            frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
+        if not geometry:
+            return frame
+        geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else []
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+
+    def staff(self, staff_ids=None) -> pd.DataFrame:
+        """Staff members, optionally only the given ids."""
+        cols = ", ".join(STAFF_COLUMNS)
+        if staff_ids is None:
+            return self._select(f"SELECT {cols} FROM staff ORDER BY staff_id")
+        ids = [str(s) for s in np.atleast_1d(staff_ids)]
+        return self._in_chunks(f"SELECT {cols} FROM staff WHERE staff_id IN ({{}})", ids)
+
+    def assignments(self, *, grid_codes=None, staff_ids=None) -> pd.DataFrame:
+        """Assignments, filtered by grid codes or staff ids."""
+        cols = ", ".join(ASSIGNMENT_COLUMNS)
+        if grid_codes is not None:
+            codes = [str(c) for c in np.atleast_1d(grid_codes)]
+            return self._in_chunks(f"SELECT {cols} FROM assignments WHERE grid_code IN ({{}})",
+                                   codes)
+        if staff_ids is not None:
+            ids = [str(s) for s in np.atleast_1d(staff_ids)]
+            return self._in_chunks(f"SELECT {cols} FROM assignments WHERE staff_id IN ({{}})",
+                                   ids)
+        return self._select(f"SELECT {cols} FROM assignments ORDER BY grid_code, staff_id")
+
+    def _generation(self) -> int:
+        return int(self._conn.execute(
+            "SELECT value FROM gis_grid_meta WHERE key = 'generation'").fetchone()[0])
+
+    # -- writing
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    def _existing_codes(self, codes: list[str]) -> set[str]:
+        found = self._in_chunks("SELECT code FROM grids WHERE code IN ({})", codes)
+        return set(found["code"])
+
+    def _existing_staff(self, ids: list[str]) -> set[str]:
+        found = self._in_chunks("SELECT staff_id FROM staff WHERE staff_id IN ({})", ids)
+        return set(found["staff_id"])
+
+    def apply(self, changes: ChangeSet, options: ValidationOptions | None = None) -> WriteReport:
+        """Write a change set in one transaction; on any error nothing changes."""
+        communities = touched_communities(changes)
+        with self._transaction() as conn:
+            current = self._grids_of(communities)
+            existing = Existing(
+                grids=current,
+                assignments=self.assignments(grid_codes=current["code"].tolist()),
+                has_codes=self._existing_codes,
+                has_staff=self._existing_staff,
+            )
+            grids, staff, assignments, warnings = check_changeset(changes, existing, options)
+            report = WriteReport(communities=communities, warnings=warnings)
+            if grids is not None:
+                community = grids["code"].str.slice(0, CODE_LENGTHS[Level.COMMUNITY])
+                rows = zip(
+                    encode(to_multi(grids.geometry.to_numpy())),
+                    *(grids[c].tolist() for c in GRID_COLUMNS),
+                    community.tolist(),
+                    strict=True,
+                )
+                cols = ("geom", *GRID_COLUMNS, "community_code")
+                conn.executemany(
+                    f"INSERT INTO grids ({', '.join(cols)}) VALUES "
+                    f"({', '.join('?' * len(cols))})",
+                    rows,
+                )
+                report.grids = len(grids)
+                self._rollup(conn, communities)
+                self._update_extent(conn)
+            if staff is not None:
+                conn.executemany(
+                    f"INSERT INTO staff ({', '.join(STAFF_COLUMNS)}) VALUES (?, ?, ?, ?)",
+                    staff[list(STAFF_COLUMNS)].itertuples(index=False, name=None),
+                )
+                report.staff = len(staff)
+            if assignments is not None:
+                conn.executemany(
+                    f"INSERT INTO assignments ({', '.join(ASSIGNMENT_COLUMNS)}) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    assignments[list(ASSIGNMENT_COLUMNS)].itertuples(index=False, name=None),
+                )
+                report.assignments = len(assignments)
+            conn.execute(
+                "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'generation'"
+            )
+            for table, n in (("grids", report.grids), ("staff", report.staff),
+                             ("assignments", report.assignments)):
+                if n:
+                    conn.execute(
+                        "UPDATE gpkg_contents SET last_change = "
+                        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?", (table,)
+                    )
+        return report
+
+    def _grids_of(self, communities: list[str]) -> gpd.GeoDataFrame:
+        cols = ", ".join(GRID_COLUMNS)
+        frame = self._in_chunks(
+            f"SELECT {cols}, geom FROM grids WHERE community_code IN ({{}})", communities
+        )
+        geoms = decode(frame.pop("geom").tolist()) if len(frame) else []
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+
+    def _rollup(self, conn: sqlite3.Connection, communities: list[str]) -> None:
+        """Recompute the aggregates of the given communities (inside the transaction)."""
+        cols = ", ".join(AGGREGATES)
+        current = self._in_chunks(
+            f"SELECT fid, code, {cols} FROM grids WHERE community_code IN ({{}})", communities
+        )
+        summed = rollup(current)
+        changed = (summed[list(AGGREGATES)] != current[list(AGGREGATES)]).any(axis=1)
+        updates = summed.loc[changed, [*AGGREGATES, "fid"]]
+        conn.executemany(
+            f"UPDATE grids SET {', '.join(f'{c} = ?' for c in AGGREGATES)} WHERE fid = ?",
+            (tuple(int(v) for v in row) for row in updates.itertuples(index=False, name=None)),
+        )
+
+    def _update_extent(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE gpkg_contents SET min_x = (SELECT min(minx) FROM rtree_grids_geom), "
+            "min_y = (SELECT min(miny) FROM rtree_grids_geom), "
+            "max_x = (SELECT max(maxx) FROM rtree_grids_geom), "
+            "max_y = (SELECT max(maxy) FROM rtree_grids_geom) WHERE table_name = 'grids'"
+        )
+        conn.execute(
+            "UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM grids) "
+            "WHERE table_name = 'grids'"
+        )
+
+    # -- questions
+
+    def index(self) -> GridIndex:
+        """The in-memory point-lookup index, rebuilt after any write."""
+        stamp = self._generation()
+        if self._index is None or self._index_stamp != stamp:
+            frame = self.grids(geometry=True)
+            self._index = GridIndex(frame["code"].to_numpy(), frame.geometry.to_numpy())
+            self._index_stamp = stamp
+        return self._index
+
+    def lookup(self, lon: ArrayLike, lat: ArrayLike) -> pd.DataFrame:
+        """For each point, the grid code at each level containing it."""
+        x, y = np.atleast_1d(np.asarray(lon, float)), np.atleast_1d(np.asarray(lat, float))
+        if not self._conn.execute("SELECT 1 FROM grids LIMIT 1").fetchone():
+            return empty_lookup(len(x))
+        return self.index().lookup(x, y)
+
+    def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:
+        """All topology problems of the store."""
+        return validate(self.grids(), self.assignments(), options)
+
+    def stats(self) -> dict:
+        """Counts per level, workload totals, staff and assignments."""
+        per_level = dict(self._conn.execute("SELECT level, count(*) FROM grids GROUP BY level"))
+        totals = self._conn.execute(
+            f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in AGGREGATES)} FROM grids "
+            "WHERE level = 'community'"
+        ).fetchone()
+        today = dt.date.today().isoformat()
+        staffed = self._conn.execute(
+            "SELECT count(DISTINCT grid_code) FROM assignments WHERE start_date <= ? AND "
+            "(end_date IS NULL OR end_date = '' OR end_date >= ?)", (today, today)
+        ).fetchone()[0]
+        return {
+            "grids": {lv.key: int(per_level.get(lv.key, 0)) for lv in Level},
+            **{c: int(v) for c, v in zip(AGGREGATES, totals, strict=True)},
+            "staff": self._conn.execute("SELECT count(*) FROM staff").fetchone()[0],
+            "assignments": self._conn.execute("SELECT count(*) FROM assignments").fetchone()[0],
+            "staffed_grids": int(staffed),
+        }
