@@ -222,7 +222,7 @@ def generate(spec: DemoSpec = REFERENCE, *, progress=None) -> DemoData:
     --------
     >>> data = generate()
     >>> data.grids.groupby("level").size().to_dict()
-    {'area': 8, 'building': 114, 'community': 1, 'courtyard': 30, 'unit': 454}
+    {'area': 8, 'building': 114, 'community': 1, 'courtyard': 30, 'unit': 350}
     >>> int(data.grids.loc[data.grids.level == "community", "households"].iloc[0])
     3211
     """

@@ -2,25 +2,30 @@
 
 :class:`GridIndex` answers, for every point, the grid of each level that covers
 it. Per level it keeps a uniform bucket grid over the polygons' bounding boxes
-(compressed rows: bucket → candidate polygons). A lookup computes each point's
-bucket with integer arithmetic, expands the (point, candidate) pairs, drops the
-pairs whose bounding box misses the point, and tests only the survivors with
-GEOS (:func:`shapely.intersects_xy` on prepared polygons). No Point objects
-are made and no tree is walked, which is where a bulk ``STRtree`` query spends
-its time.
+(compressed rows: bucket → candidate polygons). Buckets that no polygon edge
+touches are labelled at build time with the polygon covering them (or none), so
+most points of the large levels (community, area, courtyard) are answered by
+integer arithmetic alone. The other points expand into (point, candidate)
+pairs, lose the pairs whose bounding box misses, and only the survivors are
+tested with GEOS (:func:`shapely.intersects_xy` on prepared polygons). Units
+are searched among the 2–6 units of the building found. No Point objects are
+made and no tree is walked, which is where a bulk ``STRtree`` query spends its
+time.
 
 Boundary rule: a point on the boundary of a grid is covered by it (the test is
 ``covers``, not ``contains``); a point on an edge shared by two grids of one
 level belongs to the one with the smaller code — the one numbered first, west
-or north of the other. The PostGIS store applies the same rule.
+or north of the other. The PostGIS store applies the same rule. A unit is only
+found inside the building found (a unit outside its building is reported by
+``validate``).
 
 Examples
 --------
 >>> from shapely import box
 >>> index = GridIndex(["211281001007", "211281001007001", "211281001007002"],
 ...                   [box(0, 0, 2, 1), box(0, 0, 1, 1), box(1, 0, 2, 1)])
->>> index.lookup([0.5, 1.0, 5.0], [0.5, 0.5, 0.5])[["community", "area"]].values.tolist()
-[['211281001007', '211281001007001'], ['211281001007', '211281001007001'], [None, None]]
+>>> index.lookup([0.5, 1.0, 5.0], [0.5, 0.5, 0.5])["area"].tolist()
+['211281001007001', '211281001007001', nan]
 """
 
 from __future__ import annotations

@@ -162,8 +162,8 @@ def validate(
     >>> problems = validate(grids)
     >>> problems[["kind", "codes"]].values.tolist()
     [['gap', ['211281001007']]]
-    >>> round(problems.area_m2[0])  # 0.0001° of longitude x 0.01° of latitude at 42.4°N
-    91
+    >>> round(problems.area_m2[0])  # 0.0001° of longitude (8.23 m) x 0.01° of latitude (1,110 m)
+    9144
     """
     opts = options or ValidationOptions()
     problems = _Problems()
