@@ -148,7 +148,7 @@ class GeoPackageStore:
 
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".creating")
+        tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.creating.gpkg")
         tmp.unlink(missing_ok=True)
         schema = {c: pd.Series(dtype="int64" if c in (*AGGREGATES, "version") else str)
                   for c in (*GRID_COLUMNS, "community_code")}

@@ -1,0 +1,104 @@
+"""The questions people ask a store: where am I, and what do I cover.
+
+Both work on any :class:`~gis_grid.store.base.Store` through its protocol
+methods, so the PostGIS store answers them unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from gis_grid.errors import NotFoundError
+from gis_grid.model import AGGREGATES, Level, Role
+
+
+def active(assignments: pd.DataFrame, on: dt.date | None = None) -> pd.DataFrame:
+    """The assignments in force on a day (default today)."""
+    day = (on or dt.date.today()).isoformat()
+    start = assignments["start_date"].fillna("").astype(str)
+    end = assignments["end_date"].where(assignments["end_date"].notna(), "9999-12-31")
+    end = end.astype(str).replace("", "9999-12-31")
+    return assignments.loc[(start <= day) & (end >= day)]
+
+
+def _staff_of(store, codes: list[str]) -> pd.DataFrame:
+    assigned = active(store.assignments(grid_codes=codes))
+    if not len(assigned):
+        return pd.DataFrame(columns=["grid_code", "staff_id", "name", "role", "phone"])
+    people = store.staff(assigned["staff_id"].unique()).drop(columns="role")
+    return assigned.merge(people, on="staff_id", how="left")[
+        ["grid_code", "staff_id", "name", "role", "phone"]
+    ]
+
+
+def chain(store, lon: float, lat: float) -> list[dict]:
+    """The grids containing a point, community first, each with its staff.
+
+    Returns an empty list when the point is in no grid.
+    """
+    row = store.lookup([lon], [lat]).iloc[0]
+    codes = [str(row[lv.key]) for lv in Level if pd.notna(row[lv.key])]
+    if not codes:
+        return []
+    grids = store.grids(codes=codes, geometry=False).set_index("code")
+    staff = _staff_of(store, codes)
+    out = []
+    for code in codes:
+        g = grids.loc[code]
+        people = staff.loc[staff["grid_code"] == code]
+        out.append({
+            "level": g["level"],
+            "level_zh": Level.parse(g["level"]).zh,
+            "code": code,
+            "name": g["name"],
+            **{c: int(g[c]) for c in AGGREGATES},
+            "staff": [
+                {"staff_id": p.staff_id, "name": p.name, "role": p.role,
+                 "role_zh": Role.parse(p.role).zh, "phone": p.phone}
+                for p in people.itertuples()
+            ],
+        })
+    return out
+
+
+def coverage(store, staff_id: str) -> dict:
+    """What a staff member covers: their grids and everything under them.
+
+    Grids assigned to the person whose ancestor is also assigned to them are
+    counted once (a grid worker assigned to an area and to its courtyards
+    covers the area).
+
+    Raises
+    ------
+    NotFoundError
+        When no such staff member exists.
+    """
+    person = store.staff([staff_id])
+    if not len(person):
+        raise NotFoundError(f"no staff member with id {staff_id!r}")
+    person = person.iloc[0]
+    assigned = active(store.assignments(staff_ids=[staff_id]))
+    codes = sorted(set(assigned["grid_code"].astype(str)))
+    tops = [c for c in codes if not any(c != o and c.startswith(o) for o in codes)]
+    grids = store.grids(codes=codes, geometry=False).set_index("code") if codes else None
+    under = store.grids(under=tops, geometry=False) if tops else pd.DataFrame(
+        columns=["code", "level", *AGGREGATES])
+    counts = under["level"].value_counts()
+    top_rows = under.loc[under["code"].isin(tops)]
+    return {
+        "staff_id": person["staff_id"],
+        "name": person["name"],
+        "role": person["role"],
+        "role_zh": Role.parse(person["role"]).zh,
+        "phone": person["phone"],
+        "grids": [
+            {"code": c, "level": grids.loc[c, "level"], "name": grids.loc[c, "name"],
+             "role": r}
+            for c, r in assigned.sort_values("grid_code")[["grid_code", "role"]].itertuples(
+                index=False)
+        ],
+        "counts": {lv.key: int(counts.get(lv.key, 0)) for lv in Level},
+        **{c: int(pd.to_numeric(top_rows[c]).sum()) for c in AGGREGATES},
+    }
