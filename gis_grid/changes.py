@@ -279,7 +279,9 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
                 raise error(
                     f"{what}: " + _listing(
                         (f"{r.codes[0]} ({r.detail})" for r in rows.itertuples()), len(rows)
-                    ) + "; nothing was imported",
+                    ) + "; nothing was imported"
+                    + (" (repair them with 'gis-grid import --make-valid' or fix the file)"
+                       if kind == "invalid_geometry" else ""),
                     detail=rows.drop(columns="geometry").to_dict("records"),
                 )
         topo = mine.loc[mine["kind"].isin(TOPOLOGY_BLOCKING)]

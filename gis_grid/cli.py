@@ -186,14 +186,21 @@ def import_(
         "--accept-problems",
         help="Import even when grids overlap siblings or leave their parent; "
              "'validate' then lists them.")] = False,
+    make_valid: Annotated[bool, typer.Option(
+        "--make-valid",
+        help="Repair self-intersecting polygons (GEOS make_valid) instead of refusing them.")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import grids of one level from a file, all or nothing."""
-    from gis_grid.io import assign_missing_codes, read_grid_file
+    from gis_grid.io import assign_missing_codes, read_grid_file, repair_geometries
     from gis_grid.store import ChangeSet
 
     lv = Level.parse(level)
     frame = read_grid_file(file, crs=crs, layer=layer)
+    repaired = 0
+    if make_valid:
+        frame, repaired = repair_geometries(frame)
     if "level" not in frame.columns:
         frame["level"] = lv.key
     elif (frame["level"].map(lambda v: Level.parse(v)) != lv).any():
@@ -206,10 +213,11 @@ def import_(
             report = st.apply(ChangeSet(grids=frame, accept_problems=accept_problems))
     warnings = report.warnings if report.warnings is not None else None
     if fmt is Format.json:
-        _json({"imported": report.grids, "communities": report.communities,
+        _json({"imported": report.grids, "repaired": repaired, "communities": report.communities,
                "warnings": _problem_records(warnings) if warnings is not None else []})
         return
-    out.print(f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {store}")
+    out.print(f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {store}"
+              + (f"; repaired {repaired} invalid polygons" if repaired else ""))
     if warnings is not None and len(warnings):
         out.print(f"{len(warnings)} problems to look at (run 'gis-grid validate {store}'):")
         _print_problems(warnings.head(10))
