@@ -37,8 +37,11 @@ from gis_grid.model import (
 from gis_grid.topology import ValidationOptions, validate
 
 #: Problems that always refuse a write, and those refused unless accepted.
-ALWAYS_BLOCKING = {"invalid_geometry": GeometryError, "duplicate_code": DuplicateCodeError,
-                   "orphan": OrphanError}
+ALWAYS_BLOCKING = {
+    "invalid_geometry": GeometryError,
+    "duplicate_code": DuplicateCodeError,
+    "orphan": OrphanError,
+}
 TOPOLOGY_BLOCKING = {"overlap", "outside_parent"}
 #: At most this many rows are named in an error message.
 SHOWN = 8
@@ -113,8 +116,9 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     )
     if "parent_code" in frame.columns:
         given = frame["parent_code"].where(frame["parent_code"].notna(), None)
-        given = given.map(lambda v: None if v is None or str(v).strip() in ("", "nan") else
-                          str(v).strip())
+        given = given.map(
+            lambda v: None if v is None or str(v).strip() in ("", "nan") else str(v).strip()
+        )
         wrong = codes[(given.to_numpy() != parents.to_numpy()) & given.notna().to_numpy()]
         if len(wrong):
             raise InputError(
@@ -128,18 +132,24 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
     if not polygonal.all():
         kinds = pd.Series(shapely.get_type_id(geoms)[~polygonal]).map(
-            {0: "Point", 1: "LineString", 2: "LinearRing", 4: "MultiPoint",
-             5: "MultiLineString", 7: "GeometryCollection"})
+            {
+                0: "Point",
+                1: "LineString",
+                2: "LinearRing",
+                4: "MultiPoint",
+                5: "MultiLineString",
+                7: "GeometryCollection",
+            }
+        )
         raise GeometryError(
             "grids must be polygons; got "
             + _listing(f"{c} ({k})" for c, k in zip(codes[~polygonal], kinds, strict=True))
         )
     check_lonlat(geoms)
-    out = pd.DataFrame({"code": codes.to_numpy(), "parent_code": parents.to_numpy(),
-                        "level": levels.to_numpy()})
-    out["name"] = (
-        frame["name"].fillna("").astype(str).to_numpy() if "name" in frame.columns else ""
+    out = pd.DataFrame(
+        {"code": codes.to_numpy(), "parent_code": parents.to_numpy(), "level": levels.to_numpy()}
     )
+    out["name"] = frame["name"].fillna("").astype(str).to_numpy() if "name" in frame.columns else ""
     for col in AGGREGATES:
         if col in frame.columns:
             values = pd.to_numeric(frame[col], errors="coerce")
@@ -155,8 +165,11 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def _parse_date(value, what: str) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() in (
-        "", "NaT", "None", "nan"):
+    if (
+        value is None
+        or (isinstance(value, float) and np.isnan(value))
+        or str(value).strip() in ("", "NaT", "None", "nan")
+    ):
         return None
     try:
         return dt.date.fromisoformat(str(value).strip()[:10]).isoformat()
@@ -176,11 +189,13 @@ def normalise_staff(frame: pd.DataFrame) -> pd.DataFrame:
         raise InputError(f"staff rows without id or name: rows {_listing(np.flatnonzero(empty))}")
     out["role"] = (
         frame["role"].map(lambda r: Role.parse(r).value).to_numpy()
-        if "role" in frame.columns else Role.GRID_WORKER.value
+        if "role" in frame.columns
+        else Role.GRID_WORKER.value
     )
     out["phone"] = (
         frame["phone"].fillna("").astype(str).str.strip().to_numpy()
-        if "phone" in frame.columns else ""
+        if "phone" in frame.columns
+        else ""
     )
     dup = out["staff_id"][out["staff_id"].duplicated()]
     if len(dup):
@@ -193,13 +208,16 @@ def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("staff_id", "grid_code"):
         if col not in frame.columns:
             raise InputError(f"assignments need a {col!r} column")
-    out = pd.DataFrame({
-        "staff_id": frame["staff_id"].astype(str).str.strip().to_numpy(),
-        "grid_code": frame["grid_code"].astype(str).str.strip().to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "staff_id": frame["staff_id"].astype(str).str.strip().to_numpy(),
+            "grid_code": frame["grid_code"].astype(str).str.strip().to_numpy(),
+        }
+    )
     out["role"] = (
         frame["role"].map(lambda r: Role.parse(r).value).to_numpy()
-        if "role" in frame.columns else Role.GRID_WORKER.value
+        if "role" in frame.columns
+        else Role.GRID_WORKER.value
     )
     today = dt.date.today().isoformat()
     start = frame["start_date"] if "start_date" in frame.columns else pd.Series([None] * len(out))
@@ -264,8 +282,9 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
             raise DuplicateCodeError(
                 f"codes already in the store: {_listing(clash)}; nothing was imported"
             )
-        merged = pd.concat([existing.grids[["code", "geometry"]], grids[["code", "geometry"]]],
-                           ignore_index=True)
+        merged = pd.concat(
+            [existing.grids[["code", "geometry"]], grids[["code", "geometry"]]], ignore_index=True
+        )
         merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84)
         problems = validate(merged, None, options or ValidationOptions(check_staff=False))
         new = set(grids["code"])
@@ -274,14 +293,20 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
         for kind, error in ALWAYS_BLOCKING.items():
             rows = mine.loc[mine["kind"] == kind]
             if len(rows):
-                what = {"invalid_geometry": "invalid geometry", "orphan": "parent missing",
-                        "duplicate_code": "duplicate code"}[kind]
+                what = {
+                    "invalid_geometry": "invalid geometry",
+                    "orphan": "parent missing",
+                    "duplicate_code": "duplicate code",
+                }[kind]
                 raise error(
-                    f"{what}: " + _listing(
-                        (f"{r.codes[0]} ({r.detail})" for r in rows.itertuples()), len(rows)
-                    ) + "; nothing was imported"
-                    + (" (repair them with 'gis-grid import --make-valid' or fix the file)"
-                       if kind == "invalid_geometry" else ""),
+                    f"{what}: "
+                    + _listing((f"{r.codes[0]} ({r.detail})" for r in rows.itertuples()), len(rows))
+                    + "; nothing was imported"
+                    + (
+                        " (repair them with 'gis-grid import --make-valid' or fix the file)"
+                        if kind == "invalid_geometry"
+                        else ""
+                    ),
                     detail=rows.drop(columns="geometry").to_dict("records"),
                 )
         topo = mine.loc[mine["kind"].isin(TOPOLOGY_BLOCKING)]

@@ -85,8 +85,10 @@ def _open(store: str, *, create: bool = False):
     from gis_grid.store import open_store
 
     if not create and "://" not in store and not Path(store).exists():
-        raise InputError(f"no store at {store}: create one with 'gis-grid demo --out {store}' "
-                         "or 'gis-grid import'")
+        raise InputError(
+            f"no store at {store}: create one with 'gis-grid demo --out {store}' "
+            "or 'gis-grid import'"
+        )
     return open_store(store, create=create)
 
 
@@ -111,11 +113,14 @@ def main(
 @_fail_cleanly
 def demo(
     out_path: Annotated[Path, typer.Option("--out", help="Where to write the store.")] = Path(
-        "out/demo.gpkg"),
+        "out/demo.gpkg"
+    ),
     size: Annotated[Size, typer.Option(help="reference: 宏大社区; city: 200 communities.")] = (
-        Size.reference),
-    communities: Annotated[int | None, typer.Option(
-        help="Override the number of communities.", min=1, max=2000)] = None,
+        Size.reference
+    ),
+    communities: Annotated[
+        int | None, typer.Option(help="Override the number of communities.", min=1, max=2000)
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
 ) -> None:
     """Build the demo community (or a city) into a new GeoPackage and summarise it."""
@@ -144,17 +149,22 @@ def demo(
     with _open(str(out_path)) as store:
         stats = store.stats()
         problems = store.validate()
-        out.print(f"[bold]demo store:[/] {out_path}  (open it in QGIS: layers grids, staff, "
-                  "assignments)")
+        out.print(
+            f"[bold]demo store:[/] {out_path}  (open it in QGIS: layers grids, staff, assignments)"
+        )
         _print_stats(stats)
         errors = int((problems["severity"] == "error").sum())
-        out.print(f"validation: [bold]{errors}[/] errors, "
-                  f"{int((problems['severity'] == 'warning').sum())} warnings")
+        out.print(
+            f"validation: [bold]{errors}[/] errors, "
+            f"{int((problems['severity'] == 'warning').sum())} warnings"
+        )
         units = store.grids(level=Level.UNIT, geometry=True)
         if len(units):
             probe = units.geometry.iloc[len(units) // 2].representative_point()
-            out.print(f"\nlookup of a point in unit {units['code'].iloc[len(units) // 2]}: "
-                      f"gis-grid lookup {out_path} --lon {probe.x:.6f} --lat {probe.y:.6f}")
+            out.print(
+                f"\nlookup of a point in unit {units['code'].iloc[len(units) // 2]}: "
+                f"gis-grid lookup {out_path} --lon {probe.x:.6f} --lat {probe.y:.6f}"
+            )
             from gis_grid.queries import chain
 
             _print_chain(chain(store, probe.x, probe.y))
@@ -162,8 +172,12 @@ def demo(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     )
 
 
@@ -175,20 +189,34 @@ def _progress() -> Progress:
 def import_(
     store: StoreArg,
     file: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv (WKT column).")],
-    level: Annotated[str, typer.Option(help="community, area, courtyard, building or unit "
-                                             "(or 社区/片区/院落/楼栋/单元).")],
-    crs: Annotated[str | None, typer.Option(
-        help="What the coordinates are: EPSG:4326, EPSG:4490, a projected EPSG code, "
-             "gcj02 (Gaode/Tencent) or bd09 (Baidu). Required when the file declares none.")
+    level: Annotated[
+        str,
+        typer.Option(
+            help="community, area, courtyard, building or unit (or 社区/片区/院落/楼栋/单元)."
+        ),
+    ],
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="What the coordinates are: EPSG:4326, EPSG:4490, a projected EPSG code, "
+            "gcj02 (Gaode/Tencent) or bd09 (Baidu). Required when the file declares none."
+        ),
     ] = None,
     layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage to read.")] = None,
-    accept_problems: Annotated[bool, typer.Option(
-        "--accept-problems",
-        help="Import even when grids overlap siblings or leave their parent; "
-             "'validate' then lists them.")] = False,
-    make_valid: Annotated[bool, typer.Option(
-        "--make-valid",
-        help="Repair self-intersecting polygons (GEOS make_valid) instead of refusing them.")
+    accept_problems: Annotated[
+        bool,
+        typer.Option(
+            "--accept-problems",
+            help="Import even when grids overlap siblings or leave their parent; "
+            "'validate' then lists them.",
+        ),
+    ] = False,
+    make_valid: Annotated[
+        bool,
+        typer.Option(
+            "--make-valid",
+            help="Repair self-intersecting polygons (GEOS make_valid) instead of refusing them.",
+        ),
     ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -204,8 +232,10 @@ def import_(
     if "level" not in frame.columns:
         frame["level"] = lv.key
     elif (frame["level"].map(lambda v: Level.parse(v)) != lv).any():
-        raise InputError(f"{file.name} holds grids of other levels than {lv.key}; import one "
-                         "level at a time (or drop the --level mismatch)")
+        raise InputError(
+            f"{file.name} holds grids of other levels than {lv.key}; import one "
+            "level at a time (or drop the --level mismatch)"
+        )
     with _open(store, create=True) as st:
         frame = assign_missing_codes(frame, lv, st)
         with _progress() as progress:
@@ -213,11 +243,19 @@ def import_(
             report = st.apply(ChangeSet(grids=frame, accept_problems=accept_problems))
     warnings = report.warnings if report.warnings is not None else None
     if fmt is Format.json:
-        _json({"imported": report.grids, "repaired": repaired, "communities": report.communities,
-               "warnings": _problem_records(warnings) if warnings is not None else []})
+        _json(
+            {
+                "imported": report.grids,
+                "repaired": repaired,
+                "communities": report.communities,
+                "warnings": _problem_records(warnings) if warnings is not None else [],
+            }
+        )
         return
-    out.print(f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {store}"
-              + (f"; repaired {repaired} invalid polygons" if repaired else ""))
+    out.print(
+        f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {store}"
+        + (f"; repaired {repaired} invalid polygons" if repaired else "")
+    )
     if warnings is not None and len(warnings):
         out.print(f"{len(warnings)} problems to look at (run 'gis-grid validate {store}'):")
         _print_problems(warnings.head(10))
@@ -227,9 +265,13 @@ def import_(
 @_fail_cleanly
 def import_staff(
     store: StoreArg,
-    file: Annotated[Path, typer.Argument(
-        help="CSV: staff_id, name, role, phone; with grid_code (and start_date, end_date) a "
-             "row also assigns the person to that grid.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: staff_id, name, role, phone; with grid_code (and start_date, end_date) a "
+            "row also assigns the person to that grid."
+        ),
+    ],
 ) -> None:
     """Import staff and their grid assignments from a CSV file, all or nothing."""
     from gis_grid.store import ChangeSet
@@ -249,8 +291,9 @@ def import_staff(
             assignments = rows.loc[rows["grid_code"].notna()].copy()
             if "grid_role" in assignments.columns:
                 assignments["role"] = assignments["grid_role"].fillna(assignments.get("role"))
-        report = st.apply(ChangeSet(staff=people[cols] if len(people) else None,
-                                    assignments=assignments))
+        report = st.apply(
+            ChangeSet(staff=people[cols] if len(people) else None, assignments=assignments)
+        )
     out.print(f"imported {report.staff} staff and {report.assignments} assignments into {store}")
 
 
@@ -277,9 +320,14 @@ def export(
 
 def _problem_records(problems) -> list[dict]:
     return [
-        {"kind": r.kind, "severity": r.severity, "level": r.level, "codes": list(r.codes),
-         "area_m2": None if pd.isna(r.area_m2) else round(float(r.area_m2), 3),
-         "detail": r.detail}
+        {
+            "kind": r.kind,
+            "severity": r.severity,
+            "level": r.level,
+            "codes": list(r.codes),
+            "area_m2": None if pd.isna(r.area_m2) else round(float(r.area_m2), 3),
+            "detail": r.detail,
+        }
         for r in problems.itertuples()
     ]
 
@@ -289,8 +337,13 @@ def _print_problems(problems) -> None:
     table.columns[2].no_wrap = True
     for r in problems.itertuples():
         colour = "red" if r.severity == "error" else "yellow"
-        table.add_row(f"[{colour}]{r.kind}[/]", r.level or "", "\n".join(r.codes),
-                      "" if pd.isna(r.area_m2) else f"{r.area_m2:,.1f}", r.detail)
+        table.add_row(
+            f"[{colour}]{r.kind}[/]",
+            r.level or "",
+            "\n".join(r.codes),
+            "" if pd.isna(r.area_m2) else f"{r.area_m2:,.1f}",
+            r.detail,
+        )
     out.print(table)
 
 
@@ -299,14 +352,21 @@ def _print_problems(problems) -> None:
 def validate(
     store: StoreArg,
     fmt: FormatOpt = Format.table,
-    tolerance: Annotated[float, typer.Option(
-        help="How far (m) a child may reach beyond its parent.", min=0)] = 0.5,
-    min_area: Annotated[float, typer.Option(
-        help="Overlaps and gaps smaller than this (m²) are ignored.", min=0)] = 0.1,
+    tolerance: Annotated[
+        float, typer.Option(help="How far (m) a child may reach beyond its parent.", min=0)
+    ] = 0.5,
+    min_area: Annotated[
+        float, typer.Option(help="Overlaps and gaps smaller than this (m²) are ignored.", min=0)
+    ] = 0.1,
     strict: Annotated[bool, typer.Option(help="Treat warnings (no_staff) as errors.")] = False,
-    problems_out: Annotated[Path | None, typer.Option(
-        "--problems-out", help="Also write the problems with their geometry (.geojson/.gpkg) "
-                               "to open beside the grids in QGIS.")] = None,
+    problems_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--problems-out",
+            help="Also write the problems with their geometry (.geojson/.gpkg) "
+            "to open beside the grids in QGIS.",
+        ),
+    ] = None,
 ) -> None:
     """Check topology (gaps, overlaps, nesting), codes and staffing; exit 1 on errors."""
     from gis_grid.topology import ValidationOptions
@@ -324,9 +384,16 @@ def validate(
     errors = int((problems["severity"] == "error").sum())
     warnings = len(problems) - errors
     if fmt is Format.json:
-        _json({"problems": _problem_records(problems),
-               "summary": {"errors": errors, "warnings": warnings,
-                           **problems["kind"].value_counts().to_dict()}})
+        _json(
+            {
+                "problems": _problem_records(problems),
+                "summary": {
+                    "errors": errors,
+                    "warnings": warnings,
+                    **problems["kind"].value_counts().to_dict(),
+                },
+            }
+        )
     else:
         if len(problems):
             _print_problems(problems)
@@ -367,10 +434,15 @@ def _print_chain(chain: list[dict]) -> None:
     table.columns[1].no_wrap = True
     table.columns[1].min_width = 23
     for g in chain:
-        people = "\n".join(f"{p['name']} {p['role_zh']} {p['phone']} ({p['staff_id']})"
-                           for p in g["staff"]) or "[yellow]none (属地兜底: see parent)[/]"
-        table.add_row(f"{g['level']} {g['level_zh']}", g["code"], g["name"],
-                      f"{g['households']:,}", people)
+        people = (
+            "\n".join(
+                f"{p['name']} {p['role_zh']} {p['phone']} ({p['staff_id']})" for p in g["staff"]
+            )
+            or "[yellow]none (属地兜底: see parent)[/]"
+        )
+        table.add_row(
+            f"{g['level']} {g['level_zh']}", g["code"], g["name"], f"{g['households']:,}", people
+        )
     out.print(table)
 
 
@@ -380,8 +452,10 @@ def lookup(
     store: StoreArg,
     lon: Annotated[float, typer.Option(help="Longitude.")],
     lat: Annotated[float, typer.Option(help="Latitude.")],
-    crs: Annotated[str | None, typer.Option(
-        help="The point's CRS when not EPSG:4326 (e.g. gcj02 for a Gaode map click).")] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(help="The point's CRS when not EPSG:4326 (e.g. gcj02 for a Gaode map click)."),
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """The grids containing a point, community down to unit, with their staff."""
@@ -425,8 +499,10 @@ def staff(
     if fmt is Format.json:
         _json(result)
         return
-    out.print(f"[bold]{result['name']}[/] {result['role_zh']} ({Role(result['role']).value}) "
-              f"· {result['phone']} · {result['staff_id']}")
+    out.print(
+        f"[bold]{result['name']}[/] {result['role_zh']} ({Role(result['role']).value}) "
+        f"· {result['phone']} · {result['staff_id']}"
+    )
     table = Table("code", "level", "name", "role")
     table.columns[0].no_wrap = True
     for g in result["grids"]:
@@ -435,5 +511,6 @@ def staff(
     counts = result["counts"]
     out.print(
         " · ".join(f"{lv.zh} {counts[lv.key]:,}" for lv in Level if counts[lv.key])
-        + " · " + " · ".join(f"{c} {result[c]:,}" for c in AGGREGATES)
+        + " · "
+        + " · ".join(f"{c} {result[c]:,}" for c in AGGREGATES)
     )

@@ -37,7 +37,7 @@ from pyproj import CRS, Transformer
 
 from gis_grid.crs import WGS84, local_metric_crs, reproject
 from gis_grid.model import AGGREGATES, Level, Role, child_code, rollup
-from gis_grid.numbering import reading_order
+from gis_grid.numbering import assign_codes, reading_order
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,30 @@ _LANE = 8.0  # lane between courtyards (m)
 _MARGIN = 10.0  # compound wall to first courtyard (m)
 
 _COMPOUND_NAMES = (
-    "阳光", "幸福", "和谐", "康乐", "锦绣", "翠园", "金桥", "福安", "馨苑", "华府", "兴业", "铁煤",
-    "宏大", "东升", "朝阳", "龙湖", "景苑", "丽都", "怡和", "安居", "民主", "建设", "新华", "育才",
+    "阳光",
+    "幸福",
+    "和谐",
+    "康乐",
+    "锦绣",
+    "翠园",
+    "金桥",
+    "福安",
+    "馨苑",
+    "华府",
+    "兴业",
+    "铁煤",
+    "宏大",
+    "东升",
+    "朝阳",
+    "龙湖",
+    "景苑",
+    "丽都",
+    "怡和",
+    "安居",
+    "民主",
+    "建设",
+    "新华",
+    "育才",
 )
 _COMPOUND_SUFFIX = ("小区", "家园", "花园", "苑", "新村")
 _SURNAMES = (
@@ -138,8 +160,12 @@ def _split_counts(total: int, parts: int, lo: int, hi: int, rng: np.random.Gener
 
 
 def _building_shapes(
-    rng: np.random.Generator, x0: np.ndarray, y0: np.ndarray, length: np.ndarray,
-    depth: np.ndarray, n_units: np.ndarray,
+    rng: np.random.Generator,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    length: np.ndarray,
+    depth: np.ndarray,
+    n_units: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slab footprints, a third of them staggered (错落), and their unit slices.
 
@@ -154,9 +180,14 @@ def _building_shapes(
     d = np.where(stagger, rng.uniform(1.5, 3.0, n) * rng.choice([-1, 1], n), 0.0)
     rings = np.stack(
         [
-            np.column_stack([x0, y0]), np.column_stack([xs, y0]), np.column_stack([xs, y0 + d]),
-            np.column_stack([x1, y0 + d]), np.column_stack([x1, y1 + d]),
-            np.column_stack([xs, y1 + d]), np.column_stack([xs, y1]), np.column_stack([x0, y1]),
+            np.column_stack([x0, y0]),
+            np.column_stack([xs, y0]),
+            np.column_stack([xs, y0 + d]),
+            np.column_stack([x1, y0 + d]),
+            np.column_stack([x1, y1 + d]),
+            np.column_stack([xs, y1 + d]),
+            np.column_stack([xs, y1]),
+            np.column_stack([x0, y1]),
             np.column_stack([x0, y0]),
         ],
         axis=1,
@@ -197,9 +228,21 @@ def _community(spec: DemoSpec, rng: np.random.Generator) -> dict:
     width = 2 * _OUTER + grid_w.sum() + _STREET * (nx - 1)
     height = 2 * _OUTER + grid_h.sum() + _STREET * (ny - 1)
     return dict(
-        nx=nx, ny=ny, yard_counts=yard_counts, cell_w=cell_w, cell_h=cell_h, cx=cx, cy=cy,
-        comp_w=comp_w, comp_h=comp_h, col_x=col_x, row_top=row_top, width=width, height=height,
-        grid_w=grid_w, grid_h=grid_h,
+        nx=nx,
+        ny=ny,
+        yard_counts=yard_counts,
+        cell_w=cell_w,
+        cell_h=cell_h,
+        cx=cx,
+        cy=cy,
+        comp_w=comp_w,
+        comp_h=comp_h,
+        col_x=col_x,
+        row_top=row_top,
+        width=width,
+        height=height,
+        grid_w=grid_w,
+        grid_h=grid_h,
     )
 
 
@@ -267,8 +310,15 @@ def generate(spec: DemoSpec = REFERENCE, *, progress=None) -> DemoData:
 
 
 def _fill_community(
-    spec: DemoSpec, rng: np.random.Generator, index: int, lay: dict, left: float, top: float,
-    width: float, height: float, counter: dict,
+    spec: DemoSpec,
+    rng: np.random.Generator,
+    index: int,
+    lay: dict,
+    left: float,
+    top: float,
+    width: float,
+    height: float,
+    counter: dict,
 ) -> tuple[pd.DataFrame, list, list]:
     street = spec.first_street + (spec.first_community - 1 + index) // spec.communities_per_street
     number = (spec.first_community - 1 + index) % spec.communities_per_street + 1
@@ -276,7 +326,8 @@ def _fill_community(
     if index < len(spec.names):
         community_name = spec.names[index]
     else:
-        community_name = f"{_COMPOUND_NAMES[index % len(_COMPOUND_NAMES)]}{_zh_number(index % 99 + 1)}社区"
+        prefix = _COMPOUND_NAMES[index % len(_COMPOUND_NAMES)]
+        community_name = f"{prefix}{_zh_number(index % 99 + 1)}社区"
     bottom = top - height
     community = shapely.box(left, bottom, left + width, top)
     if index == 0 and spec.communities == 1:
@@ -284,8 +335,14 @@ def _fill_community(
         # which stays clear of the compound walls (they start _OUTER + _MARGIN in)
         cut = 1.6 * (_OUTER + _MARGIN)
         community = shapely.Polygon(
-            [(left, bottom), (left + width, bottom), (left + width, top - cut),
-             (left + width - cut, top), (left, top), (left, bottom)]
+            [
+                (left, bottom),
+                (left + width, bottom),
+                (left + width, top - cut),
+                (left + width - cut, top),
+                (left, top),
+                (left, bottom),
+            ]
         )
 
     nx, ny = lay["nx"], lay["ny"]
@@ -386,9 +443,8 @@ def _fill_community(
         members = np.flatnonzero(unit_area == a)
         households[members] = _apportion(unit_weight[members], area_hh[a])
     residents = _apportion(households * rng.uniform(2.1, 2.9, len(units)), spec.residents)
-    special = _apportion(
-        residents * rng.uniform(0.2, 1.8, len(units)), round(spec.residents * spec.special_care_share)
-    )
+    care_total = round(spec.residents * spec.special_care_share)
+    special = _apportion(residents * rng.uniform(0.2, 1.8, len(units)), care_total)
 
     linework = shapely.union_all([community.boundary, *shapely.intersection(lines, community)])
     faces = np.asarray(shapely.get_parts(shapely.polygonize(shapely.get_parts(linework))))
@@ -407,19 +463,11 @@ def _fill_community(
     area_codes = np.array([child_code(community_code, s) for s in area_serial], dtype=object)
     yard_geoms = shapely.box(*yard_boxes.T)
     yard_parent = area_codes[area_of_yard]
-    yard_codes = np.array(
-        [child_code(p, s) for p, s in zip(yard_parent, reading_order(yard_parent, yard_geoms))],
-        dtype=object,
-    )
+    yard_codes = np.array(assign_codes(yard_parent, yard_geoms), dtype=object)
     b_parent = yard_codes[byard]
-    b_codes = np.array(
-        [child_code(p, s) for p, s in zip(b_parent, reading_order(b_parent, buildings))],
-        dtype=object,
-    )
+    b_codes = np.array(assign_codes(b_parent, buildings), dtype=object)
     u_parent = b_codes[unit_owner]
-    u_codes = np.array(
-        [child_code(p, s) for p, s in zip(u_parent, reading_order(u_parent, units))], dtype=object
-    )
+    u_codes = np.array(assign_codes(u_parent, units), dtype=object)
 
     # names
     area_names = [f"{community_name}第{_zh_number(int(s))}网格" for s in area_serial]
@@ -439,8 +487,10 @@ def _fill_community(
     unit_names = [f"{int(code[-2:])}单元" for code in u_codes]
 
     levels = (
-        [Level.COMMUNITY.key] + [Level.AREA.key] * len(area_poly)
-        + [Level.COURTYARD.key] * n_yards + [Level.BUILDING.key] * len(buildings)
+        [Level.COMMUNITY.key]
+        + [Level.AREA.key] * len(area_poly)
+        + [Level.COURTYARD.key] * n_yards
+        + [Level.BUILDING.key] * len(buildings)
         + [Level.UNIT.key] * len(units)
     )
     codes = np.concatenate([[community_code], area_codes, yard_codes, b_codes, u_codes])
@@ -479,7 +529,10 @@ def _people(rng: np.random.Generator, n: int) -> tuple[list[str], list[str]]:
 
 
 def _staff(
-    spec: DemoSpec, rng: np.random.Generator, frame: pd.DataFrame, community_code: str,
+    spec: DemoSpec,
+    rng: np.random.Generator,
+    frame: pd.DataFrame,
+    community_code: str,
     counter: dict,
 ) -> tuple[list, list]:
     """One responsible person per grid, by level; see the module docstring for roles.

@@ -42,7 +42,10 @@ _ALIASES = {
     "special_care": ("special_care", "special_ca", "重点人群", "特殊人群"),
 }
 _FORMATS = {
-    ".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".shp": "ESRI Shapefile",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".gpkg": "GPKG",
+    ".shp": "ESRI Shapefile",
     ".csv": "CSV",
 }
 #: Refuse files larger than this (bytes) unless told otherwise: a city is far smaller.
@@ -52,9 +55,7 @@ MAX_FILE_BYTES = 2 * 1024**3
 def _format(path: Path) -> str:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(
-            f"unknown file type {path.suffix!r}: use .geojson, .gpkg, .shp or .csv"
-        )
+        raise InputError(f"unknown file type {path.suffix!r}: use .geojson, .gpkg, .shp or .csv")
     return fmt
 
 
@@ -84,7 +85,10 @@ def _codes_as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_grid_file(
-    path: str | os.PathLike, *, crs: str | InputCRS | None = None, layer: str | None = None,
+    path: str | os.PathLike,
+    *,
+    crs: str | InputCRS | None = None,
+    layer: str | None = None,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> gpd.GeoDataFrame:
     """Read grid polygons from a file into EPSG:4326 with the standard column names.
@@ -113,8 +117,9 @@ def read_grid_file(
     given = parse_crs(crs) if isinstance(crs, str) else crs
     if fmt == "CSV":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        geom_col = next((c for c in frame.columns if c.lower() in ("wkt", "geometry", "geom")),
-                        None)
+        geom_col = next(
+            (c for c in frame.columns if c.lower() in ("wkt", "geometry", "geom")), None
+        )
         if geom_col is None:
             raise InputError(
                 "a CSV of grids needs the polygon as WKT in a 'wkt' column "
@@ -167,6 +172,14 @@ def repair_geometries(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
         return frame, 0
     fixed = geoms.copy()
     fixed[broken] = shapely.make_valid(geoms[broken], method="structure", keep_collapsed=False)
+    collapsed = np.flatnonzero(shapely.is_empty(fixed) & broken)
+    if len(collapsed):
+        reasons = sorted({shapely.is_valid_reason(g).split("[")[0] for g in geoms[collapsed]})
+        raise GeometryError(
+            f"{len(collapsed)} features have no area even when repaired ({'; '.join(reasons)}): "
+            f"rows {', '.join(map(str, collapsed[:8]))}{' …' if len(collapsed) > 8 else ''}. "
+            "A grid needs an area: remove them from the file"
+        )
     out = frame.copy()
     out[frame.geometry.name] = gpd.GeoSeries(fixed, index=frame.index, crs=frame.crs)
     return out, int(broken.sum())
@@ -196,10 +209,12 @@ def assign_missing_codes(frame: gpd.GeoDataFrame, level: Level, store) -> gpd.Ge
             "communities need their 12-digit statistical code (统计用区划代码) in a 'code' column"
         )
     parent_level = Level(level - 1)
-    parents = (
+    parents = np.array(
         frame["parent_code"].where(frame["parent_code"].notna(), None)
-        if "parent_code" in frame.columns else pd.Series([None] * len(frame), index=frame.index)
-    ).to_numpy(dtype=object)
+        if "parent_code" in frame.columns
+        else [None] * len(frame),
+        dtype=object,
+    )
     need = missing & pd.isna(parents)
     if need.any():
         probe = shapely.point_on_surface(frame.geometry.to_numpy()[need])
@@ -223,8 +238,9 @@ def assign_missing_codes(frame: gpd.GeoDataFrame, level: Level, store) -> gpd.Ge
         existing = store.grids(under=[parent], level=level, geometry=False)["code"]
         existing = pd.concat([existing, frame.loc[~missing, "code"].astype(str)])
         mine = existing[existing.str.len().eq(width) & existing.str.startswith(parent)]
-        taken[parent] = int(mine.str.slice(-SERIAL_DIGITS[level]).astype(int).max()) \
-            if len(mine) else 0
+        taken[parent] = (
+            int(mine.str.slice(-SERIAL_DIGITS[level]).astype(int).max()) if len(mine) else 0
+        )
     codes = [child_code(p, taken[p] + int(s)) for p, s in zip(parents[rows], serial, strict=True)]
     frame.loc[frame.index[rows], "code"] = codes
     return frame
@@ -242,20 +258,22 @@ def write_grid_file(grids: gpd.GeoDataFrame, path: str | os.PathLike) -> Path:
         frame = pd.DataFrame(out[cols])
         probe = shapely.point_on_surface(out.geometry.to_numpy())
         frame["lon"], frame["lat"] = shapely.get_x(probe), shapely.get_y(probe)
-        frame["wkt"] = shapely.to_wkt(out.geometry.to_numpy(), rounding_precision=9, trim=True)
+        frame["wkt"] = shapely.to_wkt(out.geometry.to_numpy(), rounding_precision=-1)  # lossless
         frame.to_csv(tmp, index=False)
     elif fmt == "ESRI Shapefile":
         # a Shapefile is several files, written under the final name; its 10-character
         # field names (parent_cod, special_ca) are read back by the aliases above
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Normalized/laundered field name")
-            pyogrio.write_dataframe(out.to_crs(WGS84), path, driver=fmt, encoding="UTF-8",
-                                    promote_to_multi=True)
+            pyogrio.write_dataframe(
+                out.to_crs(WGS84), path, driver=fmt, encoding="UTF-8", promote_to_multi=True
+            )
         return path
     else:
         if path.exists() and fmt == "GPKG":
             raise InputError(f"{path} exists; choose a new file name for the export")
-        pyogrio.write_dataframe(out.to_crs(WGS84), tmp, driver=fmt, layer="grids",
-                                promote_to_multi=True)
+        pyogrio.write_dataframe(
+            out.to_crs(WGS84), tmp, driver=fmt, layer="grids", promote_to_multi=True
+        )
     os.replace(tmp, path)
     return path

@@ -97,8 +97,17 @@ class _LevelIndex:
         offsets = np.zeros(nx * ny + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         members = poly[order]
-        index = cls(codes, geoms, bounds, (minx, miny), size, (nx, ny), offsets, members,
-                    np.full(nx * ny, _UNSURE, dtype=np.int64))
+        index = cls(
+            codes,
+            geoms,
+            bounds,
+            (minx, miny),
+            size,
+            (nx, ny),
+            offsets,
+            members,
+            np.full(nx * ny, _UNSURE, dtype=np.int64),
+        )
         if np.median(extent) > 2.5 * size:  # otherwise hardly any bucket fits inside one
             index.sure = index._sure_buckets(counts)
         return index
@@ -134,7 +143,6 @@ class _LevelIndex:
         cy = miny + (clear // nx + 0.5) * size
         sure[clear] = self._test(cx, cy, clear)
         return sure
-
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Index of the polygon covering each point (smallest code wins), -1 for none."""
@@ -251,15 +259,17 @@ class GridIndex:
         with ThreadPoolExecutor(self.workers) as pool:
             built = dict(zip(present, pool.map(build, present), strict=True))
         self.levels: dict[Level, _LevelIndex | _ChildIndex] = {
-            lv: built[lv] for lv in Level if lv in built}
+            lv: built[lv] for lv in Level if lv in built
+        }
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> dict[Level, np.ndarray]:
         """Per level, the index (into ``self.levels[level].codes``) of each point's grid.
 
         Each level searched on its own heads a chain of the levels searched by
-        descent below it (building → unit); chains run on worker threads. GEOS prepared geometries are not thread-safe (libgeos/geos#825),
-        so threads never share a level's polygons: the split is by level, never
-        by points.
+        descent below it (units below buildings); chains run on worker threads.
+        GEOS prepared geometries are not thread-safe (libgeos/geos#825), so
+        threads never share a level's polygons: the split is by level, never by
+        points.
         """
         chains: list[list[Level]] = []
         for level in Level:

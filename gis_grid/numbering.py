@@ -14,7 +14,7 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike
 
-from gis_grid.model import Level, child_code
+from gis_grid.model import child_code
 
 
 def reading_order(parents: ArrayLike, geometries: ArrayLike) -> np.ndarray:
@@ -76,4 +76,3 @@ def assign_codes(parent_codes: ArrayLike, geometries: ArrayLike) -> list[str]:
     parents = np.asarray(parent_codes, dtype=object)
     serials = reading_order(parents, geometries)
     return [child_code(p, int(s)) for p, s in zip(parents, serials, strict=True)]
-

@@ -48,18 +48,25 @@ def chain(store, lon: float, lat: float) -> list[dict]:
     for code in codes:
         g = grids.loc[code]
         people = staff.loc[staff["grid_code"] == code]
-        out.append({
-            "level": g["level"],
-            "level_zh": Level.parse(g["level"]).zh,
-            "code": code,
-            "name": g["name"],
-            **{c: int(g[c]) for c in AGGREGATES},
-            "staff": [
-                {"staff_id": p.staff_id, "name": p.name, "role": p.role,
-                 "role_zh": Role.parse(p.role).zh, "phone": p.phone}
-                for p in people.itertuples()
-            ],
-        })
+        out.append(
+            {
+                "level": g["level"],
+                "level_zh": Level.parse(g["level"]).zh,
+                "code": code,
+                "name": g["name"],
+                **{c: int(g[c]) for c in AGGREGATES},
+                "staff": [
+                    {
+                        "staff_id": p.staff_id,
+                        "name": p.name,
+                        "role": p.role,
+                        "role_zh": Role.parse(p.role).zh,
+                        "phone": p.phone,
+                    }
+                    for p in people.itertuples()
+                ],
+            }
+        )
     return out
 
 
@@ -83,8 +90,11 @@ def coverage(store, staff_id: str) -> dict:
     codes = sorted(set(assigned["grid_code"].astype(str)))
     tops = [c for c in codes if not any(c != o and c.startswith(o) for o in codes)]
     grids = store.grids(codes=codes, geometry=False).set_index("code") if codes else None
-    under = store.grids(under=tops, geometry=False) if tops else pd.DataFrame(
-        columns=["code", "level", *AGGREGATES])
+    under = (
+        store.grids(under=tops, geometry=False)
+        if tops
+        else pd.DataFrame(columns=["code", "level", *AGGREGATES])
+    )
     counts = under["level"].value_counts()
     top_rows = under.loc[under["code"].isin(tops)]
     return {
@@ -94,10 +104,10 @@ def coverage(store, staff_id: str) -> dict:
         "role_zh": Role.parse(person["role"]).zh,
         "phone": person["phone"],
         "grids": [
-            {"code": c, "level": grids.loc[c, "level"], "name": grids.loc[c, "name"],
-             "role": r}
+            {"code": c, "level": grids.loc[c, "level"], "name": grids.loc[c, "name"], "role": r}
             for c, r in assigned.sort_values("grid_code")[["grid_code", "role"]].itertuples(
-                index=False)
+                index=False
+            )
         ],
         "counts": {lv.key: int(counts.get(lv.key, 0)) for lv in Level},
         **{c: int(pd.to_numeric(top_rows[c]).sum()) for c in AGGREGATES},

@@ -40,24 +40,29 @@ def at(geom):
 def grids(**polygons) -> gpd.GeoDataFrame:
     """Grids from ``code=polygon_in_metres`` pairs (codes may be given with a leading c)."""
     codes = [k.lstrip("c") for k in polygons]
-    return gpd.GeoDataFrame(
-        {"code": codes}, geometry=[at(g) for g in polygons.values()], crs=WGS84
-    )
+    return gpd.GeoDataFrame({"code": codes}, geometry=[at(g) for g in polygons.values()], crs=WGS84)
 
 
 def staff_for(frame: pd.DataFrame, start: str = "2024-01-01") -> tuple[pd.DataFrame, pd.DataFrame]:
     """One staff member per grid, assigned from ``start`` with no end."""
     codes = frame["code"].tolist()
-    staff = pd.DataFrame({
-        "staff_id": [f"T{i:05d}" for i in range(len(codes))],
-        "name": [f"测试{i}" for i in range(len(codes))],
-        "role": "grid_worker",
-        "phone": "13800000000",
-    })
-    assignments = pd.DataFrame({
-        "staff_id": staff["staff_id"], "grid_code": codes, "role": "grid_worker",
-        "start_date": start, "end_date": None,
-    })
+    staff = pd.DataFrame(
+        {
+            "staff_id": [f"T{i:05d}" for i in range(len(codes))],
+            "name": [f"测试{i}" for i in range(len(codes))],
+            "role": "grid_worker",
+            "phone": "13800000000",
+        }
+    )
+    assignments = pd.DataFrame(
+        {
+            "staff_id": staff["staff_id"],
+            "grid_code": codes,
+            "role": "grid_worker",
+            "start_date": start,
+            "end_date": None,
+        }
+    )
     return staff, assignments
 
 

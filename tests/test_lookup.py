@@ -44,8 +44,12 @@ def test_matches_sjoin_per_level_on_the_demo(demo_data):
     found = as_text(GridIndex(grids["code"], grids.geometry).lookup(x, y))
     pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=4326)
     for level in Level:
-        joined = gpd.sjoin(pts, grids.loc[grids.level == level.key, ["code", "geometry"]],
-                           predicate="within", how="left")
+        joined = gpd.sjoin(
+            pts,
+            grids.loc[grids.level == level.key, ["code", "geometry"]],
+            predicate="within",
+            how="left",
+        )
         expected = joined["code"].groupby(level=0).min().reindex(range(len(x)))
         assert (expected.fillna("").to_numpy() == found[level.key].fillna("").to_numpy()).all()
     assert found["unit"].notna().sum() > 500  # the test saw units, not only streets
@@ -66,8 +70,12 @@ def test_vertices_and_edges_follow_the_boundary_rule(demo_data):
     for level in ("community", "area", "courtyard", "building"):
         assert (found[level].fillna("") == expected[level].fillna("")).all(), level
     same_building = found["building"].notna()
-    assert (found.loc[same_building, "unit"].fillna("").str.slice(0, 21).isin(
-        ["", *found.loc[same_building, "building"]])).all()
+    assert (
+        found.loc[same_building, "unit"]
+        .fillna("")
+        .str.slice(0, 21)
+        .isin(["", *found.loc[same_building, "building"]])
+    ).all()
 
 
 @st.composite

@@ -38,12 +38,21 @@ def test_parsing_levels_and_roles():
 
 
 def test_rollup_keeps_leaves_and_sums_parents():
-    frame = pd.DataFrame({
-        "code": ["211281001007", "211281001007001", "211281001007001001",
-                 "211281001007001001001", "211281001007001001002", "211281001007002"],
-        "households": [0, 0, 0, 10, 5, 7], "residents": [0, 0, 0, 20, 11, 15],
-        "special_care": [0, 0, 0, 1, 0, 2],
-    })
+    frame = pd.DataFrame(
+        {
+            "code": [
+                "211281001007",
+                "211281001007001",
+                "211281001007001001",
+                "211281001007001001001",
+                "211281001007001001002",
+                "211281001007002",
+            ],
+            "households": [0, 0, 0, 10, 5, 7],
+            "residents": [0, 0, 0, 20, 11, 15],
+            "special_care": [0, 0, 0, 1, 0, 2],
+        }
+    )
     out = rollup(frame).set_index("code")
     assert out.loc["211281001007001001", "households"] == 15
     assert out.loc["211281001007001", "residents"] == 31
@@ -53,14 +62,22 @@ def test_rollup_keeps_leaves_and_sums_parents():
 
 def test_reading_order_rows_then_west_to_east():
     # north row: three slabs whose tops differ by a metre or two; south row: two
-    geoms = [box(40, 52, 60, 62), box(0, 50, 20, 60), box(80, 51, 100, 61),
-             box(10, 0, 30, 10), box(50, 1, 70, 11)]
+    geoms = [
+        box(40, 52, 60, 62),
+        box(0, 50, 20, 60),
+        box(80, 51, 100, 61),
+        box(10, 0, 30, 10),
+        box(50, 1, 70, 11),
+    ]
     assert reading_order(["p"] * 5, geoms).tolist() == [2, 1, 3, 4, 5]
-    assert reading_order(["a", "b", "a"], [box(5, 0, 6, 1), box(0, 0, 1, 1), box(0, 0, 1, 1)]
-                         ).tolist() == [2, 1, 1]
+    assert reading_order(
+        ["a", "b", "a"], [box(5, 0, 6, 1), box(0, 0, 1, 1), box(0, 0, 1, 1)]
+    ).tolist() == [2, 1, 1]
 
 
 def test_assign_codes_under_each_parent():
-    codes = assign_codes(["211281001007001"] * 2 + ["211281001007002"],
-                         [box(1, 0, 2, 1), box(0, 0, 1, 1), box(0, 0, 1, 1)])
+    codes = assign_codes(
+        ["211281001007001"] * 2 + ["211281001007002"],
+        [box(1, 0, 2, 1), box(0, 0, 1, 1), box(0, 0, 1, 1)],
+    )
     assert codes == ["211281001007001002", "211281001007001001", "211281001007002001"]

@@ -1,4 +1,4 @@
-"""The GeoPackage store: what it holds, that GDAL/QGIS read it, that failed writes change nothing."""
+"""The GeoPackage store: what it holds, that GDAL reads it, that failed writes change nothing."""
 
 from __future__ import annotations
 
@@ -69,8 +69,9 @@ def test_geopackage_is_what_gdal_and_qgis_expect(demo_file):
     # the spatial index GDAL made is filled, and filters like QGIS asks it to
     com = frame.loc[frame.level == "community"].geometry.iloc[0]
     minx, miny, _, _ = com.bounds
-    part = pyogrio.read_dataframe(demo_file, layer="grids", bbox=(minx, miny, minx + 0.001,
-                                                                  miny + 0.001))
+    part = pyogrio.read_dataframe(
+        demo_file, layer="grids", bbox=(minx, miny, minx + 0.001, miny + 0.001)
+    )
     assert 0 < len(part) < len(frame)
     staff = pyogrio.read_dataframe(demo_file, layer="staff")
     assert staff["name"].str.len().gt(1).all()
@@ -82,8 +83,9 @@ def test_codes_follow_the_hierarchy(demo_store):
         rows = frame.loc[frame.level == level.key]
         assert rows["code"].str.len().eq(level.code_length).all()
         if level is not Level.COMMUNITY:
-            assert (rows["code"].str.slice(0, Level(level - 1).code_length)
-                    == rows["parent_code"]).all()
+            assert (
+                rows["code"].str.slice(0, Level(level - 1).code_length) == rows["parent_code"]
+            ).all()
 
 
 def test_aggregates_sum_upward(demo_store):
@@ -112,8 +114,13 @@ def test_queries_by_bbox_under_and_codes(demo_store):
 
 def _fresh(tmp_path) -> GeoPackageStore:
     store = GeoPackageStore(tmp_path / "s.gpkg")
-    base = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{COMMUNITY}001": box(0, 0, 50, 100),
-                    f"c{COMMUNITY}002": box(50, 0, 100, 100)})
+    base = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{COMMUNITY}001": box(0, 0, 50, 100),
+            f"c{COMMUNITY}002": box(50, 0, 100, 100),
+        }
+    )
     staff, assignments = staff_for(base)
     store.apply(ChangeSet(base, staff, assignments))
     return store
@@ -124,11 +131,20 @@ def _fresh(tmp_path) -> GeoPackageStore:
     [
         ({f"c{COMMUNITY}001": box(0, 0, 50, 100)}, DuplicateCodeError, "already in the store"),
         ({f"c{COMMUNITY}003001": box(10, 10, 20, 20)}, OrphanError, "parent missing"),
-        ({f"c{COMMUNITY}001001": box(10, 10, 30, 30), f"c{COMMUNITY}001002": box(20, 20, 40, 40)},
-         TopologyError, "overlap by 100.0 m²"),
+        (
+            {
+                f"c{COMMUNITY}001001": box(10, 10, 30, 30),
+                f"c{COMMUNITY}001002": box(20, 20, 40, 40),
+            },
+            TopologyError,
+            "overlap by 100.0 m²",
+        ),
         ({f"c{COMMUNITY}001001": box(40, 10, 60, 30)}, TopologyError, "beyond its parent"),
-        ({f"c{COMMUNITY}001001": shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])},
-         GeometryError, "Self-intersection"),
+        (
+            {f"c{COMMUNITY}001001": shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)])},
+            GeometryError,
+            "Self-intersection",
+        ),
         ({"c21128100100": box(0, 0, 1, 1)}, InputError, "malformed grid codes"),
     ],
 )
@@ -150,8 +166,9 @@ def test_a_duplicate_inside_the_input_is_refused(tmp_path):
 
 def test_accept_problems_writes_and_validate_reports(tmp_path):
     store = _fresh(tmp_path)
-    overlapping = grids(**{f"c{COMMUNITY}001001": box(10, 10, 30, 30),
-                           f"c{COMMUNITY}001002": box(20, 20, 40, 40)})
+    overlapping = grids(
+        **{f"c{COMMUNITY}001001": box(10, 10, 30, 30), f"c{COMMUNITY}001002": box(20, 20, 40, 40)}
+    )
     report = store.apply(ChangeSet(overlapping, accept_problems=True))
     assert report.grids == 2 and set(report.warnings["kind"]) == {"overlap"}
     assert set(store.validate()["kind"]) == {"overlap", "no_staff"}
@@ -162,14 +179,28 @@ def test_bad_staff_and_assignments_change_nothing(tmp_path):
     before = digest(store.path)
     staff = pd.DataFrame({"staff_id": ["N1"], "name": ["新人"], "role": ["楼长"], "phone": [""]})
     for assignments, error, words in [
-        (pd.DataFrame({"staff_id": ["N1"], "grid_code": [COMMUNITY + "009"]}), OrphanError,
-         "unknown grids"),
-        (pd.DataFrame({"staff_id": ["X9"], "grid_code": [COMMUNITY]}), OrphanError,
-         "unknown staff"),
-        (pd.DataFrame({"staff_id": ["N1"], "grid_code": [COMMUNITY], "start_date": ["2024-13-01"]}),
-         InputError, "not a date"),
-        (pd.DataFrame({"staff_id": ["N1"], "grid_code": [COMMUNITY], "role": ["boss"]}),
-         InputError, "unknown staff role"),
+        (
+            pd.DataFrame({"staff_id": ["N1"], "grid_code": [COMMUNITY + "009"]}),
+            OrphanError,
+            "unknown grids",
+        ),
+        (
+            pd.DataFrame({"staff_id": ["X9"], "grid_code": [COMMUNITY]}),
+            OrphanError,
+            "unknown staff",
+        ),
+        (
+            pd.DataFrame(
+                {"staff_id": ["N1"], "grid_code": [COMMUNITY], "start_date": ["2024-13-01"]}
+            ),
+            InputError,
+            "not a date",
+        ),
+        (
+            pd.DataFrame({"staff_id": ["N1"], "grid_code": [COMMUNITY], "role": ["boss"]}),
+            InputError,
+            "unknown staff role",
+        ),
     ]:
         with pytest.raises(error, match=words):
             store.apply(ChangeSet(staff=staff, assignments=assignments))
@@ -181,10 +212,22 @@ def test_bad_staff_and_assignments_change_nothing(tmp_path):
 
 def test_units_added_later_roll_up_into_every_ancestor(tmp_path):
     store = _fresh(tmp_path)
-    store.apply(ChangeSet(grids(**{f"c{COMMUNITY}001001": box(5, 5, 45, 45),
-                                   f"c{COMMUNITY}001001001": box(10, 10, 30, 20)})))
-    units = grids(**{f"c{COMMUNITY}00100100101": box(10, 10, 20, 20),
-                     f"c{COMMUNITY}00100100102": box(20, 10, 30, 20)})
+    store.apply(
+        ChangeSet(
+            grids(
+                **{
+                    f"c{COMMUNITY}001001": box(5, 5, 45, 45),
+                    f"c{COMMUNITY}001001001": box(10, 10, 30, 20),
+                }
+            )
+        )
+    )
+    units = grids(
+        **{
+            f"c{COMMUNITY}00100100101": box(10, 10, 20, 20),
+            f"c{COMMUNITY}00100100102": box(20, 10, 30, 20),
+        }
+    )
     units["households"] = [12, 10]
     units["residents"] = [30, 21]
     store.apply(ChangeSet(units))

@@ -23,15 +23,25 @@ def kinds(problems) -> list[str]:
 
 
 def test_clean_tiling_has_no_problems():
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 100)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
     assert validate(frame).empty
 
 
 def test_planted_gap_is_reported_with_its_area_and_place():
     # area 002 stops 10 m short of the north edge: a 50 m x 10 m gap = 500 m²
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 90)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 90),
+        }
+    )
     problems = validate(frame)
     assert kinds(problems) == ["gap"]
     gap = problems.iloc[0]
@@ -43,8 +53,13 @@ def test_planted_gap_is_reported_with_its_area_and_place():
 
 def test_planted_overlap_is_reported_with_both_codes_and_area():
     # area 001 reaches 5 m into area 002: 5 m x 100 m = 500 m²
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 55, 100),
-                     f"c{A2}": box(50, 0, 100, 100)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 55, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
     problems = validate(frame)
     assert kinds(problems) == ["overlap"]
     overlap = problems.iloc[0]
@@ -54,8 +69,13 @@ def test_planted_overlap_is_reported_with_both_codes_and_area():
 
 def test_overlap_and_gap_together_are_both_reported():
     # 001 overlaps 002 by 200 m² (x 50..52) and leaves a 300 m² gap at the west edge (x 0..3)
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(3, 0, 52, 100),
-                     f"c{A2}": box(50, 0, 100, 100)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(3, 0, 52, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
     problems = validate(frame).set_index("kind")
     assert sorted(problems.index) == ["gap", "overlap"]
     assert problems.loc["overlap", "area_m2"] == pytest.approx(200, rel=0.01)
@@ -65,8 +85,14 @@ def test_overlap_and_gap_together_are_both_reported():
 def test_child_outside_parent_beyond_tolerance():
     # courtyard pokes 3 m east out of area 001 over 20 m: 60 m² outside
     yard = A1 + "001"
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 100), f"c{yard}": box(30, 10, 53, 30)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+            f"c{yard}": box(30, 10, 53, 30),
+        }
+    )
     problems = validate(frame)
     assert kinds(problems) == ["outside_parent"]
     assert problems.iloc[0].codes == [yard, A1]
@@ -75,8 +101,14 @@ def test_child_outside_parent_beyond_tolerance():
 
 def test_child_within_tolerance_is_not_outside():
     yard = A1 + "001"
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 100), f"c{yard}": box(30, 10, 50.4, 30)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+            f"c{yard}": box(30, 10, 50.4, 30),
+        }
+    )
     assert validate(frame).empty
     strict = validate(frame, options=ValidationOptions(tolerance_m=0.1))
     assert kinds(strict) == ["outside_parent"]
@@ -84,16 +116,26 @@ def test_child_within_tolerance_is_not_outside():
 
 def test_courtyards_and_buildings_need_not_fill_their_parent():
     yard, building = A1 + "001", A1 + "001001"
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 100), f"c{yard}": box(10, 10, 40, 40),
-                     f"c{building}": box(15, 15, 35, 25)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+            f"c{yard}": box(10, 10, 40, 40),
+            f"c{building}": box(15, 15, 35, 25),
+        }
+    )
     assert validate(frame).empty
 
 
 def test_units_must_tile_their_building_but_a_building_without_units_is_fine():
-    base = {f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-            f"c{A2}": box(50, 0, 100, 100), f"c{A1}001": box(10, 10, 40, 40),
-            f"c{A1}001001": box(15, 15, 35, 25)}
+    base = {
+        f"c{COMMUNITY}": box(0, 0, 100, 100),
+        f"c{A1}": box(0, 0, 50, 100),
+        f"c{A2}": box(50, 0, 100, 100),
+        f"c{A1}001": box(10, 10, 40, 40),
+        f"c{A1}001001": box(15, 15, 35, 25),
+    }
     assert validate(grids(**base)).empty
     # two units leave 2 m x 10 m of the 20 m x 10 m building uncovered
     units = {f"c{A1}00100101": box(15, 15, 24, 25), f"c{A1}00100102": box(26, 15, 35, 25)}
@@ -105,13 +147,26 @@ def test_units_must_tile_their_building_but_a_building_without_units_is_fine():
 
 def test_duplicate_orphan_malformed_and_invalid_geometry():
     bowtie = shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10), (0, 0)])
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 100)})
-    extra = grids(**{f"c{A2}": box(50, 0, 100, 100), "c211281001008001": box(200, 0, 210, 10),
-                     f"c{A1}001": bowtie})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
+    extra = grids(
+        **{
+            f"c{A2}": box(50, 0, 100, 100),
+            "c211281001008001": box(200, 0, 210, 10),
+            f"c{A1}001": bowtie,
+        }
+    )
     extra.loc[len(extra)] = ["12345", at(box(0, 0, 1, 1))]
-    problems = validate(pd.concat([frame, extra], ignore_index=True).pipe(
-        lambda f: f.set_crs(4326, allow_override=True)))
+    problems = validate(
+        pd.concat([frame, extra], ignore_index=True).pipe(
+            lambda f: f.set_crs(4326, allow_override=True)
+        )
+    )
     by_kind = {k: g["codes"].tolist() for k, g in problems.groupby("kind")}
     assert by_kind["duplicate_code"] == [[A2]]
     assert by_kind["orphan"] == [["12345"], ["211281001008001"]]
@@ -129,8 +184,13 @@ def test_out_of_range_coordinates_are_invalid_geometry():
 
 
 def test_no_staff_is_a_warning_and_ended_assignments_do_not_count():
-    frame = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                     f"c{A2}": box(50, 0, 100, 100)})
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
     _, assignments = staff_for(frame)
     assert validate(frame, assignments).empty
     assignments.loc[assignments.grid_code == A2, "end_date"] = "2024-06-30"
@@ -181,8 +241,9 @@ def tilings(draw):
 
 def _tiling_frame(width, height, parts, moved=None):
     # a shared edge must carry the same vertices on both sides: node the tiling first
-    polys = shapely.polygonize(shapely.get_parts(shapely.union_all(
-        [box(*p).boundary for p in parts]))).geoms
+    polys = shapely.polygonize(
+        shapely.get_parts(shapely.union_all([box(*p).boundary for p in parts]))
+    ).geoms
     polys = sorted(polys, key=lambda g: (g.bounds[1], g.bounds[0]))
     layout = {f"c{COMMUNITY}": box(0, 0, width, height)}
     for i, poly in enumerate(polys, start=1):
@@ -208,8 +269,9 @@ def test_moving_one_boundary_is_caught(tiling, data):
     areas = frame.iloc[1:]
     pick = data.draw(st.integers(0, len(areas) - 1))
     code = areas["code"].iloc[pick]
-    poly = shapely.polygonize(shapely.get_parts(shapely.union_all(
-        [box(*p).boundary for p in parts]))).geoms
+    poly = shapely.polygonize(
+        shapely.get_parts(shapely.union_all([box(*p).boundary for p in parts]))
+    ).geoms
     poly = sorted(poly, key=lambda g: (g.bounds[1], g.bounds[0]))[pick]
     # shrink or grow the grid by 1.5 m on every side: a gap, an overlap or a spill appears
     grow = data.draw(st.booleans())

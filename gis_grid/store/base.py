@@ -74,9 +74,12 @@ class Store(Protocol):
         bbox: tuple[float, float, float, float] | None = None,
         geometry: bool = True,
     ) -> gpd.GeoDataFrame | pd.DataFrame:
-        """Grids filtered by level, exact codes, subtrees (``under``: codes whose
-        descendants and selves to return) and bounding box (lon/lat).
-        Without ``geometry`` a plain DataFrame of attributes is returned."""
+        """Grids filtered by level, codes, subtrees and bounding box.
+
+        ``under`` names codes whose grids and descendants to return; ``bbox``
+        is (minx, miny, maxx, maxy) in lon/lat. Without ``geometry`` a plain
+        DataFrame of attributes is returned.
+        """
         ...
 
     def staff(self, staff_ids: ArrayLike | None = None) -> pd.DataFrame:

@@ -66,8 +66,8 @@ def encode(geoms: np.ndarray) -> list[bytes]:
     wkb = shapely.to_wkb(geoms, byte_order=1, output_dimension=2)
     bounds = shapely.bounds(geoms)
     header = np.zeros(
-        len(geoms), dtype=[("gp", "S2"), ("ver", "u1"), ("flags", "u1"), ("srs", "<i4"),
-                           ("env", "<f8", (4,))]
+        len(geoms),
+        dtype=[("gp", "S2"), ("ver", "u1"), ("flags", "u1"), ("srs", "<i4"), ("env", "<f8", (4,))],
     )
     header["gp"] = b"GP"
     header["flags"] = 0b0000_0011  # little endian, envelope [minx, maxx, miny, maxy]
@@ -75,14 +75,12 @@ def encode(geoms: np.ndarray) -> list[bytes]:
     header["env"] = bounds[:, [0, 2, 1, 3]]
     raw = header.tobytes()
     size = header.dtype.itemsize
-    return [raw[i * size:(i + 1) * size] + w for i, w in enumerate(wkb)]
+    return [raw[i * size : (i + 1) * size] + w for i, w in enumerate(wkb)]
 
 
 def decode(blobs: list[bytes | None]) -> np.ndarray:
     """Geometries from GeoPackage binary blobs (whatever envelope they carry)."""
-    wkb = [
-        None if b is None else b[8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7]:] for b in blobs
-    ]
+    wkb = [None if b is None else b[8 + _ENVELOPE_BYTES[(b[3] >> 1) & 7] :] for b in blobs]
     return shapely.from_wkb(np.array(wkb, dtype=object))
 
 
@@ -102,7 +100,7 @@ def _register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("ST_IsEmpty", 1, lambda b: int(_envelope(b) is None), deterministic=True)
     for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
         conn.create_function(
-            name, 1, lambda b, i=i: (e[i] if (e := _envelope(b)) else None), deterministic=True
+            name, 1, lambda b, i=i: e[i] if (e := _envelope(b)) else None, deterministic=True
         )
 
 
@@ -134,8 +132,9 @@ class GeoPackageStore:
         self.url = str(self.path)
         if not self.path.exists():
             if not create:
-                raise StoreError(f"no store at {self.path}: create it with 'gis-grid demo' "
-                                 "or 'gis-grid import'")
+                raise StoreError(
+                    f"no store at {self.path}: create it with 'gis-grid demo' or 'gis-grid import'"
+                )
             self._create()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA foreign_keys = OFF")
@@ -150,19 +149,31 @@ class GeoPackageStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.creating.gpkg")
         tmp.unlink(missing_ok=True)
-        schema = {c: pd.Series(dtype="int64" if c in (*AGGREGATES, "version") else str)
-                  for c in (*GRID_COLUMNS, "community_code")}
+        schema = {
+            c: pd.Series(dtype="int64" if c in (*AGGREGATES, "version") else str)
+            for c in (*GRID_COLUMNS, "community_code")
+        }
         grids = gpd.GeoDataFrame(schema, geometry=gpd.GeoSeries([], crs=WGS84))
         pyogrio.write_dataframe(
-            grids, tmp, layer="grids", driver="GPKG", geometry_type="MultiPolygon",
-            layer_options={"IDENTIFIER": "网格 grids", "DESCRIPTION":
-                           "Nested grids: community > area > courtyard > building > unit"},
+            grids,
+            tmp,
+            layer="grids",
+            driver="GPKG",
+            geometry_type="MultiPolygon",
+            layer_options={
+                "IDENTIFIER": "网格 grids",
+                "DESCRIPTION": "Nested grids: community > area > courtyard > building > unit",
+            },
         )
         for layer, cols in (("staff", STAFF_COLUMNS), ("assignments", ASSIGNMENT_COLUMNS)):
             pyogrio.write_dataframe(
-                pd.DataFrame({c: pd.Series(dtype=str) for c in cols}), tmp, layer=layer,
-                driver="GPKG", append=False,
+                pd.DataFrame({c: pd.Series(dtype=str) for c in cols}),
+                tmp,
+                layer=layer,
+                driver="GPKG",
+                append=False,
             )
+        created = dt.datetime.now(dt.UTC).isoformat()
         conn = sqlite3.connect(tmp, isolation_level=None)
         with conn:
             conn.executescript(
@@ -177,7 +188,7 @@ class GeoPackageStore:
                 CREATE INDEX assignments_staff ON assignments(staff_id);
                 CREATE TABLE gis_grid_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 INSERT INTO gis_grid_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
-                INSERT INTO gis_grid_meta VALUES ('created_at', '{dt.datetime.now(dt.UTC).isoformat()}');
+                INSERT INTO gis_grid_meta VALUES ('created_at', '{created}');
                 INSERT INTO gis_grid_meta VALUES ('generation', '0');
                 COMMIT;
                 """
@@ -222,10 +233,12 @@ class GeoPackageStore:
         """Run ``sql`` (with one ``{}`` for a placeholder list) over chunks of values."""
         frames = [
             self._select(sql.format(",".join("?" * len(chunk))), [*extra, *chunk])
-            for chunk in (values[i:i + _CHUNK] for i in range(0, len(values), _CHUNK))
+            for chunk in (values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK))
         ]
-        return pd.concat(frames, ignore_index=True) if frames else self._select(
-            sql.format("NULL"), list(extra)
+        return (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else self._select(sql.format("NULL"), list(extra))
         )
 
     def grids(self, *, level=None, codes=None, under=None, bbox=None, geometry=True):
@@ -254,8 +267,11 @@ class GeoPackageStore:
         if codes is not None:
             wanted = [str(c) for c in np.atleast_1d(codes)]
             sql += (" AND " if where else " WHERE ") + "g.code IN ({})"
-            frame = self._in_chunks(sql + " ORDER BY g.code", wanted, tuple(params)) \
-                if wanted else self._select(sql.format("NULL"), params)
+            frame = (
+                self._in_chunks(sql + " ORDER BY g.code", wanted, tuple(params))
+                if wanted
+                else self._select(sql.format("NULL"), params)
+            )
         else:
             frame = self._select(sql + " ORDER BY g.code", params)
         for col in (*AGGREGATES, "version"):
@@ -278,17 +294,20 @@ class GeoPackageStore:
         cols = ", ".join(ASSIGNMENT_COLUMNS)
         if grid_codes is not None:
             codes = [str(c) for c in np.atleast_1d(grid_codes)]
-            return self._in_chunks(f"SELECT {cols} FROM assignments WHERE grid_code IN ({{}})",
-                                   codes)
+            return self._in_chunks(
+                f"SELECT {cols} FROM assignments WHERE grid_code IN ({{}})", codes
+            )
         if staff_ids is not None:
             ids = [str(s) for s in np.atleast_1d(staff_ids)]
-            return self._in_chunks(f"SELECT {cols} FROM assignments WHERE staff_id IN ({{}})",
-                                   ids)
+            return self._in_chunks(f"SELECT {cols} FROM assignments WHERE staff_id IN ({{}})", ids)
         return self._select(f"SELECT {cols} FROM assignments ORDER BY grid_code, staff_id")
 
     def _generation(self) -> int:
-        return int(self._conn.execute(
-            "SELECT value FROM gis_grid_meta WHERE key = 'generation'").fetchone()[0])
+        return int(
+            self._conn.execute(
+                "SELECT value FROM gis_grid_meta WHERE key = 'generation'"
+            ).fetchone()[0]
+        )
 
     # -- writing
 
@@ -334,8 +353,7 @@ class GeoPackageStore:
                 )
                 cols = ("geom", *GRID_COLUMNS, "community_code")
                 conn.executemany(
-                    f"INSERT INTO grids ({', '.join(cols)}) VALUES "
-                    f"({', '.join('?' * len(cols))})",
+                    f"INSERT INTO grids ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     rows,
                 )
                 report.grids = len(grids)
@@ -358,12 +376,16 @@ class GeoPackageStore:
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
             )
-            for table, n in (("grids", report.grids), ("staff", report.staff),
-                             ("assignments", report.assignments)):
+            for table, n in (
+                ("grids", report.grids),
+                ("staff", report.staff),
+                ("assignments", report.assignments),
+            ):
                 if n:
                     conn.execute(
                         "UPDATE gpkg_contents SET last_change = "
-                        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?", (table,)
+                        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE table_name = ?",
+                        (table,),
                     )
         return report
 
@@ -433,7 +455,8 @@ class GeoPackageStore:
         today = dt.date.today().isoformat()
         staffed = self._conn.execute(
             "SELECT count(DISTINCT grid_code) FROM assignments WHERE start_date <= ? AND "
-            "(end_date IS NULL OR end_date = '' OR end_date >= ?)", (today, today)
+            "(end_date IS NULL OR end_date = '' OR end_date >= ?)",
+            (today, today),
         ).fetchone()[0]
         return {
             "grids": {lv.key: int(per_level.get(lv.key, 0)) for lv in Level},
