@@ -79,6 +79,12 @@ def from_multi(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+def _parse_each(values: pd.Series, parse) -> pd.Series:
+    """Apply a parser to each distinct value once (levels and roles repeat a lot)."""
+    text = values.astype(str)
+    return text.map({v: parse(v) for v in text.unique()})
+
+
 def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Coerce an incoming grid table to the stored schema, refusing what cannot be.
 
@@ -104,7 +110,7 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         )
     levels = codes.map(lambda c: level_of_code(c).key)
     if "level" in frame.columns:
-        given = frame["level"].astype(str).map(lambda v: Level.parse(v).key)
+        given = _parse_each(frame["level"], lambda v: Level.parse(v).key)
         wrong = codes[given.to_numpy() != levels.to_numpy()]
         if len(wrong):
             raise InputError(
@@ -188,7 +194,7 @@ def normalise_staff(frame: pd.DataFrame) -> pd.DataFrame:
     if empty.any():
         raise InputError(f"staff rows without id or name: rows {_listing(np.flatnonzero(empty))}")
     out["role"] = (
-        frame["role"].map(lambda r: Role.parse(r).value).to_numpy()
+        _parse_each(frame["role"], lambda r: Role.parse(r).value).to_numpy()
         if "role" in frame.columns
         else Role.GRID_WORKER.value
     )
@@ -215,7 +221,7 @@ def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["role"] = (
-        frame["role"].map(lambda r: Role.parse(r).value).to_numpy()
+        _parse_each(frame["role"], lambda r: Role.parse(r).value).to_numpy()
         if "role" in frame.columns
         else Role.GRID_WORKER.value
     )

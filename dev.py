@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Set up and run gis-grid with nothing but Python >= 3.11 and pip.
+
+    python3 dev.py demo    build the demo community into out/demo.gpkg and summarise it
+    python3 dev.py test    run the whole test suite
+    python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md)
+
+Each command first creates .venv (once) and installs the project into it again
+whenever pyproject.toml changes. Extra arguments go to the underlying command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".installed"
+
+
+def ensure_env(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"gis-grid needs Python >= 3.11; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print("creating .venv …", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print(f"installing gis-grid[{extras}] into .venv …", flush=True)
+    run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[{extras}]"])
+    STAMP.write_text(wanted)
+
+
+def run(cmd: list, **kwargs) -> None:
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT, **kwargs)
+    if code:
+        sys.exit(code)
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("demo", "test", "bench"):
+        sys.exit(__doc__)
+    task, rest = argv[0], argv[1:]
+    if task == "demo":
+        ensure_env("test")
+        run([BIN / "gis-grid", "demo", "--out", "out/demo.gpkg", *rest])
+    elif task == "test":
+        ensure_env("test")
+        run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "tests", *rest])
+    else:
+        ensure_env("test,bench")
+        run([PY, "bench/bench_foundation.py", *rest])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
