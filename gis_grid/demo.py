@@ -542,45 +542,39 @@ def _staff(
     (楼长); each unit a unit head (单元长), where in three buildings out of ten the
     building head doubles as head of unit 1.
     """
-    by_level = {lv: frame.loc[frame.level == lv.key, "code"].to_numpy() for lv in Level}
-    roles: list[str] = [Role.GRID_LEADER.value, Role.SUPERVISOR.value]
-    holders: list[int] = [0, 1]  # staff index per assignment
-    grids: list[str] = [community_code, community_code]
-    n = 2
-    area_staff = {code: n + k for k, code in enumerate(by_level[Level.AREA])}
-    n += len(area_staff)
-    grids += list(by_level[Level.AREA])
-    holders += list(area_staff.values())
-    roles += [Role.GRID_WORKER.value] * len(area_staff)
-    yards = by_level[Level.COURTYARD]
-    grids += list(yards)
-    holders += [area_staff[c[: Level.AREA.code_length]] for c in yards]
-    roles += [Role.GRID_WORKER.value] * len(yards)
-    building_staff = {code: n + k for k, code in enumerate(by_level[Level.BUILDING])}
-    n += len(building_staff)
-    grids += list(by_level[Level.BUILDING])
-    holders += list(building_staff.values())
-    roles += [Role.BUILDING_HEAD.value] * len(building_staff)
-    units = by_level[Level.UNIT]
-    doubles = np.char.endswith(units.astype(str), "01") & (rng.random(len(units)) < 0.3)
-    unit_holder = np.where(
-        doubles,
-        [building_staff[c[: Level.BUILDING.code_length]] for c in units],
-        n + np.cumsum(~doubles) - 1,
-    )
-    n += int((~doubles).sum())
-    grids += list(units)
-    holders += unit_holder.tolist()
-    roles += [Role.UNIT_HEAD.value] * len(units)
+    by_level = {lv: frame.loc[frame.level == lv.key, "code"].tolist() for lv in Level}
+    staff_roles: list[str] = []  # per person
+    holders: list[int] = []  # per assignment: the person
+    grids: list[str] = []
+    roles: list[str] = []
 
-    staff_role = [Role.GRID_LEADER.value, Role.SUPERVISOR.value]
-    staff_role += [Role.GRID_WORKER.value] * len(area_staff)
-    staff_role += [Role.BUILDING_HEAD.value] * len(building_staff)
-    staff_role += [Role.UNIT_HEAD.value] * int((~doubles).sum())
+    def hire(role: Role) -> int:
+        staff_roles.append(role.value)
+        return len(staff_roles) - 1
+
+    def give(person: int, code: str, role: Role) -> None:
+        holders.append(person)
+        grids.append(code)
+        roles.append(role.value)
+
+    give(hire(Role.GRID_LEADER), community_code, Role.GRID_LEADER)
+    give(hire(Role.SUPERVISOR), community_code, Role.SUPERVISOR)
+    worker = {code: hire(Role.GRID_WORKER) for code in by_level[Level.AREA]}
+    for code in by_level[Level.AREA] + by_level[Level.COURTYARD]:
+        give(worker[code[: Level.AREA.code_length]], code, Role.GRID_WORKER)
+    head = {code: hire(Role.BUILDING_HEAD) for code in by_level[Level.BUILDING]}
+    for code in by_level[Level.BUILDING]:
+        give(head[code], code, Role.BUILDING_HEAD)
+    units = by_level[Level.UNIT]
+    doubles = np.char.endswith(np.array(units, dtype=str), "01") & (rng.random(len(units)) < 0.3)
+    for code, double in zip(units, doubles, strict=True):
+        person = head[code[: Level.BUILDING.code_length]] if double else hire(Role.UNIT_HEAD)
+        give(person, code, Role.UNIT_HEAD)
+    n = len(staff_roles)
     names, phones = _people(rng, n)
     ids = [f"S{counter['staff'] + k + 1:07d}" for k in range(n)]
     counter["staff"] += n
-    staff = list(zip(ids, names, staff_role, phones, strict=True))
+    staff = list(zip(ids, names, staff_roles, phones, strict=True))
     start = np.datetime64("2024-01-01") + rng.integers(0, 600, len(grids)).astype("timedelta64[D]")
     assign = [
         (ids[h], g, r, str(d), None)

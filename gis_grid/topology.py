@@ -80,6 +80,22 @@ class ValidationOptions:
     today: dt.date | None = None
 
 
+@dataclass
+class _Rows:
+    """The per-grid arrays every check reads (one entry per distinct, well-formed code)."""
+
+    codes: np.ndarray  # str
+    depth: np.ndarray  # level value
+    parent: np.ndarray  # parent code or None
+    parent_row: np.ndarray  # row of the parent, NaN when missing
+    geoms: np.ndarray  # lon/lat
+    ok: np.ndarray  # valid polygon in range
+    metric: np.ndarray  # projected per community (valid rows only)
+    group: np.ndarray  # community group of the metric CRS, -1 for invalid rows
+    area: np.ndarray  # m², NaN for invalid rows
+    opts: ValidationOptions
+
+
 def empty_problems() -> gpd.GeoDataFrame:
     """A problem table with no rows."""
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in PROBLEM_COLUMNS})
@@ -264,77 +280,65 @@ def validate(
     area[good] = shapely.area(metric[good])
     shapely.prepare(metric[good])
 
-    outside_area = _outside_parent(
-        problems, frame, depth, parent_row, ok, metric, group, area, opts
+    rows = _Rows(
+        codes.to_numpy(), depth, parent.to_numpy(), parent_row, geoms, ok, metric, group, area, opts
     )
-    overlap_by_parent = _overlaps(problems, codes, depth, parent, ok, metric, group, opts)
-    _gaps(
-        problems,
-        codes,
-        depth,
-        parent_row,
-        ok,
-        metric,
-        group,
-        area,
-        outside_area,
-        overlap_by_parent,
-        opts,
-    )
+    outside_area = _outside_parent(problems, rows)
+    overlap_by_parent = _overlaps(problems, rows)
+    _gaps(problems, rows, outside_area, overlap_by_parent)
     if opts.check_staff and assignments is not None:
-        _no_staff(problems, frame, depth, geoms, assignments, opts)
+        _no_staff(problems, rows, assignments)
     return problems.frame(crs_list)
 
 
-def _outside_parent(problems, frame, depth, parent_row, ok, metric, group, area, opts):
+def _outside_parent(problems: _Problems, t: _Rows) -> np.ndarray:
     """Children reaching beyond their parent by more than the tolerance.
 
     Returns, per row, the area that really lies outside the parent (0 for
     children within tolerance, whose spill is digitising or reprojection noise).
     """
-    outside_area = np.zeros(len(frame))
-    has_parent = ~np.isnan(parent_row)
-    prow = np.where(has_parent, parent_row, 0).astype(int)
-    child = np.flatnonzero(ok & has_parent & ok[prow])
+    outside_area = np.zeros(len(t.codes))
+    has_parent = ~np.isnan(t.parent_row)
+    prow = np.where(has_parent, t.parent_row, 0).astype(int)
+    child = np.flatnonzero(t.ok & has_parent & t.ok[prow])
     if not len(child):
         return outside_area
     # parents are prepared: covers(parent, child) is the fast direction
-    inside = shapely.covers(metric[prow[child]], metric[child])
+    inside = shapely.covers(t.metric[prow[child]], t.metric[child])
     suspect = child[~inside]
     if not len(suspect):
         return outside_area
     parents, which = np.unique(prow[suspect], return_inverse=True)
-    grown = shapely.buffer(metric[parents], opts.tolerance_m, quad_segs=2)
+    grown = shapely.buffer(t.metric[parents], t.opts.tolerance_m, quad_segs=2)
     shapely.prepare(grown)
-    beyond = ~shapely.covers(grown[which], metric[suspect])
+    beyond = ~shapely.covers(grown[which], t.metric[suspect])
     out = suspect[beyond]
     if not len(out):
         return outside_area
     spar = prow[out]
-    spill = shapely.difference(metric[out], metric[spar], grid_size=_GRID)
+    spill = shapely.difference(t.metric[out], t.metric[spar], grid_size=_GRID)
     spill_area = shapely.area(spill)
     outside_area[out] = spill_area
-    codes = frame["code"].to_numpy()
+    codes = t.codes
     for k, (i, p) in enumerate(zip(out, spar, strict=True)):
         problems.add(
             "outside_parent",
-            Level(depth[i]).key,
+            Level(t.depth[i]).key,
             [codes[i], codes[p]],
             spill_area[k],
             f"{codes[i]} reaches {spill_area[k]:.1f} m² beyond its parent {codes[p]}",
             spill[k],
-            group[i],
+            t.group[i],
         )
     return outside_area
 
 
-def _overlaps(problems, codes, depth, parent, ok, metric, group, opts) -> dict[str, float]:
+def _overlaps(problems: _Problems, t: _Rows) -> dict[str, float]:
     """Siblings sharing interior area; returns overlap area summed per parent code."""
     by_parent: dict[str, float] = {}
-    code_arr = codes.to_numpy()
-    parent_arr = parent.to_numpy()
+    code_arr, parent_arr, metric = t.codes, t.parent, t.metric
     for level in Level:
-        rows = np.flatnonzero(ok & (depth == level.value))
+        rows = np.flatnonzero(t.ok & (t.depth == level.value))
         if len(rows) < 2:
             continue
         geoms = metric[rows]
@@ -361,7 +365,7 @@ def _overlaps(problems, codes, depth, parent, ok, metric, group, opts) -> dict[s
         a, b = a[interior], b[interior]
         shared = shapely.intersection(metric[a], metric[b], grid_size=_GRID)
         shared_area = shapely.area(shared)
-        for k in np.flatnonzero(shared_area >= opts.min_area_m2):
+        for k in np.flatnonzero(shared_area >= t.opts.min_area_m2):
             i, j = a[k], b[k]
             problems.add(
                 "overlap",
@@ -370,7 +374,7 @@ def _overlaps(problems, codes, depth, parent, ok, metric, group, opts) -> dict[s
                 shared_area[k],
                 f"{code_arr[i]} and {code_arr[j]} overlap by {shared_area[k]:.1f} m²",
                 shared[k],
-                group[i],
+                t.group[i],
             )
             key = parent_arr[i] or ""
             by_parent[key] = by_parent.get(key, 0.0) + shared_area[k]
@@ -378,17 +382,7 @@ def _overlaps(problems, codes, depth, parent, ok, metric, group, opts) -> dict[s
 
 
 def _gaps(
-    problems,
-    codes,
-    depth,
-    parent_row,
-    ok,
-    metric,
-    group,
-    area,
-    outside_area,
-    overlap_by_parent,
-    opts,
+    problems: _Problems, t: _Rows, outside_area: np.ndarray, overlap_by_parent: dict[str, float]
 ) -> None:
     """Parts of a tiled parent that no child covers.
 
@@ -396,11 +390,11 @@ def _gaps(
     closes (to within ``min_area_m2``) when the children tile the parent; only
     parents whose budget does not close are unioned and differenced.
     """
-    code_arr = codes.to_numpy()
+    code_arr, depth, metric, area = t.codes, t.depth, t.metric, t.area
     for level in (Level.AREA, Level.UNIT):
-        child = np.flatnonzero(ok & (depth == level.value) & ~np.isnan(parent_row))
-        par = parent_row[child].astype(int)
-        keep = ok[par]
+        child = np.flatnonzero(t.ok & (depth == level.value) & ~np.isnan(t.parent_row))
+        par = t.parent_row[child].astype(int)
+        keep = t.ok[par]
         child, par = child[keep], par[keep]
         if not len(child):
             continue
@@ -409,7 +403,7 @@ def _gaps(
         parents = budget.index.to_numpy()
         overlap = np.array([overlap_by_parent.get(code_arr[p], 0.0) for p in parents])
         deficit = area[parents] - budget["a"].to_numpy() + budget["o"].to_numpy() + overlap
-        suspicious = parents[(deficit >= opts.min_area_m2) | (overlap > 0) | (budget["o"] > 0)]
+        suspicious = parents[(deficit >= t.opts.min_area_m2) | (overlap > 0) | (budget["o"] > 0)]
         if not len(suspicious):
             continue
         members = pd.Series(child).groupby(par).apply(np.asarray)
@@ -419,7 +413,7 @@ def _gaps(
             parts = shapely.get_parts(hole)
             parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
             for part, a in zip(parts, shapely.area(parts), strict=True):
-                if a >= opts.min_area_m2:
+                if a >= t.opts.min_area_m2:
                     problems.add(
                         "gap",
                         Level(depth[p]).key,
@@ -427,26 +421,26 @@ def _gaps(
                         a,
                         f"{a:.1f} m² of {Level(depth[p]).key} {code_arr[p]} is in no {level.key}",
                         part,
-                        group[p],
+                        t.group[p],
                     )
 
 
-def _no_staff(problems, frame, depth, geoms, assignments, opts) -> None:
-    today = (opts.today or dt.date.today()).isoformat()
+def _no_staff(problems: _Problems, t: _Rows, assignments: pd.DataFrame) -> None:
+    today = (t.opts.today or dt.date.today()).isoformat()
     a = assignments
     start = a["start_date"].astype(object).where(a["start_date"].notna(), "")
     end = a["end_date"].astype(object).where(a["end_date"].notna(), "9999-12-31")
     active = (start.astype(str) <= today) & (end.astype(str) >= today)
     staffed = set(a.loc[active, "grid_code"].astype(str))
-    codes = frame["code"].to_numpy()
-    for i in np.flatnonzero(~frame["code"].isin(staffed).to_numpy()):
+    codes = t.codes
+    for i in np.flatnonzero(~np.isin(codes, list(staffed))):
         problems.add(
             "no_staff",
-            Level(depth[i]).key,
+            Level(t.depth[i]).key,
             [codes[i]],
             None,
-            f"no active staff on {Level(depth[i]).zh} {codes[i]}",
-            geoms[i],
+            f"no active staff on {Level(t.depth[i]).zh} {codes[i]}",
+            t.geoms[i],
         )
 
 
