@@ -13,6 +13,7 @@ areas are known exactly::
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,11 @@ from gis_grid.demo import generate
 METRIC = CRS.from_epsg(4550)
 X0, Y0 = 546_000.0, 4_700_000.0  # near 123.556°E, 42.45°N
 COMMUNITY = "211281001007"
+
+
+def digest(path) -> str:
+    """The SHA-256 of a file: equal before and after means nothing was written."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def at(geom):

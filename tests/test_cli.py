@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 
@@ -13,7 +12,7 @@ from shapely import box
 from typer.testing import CliRunner
 
 from gis_grid.cli import app
-from tests.conftest import COMMUNITY, grids
+from tests.conftest import COMMUNITY, digest, grids
 
 runner = CliRunner()
 
@@ -22,10 +21,6 @@ def run(*args: str, code: int = 0):
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == code, (result.stdout, result.stderr)
     return result
-
-
-def digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.fixture

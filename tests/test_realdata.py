@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -16,6 +15,7 @@ from pyproj import Geod
 from typer.testing import CliRunner
 
 from gis_grid.cli import app
+from tests.conftest import digest
 
 runner = CliRunner()
 
@@ -24,10 +24,6 @@ def run(*args, code=0):
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == code, (result.stdout, result.stderr)
     return result
-
-
-def digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.fixture(scope="module")

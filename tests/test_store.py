@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -28,13 +27,9 @@ from gis_grid.errors import (
 from gis_grid.model import Level
 from gis_grid.store import ChangeSet, open_store
 from gis_grid.store.gpkg import GeoPackageStore
-from tests.conftest import COMMUNITY, at, grids, staff_for
+from tests.conftest import COMMUNITY, at, digest, grids, staff_for
 
 REFERENCE = {"community": 1, "area": 8, "courtyard": 30, "building": 114}
-
-
-def digest(path) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def test_demo_store_has_the_reference_counts(demo_store):
