@@ -266,6 +266,7 @@ def test_killed_import_leaves_nothing(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
     with GeoPackageStore(path) as store:  # SQLite rolls the hot journal back on open
         assert store.stats()["grids"]["courtyard"] == 0
         assert store.validate().empty
