@@ -113,7 +113,10 @@ def read_grid_file(
     fmt = _format(path)
     size = path.stat().st_size
     if size > max_bytes:
-        raise InputError(f"{path} is {size / 1e9:.1f} GB, over the {max_bytes / 1e9:.1f} GB limit")
+        raise InputError(
+            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
+            "one import: split it by community"
+        )
     given = parse_crs(crs) if isinstance(crs, str) else crs
     if fmt == "CSV":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])

@@ -103,17 +103,70 @@ def empty_problems() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
 
 
-class _Problems:
-    """Collects problem rows; geometry may be metric, tagged with its community group."""
+class Problems:
+    """Collects problem rows for any validator (the stores' too), worded in one place.
+
+    Geometry may be metric, tagged with the group whose CRS it is in
+    (``group=-1``: already lon/lat).
+    """
 
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
     def add(self, kind, level, codes, area, detail, geom=None, group=-1) -> None:
+        """Add one problem row (prefer the worded helpers below)."""
         area = float(area) if area is not None and np.isfinite(area) else np.nan
         self.rows.append((kind, SEVERITY[kind], level, list(codes), area, detail, geom, group))
 
-    def frame(self, crs_of_group: list[CRS]) -> gpd.GeoDataFrame:
+    def outside(self, level: str, child: str, parent: str, area: float, geom, group=-1) -> None:
+        """A child reaching beyond its parent."""
+        self.add(
+            "outside_parent",
+            level,
+            [child, parent],
+            area,
+            f"{child} reaches {area:.1f} m² beyond its parent {parent}",
+            geom,
+            group,
+        )
+
+    def overlap(self, level: str, a: str, b: str, area: float, geom, group=-1) -> None:
+        """Two siblings sharing interior area."""
+        self.add(
+            "overlap",
+            level,
+            sorted([a, b]),
+            area,
+            f"{a} and {b} overlap by {area:.1f} m²",
+            geom,
+            group,
+        )
+
+    def gap(self, level: str, parent: str, child_level: str, area: float, geom, group=-1) -> None:
+        """Part of a tiled parent that no child covers."""
+        self.add(
+            "gap",
+            level,
+            [parent],
+            area,
+            f"{area:.1f} m² of {level} {parent} is in no {child_level}",
+            geom,
+            group,
+        )
+
+    def no_staff(self, level: str, code: str, geom) -> None:
+        """A grid without an assignment in force."""
+        self.add(
+            "no_staff",
+            level,
+            [code],
+            None,
+            f"no active staff on {Level.parse(level).zh} {code}",
+            geom,
+        )
+
+    def frame(self, crs_of_group: list[CRS] = ()) -> gpd.GeoDataFrame:
+        """The problems as a sorted table in lon/lat (metric geometry reprojected)."""
         if not self.rows:
             return empty_problems()
         df = pd.DataFrame(self.rows, columns=[*PROBLEM_COLUMNS, "geometry", "_group"])
@@ -187,7 +240,7 @@ def validate(
     9140
     """
     opts = options or ValidationOptions()
-    problems = _Problems()
+    problems = Problems()
     frame = pd.DataFrame(
         {"code": grids["code"].astype(str).to_numpy(), "geometry": grids.geometry.to_numpy()}
     )
@@ -291,7 +344,7 @@ def validate(
     return problems.frame(crs_list)
 
 
-def _outside_parent(problems: _Problems, t: _Rows) -> np.ndarray:
+def _outside_parent(problems: Problems, t: _Rows) -> np.ndarray:
     """Children reaching beyond their parent by more than the tolerance.
 
     Returns, per row, the area that really lies outside the parent (0 for
@@ -321,19 +374,13 @@ def _outside_parent(problems: _Problems, t: _Rows) -> np.ndarray:
     outside_area[out] = spill_area
     codes = t.codes
     for k, (i, p) in enumerate(zip(out, spar, strict=True)):
-        problems.add(
-            "outside_parent",
-            Level(t.depth[i]).key,
-            [codes[i], codes[p]],
-            spill_area[k],
-            f"{codes[i]} reaches {spill_area[k]:.1f} m² beyond its parent {codes[p]}",
-            spill[k],
-            t.group[i],
+        problems.outside(
+            Level(t.depth[i]).key, codes[i], codes[p], spill_area[k], spill[k], t.group[i]
         )
     return outside_area
 
 
-def _overlaps(problems: _Problems, t: _Rows) -> dict[str, float]:
+def _overlaps(problems: Problems, t: _Rows) -> dict[str, float]:
     """Siblings sharing interior area; returns overlap area summed per parent code."""
     by_parent: dict[str, float] = {}
     code_arr, parent_arr, metric = t.codes, t.parent, t.metric
@@ -367,14 +414,8 @@ def _overlaps(problems: _Problems, t: _Rows) -> dict[str, float]:
         shared_area = shapely.area(shared)
         for k in np.flatnonzero(shared_area >= t.opts.min_area_m2):
             i, j = a[k], b[k]
-            problems.add(
-                "overlap",
-                level.key,
-                sorted([code_arr[i], code_arr[j]]),
-                shared_area[k],
-                f"{code_arr[i]} and {code_arr[j]} overlap by {shared_area[k]:.1f} m²",
-                shared[k],
-                t.group[i],
+            problems.overlap(
+                level.key, code_arr[i], code_arr[j], shared_area[k], shared[k], t.group[i]
             )
             key = parent_arr[i] or ""
             by_parent[key] = by_parent.get(key, 0.0) + shared_area[k]
@@ -382,7 +423,7 @@ def _overlaps(problems: _Problems, t: _Rows) -> dict[str, float]:
 
 
 def _gaps(
-    problems: _Problems, t: _Rows, outside_area: np.ndarray, overlap_by_parent: dict[str, float]
+    problems: Problems, t: _Rows, outside_area: np.ndarray, overlap_by_parent: dict[str, float]
 ) -> None:
     """Parts of a tiled parent that no child covers.
 
@@ -414,18 +455,10 @@ def _gaps(
             parts = parts[np.isin(shapely.get_type_id(parts), (3, 6))]
             for part, a in zip(parts, shapely.area(parts), strict=True):
                 if a >= t.opts.min_area_m2:
-                    problems.add(
-                        "gap",
-                        Level(depth[p]).key,
-                        [code_arr[p]],
-                        a,
-                        f"{a:.1f} m² of {Level(depth[p]).key} {code_arr[p]} is in no {level.key}",
-                        part,
-                        t.group[p],
-                    )
+                    problems.gap(Level(depth[p]).key, code_arr[p], level.key, a, part, t.group[p])
 
 
-def _no_staff(problems: _Problems, t: _Rows, assignments: pd.DataFrame) -> None:
+def _no_staff(problems: Problems, t: _Rows, assignments: pd.DataFrame) -> None:
     today = (t.opts.today or dt.date.today()).isoformat()
     a = assignments
     start = a["start_date"].astype(object).where(a["start_date"].notna(), "")
@@ -433,15 +466,8 @@ def _no_staff(problems: _Problems, t: _Rows, assignments: pd.DataFrame) -> None:
     active = (start.astype(str) <= today) & (end.astype(str) >= today)
     staffed = set(a.loc[active, "grid_code"].astype(str))
     codes = t.codes
-    for i in np.flatnonzero(~np.isin(codes, list(staffed))):
-        problems.add(
-            "no_staff",
-            Level(t.depth[i]).key,
-            [codes[i]],
-            None,
-            f"no active staff on {Level(t.depth[i]).zh} {codes[i]}",
-            t.geoms[i],
-        )
+    for i in np.flatnonzero(~pd.Index(codes).isin(staffed)):  # hashed; np.isin on objects crawls
+        problems.no_staff(Level(t.depth[i]).key, codes[i], t.geoms[i])
 
 
 def errors(problems: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

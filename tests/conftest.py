@@ -14,6 +14,7 @@ areas are known exactly::
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pyproj import CRS
 
 from gis_grid.crs import WGS84, reproject
 from gis_grid.demo import generate
+from gis_grid.model import GRID_COLUMNS
 
 METRIC = CRS.from_epsg(4550)
 X0, Y0 = 546_000.0, 4_700_000.0  # near 123.556°E, 42.45°N
@@ -88,20 +90,113 @@ def demo_file(tmp_path_factory, demo_data) -> Path:
     return path
 
 
+#: Store backends every contract test runs against.
+BACKENDS = ["gpkg", "postgis"]
+#: The PostgreSQL server the PostGIS tests use (trust auth on these machines).
+PG_SERVER = os.environ.get("GIS_GRID_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
+REQUIRE_POSTGIS = os.environ.get("GIS_GRID_REQUIRE_POSTGIS") == "1"
+HOW_TO_ENABLE = (
+    "PostGIS tests need a PostgreSQL server with PostGIS at "
+    f"{PG_SERVER} (set GIS_GRID_TEST_SERVER to use another; on Debian: apt-get install "
+    "postgresql-15-postgis-3). GIS_GRID_REQUIRE_POSTGIS=1 turns this skip into a failure."
+)
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def postgis_template():
+    """A migrated template database; every PostGIS store is a fresh copy of it."""
+    name = f"gis_grid_test_{os.getpid()}"
+    try:
+        _admin(f"DROP DATABASE IF EXISTS {name}_template")
+        _admin(f"CREATE DATABASE {name}_template")
+        from gis_grid.store.postgis import migrate
+
+        migrate(f"{PG_SERVER}/{name}_template")
+    except Exception as exc:  # no server, no PostGIS
+        message = f"{HOW_TO_ENABLE} ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        if REQUIRE_POSTGIS:
+            pytest.fail(message)
+        pytest.skip(message)
+    made: list[str] = []
+
+    def database() -> str:
+        db = f"{name}_{len(made)}"
+        _admin(f"DROP DATABASE IF EXISTS {db}")
+        _admin(f"CREATE DATABASE {db} TEMPLATE {name}_template")
+        made.append(db)
+        return f"{PG_SERVER}/{db}"
+
+    yield database
+    for db in [*made, f"{name}_template"]:
+        _admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def snapshot(store) -> str:
+    """A fingerprint of everything a store holds: equal means nothing was written."""
+    frame = store.grids()
+    cols = [c for c in GRID_COLUMNS if c in frame.columns]
+    rows = sorted(
+        zip(
+            *(frame[c].astype(str) for c in cols),
+            shapely.to_wkb(frame.geometry.to_numpy(), hex=True),
+            strict=True,
+        )
+    )
+    staff = sorted(map(tuple, store.staff().astype(str).to_numpy().tolist()))
+    assignments = sorted(map(tuple, store.assignments().astype(str).to_numpy().tolist()))
+    return hashlib.sha256(repr((rows, staff, assignments)).encode()).hexdigest()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def demo_store(tmp_path, demo_file):
-    """A private copy of the demo store, free to modify."""
+def new_store(backend, tmp_path, request):
+    """A factory of empty stores of the backend under test."""
+    from gis_grid.store import open_store
+
+    made = []
+    databases = request.getfixturevalue("postgis_template") if backend == "postgis" else None
+
+    def make():
+        if databases is not None:
+            store = open_store(databases())
+        else:
+            store = open_store(tmp_path / f"store{len(made)}.gpkg", create=True)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def demo_store(backend, tmp_path, demo_file, demo_data, new_store):
+    """The demo community in a private store of the backend under test, free to modify."""
+    from gis_grid.store import ChangeSet
     from gis_grid.store.gpkg import GeoPackageStore
 
-    path = tmp_path / "demo.gpkg"
-    shutil.copy(demo_file, path)
-    with GeoPackageStore(path) as store:
+    if backend == "gpkg":
+        path = tmp_path / "demo.gpkg"
+        shutil.copy(demo_file, path)
+        with GeoPackageStore(path) as store:
+            yield store
+    else:
+        store = new_store()
+        store.apply(ChangeSet(demo_data.grids, demo_data.staff, demo_data.assignments))
         yield store
 
 
 @pytest.fixture
-def empty_store(tmp_path):
-    from gis_grid.store.gpkg import GeoPackageStore
-
-    with GeoPackageStore(tmp_path / "empty.gpkg") as store:
-        yield store
+def empty_store(new_store):
+    return new_store()

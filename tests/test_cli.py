@@ -152,6 +152,16 @@ def test_user_errors_are_one_clear_line(tmp_path, demo_copy, args, words):
     assert digest(demo_copy) == before
 
 
+def test_oversized_files_are_refused_before_reading(tmp_path):
+    from gis_grid.errors import InputError
+    from gis_grid.io import read_grid_file
+
+    path = tmp_path / "big.geojson"
+    grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100)}).to_file(path)
+    with pytest.raises(InputError, match="over the"):
+        read_grid_file(path, max_bytes=100)
+
+
 def test_failed_imports_leave_the_store_unchanged(tmp_path, demo_copy):
     before = digest(demo_copy)
     # overlapping a sibling courtyard, then duplicate codes, then no CRS in a CSV

@@ -7,33 +7,51 @@ import os
 from gis_grid.errors import StoreError
 from gis_grid.store.base import ChangeSet, Store, WriteReport
 
-__all__ = ["ChangeSet", "Store", "WriteReport", "open_store"]
+__all__ = ["ChangeSet", "Store", "WriteReport", "open_store", "resolve_url"]
+
+#: Environment variable naming the store when a command is given none.
+ENV_URL = "GIS_GRID_DATABASE_URL"
 
 
-def open_store(url: str | os.PathLike, *, create: bool = False) -> Store:
-    """Open the store a user named: a ``.gpkg`` path.
+def resolve_url(url: str | os.PathLike | None) -> str:
+    """The store a user means: the given URL/path, else ``GIS_GRID_DATABASE_URL``."""
+    if url is None or str(url) == "":
+        url = os.environ.get(ENV_URL)
+        if not url:
+            raise StoreError(f"no store given: name a .gpkg file or postgresql:// URL, or set "
+                             f"{ENV_URL}")
+    return os.fspath(url)
+
+
+def open_store(url: str | os.PathLike | None = None, *, create: bool = False) -> Store:
+    """Open the store a user named: a ``.gpkg`` path or a ``postgresql://`` URL.
 
     Parameters
     ----------
-    url : str or path
-        A GeoPackage file path.
+    url : str or path, optional
+        A GeoPackage file path or ``postgresql://user:pass@host:port/db``;
+        default ``GIS_GRID_DATABASE_URL``.
     create : bool
-        Create an empty store when the file does not exist.
+        Create an empty store (a new GeoPackage file, or the schema in an
+        existing PostgreSQL database) when there is none.
 
     Raises
     ------
     StoreError
         When the URL names no store this version can open.
     """
-    text = os.fspath(url)
+    text = resolve_url(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        from gis_grid.store.postgis import PostGISStore
+
+        return PostGISStore(text, create=create)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StoreError(
-            f"this version of gis-grid opens GeoPackage files only, not {scheme}:// URLs; "
-            "give a path ending in .gpkg"
-        )
+        raise StoreError(f"unknown store URL scheme {scheme}://: give a path ending in .gpkg "
+                         "or a postgresql:// URL")
     if not text.lower().endswith(".gpkg"):
-        raise StoreError(f"a store is a GeoPackage file ending in .gpkg, not {text!r}")
+        raise StoreError(f"a store is a GeoPackage file ending in .gpkg or a postgresql:// URL, "
+                         f"not {text!r}")
     from gis_grid.store.gpkg import GeoPackageStore
 
     return GeoPackageStore(text, create=create)

@@ -92,8 +92,11 @@ class Store(Protocol):
         """Assignments of staff to grids, filtered by grid or by staff."""
         ...
 
-    def apply(self, changes: ChangeSet) -> WriteReport:
-        """Write a change set atomically; raise and change nothing on any problem."""
+    def apply(self, changes: ChangeSet, options: ValidationOptions | None = None) -> WriteReport:
+        """Write a change set atomically; raise and change nothing on any problem.
+
+        ``options`` are the tolerances of the topology checks the write runs.
+        """
         ...
 
     def lookup(self, lon: ArrayLike, lat: ArrayLike) -> pd.DataFrame:

@@ -1,0 +1,395 @@
+"""The PostGIS store: the same platform on a multi-user database.
+
+Same protocol, same answers as the GeoPackage store (one contract suite runs
+against both), with the heavy work pushed down into SQL:
+
+- writes: one transaction per change set, rows loaded with ``COPY``, the
+  communities touched serialised with advisory locks, the checks of
+  :mod:`gis_grid.changes` run inside the transaction, aggregates summed upward
+  in SQL, polygons cut into ``grid_parts`` with ``ST_Subdivide`` for lookups;
+- lookup: points joined to ``grid_parts`` (GiST) with ``ST_Intersects`` —
+  covers semantics, smallest code wins on a shared edge, units only inside the
+  building found, exactly the embedded rule;
+- validation: spills, overlaps, area budgets and gaps computed in SQL in each
+  community's local metric CRS (the SRIDs :func:`gis_grid.crs.local_metric_crs`
+  picks, so both stores measure in the same projection).
+
+Connections come from a psycopg 3 pool that checks each connection on checkout,
+so the store carries on after a PostgreSQL restart. Values only ever travel as
+parameters; identifiers are fixed in this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg_pool import ConnectionPool
+
+from gis_grid.changes import Existing, check_changeset, from_multi, to_multi, touched_communities
+from gis_grid.crs import WGS84, local_metric_crs
+from gis_grid.errors import (
+    DuplicateCodeError,
+    GisGridError,
+    InputError,
+    OrphanError,
+    StoreError,
+)
+from gis_grid.model import AGGREGATES, ASSIGNMENT_COLUMNS, GRID_COLUMNS, STAFF_COLUMNS, Level
+from gis_grid.store.base import ChangeSet, WriteReport, empty_lookup
+from gis_grid.topology import Problems, ValidationOptions
+
+S = "gis_grid"
+#: Above this many points a lookup goes through COPY into a temporary table.
+_COPY_FROM = 2_000
+_SUBDIVIDE = 64
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy form of a ``postgresql://`` URL (psycopg 3 driver)."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}"
+
+
+def migrate(url: str) -> str:
+    """Create or upgrade the gis-grid schema in a PostGIS database; return its revision.
+
+    Runs the Alembic migrations shipped in ``gis_grid/store/migrations``
+    (``CREATE EXTENSION postgis`` included).
+    """
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    config = Config()
+    config.set_main_option("script_location", os.path.join(os.path.dirname(__file__),
+                                                           "migrations"))
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            from sqlalchemy import text
+
+            return connection.execute(text(f"SELECT version_num FROM {S}.alembic_version")
+                                      ).scalar_one()
+    except Exception as exc:  # connection refused, no PostGIS, no rights
+        if isinstance(exc, GisGridError):
+            raise
+        raise StoreError(f"cannot migrate {_safe(url)}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        engine.dispose()
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _iso(value) -> str | None:
+    return None if value is None or value is pd.NaT else str(value)[:10]
+
+
+class PostGISStore:
+    """A gis-grid store in a PostgreSQL/PostGIS database.
+
+    Parameters
+    ----------
+    url : str
+        ``postgresql://user:password@host:port/database``.
+    create : bool
+        Run the migrations when the schema is missing (otherwise a database
+        without the schema raises :class:`~gis_grid.errors.StoreError` saying
+        to run ``gis-grid migrate``).
+    pool_size : int
+        Connections kept at most.
+    """
+
+    def __init__(self, url: str, *, create: bool = False, pool_size: int = 4) -> None:
+        self.url = url
+        try:
+            with psycopg.connect(url, connect_timeout=10) as conn:
+                found = conn.execute(
+                    "SELECT to_regclass('gis_grid.alembic_version') IS NOT NULL"
+                ).fetchone()[0]
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to {_safe(url)}: "
+                             f"{str(exc).strip().splitlines()[-1]}") from exc
+        if not found:
+            if not create:
+                raise StoreError(f"{_safe(url)} has no gis-grid schema: run "
+                                 f"'gis-grid migrate {_safe(url)}' first")
+            migrate(url)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=True, name="gis-grid",
+            check=ConnectionPool.check_connection,
+            kwargs={"options": f"-c search_path={S},public"},
+        )
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()
+
+    def __enter__(self) -> PostGISStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostGISStore({_safe(self.url)!r})"
+
+    # -- reading
+
+    @contextmanager
+    def _cursor(self):
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    def _frame(self, sql: str, params=None) -> pd.DataFrame:
+        with self._cursor() as cur:
+            cur.execute(sql, params)
+            cols = [d.name for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    def grids(self, *, level=None, codes=None, under=None, bbox=None, geometry=True):
+        """Grids filtered by level, codes, subtrees and lon/lat bounding box."""
+        where, params = [], []
+        if level is not None:
+            where.append("level = %s")
+            params.append(Level.parse(level).key)
+        if codes is not None:
+            where.append("code = ANY(%s)")
+            params.append([str(c) for c in np.atleast_1d(codes)])
+        if under is not None:
+            where.append("code LIKE ANY(%s)")
+            params.append([f"{c}%" for c in np.atleast_1d(under)])
+        if bbox is not None:
+            where.append("geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
+            params += [float(v) for v in bbox]
+        cols = ", ".join(GRID_COLUMNS)
+        sql = f"SELECT {cols}{', ST_AsBinary(geom) AS wkb' if geometry else ''} FROM grids"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        frame = self._frame(sql + " ORDER BY code", params)
+        if frame.empty:
+            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in GRID_COLUMNS}
+                                 | ({"wkb": pd.Series(dtype=object)} if geometry else {}))
+        for col in (*AGGREGATES, "version"):
+            frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
+        if not geometry:
+            return frame
+        geoms = from_multi(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+
+    def staff(self, staff_ids=None) -> pd.DataFrame:
+        """Staff members, optionally only the given ids."""
+        cols = ", ".join(STAFF_COLUMNS)
+        if staff_ids is None:
+            frame = self._frame(f"SELECT {cols} FROM staff ORDER BY staff_id")
+        else:
+            frame = self._frame(f"SELECT {cols} FROM staff WHERE staff_id = ANY(%s) "
+                                "ORDER BY staff_id", [[str(s) for s in np.atleast_1d(staff_ids)]])
+        return frame if len(frame) else pd.DataFrame(columns=list(STAFF_COLUMNS))
+
+    def assignments(self, *, grid_codes=None, staff_ids=None) -> pd.DataFrame:
+        """Assignments, filtered by grid codes or staff ids."""
+        sql = ("SELECT staff_id, grid_code, role, start_date::text AS start_date, "
+               "end_date::text AS end_date FROM assignments")
+        if grid_codes is not None:
+            frame = self._frame(sql + " WHERE grid_code = ANY(%s) ORDER BY grid_code, staff_id",
+                                [[str(c) for c in np.atleast_1d(grid_codes)]])
+        elif staff_ids is not None:
+            frame = self._frame(sql + " WHERE staff_id = ANY(%s) ORDER BY grid_code, staff_id",
+                                [[str(s) for s in np.atleast_1d(staff_ids)]])
+        else:
+            frame = self._frame(sql + " ORDER BY grid_code, staff_id")
+        if not len(frame):
+            return pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS))
+        return frame.astype(object).where(frame.notna(), None)
+
+    # -- writing
+
+    def apply(self, changes: ChangeSet, options: ValidationOptions | None = None) -> WriteReport:
+        """Write a change set in one transaction; on any error nothing changes."""
+        communities = touched_communities(changes)
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                # writers to the same communities queue up; readers never wait
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c "
+                            "ORDER BY c", [communities])
+                current = self._read_grids(cur, "community_code = ANY(%s)", [communities])
+                existing = Existing(
+                    grids=current,
+                    assignments=pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS)),
+                    has_codes=lambda codes: self._present(cur, "grids", "code", codes),
+                    has_staff=lambda ids: self._present(cur, "staff", "staff_id", ids),
+                )
+                grids, staff, assignments, warnings = check_changeset(changes, existing, options)
+                report = WriteReport(communities=communities, warnings=warnings)
+                if grids is not None:
+                    self._copy_grids(cur, grids)
+                    self._rollup(cur, communities)
+                    report.grids = len(grids)
+                if staff is not None:
+                    with cur.copy(f"COPY staff ({', '.join(STAFF_COLUMNS)}) FROM STDIN") as copy:
+                        for row in staff[list(STAFF_COLUMNS)].itertuples(index=False, name=None):
+                            copy.write_row(row)
+                    report.staff = len(staff)
+                if assignments is not None:
+                    cols = ("community_code", *ASSIGNMENT_COLUMNS)
+                    with cur.copy(f"COPY assignments ({', '.join(cols)}) FROM STDIN") as copy:
+                        for row in assignments[list(ASSIGNMENT_COLUMNS)].itertuples(
+                                index=False, name=None):
+                            copy.write_row((row[1][:12], *row))
+                    report.assignments = len(assignments)
+        except psycopg.errors.UniqueViolation as exc:  # a concurrent writer got there first
+            raise DuplicateCodeError(f"already in the store: {exc.diag.message_detail}") from exc
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise OrphanError(f"a reference is missing: {exc.diag.message_detail}") from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise InputError(f"the database refused a row ({exc.diag.constraint_name}): "
+                             f"{exc.diag.message_primary}") from exc
+        return report
+
+    @staticmethod
+    def _present(cur, table: str, column: str, values: list[str]) -> set[str]:
+        cur.execute(f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)", [list(values)])
+        return {row[0] for row in cur.fetchall()}
+
+    @staticmethod
+    def _read_grids(cur, where: str, params) -> gpd.GeoDataFrame:
+        cur.execute(f"SELECT {', '.join(GRID_COLUMNS)}, ST_AsBinary(geom) FROM grids "
+                    f"WHERE {where}", params)
+        rows = cur.fetchall()
+        frame = pd.DataFrame([r[:-1] for r in rows], columns=list(GRID_COLUMNS))
+        geoms = shapely.from_wkb(np.array([r[-1] for r in rows], dtype=object))
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+
+    @staticmethod
+    def _copy_grids(cur, grids: gpd.GeoDataFrame) -> None:
+        geoms = shapely.set_srid(to_multi(grids.geometry.to_numpy()), 4326)
+        ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
+        cols = ("community_code", *GRID_COLUMNS, "geom")
+        values = [grids[c].astype(object).where(grids[c].notna(), None).tolist()
+                  for c in GRID_COLUMNS]
+        with cur.copy(f"COPY grids ({', '.join(cols)}) FROM STDIN") as copy:
+            for row in zip(grids["code"].str.slice(0, 12), *values, ewkb, strict=True):
+                copy.write_row(row)
+        cur.execute(
+            "INSERT INTO grid_parts (community_code, code, level, geom) "
+            "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
+            "WHERE code = ANY(%s)", [_SUBDIVIDE, grids["code"].tolist()])
+
+    @staticmethod
+    def _rollup(cur, communities: list[str]) -> None:
+        """Sum the aggregates upward in SQL, deepest level first."""
+        sums = ", ".join(f"sum({c}) AS {c}" for c in AGGREGATES)
+        sets = ", ".join(f"{c} = s.{c}" for c in AGGREGATES)
+        differ = " OR ".join(f"p.{c} IS DISTINCT FROM s.{c}" for c in AGGREGATES)
+        for level in (Level.UNIT, Level.BUILDING, Level.COURTYARD, Level.AREA):
+            cur.execute(
+                f"UPDATE grids p SET {sets} FROM (SELECT community_code, parent_code, {sums} "
+                "FROM grids WHERE community_code = ANY(%s) AND level = %s "
+                "GROUP BY community_code, parent_code) s "
+                f"WHERE p.community_code = s.community_code AND p.code = s.parent_code "
+                f"AND ({differ})", [communities, level.key])
+
+    # -- questions
+
+    def lookup(self, lon, lat) -> pd.DataFrame:
+        """For each point, the grid code at each level covering it (the embedded rule)."""
+        x = np.atleast_1d(np.asarray(lon, dtype=float))
+        y = np.atleast_1d(np.asarray(lat, dtype=float))
+        if x.shape != y.shape:
+            raise ValueError("lon and lat must have the same length")
+        out = empty_lookup(len(x))
+        if not len(x):
+            return out
+        query = ("SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code FROM {pts} "
+                 "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
+                 "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code")
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            if len(x) < _COPY_FROM:
+                pts = "unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i)"
+                cur.execute(query.format(pts=pts), [x.tolist(), y.tolist()])
+                rows = cur.fetchall()
+            else:
+                with conn.transaction():
+                    cur.execute("CREATE TEMP TABLE pts (i bigint, x float8, y float8) "
+                                "ON COMMIT DROP")
+                    with cur.copy("COPY pts (i, x, y) FROM STDIN") as copy:
+                        for row in zip(range(1, len(x) + 1), x.tolist(), y.tolist(),
+                                       strict=True):
+                            copy.write_row(row)
+                    cur.execute("ANALYZE pts")
+                    cur.execute(query.format(pts="pts p"))
+                    rows = cur.fetchall()
+        if not rows:
+            return out
+        found = pd.DataFrame(rows, columns=["i", "level", "code"])
+        for level, part in found.groupby("level"):
+            column = out[level].to_numpy(dtype=object).copy()
+            column[part["i"].to_numpy() - 1] = part["code"].to_numpy()
+            out[level] = column
+        # units only inside the building found (as the embedded index searches them)
+        stray = out["unit"].notna() & (out["unit"].str.slice(0, 21) != out["building"])
+        out.loc[stray, "unit"] = None
+        return out
+
+    def stats(self) -> dict:
+        """Counts per level, workload totals, staff and assignments, in SQL."""
+        today = dt.date.today()
+        with self._cursor() as cur:
+            per_level = dict(cur.execute("SELECT level, count(*) FROM grids GROUP BY level"
+                                         ).fetchall())
+            totals = cur.execute(
+                f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in AGGREGATES)} FROM grids "
+                "WHERE level = 'community'").fetchone()
+            staff = cur.execute("SELECT count(*) FROM staff").fetchone()[0]
+            assignments = cur.execute("SELECT count(*) FROM assignments").fetchone()[0]
+            staffed = cur.execute(
+                "SELECT count(DISTINCT (community_code, grid_code)) FROM assignments "
+                "WHERE start_date <= %s AND (end_date IS NULL OR end_date >= %s)",
+                [today, today]).fetchone()[0]
+        return {
+            "grids": {lv.key: int(per_level.get(lv.key, 0)) for lv in Level},
+            **{c: int(v) for c, v in zip(AGGREGATES, totals, strict=True)},
+            "staff": int(staff),
+            "assignments": int(assignments),
+            "staffed_grids": int(staffed),
+        }
+
+    def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:
+        """All topology problems, computed in SQL (see the module docstring)."""
+        from gis_grid.store.pg_validate import validate_in_sql
+
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            return validate_in_sql(cur, options or ValidationOptions())
+
+
+def metric_srids(cur) -> tuple[list[str], list[int]]:
+    """Each community's local metric SRID, chosen as the embedded validator chooses it."""
+    cur.execute("SELECT community_code, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                "FROM (SELECT community_code, ST_Extent(geom) AS e FROM grids "
+                "GROUP BY community_code) q ORDER BY community_code")
+    codes, srids = [], []
+    for code, minx, miny, maxx, maxy in cur.fetchall():
+        codes.append(code)
+        srids.append(local_metric_crs((minx + maxx) / 2, (miny + maxy) / 2).to_epsg())
+    return codes, srids
+
+
+__all__ = ["PostGISStore", "Problems", "metric_srids", "migrate", "sqlalchemy_url"]

@@ -1,0 +1,108 @@
+"""The GeoPackage store as a file: what GDAL and QGIS see, and what a killed writer leaves."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import geopandas as gpd
+import pyogrio
+import pytest
+import shapely
+from shapely import box
+
+from gis_grid.errors import StoreError
+from gis_grid.store import ChangeSet, open_store
+from gis_grid.store.gpkg import GeoPackageStore
+from tests.conftest import COMMUNITY, digest, grids, staff_for
+
+
+def _fresh(tmp_path) -> GeoPackageStore:
+    store = GeoPackageStore(tmp_path / "s.gpkg")
+    base = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{COMMUNITY}001": box(0, 0, 50, 100),
+            f"c{COMMUNITY}002": box(50, 0, 100, 100),
+        }
+    )
+    staff, assignments = staff_for(base)
+    store.apply(ChangeSet(base, staff, assignments))
+    return store
+
+
+def test_geopackage_is_what_gdal_and_qgis_expect(demo_file):
+    layers = {name for name, _ in pyogrio.list_layers(demo_file)}
+    assert {"grids", "staff", "assignments"} <= layers
+    info = pyogrio.read_info(demo_file, layer="grids")
+    assert info["crs"] == "EPSG:4326"
+    assert info["geometry_type"] == "MultiPolygon"
+    assert info["features"] == 503
+    frame = pyogrio.read_dataframe(demo_file, layer="grids")
+    assert shapely.is_valid(frame.geometry.to_numpy()).all()
+    # the spatial index GDAL made is filled, and filters like QGIS asks it to
+    com = frame.loc[frame.level == "community"].geometry.iloc[0]
+    minx, miny, _, _ = com.bounds
+    part = pyogrio.read_dataframe(
+        demo_file, layer="grids", bbox=(minx, miny, minx + 0.001, miny + 0.001)
+    )
+    assert 0 < len(part) < len(frame)
+    staff = pyogrio.read_dataframe(demo_file, layer="staff")
+    assert staff["name"].str.len().gt(1).all()
+
+
+def test_killed_import_leaves_nothing(tmp_path):
+    """SIGKILL a process in the middle of a write transaction: the file holds none of it."""
+    store = _fresh(tmp_path)
+    path = store.path
+    store.close()
+    before = digest(path)
+    script = textwrap.dedent(f"""
+        import sys, time
+        import geopandas as gpd, numpy as np, shapely
+        from gis_grid.store import ChangeSet
+        from gis_grid.store.gpkg import GeoPackageStore
+        from tests.conftest import at
+
+        def stall(self, conn, communities):  # rows are inserted, the transaction is open
+            n = conn.execute("SELECT count(*) FROM grids").fetchone()[0]
+            print("inside", n, flush=True)
+            time.sleep(60)
+
+        GeoPackageStore._rollup = stall
+        i = np.arange(900)
+        boxes = shapely.box(i % 30 * 1.6 + 0.5, i // 30 * 3.2 + 0.5,
+                            i % 30 * 1.6 + 1.5, i // 30 * 3.2 + 2.5)
+        yards = gpd.GeoDataFrame({{"code": [f"{COMMUNITY}001{{k + 1:03d}}" for k in i]}},
+                                 geometry=[at(b) for b in boxes], crs=4326)
+        GeoPackageStore({str(path)!r}).apply(ChangeSet(yards))
+        """)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline().split()
+        assert line == [b"inside", b"903"]  # 3 grids before, 900 written but not committed
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    with GeoPackageStore(path) as store:  # SQLite rolls the hot journal back on open
+        assert store.stats()["grids"]["courtyard"] == 0
+        assert store.validate().empty
+    assert digest(path) == before
+
+
+def test_open_store_refuses_what_it_cannot_open(tmp_path):
+    with pytest.raises(StoreError, match="GeoPackage files only"):
+        open_store("postgresql://localhost/grid")
+    with pytest.raises(StoreError, match="ending in .gpkg"):
+        open_store(tmp_path / "grids.sqlite")
+    with pytest.raises(StoreError, match="no store at"):
+        open_store(tmp_path / "missing.gpkg")
+    other = tmp_path / "other.gpkg"
+    gpd.GeoDataFrame({"a": [1]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(other)
+    with pytest.raises(StoreError, match="not a gis-grid GeoPackage"):
+        open_store(other)
