@@ -165,8 +165,14 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             out[col] = values.fillna(0).astype("int64").to_numpy()
         else:
             out[col] = 0
-    out["version"] = 1
-    out["updated_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # a copy keeps each grid's version and time stamp; a new grid starts at version 1
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    version = pd.to_numeric(frame["version"], errors="coerce") if "version" in frame else None
+    out["version"] = (
+        version.fillna(1).clip(lower=1).astype("int64").to_numpy() if version is not None else 1
+    )
+    stamp = frame["updated_at"] if "updated_at" in frame else None
+    out["updated_at"] = stamp.fillna(now).astype(str).to_numpy() if stamp is not None else now
     return gpd.GeoDataFrame(out[list(GRID_COLUMNS)], geometry=geoms, crs=WGS84)
 
 
@@ -350,3 +356,91 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
                 + _listing(key.loc[dup, "staff_id"] + "@" + key.loc[dup, "grid_code"])
             )
     return grids, staff, assignments, warnings
+
+
+#: Columns an edit may change.
+EDITABLE = ("name", *AGGREGATES, "geometry")
+
+
+def check_update(
+    edits: gpd.GeoDataFrame, current: gpd.GeoDataFrame, options: ValidationOptions | None = None
+) -> gpd.GeoDataFrame:
+    """Check edits of existing grids against the state they would produce.
+
+    Parameters
+    ----------
+    edits : geopandas.GeoDataFrame
+        ``code``, ``version`` (the version the edit was based on) and the
+        columns to change (any of ``name``, the aggregates, ``geometry``).
+    current : geopandas.GeoDataFrame
+        The stored grids of the communities the edits touch, read inside the
+        write transaction (rows locked).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The edited rows as they will be stored (version + 1, new time stamp).
+
+    Raises
+    ------
+    NotFoundError, ConflictError, GeometryError, TopologyError, InputError
+    """
+    from gis_grid.errors import ConflictError, NotFoundError
+
+    if "code" not in edits.columns or "version" not in edits.columns:
+        raise InputError(
+            "an edit names the grid ('code') and the version it is based on ('version')"
+        )
+    unknown = [
+        c
+        for c in edits.columns
+        if c not in ("code", "version", *EDITABLE) and c != edits.geometry.name
+    ]
+    if unknown:
+        raise InputError(f"these columns cannot be edited: {', '.join(unknown)}")
+    codes = edits["code"].astype(str)
+    dup = codes[codes.duplicated()]
+    if len(dup):
+        raise DuplicateCodeError(f"grids edited twice in one change: {_listing(dup.unique())}")
+    stored = current.set_index("code")
+    missing = [c for c in codes if c not in stored.index]
+    if missing:
+        raise NotFoundError(f"no such grids: {_listing(missing)}")
+    based = pd.to_numeric(edits["version"], errors="coerce").to_numpy()
+    now_version = stored.loc[codes, "version"].to_numpy()
+    stale = codes[based != now_version]
+    if len(stale):
+        detail = [
+            f"{c} (edited from version {int(b) if b == b else '?'}, now {int(n)})"
+            for c, b, n in zip(
+                stale, based[based != now_version], now_version[based != now_version], strict=True
+            )
+        ]
+        raise ConflictError(
+            "these grids changed since the edit was made: "
+            + _listing(detail)
+            + "; reload them and edit again (nothing was saved)",
+            detail={"codes": list(stale)},
+        )
+    new = stored.loc[codes].reset_index()
+    for col in EDITABLE:
+        source = edits.geometry.name if col == "geometry" else col
+        if source in edits.columns and (col != "geometry" or edits.geometry.notna().all()):
+            new[col] = edits[source].to_numpy()
+    new = gpd.GeoDataFrame(new, geometry="geometry", crs=WGS84)
+    new = normalise_grids(new.drop(columns=["version", "updated_at"]))
+    new["version"] = now_version + 1
+    merged = pd.concat([current.loc[~current["code"].isin(codes)], new], ignore_index=True)
+    merged = gpd.GeoDataFrame(merged[["code", "geometry"]], geometry="geometry", crs=WGS84)
+    problems = validate(merged, None, options or ValidationOptions(check_staff=False))
+    edited = set(codes)
+    mine = problems.loc[problems["codes"].map(lambda cs: any(c in edited for c in cs))]
+    blocking = mine.loc[mine["kind"].isin(set(ALWAYS_BLOCKING) | TOPOLOGY_BLOCKING)]
+    if len(blocking):
+        raise TopologyError(
+            f"the edit would leave {len(blocking)} problems: "
+            + _listing((r.detail for r in blocking.itertuples()), len(blocking))
+            + "; nothing was saved",
+            blocking.drop(columns="geometry").to_dict("records"),
+        )
+    return new

@@ -52,7 +52,14 @@ class Size(StrEnum):
     city = "city"
 
 
-StoreArg = Annotated[str, typer.Argument(help="The store: a .gpkg file.", show_default=False)]
+StoreArg = Annotated[
+    str,
+    typer.Argument(
+        help="The store: a .gpkg file or a postgresql:// URL (default: $GIS_GRID_DATABASE_URL).",
+        show_default=False,
+        envvar="GIS_GRID_DATABASE_URL",
+    ),
+]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json.")]
 
 
@@ -82,8 +89,9 @@ def _json(obj) -> None:
 
 
 def _open(store: str, *, create: bool = False):
-    from gis_grid.store import open_store
+    from gis_grid.store import open_store, resolve_url
 
+    store = resolve_url(store)
     if not create and "://" not in store and not Path(store).exists():
         raise InputError(
             f"no store at {store}: create one with 'gis-grid demo --out {store}' "
@@ -178,6 +186,50 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+    )
+
+
+# -- stores ---------------------------------------------------------------------
+
+
+@app.command()
+@_fail_cleanly
+def migrate(store: StoreArg) -> None:
+    """Create or upgrade the gis-grid schema in a PostGIS database (postgresql:// URL)."""
+    from gis_grid.store import resolve_url
+
+    url = resolve_url(store)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise InputError(
+            "migrate is for PostGIS stores (postgresql:// URLs); a GeoPackage "
+            "store is created by 'gis-grid demo' or 'gis-grid import'"
+        )
+    from gis_grid.store.postgis import migrate as run_migrations
+
+    revision = run_migrations(url)
+    out.print(f"schema at revision {revision}")
+
+
+@app.command()
+@_fail_cleanly
+def copy(
+    source: Annotated[str, typer.Argument(help="The store to copy from (.gpkg or URL).")],
+    target: Annotated[str, typer.Argument(help="An empty store to copy into (.gpkg or URL).")],
+) -> None:
+    """Copy a whole store (grids, staff, assignments) into an empty one, in one transaction."""
+    from gis_grid.store import ChangeSet
+
+    with _open(source) as src, _open(target, create=True) as dst:
+        if sum(dst.stats()["grids"].values()) or dst.stats()["staff"]:
+            raise InputError(f"{target} is not empty: copy into a new store")
+        with _progress() as progress:
+            progress.add_task("reading", total=None)
+            changes = ChangeSet(src.grids(), src.staff(), src.assignments(), accept_problems=True)
+            progress.add_task("checking and writing", total=None)
+            report = dst.apply(changes)
+    out.print(
+        f"copied {report.grids:,} grids, {report.staff:,} staff and "
+        f"{report.assignments:,} assignments"
     )
 
 

@@ -8,6 +8,7 @@ content of any store.
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -265,3 +266,85 @@ def test_empty_store_answers_sensibly(empty_store):
     assert empty_store.validate().empty
     assert empty_store.lookup([123.5], [42.4]).isna().all().all()
     assert np.array_equal(empty_store.grids().columns[:3], ["code", "parent_code", "level"])
+
+
+# -- versioned edits ----------------------------------------------------------------
+
+
+def _edit(code: str, version: int, **changes) -> gpd.GeoDataFrame:
+    geometry = changes.pop("geometry", None)
+    frame = gpd.GeoDataFrame(
+        {"code": [code], "version": [version], **{k: [v] for k, v in changes.items()}},
+        geometry=[at(geometry) if geometry is not None else None],
+        crs=4326,
+    )
+    return frame
+
+
+def test_an_edit_makes_a_new_version_and_keeps_the_old(new_store):
+    store = _fresh(new_store)
+    code = f"{COMMUNITY}001"
+    store.apply(ChangeSet(grids(**{f"c{code}001": box(5, 5, 45, 45)})))
+    store.update(_edit(f"{code}001", 1, name="新院", geometry=box(5, 5, 40, 40)))
+    now = store.grids(codes=[f"{code}001"]).iloc[0]
+    assert (now["version"], now["name"]) == (2, "新院")
+    history = store.history(f"{code}001")
+    assert history["version"].tolist() == [1]
+    assert shapely.equals(history.geometry.iloc[0], at(box(5, 5, 45, 45)))
+    # edits follow: the lookup sees the new boundary at once
+    inside_old_only = at(shapely.Point(42, 42))
+    assert pd.isna(store.lookup([inside_old_only.x], [inside_old_only.y]).iloc[0]["courtyard"])
+
+
+def test_a_stale_edit_is_refused_and_nothing_changes(new_store):
+    from gis_grid.errors import ConflictError
+
+    store = _fresh(new_store)
+    code = f"{COMMUNITY}001"
+    store.update(_edit(code, 1, name="第一片区"))
+    before = snapshot(store)
+    with pytest.raises(ConflictError, match="edited from version 1, now 2"):
+        store.update(_edit(code, 1, name="someone else's name"))
+    assert snapshot(store) == before
+
+
+def test_two_editors_of_one_grid_the_second_is_refused(new_store, backend):
+    """Two sessions read version 1; the first to save wins, the second is told."""
+    from gis_grid.errors import ConflictError
+    from gis_grid.store import open_store
+
+    store = _fresh(new_store)
+    other = open_store(store.url)
+    try:
+        code = f"{COMMUNITY}002"
+        seen_by_both = store.grids(codes=[code]).iloc[0]["version"]
+        store.update(_edit(code, seen_by_both, name="A 的名字"))
+        with pytest.raises(ConflictError):
+            other.update(_edit(code, seen_by_both, name="B 的名字"))
+        assert other.grids(codes=[code]).iloc[0]["name"] == "A 的名字"
+    finally:
+        other.close()
+
+
+def test_an_edit_that_breaks_the_tiling_is_refused(new_store):
+    from gis_grid.errors import NotFoundError
+
+    store = _fresh(new_store)
+    before = snapshot(store)
+    # area 001 grown over area 002: an overlap
+    with pytest.raises(TopologyError, match="overlap"):
+        store.update(_edit(f"{COMMUNITY}001", 1, geometry=box(0, 0, 60, 100)))
+    with pytest.raises(NotFoundError, match="no such grids"):
+        store.update(_edit(f"{COMMUNITY}009", 1, name="x"))
+    with pytest.raises(InputError, match="cannot be edited"):
+        store.update(_edit(f"{COMMUNITY}001", 1, level="unit"))
+    assert snapshot(store) == before
+
+
+def test_edited_households_roll_up(new_store):
+    store = _fresh(new_store)
+    store.apply(ChangeSet(grids(**{f"c{COMMUNITY}001001": box(5, 5, 45, 45)})))
+    store.update(_edit(f"{COMMUNITY}001001", 1, households=40, residents=100))
+    frame = store.grids(geometry=False).set_index("code")
+    assert frame.loc[COMMUNITY, "households"] == 40
+    assert frame.loc[f"{COMMUNITY}001", "residents"] == 100

@@ -18,8 +18,9 @@ def resolve_url(url: str | os.PathLike | None) -> str:
     if url is None or str(url) == "":
         url = os.environ.get(ENV_URL)
         if not url:
-            raise StoreError(f"no store given: name a .gpkg file or postgresql:// URL, or set "
-                             f"{ENV_URL}")
+            raise StoreError(
+                f"no store given: name a .gpkg file or postgresql:// URL, or set {ENV_URL}"
+            )
     return os.fspath(url)
 
 
@@ -47,11 +48,14 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = False) ->
         return PostGISStore(text, create=create)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StoreError(f"unknown store URL scheme {scheme}://: give a path ending in .gpkg "
-                         "or a postgresql:// URL")
+        raise StoreError(
+            f"unknown store URL scheme {scheme}://: give a path ending in .gpkg "
+            "or a postgresql:// URL"
+        )
     if not text.lower().endswith(".gpkg"):
-        raise StoreError(f"a store is a GeoPackage file ending in .gpkg or a postgresql:// URL, "
-                         f"not {text!r}")
+        raise StoreError(
+            f"a store is a GeoPackage file ending in .gpkg or a postgresql:// URL, not {text!r}"
+        )
     from gis_grid.store.gpkg import GeoPackageStore
 
     return GeoPackageStore(text, create=create)

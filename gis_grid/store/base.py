@@ -99,6 +99,22 @@ class Store(Protocol):
         """
         ...
 
+    def update(
+        self, edits: gpd.GeoDataFrame, options: ValidationOptions | None = None
+    ) -> WriteReport:
+        """Edit existing grids, each as a new version; all or nothing.
+
+        ``edits`` has ``code``, ``version`` (the version the edit is based on)
+        and the columns to change (``name``, aggregates, geometry). An edit
+        based on a stale version raises :class:`~gis_grid.errors.ConflictError`;
+        one that breaks the topology raises :class:`~gis_grid.errors.TopologyError`.
+        """
+        ...
+
+    def history(self, code: str) -> gpd.GeoDataFrame:
+        """Earlier versions of a grid, oldest first (``replaced_at`` says when)."""
+        ...
+
     def lookup(self, lon: ArrayLike, lat: ArrayLike) -> pd.DataFrame:
         """For each point, the code of the grid containing it at each level.
 

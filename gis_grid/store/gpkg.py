@@ -31,6 +31,8 @@ from numpy.typing import ArrayLike
 from gis_grid.changes import (
     Existing,
     check_changeset,
+    check_update,
+    community_of,
     from_multi,
     to_multi,
     touched_communities,
@@ -165,6 +167,18 @@ class GeoPackageStore:
                 "DESCRIPTION": "Nested grids: community > area > courtyard > building > unit",
             },
         )
+        history = {
+            c: pd.Series(dtype="int64" if c in (*AGGREGATES, "version") else str)
+            for c in (*GRID_COLUMNS, "replaced_at", "community_code")
+        }
+        pyogrio.write_dataframe(
+            gpd.GeoDataFrame(history, geometry=gpd.GeoSeries([], crs=WGS84)),
+            tmp,
+            layer="grid_history",
+            driver="GPKG",
+            geometry_type="MultiPolygon",
+            layer_options={"DESCRIPTION": "Earlier versions of grids, one row per version"},
+        )
         for layer, cols in (("staff", STAFF_COLUMNS), ("assignments", ASSIGNMENT_COLUMNS)):
             pyogrio.write_dataframe(
                 pd.DataFrame({c: pd.Series(dtype=str) for c in cols}),
@@ -186,6 +200,7 @@ class GeoPackageStore:
                 CREATE UNIQUE INDEX staff_id ON staff(staff_id);
                 CREATE INDEX assignments_grid ON assignments(grid_code);
                 CREATE INDEX assignments_staff ON assignments(staff_id);
+                CREATE UNIQUE INDEX grid_history_version ON grid_history(code, version);
                 CREATE TABLE gis_grid_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 INSERT INTO gis_grid_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
                 INSERT INTO gis_grid_meta VALUES ('created_at', '{created}');
@@ -388,6 +403,59 @@ class GeoPackageStore:
                         (table,),
                     )
         return report
+
+    def update(
+        self, edits: gpd.GeoDataFrame, options: ValidationOptions | None = None
+    ) -> WriteReport:
+        """Edit existing grids as new versions; a stale edit raises ConflictError."""
+        communities = community_of(edits["code"].astype(str))
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._transaction() as conn:  # BEGIN IMMEDIATE: one writer at a time
+            current = self._grids_of(communities)
+            new = check_update(edits, current, options)
+            old = current.set_index("code").loc[new["code"]].reset_index()
+            cols = ("geom", *GRID_COLUMNS, "replaced_at", "community_code")
+            conn.executemany(
+                f"INSERT INTO grid_history ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' * len(cols))})",
+                zip(
+                    encode(to_multi(old.geometry.to_numpy())),
+                    *(
+                        old[c].astype(object).where(old[c].notna(), None).tolist()
+                        for c in GRID_COLUMNS
+                    ),
+                    [now] * len(old),
+                    old["code"].str.slice(0, 12).tolist(),
+                    strict=True,
+                ),
+            )
+            changed = ("name", *AGGREGATES, "version", "updated_at")
+            conn.executemany(
+                f"UPDATE grids SET {', '.join(f'{c} = ?' for c in changed)}, geom = ? "
+                "WHERE code = ?",
+                zip(
+                    *(new[c].tolist() for c in changed),
+                    encode(to_multi(new.geometry.to_numpy())),
+                    new["code"].tolist(),
+                    strict=True,
+                ),
+            )
+            self._rollup(conn, communities)
+            self._update_extent(conn)
+            conn.execute(
+                "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'generation'"
+            )
+        return WriteReport(grids=len(new), communities=communities)
+
+    def history(self, code: str) -> gpd.GeoDataFrame:
+        """Earlier versions of a grid, oldest first."""
+        cols = ", ".join((*GRID_COLUMNS, "replaced_at"))
+        frame = self._select(
+            f"SELECT {cols}, geom FROM grid_history WHERE code = ? ORDER BY version", [str(code)]
+        )
+        geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else []
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     def _grids_of(self, communities: list[str]) -> gpd.GeoDataFrame:
         cols = ", ".join(GRID_COLUMNS)

@@ -134,8 +134,7 @@ assignments = Table(
         ["gis_grid.grids.community_code", "gis_grid.grids.code"],
         name="assignments_grid_fkey",
     ),
-    ForeignKeyConstraint(["staff_id"], ["gis_grid.staff.staff_id"],
-                         name="assignments_staff_fkey"),
+    ForeignKeyConstraint(["staff_id"], ["gis_grid.staff.staff_id"], name="assignments_staff_fkey"),
     CheckConstraint(f"role IN {_ROLES}", name="assignments_role"),
     CheckConstraint("end_date IS NULL OR end_date >= start_date", name="assignments_dates"),
 )

@@ -39,20 +39,27 @@ def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
     codes, srids = metric_srids(cur)
     if not codes:
         return problems.frame()
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS gg_srid (community_code text PRIMARY KEY, "
-                "srid int) ON COMMIT DROP")
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS gg_srid (community_code text PRIMARY KEY, "
+        "srid int) ON COMMIT DROP"
+    )
     cur.execute("DELETE FROM gg_srid")
-    cur.execute("INSERT INTO gg_srid SELECT * FROM unnest(%s::text[], %s::int[])",
-                [codes, srids])
+    cur.execute("INSERT INTO gg_srid SELECT * FROM unnest(%s::text[], %s::int[])", [codes, srids])
     params = {"tol": opts.tolerance_m, "min": opts.min_area_m2, "grid": _GRID}
 
     cur.execute(
         "SELECT code, level, ST_AsBinary(geom) FROM grids WHERE ST_XMin(geom) < -180 "
-        "OR ST_XMax(geom) > 180 OR ST_YMin(geom) < -90 OR ST_YMax(geom) > 90")
+        "OR ST_XMax(geom) > 180 OR ST_YMin(geom) < -90 OR ST_YMax(geom) > 90"
+    )
     for code, level, wkb in cur.fetchall():
-        problems.add("invalid_geometry", level, [code], None,
-                     "coordinates outside lon/lat range (longitude ±180, latitude ±90)",
-                     shapely.from_wkb(bytes(wkb)))
+        problems.add(
+            "invalid_geometry",
+            level,
+            [code],
+            None,
+            "coordinates outside lon/lat range (longitude ±180, latitude ±90)",
+            shapely.from_wkb(bytes(wkb)),
+        )
 
     # 1. spills beyond the parent
     cur.execute(
@@ -70,7 +77,9 @@ def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
               AND NOT ST_Covers(pm, cm)
               AND NOT ST_Covers(ST_Buffer(pm, %(tol)s, 'quad_segs=2'), cm)
         ) q
-        """, params)
+        """,
+        params,
+    )
     spill_by_parent: dict[str, float] = {}
     for child, parent, level, area, wkb in cur.fetchall():
         problems.outside(level, child, parent, area, shapely.from_wkb(bytes(wkb)))
@@ -92,7 +101,9 @@ def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
             WHERE ST_Relate(a.geom, b.geom, 'T********')
         ) q
         WHERE ST_Area(x) >= %(min)s
-        """, params)
+        """,
+        params,
+    )
     overlap_by_parent: dict[str, float] = {}
     for a, b, level, area, wkb, parent in cur.fetchall():
         problems.overlap(level, a, b, area, shapely.from_wkb(bytes(wkb)))
@@ -108,12 +119,18 @@ def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
         JOIN gg_srid s ON s.community_code = p.community_code
         WHERE c.level IN ('area', 'unit')
         GROUP BY p.code, p.geom, s.srid
-        """)
+        """
+    )
     suspicious = [
-        code for code, parent_area, child_area in cur.fetchall()
-        if parent_area - child_area + spill_by_parent.get(code, 0.0)
-        + overlap_by_parent.get(code, 0.0) >= opts.min_area_m2
-        or code in spill_by_parent or code in overlap_by_parent
+        code
+        for code, parent_area, child_area in cur.fetchall()
+        if parent_area
+        - child_area
+        + spill_by_parent.get(code, 0.0)
+        + overlap_by_parent.get(code, 0.0)
+        >= opts.min_area_m2
+        or code in spill_by_parent
+        or code in overlap_by_parent
     ]
     if suspicious:
         cur.execute(
@@ -131,7 +148,9 @@ def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
                 GROUP BY p.code, p.level, p.geom, s.srid
             ) q
             WHERE ST_GeometryType(part) = 'ST_Polygon' AND ST_Area(part) >= %(min)s
-            """, params | {"codes": suspicious})
+            """,
+            params | {"codes": suspicious},
+        )
         for code, level, child_level, area, wkb in cur.fetchall():
             problems.gap(level, code, child_level, area, shapely.from_wkb(bytes(wkb)))
 
@@ -145,7 +164,9 @@ def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
                 SELECT 1 FROM assignments a
                 WHERE a.community_code = g.community_code AND a.grid_code = g.code
                   AND a.start_date <= %s AND (a.end_date IS NULL OR a.end_date >= %s))
-            """, [today, today])
+            """,
+            [today, today],
+        )
         for code, level, wkb in cur.fetchall():
             problems.no_staff(level, code, shapely.from_wkb(bytes(wkb)))
     return problems.frame()

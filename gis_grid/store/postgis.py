@@ -33,7 +33,15 @@ import psycopg
 import shapely
 from psycopg_pool import ConnectionPool
 
-from gis_grid.changes import Existing, check_changeset, from_multi, to_multi, touched_communities
+from gis_grid.changes import (
+    Existing,
+    check_changeset,
+    check_update,
+    community_of,
+    from_multi,
+    to_multi,
+    touched_communities,
+)
 from gis_grid.crs import WGS84, local_metric_crs
 from gis_grid.errors import (
     DuplicateCodeError,
@@ -69,8 +77,7 @@ def migrate(url: str) -> str:
     from sqlalchemy import create_engine
 
     config = Config()
-    config.set_main_option("script_location", os.path.join(os.path.dirname(__file__),
-                                                           "migrations"))
+    config.set_main_option("script_location", os.path.join(os.path.dirname(__file__), "migrations"))
     engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.begin() as connection:
@@ -79,8 +86,9 @@ def migrate(url: str) -> str:
         with engine.connect() as connection:
             from sqlalchemy import text
 
-            return connection.execute(text(f"SELECT version_num FROM {S}.alembic_version")
-                                      ).scalar_one()
+            return connection.execute(
+                text(f"SELECT version_num FROM {S}.alembic_version")
+            ).scalar_one()
     except Exception as exc:  # connection refused, no PostGIS, no rights
         if isinstance(exc, GisGridError):
             raise
@@ -125,15 +133,22 @@ class PostGISStore:
                     "SELECT to_regclass('gis_grid.alembic_version') IS NOT NULL"
                 ).fetchone()[0]
         except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot connect to {_safe(url)}: "
-                             f"{str(exc).strip().splitlines()[-1]}") from exc
+            raise StoreError(
+                f"cannot connect to {_safe(url)}: {str(exc).strip().splitlines()[-1]}"
+            ) from exc
         if not found:
             if not create:
-                raise StoreError(f"{_safe(url)} has no gis-grid schema: run "
-                                 f"'gis-grid migrate {_safe(url)}' first")
+                raise StoreError(
+                    f"{_safe(url)} has no gis-grid schema: run "
+                    f"'gis-grid migrate {_safe(url)}' first"
+                )
             migrate(url)
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=True, name="gis-grid",
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=True,
+            name="gis-grid",
             check=ConnectionPool.check_connection,
             kwargs={"options": f"-c search_path={S},public"},
         )
@@ -185,8 +200,10 @@ class PostGISStore:
             sql += " WHERE " + " AND ".join(where)
         frame = self._frame(sql + " ORDER BY code", params)
         if frame.empty:
-            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in GRID_COLUMNS}
-                                 | ({"wkb": pd.Series(dtype=object)} if geometry else {}))
+            frame = pd.DataFrame(
+                {c: pd.Series(dtype=object) for c in GRID_COLUMNS}
+                | ({"wkb": pd.Series(dtype=object)} if geometry else {})
+            )
         for col in (*AGGREGATES, "version"):
             frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
         if not geometry:
@@ -200,20 +217,28 @@ class PostGISStore:
         if staff_ids is None:
             frame = self._frame(f"SELECT {cols} FROM staff ORDER BY staff_id")
         else:
-            frame = self._frame(f"SELECT {cols} FROM staff WHERE staff_id = ANY(%s) "
-                                "ORDER BY staff_id", [[str(s) for s in np.atleast_1d(staff_ids)]])
+            frame = self._frame(
+                f"SELECT {cols} FROM staff WHERE staff_id = ANY(%s) ORDER BY staff_id",
+                [[str(s) for s in np.atleast_1d(staff_ids)]],
+            )
         return frame if len(frame) else pd.DataFrame(columns=list(STAFF_COLUMNS))
 
     def assignments(self, *, grid_codes=None, staff_ids=None) -> pd.DataFrame:
         """Assignments, filtered by grid codes or staff ids."""
-        sql = ("SELECT staff_id, grid_code, role, start_date::text AS start_date, "
-               "end_date::text AS end_date FROM assignments")
+        sql = (
+            "SELECT staff_id, grid_code, role, start_date::text AS start_date, "
+            "end_date::text AS end_date FROM assignments"
+        )
         if grid_codes is not None:
-            frame = self._frame(sql + " WHERE grid_code = ANY(%s) ORDER BY grid_code, staff_id",
-                                [[str(c) for c in np.atleast_1d(grid_codes)]])
+            frame = self._frame(
+                sql + " WHERE grid_code = ANY(%s) ORDER BY grid_code, staff_id",
+                [[str(c) for c in np.atleast_1d(grid_codes)]],
+            )
         elif staff_ids is not None:
-            frame = self._frame(sql + " WHERE staff_id = ANY(%s) ORDER BY grid_code, staff_id",
-                                [[str(s) for s in np.atleast_1d(staff_ids)]])
+            frame = self._frame(
+                sql + " WHERE staff_id = ANY(%s) ORDER BY grid_code, staff_id",
+                [[str(s) for s in np.atleast_1d(staff_ids)]],
+            )
         else:
             frame = self._frame(sql + " ORDER BY grid_code, staff_id")
         if not len(frame):
@@ -228,8 +253,11 @@ class PostGISStore:
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 # writers to the same communities queue up; readers never wait
-                cur.execute("SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c "
-                            "ORDER BY c", [communities])
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c "
+                    "ORDER BY c",
+                    [communities],
+                )
                 current = self._read_grids(cur, "community_code = ANY(%s)", [communities])
                 existing = Existing(
                     grids=current,
@@ -252,7 +280,8 @@ class PostGISStore:
                     cols = ("community_code", *ASSIGNMENT_COLUMNS)
                     with cur.copy(f"COPY assignments ({', '.join(cols)}) FROM STDIN") as copy:
                         for row in assignments[list(ASSIGNMENT_COLUMNS)].itertuples(
-                                index=False, name=None):
+                            index=False, name=None
+                        ):
                             copy.write_row((row[1][:12], *row))
                     report.assignments = len(assignments)
         except psycopg.errors.UniqueViolation as exc:  # a concurrent writer got there first
@@ -260,9 +289,77 @@ class PostGISStore:
         except psycopg.errors.ForeignKeyViolation as exc:
             raise OrphanError(f"a reference is missing: {exc.diag.message_detail}") from exc
         except psycopg.errors.CheckViolation as exc:
-            raise InputError(f"the database refused a row ({exc.diag.constraint_name}): "
-                             f"{exc.diag.message_primary}") from exc
+            raise InputError(
+                f"the database refused a row ({exc.diag.constraint_name}): "
+                f"{exc.diag.message_primary}"
+            ) from exc
         return report
+
+    def update(
+        self, edits: gpd.GeoDataFrame, options: ValidationOptions | None = None
+    ) -> WriteReport:
+        """Edit existing grids as new versions; a stale edit raises ConflictError."""
+        communities = community_of(edits["code"].astype(str))
+        codes = edits["code"].astype(str).tolist()
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c ORDER BY c",
+                [communities],
+            )
+            cur.execute("SELECT 1 FROM grids WHERE code = ANY(%s) FOR UPDATE", [codes])
+            current = self._read_grids(cur, "community_code = ANY(%s)", [communities])
+            new = check_update(edits, current, options)
+            cur.execute(
+                "INSERT INTO grid_history (community_code, code, version, parent_code, level, "
+                "name, households, residents, special_care, updated_at, replaced_at, geom) "
+                "SELECT community_code, code, version, parent_code, level, name, households, "
+                "residents, special_care, updated_at, %s, geom FROM grids WHERE code = ANY(%s)",
+                [now, codes],
+            )
+            cur.execute(
+                "CREATE TEMP TABLE edited (code text, name text, households int, "
+                "residents int, special_care int, version int, updated_at text, "
+                "geom geometry) ON COMMIT DROP"
+            )
+            ewkb = shapely.to_wkb(
+                shapely.set_srid(to_multi(new.geometry.to_numpy()), 4326),
+                hex=True,
+                include_srid=True,
+            )
+            cols = ("code", "name", *AGGREGATES, "version", "updated_at")
+            with cur.copy(f"COPY edited ({', '.join(cols)}, geom) FROM STDIN") as copy:
+                for row in zip(*(new[c].tolist() for c in cols), ewkb, strict=True):
+                    copy.write_row(row)
+            sets = ", ".join(f"{c} = e.{c}" for c in cols[1:])
+            cur.execute(
+                f"UPDATE grids g SET {sets}, geom = e.geom FROM edited e "
+                "WHERE g.community_code = left(e.code, 12) AND g.code = e.code"
+            )
+            cur.execute("DELETE FROM grid_parts WHERE code = ANY(%s)", [codes])
+            cur.execute(
+                "INSERT INTO grid_parts (community_code, code, level, geom) "
+                "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
+                "WHERE code = ANY(%s)",
+                [_SUBDIVIDE, codes],
+            )
+            self._rollup(cur, communities)
+        return WriteReport(grids=len(new), communities=communities)
+
+    def history(self, code: str) -> gpd.GeoDataFrame:
+        """Earlier versions of a grid, oldest first."""
+        cols = ", ".join((*GRID_COLUMNS, "replaced_at"))
+        frame = self._frame(
+            f"SELECT {cols}, ST_AsBinary(geom) AS wkb FROM grid_history "
+            "WHERE code = %s ORDER BY version",
+            [str(code)],
+        )
+        geoms = (
+            from_multi(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
+            if len(frame)
+            else []
+        )
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     @staticmethod
     def _present(cur, table: str, column: str, values: list[str]) -> set[str]:
@@ -271,8 +368,9 @@ class PostGISStore:
 
     @staticmethod
     def _read_grids(cur, where: str, params) -> gpd.GeoDataFrame:
-        cur.execute(f"SELECT {', '.join(GRID_COLUMNS)}, ST_AsBinary(geom) FROM grids "
-                    f"WHERE {where}", params)
+        cur.execute(
+            f"SELECT {', '.join(GRID_COLUMNS)}, ST_AsBinary(geom) FROM grids WHERE {where}", params
+        )
         rows = cur.fetchall()
         frame = pd.DataFrame([r[:-1] for r in rows], columns=list(GRID_COLUMNS))
         geoms = shapely.from_wkb(np.array([r[-1] for r in rows], dtype=object))
@@ -283,15 +381,18 @@ class PostGISStore:
         geoms = shapely.set_srid(to_multi(grids.geometry.to_numpy()), 4326)
         ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
         cols = ("community_code", *GRID_COLUMNS, "geom")
-        values = [grids[c].astype(object).where(grids[c].notna(), None).tolist()
-                  for c in GRID_COLUMNS]
+        values = [
+            grids[c].astype(object).where(grids[c].notna(), None).tolist() for c in GRID_COLUMNS
+        ]
         with cur.copy(f"COPY grids ({', '.join(cols)}) FROM STDIN") as copy:
             for row in zip(grids["code"].str.slice(0, 12), *values, ewkb, strict=True):
                 copy.write_row(row)
         cur.execute(
             "INSERT INTO grid_parts (community_code, code, level, geom) "
             "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
-            "WHERE code = ANY(%s)", [_SUBDIVIDE, grids["code"].tolist()])
+            "WHERE code = ANY(%s)",
+            [_SUBDIVIDE, grids["code"].tolist()],
+        )
 
     @staticmethod
     def _rollup(cur, communities: list[str]) -> None:
@@ -305,7 +406,9 @@ class PostGISStore:
                 "FROM grids WHERE community_code = ANY(%s) AND level = %s "
                 "GROUP BY community_code, parent_code) s "
                 f"WHERE p.community_code = s.community_code AND p.code = s.parent_code "
-                f"AND ({differ})", [communities, level.key])
+                f"AND ({differ})",
+                [communities, level.key],
+            )
 
     # -- questions
 
@@ -318,9 +421,11 @@ class PostGISStore:
         out = empty_lookup(len(x))
         if not len(x):
             return out
-        query = ("SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code FROM {pts} "
-                 "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
-                 "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code")
+        query = (
+            "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code FROM {pts} "
+            "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
+            "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code"
+        )
         with self._pool.connection() as conn, conn.cursor() as cur:
             if len(x) < _COPY_FROM:
                 pts = "unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i)"
@@ -328,11 +433,11 @@ class PostGISStore:
                 rows = cur.fetchall()
             else:
                 with conn.transaction():
-                    cur.execute("CREATE TEMP TABLE pts (i bigint, x float8, y float8) "
-                                "ON COMMIT DROP")
+                    cur.execute(
+                        "CREATE TEMP TABLE pts (i bigint, x float8, y float8) ON COMMIT DROP"
+                    )
                     with cur.copy("COPY pts (i, x, y) FROM STDIN") as copy:
-                        for row in zip(range(1, len(x) + 1), x.tolist(), y.tolist(),
-                                       strict=True):
+                        for row in zip(range(1, len(x) + 1), x.tolist(), y.tolist(), strict=True):
                             copy.write_row(row)
                     cur.execute("ANALYZE pts")
                     cur.execute(query.format(pts="pts p"))
@@ -353,17 +458,20 @@ class PostGISStore:
         """Counts per level, workload totals, staff and assignments, in SQL."""
         today = dt.date.today()
         with self._cursor() as cur:
-            per_level = dict(cur.execute("SELECT level, count(*) FROM grids GROUP BY level"
-                                         ).fetchall())
+            per_level = dict(
+                cur.execute("SELECT level, count(*) FROM grids GROUP BY level").fetchall()
+            )
             totals = cur.execute(
                 f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in AGGREGATES)} FROM grids "
-                "WHERE level = 'community'").fetchone()
+                "WHERE level = 'community'"
+            ).fetchone()
             staff = cur.execute("SELECT count(*) FROM staff").fetchone()[0]
             assignments = cur.execute("SELECT count(*) FROM assignments").fetchone()[0]
             staffed = cur.execute(
                 "SELECT count(DISTINCT (community_code, grid_code)) FROM assignments "
                 "WHERE start_date <= %s AND (end_date IS NULL OR end_date >= %s)",
-                [today, today]).fetchone()[0]
+                [today, today],
+            ).fetchone()[0]
         return {
             "grids": {lv.key: int(per_level.get(lv.key, 0)) for lv in Level},
             **{c: int(v) for c, v in zip(AGGREGATES, totals, strict=True)},
@@ -382,9 +490,11 @@ class PostGISStore:
 
 def metric_srids(cur) -> tuple[list[str], list[int]]:
     """Each community's local metric SRID, chosen as the embedded validator chooses it."""
-    cur.execute("SELECT community_code, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-                "FROM (SELECT community_code, ST_Extent(geom) AS e FROM grids "
-                "GROUP BY community_code) q ORDER BY community_code")
+    cur.execute(
+        "SELECT community_code, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+        "FROM (SELECT community_code, ST_Extent(geom) AS e FROM grids "
+        "GROUP BY community_code) q ORDER BY community_code"
+    )
     codes, srids = [], []
     for code, minx, miny, maxx, maxy in cur.fetchall():
         codes.append(code)
