@@ -77,18 +77,22 @@ def naive_validate(grids: gpd.GeoDataFrame, tolerance=0.5, min_area=0.1) -> pd.D
     minx, miny, maxx, maxy = grids.total_bounds
     metric = grids.to_crs(local_metric_crs((minx + maxx) / 2, (miny + maxy) / 2))
     metric["parent"] = metric["code"].map(
-        lambda c: c[: {15: 12, 18: 15, 21: 18, 23: 21}[len(c)]] if len(c) > 12 else None)
+        lambda c: c[: {15: 12, 18: 15, 21: 18, 23: 21}[len(c)]] if len(c) > 12 else None
+    )
     rows = []
     for level in Level:
-        part = metric.loc[metric["code"].str.len() == level.code_length, ["code", "parent",
-                                                                          "geometry"]]
+        part = metric.loc[
+            metric["code"].str.len() == level.code_length, ["code", "parent", "geometry"]
+        ]
         pairs = gpd.sjoin(part, part, predicate="intersects")
-        pairs = pairs.loc[(pairs["code_left"] < pairs["code_right"])
-                          & (pairs["parent_left"].fillna("") == pairs["parent_right"].fillna(""))]
+        pairs = pairs.loc[
+            (pairs["code_left"] < pairs["code_right"])
+            & (pairs["parent_left"].fillna("") == pairs["parent_right"].fillna(""))
+        ]
         if len(pairs):
             other = part.set_index("code").geometry.loc[pairs["code_right"]].to_numpy()
             area = shapely.area(shapely.intersection(pairs.geometry.to_numpy(), other))
-            for a, b, x in zip(pairs["code_left"], pairs["code_right"], area, strict=True):
+            for a, x in zip(pairs["code_left"], area, strict=True):
                 if x >= min_area:
                     rows.append(("overlap", a, x))
         if level is Level.COMMUNITY:
@@ -103,8 +107,9 @@ def naive_validate(grids: gpd.GeoDataFrame, tolerance=0.5, min_area=0.1) -> pd.D
                 rows.append(("outside_parent", code, x))
         if level in (Level.AREA, Level.UNIT):
             union = child.dissolve(by="parent")
-            hole = shapely.difference(parents.loc[union.index].to_numpy(),
-                                      union.geometry.to_numpy())
+            hole = shapely.difference(
+                parents.loc[union.index].to_numpy(), union.geometry.to_numpy()
+            )
             for code, x in zip(union.index, shapely.area(hole), strict=True):
                 if x >= min_area:
                     rows.append(("gap", code, x))
@@ -156,10 +161,12 @@ def main() -> None:
     say(f"## Foundation benchmark — {dt.date.today().isoformat()}")
     say()
     say(f"- machine: {machine()}")
-    say(f"- data: `DemoSpec` city, {args.communities} communities — "
+    say(
+        f"- data: `DemoSpec` city, {args.communities} communities — "
         + ", ".join(f"{v:,} {k}" for k, v in sizes.items())
         + f" ({len(grids):,} grids), {len(data.staff):,} staff, "
-          f"{len(data.assignments):,} assignments; generated in {t_gen:.1f} s")
+        f"{len(data.assignments):,} assignments; generated in {t_gen:.1f} s"
+    )
 
     # 1. load into the embedded store and validate everything through it
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,15 +175,19 @@ def main() -> None:
             t_load, _ = timed(store.apply, ChangeSet(grids, data.staff, data.assignments))
             t_val, problems = timed(store.validate)
         size_mb = path.stat().st_size / 1e6
-    say(f"- load into a new GeoPackage (all write checks, one transaction): {t_load:.1f} s, "
-        f"{size_mb:,.0f} MB")
+    say(
+        f"- load into a new GeoPackage (all write checks, one transaction): {t_load:.1f} s, "
+        f"{size_mb:,.0f} MB"
+    )
     say()
     say("### Validation (all five levels, topology + codes + staffing)")
     say()
     say("| what | time | problems |")
     say("|---|---|---|")
-    say(f"| `gis-grid validate` on the store (read + validate), {len(grids):,} grids "
-        f"| {t_val:.1f} s | {len(problems)} |")
+    say(
+        f"| `gis-grid validate` on the store (read + validate), {len(grids):,} grids "
+        f"| {t_val:.1f} s | {len(problems)} |"
+    )
     t_mem, _ = timed(validate, grids, data.assignments)
     say(f"| `validate()` on the in-memory table | {t_mem:.1f} s | |")
     say()
@@ -189,25 +200,39 @@ def main() -> None:
     planted = plant_problems(part, 25)
     t_ours, ours = timed(validate, planted, None)
     t_peer, peer = timed(naive_validate, planted)
-    ours_set = {(k, c[0]) for k, c in zip(ours["kind"], ours["codes"], strict=True)
-                if k in ("overlap", "gap", "outside_parent")}
+    ours_set = {
+        (k, c[0])
+        for k, c in zip(ours["kind"], ours["codes"], strict=True)
+        if k in ("overlap", "gap", "outside_parent")
+    }
     peer_set = {(k, c) for k, c in zip(peer["kind"], peer["code"], strict=True)}
-    say(f"On a {len(communities)}-community slice ({len(part):,} grids) with 25 shrunken units "
-        "and 25 grown courtyards planted:")
+    say(
+        f"On a {len(communities)}-community slice ({len(part):,} grids) with 25 shrunken units "
+        "and 25 grown courtyards planted:"
+    )
     say()
     say("| implementation | time | overlaps | gaps | outside parent |")
     say("|---|---|---|---|---|")
-    for name, t, frame in (("gis-grid `validate`", t_ours, ours), ("geopandas sjoin/overlay/"
-                                                                   "dissolve", t_peer, peer)):
+    for name, t, frame in (
+        ("gis-grid `validate`", t_ours, ours),
+        ("geopandas sjoin/overlay/dissolve", t_peer, peer),
+    ):
         counts = frame["kind"].value_counts()
-        say(f"| {name} | {t:.2f} s | {counts.get('overlap', 0)} | {counts.get('gap', 0)} | "
-            f"{counts.get('outside_parent', 0)} |")
+        say(
+            f"| {name} | {t:.2f} s | {counts.get('overlap', 0)} | {counts.get('gap', 0)} | "
+            f"{counts.get('outside_parent', 0)} |"
+        )
     say()
-    say(f"Ratio: gis-grid is {t_peer / t_ours:.1f}× faster; the two agree on "
+    say(
+        f"Ratio: gis-grid is {t_peer / t_ours:.1f}× faster; the two agree on "
         f"{len(ours_set & peer_set)} of {len(ours_set | peer_set)} (kind, grid) findings"
-        + ("." if ours_set == peer_set else
-           f" (only ours: {sorted(ours_set - peer_set)[:3]}, only peer: "
-           f"{sorted(peer_set - ours_set)[:3]})."))
+        + (
+            "."
+            if ours_set == peer_set
+            else f" (only ours: {sorted(ours_set - peer_set)[:3]}, only peer: "
+            f"{sorted(peer_set - ours_set)[:3]})."
+        )
+    )
     say()
 
     # 2. lookup of random points down the five levels
@@ -230,40 +255,60 @@ def main() -> None:
     t_build = statistics.median(timed(GridIndex, codes, geoms)[0] for _ in range(3))
     t_sjoin, expected = timed(sjoin_per_level, grids, x, y)
     agree = {
-        lv.key: float((answer[lv.key].astype(object).fillna("").to_numpy()
-                       == expected[lv.key].fillna("").to_numpy()).mean())
+        lv.key: float(
+            (
+                answer[lv.key].astype(object).fillna("").to_numpy()
+                == expected[lv.key].fillna("").to_numpy()
+            ).mean()
+        )
         for lv in Level
     }
     units = grids.loc[grids.level == "unit"].geometry.to_numpy()
-    t_tree, _ = timed(lambda: shapely.STRtree(units).query(shapely.points(x, y),
-                                                              predicate="within"))
+    t_tree, _ = timed(
+        lambda: shapely.STRtree(units).query(shapely.points(x, y), predicate="within")
+    )
     found = answer.notna().mean()
-    say(f"### Point lookup: {args.points:,} random points over the city, five levels, "
-        "index build included")
+    say(
+        f"### Point lookup: {args.points:,} random points over the city, five levels, "
+        "index build included"
+    )
     say()
     say("| method | time | points/s | vs sjoin |")
     say("|---|---|---|---|")
-    say(f"| GridIndex (build + lookup), 2 threads, median of {args.repeat} (best {best:.2f} s) "
-        f"| {t_ours:.2f} s | {args.points / t_ours:,.0f} | {t_sjoin / t_ours:.1f}× |")
-    say(f"| GridIndex, 1 thread | {single:.2f} s | {args.points / single:,.0f} "
-        f"| {t_sjoin / single:.1f}× |")
+    say(
+        f"| GridIndex (build + lookup), 2 threads, median of {args.repeat} (best {best:.2f} s) "
+        f"| {t_ours:.2f} s | {args.points / t_ours:,.0f} | {t_sjoin / t_ours:.1f}× |"
+    )
+    say(
+        f"| GridIndex, 1 thread | {single:.2f} s | {args.points / single:,.0f} "
+        f"| {t_sjoin / single:.1f}× |"
+    )
     say(f"| of which index build ({len(grids):,} polygons) | {t_build:.2f} s | | |")
-    say(f"| geopandas.sjoin, one per level (`within`) | {t_sjoin:.2f} s "
-        f"| {args.points / t_sjoin:,.0f} | 1.0× |")
-    say(f"| for scale: one STRtree query, units only | {t_tree:.2f} s "
-        f"| {args.points / t_tree:,.0f} | |")
+    say(
+        f"| geopandas.sjoin, one per level (`within`) | {t_sjoin:.2f} s "
+        f"| {args.points / t_sjoin:,.0f} | 1.0× |"
+    )
+    say(
+        f"| for scale: one STRtree query, units only | {t_tree:.2f} s "
+        f"| {args.points / t_tree:,.0f} | |"
+    )
     say()
-    say("Agreement with sjoin, per level: "
+    say(
+        "Agreement with sjoin, per level: "
         + ", ".join(f"{k} {v:.4%}" for k, v in agree.items())
         + ". Points found per level: "
-        + ", ".join(f"{k} {v:.1%}" for k, v in found.items()) + ".")
+        + ", ".join(f"{k} {v:.1%}" for k, v in found.items())
+        + "."
+    )
     say()
     ok = args.points / t_ours >= 1_000_000
-    say(f"Targets: ≥ 1,000,000 points/s — {'met' if ok else 'NOT met'} "
+    say(
+        f"Targets: ≥ 1,000,000 points/s — {'met' if ok else 'NOT met'} "
         f"({args.points / t_ours:,.0f}/s median, {args.points / best:,.0f}/s best); "
         f"≥ 2× sjoin — {'met' if t_sjoin / t_ours >= 2 else 'NOT met'} "
         f"({t_sjoin / t_ours:.1f}×); 100% agreement — "
-        f"{'met' if all(v == 1.0 for v in agree.values()) else 'NOT met'}.")
+        f"{'met' if all(v == 1.0 for v in agree.values()) else 'NOT met'}."
+    )
     say()
     if not args.no_write:
         with RESULTS.open("a") as fh:

@@ -139,7 +139,10 @@ def test_staff_coverage(demo_copy):
         (("import", "{store}", "{tmp}/x.txt", "--level", "area"), "unknown file type"),
         (("export", "{store}", "{tmp}/x.kml"), "unknown file type"),
         (("import", "{store}", "{tmp}/a.geojson", "--level", "district"), "unknown grid level"),
-        (("stats", "postgresql://localhost/x"), "GeoPackage files only"),
+        (("stats", "mysql://localhost/x"), "unknown store URL scheme"),
+        (("stats", "postgresql://nobody@127.0.0.1:5999/x"), "cannot connect to"),
+        (("migrate", "{store}"), "for PostGIS stores"),
+        (("copy", "{store}", "{store}"), "is not empty"),
     ],
 )
 def test_user_errors_are_one_clear_line(tmp_path, demo_copy, args, words):

@@ -421,26 +421,45 @@ class PostGISStore:
         out = empty_lookup(len(x))
         if not len(x):
             return out
-        query = (
-            "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code FROM {pts} "
-            "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
-            "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code"
-        )
         with self._pool.connection() as conn, conn.cursor() as cur:
-            if len(x) < _COPY_FROM:
-                pts = "unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i)"
-                cur.execute(query.format(pts=pts), [x.tolist(), y.tolist()])
+            if len(x) < _COPY_FROM:  # few points: each finds its parts through the GiST index
+                cur.execute(
+                    "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
+                    "FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i) "
+                    "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
+                    "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code",
+                    [x.tolist(), y.tolist()],
+                )
                 rows = cur.fetchall()
-            else:
+            else:  # many points: indexed once, then every part finds its points (LATERAL)
                 with conn.transaction():
+                    # no JIT (compiling costs more than it saves here), sort in memory
+                    cur.execute("SET LOCAL jit = off")
+                    cur.execute("SET LOCAL work_mem = '256MB'")
                     cur.execute(
-                        "CREATE TEMP TABLE pts (i bigint, x float8, y float8) ON COMMIT DROP"
+                        "CREATE TEMP TABLE pts (i bigint, x float8, y float8, g geometry "
+                        "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(x, y), 4326)) STORED) "
+                        "ON COMMIT DROP"
                     )
                     with cur.copy("COPY pts (i, x, y) FROM STDIN") as copy:
-                        for row in zip(range(1, len(x) + 1), x.tolist(), y.tolist(), strict=True):
-                            copy.write_row(row)
+                        copy.write(
+                            "".join(
+                                f"{i}\t{a!r}\t{b!r}\n"
+                                for i, a, b in zip(
+                                    range(1, len(x) + 1), x.tolist(), y.tolist(), strict=True
+                                )
+                            )
+                        )
+                    cur.execute("CREATE INDEX ON pts USING gist (g)")
                     cur.execute("ANALYZE pts")
-                    cur.execute(query.format(pts="pts p"))
+                    cur.execute(
+                        "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
+                        # OFFSET 0 keeps the join polygon-driven (the planner would turn
+                        # it into one index probe per point, ~6x slower)
+                        "FROM grid_parts gp CROSS JOIN LATERAL (SELECT i FROM pts "
+                        "WHERE ST_Intersects(gp.geom, pts.g) OFFSET 0) p "
+                        "ORDER BY p.i, gp.level, gp.code"
+                    )
                     rows = cur.fetchall()
         if not rows:
             return out

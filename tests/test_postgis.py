@@ -1,0 +1,230 @@
+"""PostGIS beyond the contract: same answers as the embedded store, schema, crashes, reconnects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import shapely
+
+from gis_grid.errors import OrphanError
+from gis_grid.store import ChangeSet, open_store
+from tests.conftest import snapshot
+
+
+@pytest.fixture
+def pg_url(postgis_template) -> str:
+    return postgis_template()
+
+
+def _perturbed(demo_data):
+    """The demo with planted problems: grown courtyards, shrunken units, a shifted area."""
+    grids = demo_data.grids.copy()
+    geoms = grids.geometry.to_numpy().copy()
+    levels = grids["level"].to_numpy()
+    rng = np.random.default_rng(11)
+    for level, factor, n in (("courtyard", 1.25, 3), ("unit", 0.85, 4)):
+        rows = rng.choice(np.flatnonzero(levels == level), n, replace=False)
+        geoms[rows] = [shapely.affinity.scale(g, factor, factor) for g in geoms[rows]]
+    area = np.flatnonzero(levels == "area")[2]
+    geoms[area] = shapely.affinity.translate(geoms[area], 0.00005, 0)  # ~4 m east
+    grids["geometry"] = geoms
+    return grids
+
+
+def _as_records(problems: pd.DataFrame) -> list[tuple]:
+    return sorted(
+        (r.kind, tuple(r.codes), round(float(r.area_m2), 1) if r.area_m2 == r.area_m2 else None)
+        for r in problems.itertuples()
+    )
+
+
+def test_both_stores_give_the_same_answers(tmp_path, demo_data, pg_url):
+    """The demo and a perturbed copy: identical validation and identical lookups."""
+    rng = np.random.default_rng(5)
+    minx, miny, maxx, maxy = demo_data.grids.total_bounds
+    x, y = rng.uniform(minx, maxx, 10_000), rng.uniform(miny, maxy, 10_000)
+    perturbed = _perturbed(demo_data)
+    for name, frame in (("clean", demo_data.grids), ("perturbed", perturbed)):
+        url = (
+            pg_url
+            if name == "clean"
+            else pg_url.rsplit("/", 1)[0] + "/" + (pg_url.rsplit("/", 1)[1] + "_p")
+        )
+        if name == "perturbed":
+            from tests.conftest import _admin
+
+            _admin(
+                f"CREATE DATABASE {url.rsplit('/', 1)[1]} TEMPLATE "
+                f"{pg_url.rsplit('/', 1)[1].rsplit('_', 1)[0]}_template"
+            )
+        changes = ChangeSet(frame, demo_data.staff, demo_data.assignments, accept_problems=True)
+        with open_store(tmp_path / f"{name}.gpkg", create=True) as gpkg, open_store(url) as pg:
+            gpkg.apply(changes)
+            pg.apply(changes)
+            a, b = gpkg.validate(), pg.validate()
+            assert _as_records(a) == _as_records(b)
+            if name == "perturbed":
+                assert {"overlap", "gap", "outside_parent"} <= set(a["kind"])
+            # the problem polygons agree too (to a millimetre of area)
+            assert np.allclose(a["area_m2"].fillna(0), b["area_m2"].fillna(0), atol=1e-3)
+            la = gpkg.lookup(x, y).astype(object)
+            lb = pg.lookup(x, y).astype(object)
+            assert (la.fillna("").to_numpy() == lb.fillna("").to_numpy()).all()
+            assert la["unit"].notna().sum() > 100
+            assert gpkg.stats() == pg.stats()
+        if name == "perturbed":
+            from tests.conftest import _admin
+
+            _admin(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+def test_planted_orphans_are_refused_by_both(tmp_path, demo_data, pg_url):
+    orphans = demo_data.grids.loc[demo_data.grids.level == "courtyard"].head(3).copy()
+    orphans["code"] = "211281001007099" + orphans["code"].str.slice(15)
+    orphans = orphans.drop(columns="parent_code")
+    for url in (tmp_path / "o.gpkg", pg_url):
+        with open_store(url, create=True) as store:
+            store.apply(ChangeSet(demo_data.grids.loc[demo_data.grids.level == "community"]))
+            before = snapshot(store)
+            with pytest.raises(OrphanError, match="211281001007099 does not exist"):
+                store.apply(ChangeSet(orphans, accept_problems=True))
+            assert snapshot(store) == before
+
+
+def test_schema_models_match_the_migrations(pg_url):
+    """Alembic autogenerate finds nothing to do: models and migrations agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from gis_grid.store.pg_schema import SCHEMA, metadata
+    from gis_grid.store.postgis import sqlalchemy_url
+
+    engine = create_engine(sqlalchemy_url(pg_url))
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_schemas": True,
+                "include_name": lambda name, kind, parent: kind != "schema" or name == SCHEMA,
+                "include_object": lambda obj, name, kind, reflected, compare_to: (
+                    not (kind == "table" and name == "alembic_version")
+                ),
+            },
+        )
+        diff = compare_metadata(context, metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_the_database_enforces_the_rules_too(pg_url):
+    """Constraints catch what bypasses gis-grid (a direct INSERT, another tool)."""
+    with open_store(pg_url):
+        pass
+    bad = [
+        "INSERT INTO gis_grid.grids (community_code, code, level, updated_at, geom) VALUES "
+        "('211281001007', '2112810010', 'community', '', "
+        "ST_Multi(ST_MakeEnvelope(0, 0, 1, 1, 4326)))",
+        "INSERT INTO gis_grid.grids (community_code, code, parent_code, level, updated_at, geom) "
+        "VALUES ('211281001007', '211281001007001', '211281001007', 'area', '', "
+        "ST_Multi(ST_MakeEnvelope(0, 0, 1, 1, 4326)))",
+        "INSERT INTO gis_grid.grids (community_code, code, level, updated_at, geom) VALUES "
+        "('211281001007', '211281001007', 'community', '', ST_Multi('POLYGON((0 0, 1 1, 1 0, "
+        "0 1, 0 0))'::geometry(Polygon, 4326)))",
+    ]
+    for sql in bad:
+        with (
+            psycopg.connect(pg_url) as conn,
+            pytest.raises((psycopg.errors.CheckViolation, psycopg.errors.ForeignKeyViolation)),
+        ):
+            conn.execute(sql)
+
+
+def test_a_killed_100k_import_leaves_nothing(pg_url):
+    """SIGKILL the importing process while its COPY runs: the server rolls it back."""
+    with open_store(pg_url) as store:
+        before = snapshot(store)
+    script = textwrap.dedent(f"""
+        from dataclasses import replace
+        import gis_grid.store.postgis as pg
+        from gis_grid.demo import CITY, generate
+        from gis_grid.store import ChangeSet, open_store
+
+        data = generate(replace(CITY, communities=40))
+        assert len(data.grids) > 100_000, len(data.grids)
+        real = pg.PostGISStore._rollup
+
+        def stall(cur, communities):  # every row is copied, the transaction still open
+            cur.execute("SELECT count(*) FROM gis_grid.grids")
+            print("inside", cur.fetchone()[0], flush=True)
+            import time
+            time.sleep(120)
+
+        pg.PostGISStore._rollup = staticmethod(stall)
+        open_store({pg_url!r}).apply(ChangeSet(data.grids, data.staff, data.assignments))
+        """)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    try:
+        line = proc.stdout.readline().split()
+        assert line[0] == b"inside" and int(line[1]) > 100_000
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    with open_store(pg_url) as store:
+        assert snapshot(store) == before
+        assert sum(store.stats()["grids"].values()) == 0
+
+
+def test_the_pool_reconnects_after_the_server_drops_it(pg_url, demo_data):
+    """A restart ends every connection; the next request must simply work."""
+    with open_store(pg_url) as store:
+        store.apply(ChangeSet(demo_data.grids.loc[demo_data.grids.level == "community"]))
+        assert store.stats()["grids"]["community"] == 1
+        database = pg_url.rsplit("/", 1)[1]
+        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [database],
+            ).fetchone()[0]
+        assert killed >= 1
+        assert store.stats()["grids"]["community"] == 1
+        assert store.lookup([123.56], [42.45]).shape == (1, 5)
+
+
+def test_pilot_to_production_and_back_with_the_cli(tmp_path, demo_file, pg_url, monkeypatch):
+    """gis-grid migrate, then copy GeoPackage → PostGIS → GeoPackage: nothing changes."""
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+
+    runner = CliRunner()
+    empty = pg_url.rsplit("/", 1)[0] + "/" + pg_url.rsplit("/", 1)[1] + "_fresh"
+    from tests.conftest import _admin
+
+    _admin(f"CREATE DATABASE {empty.rsplit('/', 1)[1]}")
+    try:
+        result = runner.invoke(app, ["migrate", empty])
+        assert result.exit_code == 0 and "revision 0001" in result.stdout
+        result = runner.invoke(app, ["copy", str(demo_file), empty])
+        assert result.exit_code == 0, result.stderr
+        assert "copied 503 grids" in result.stdout
+        monkeypatch.setenv("GIS_GRID_DATABASE_URL", empty)
+        stats = runner.invoke(app, ["stats", "-f", "json"])  # the store from the environment
+        assert '"households": 3211' in stats.stdout
+        back = tmp_path / "back.gpkg"
+        assert runner.invoke(app, ["copy", empty, str(back)]).exit_code == 0
+        with open_store(demo_file) as a, open_store(back) as b, open_store(empty) as c:
+            assert snapshot(a) == snapshot(b) == snapshot(c)
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {empty.rsplit('/', 1)[1]} WITH (FORCE)")
