@@ -3,7 +3,8 @@
 
     python3 dev.py demo    build the demo community into out/demo.gpkg and summarise it
     python3 dev.py test    run the whole test suite
-    python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md)
+    python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md);
+                           'bench postgis' runs the PostGIS-beside-embedded benchmark
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes. Extra arguments go to the underlying command.
@@ -58,7 +59,10 @@ def main(argv: list[str]) -> None:
         run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "tests", *rest])
     else:
         ensure_env("test,bench")
-        run([PY, "bench/bench_foundation.py", *rest])
+        if rest[:1] == ["postgis"]:
+            run([PY, "bench/bench_postgis.py", *rest[1:]])
+        else:
+            run([PY, "bench/bench_foundation.py", *rest])
 
 
 if __name__ == "__main__":
