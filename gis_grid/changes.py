@@ -249,12 +249,11 @@ def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
 class Existing:
     """What the store holds, as far as a change set needs to know.
 
-    ``grids`` and ``assignments`` cover the communities the change touches;
-    ``has_codes``/``has_staff`` answer which of some ids exist anywhere.
+    ``grids`` covers the communities the change touches; ``has_codes`` and
+    ``has_staff`` answer which of some ids exist anywhere.
     """
 
     grids: gpd.GeoDataFrame
-    assignments: pd.DataFrame
     has_codes: Callable[[list[str]], set[str]]
     has_staff: Callable[[list[str]], set[str]]
 

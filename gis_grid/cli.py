@@ -120,9 +120,14 @@ def main(
 @app.command()
 @_fail_cleanly
 def demo(
-    out_path: Annotated[Path, typer.Option("--out", help="Where to write the store.")] = Path(
-        "out/demo.gpkg"
-    ),
+    out_path: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Where to write the store: a .gpkg file (replaced) or an "
+            "empty postgresql:// database.",
+        ),
+    ] = "out/demo.gpkg",
     size: Annotated[Size, typer.Option(help="reference: 宏大社区; city: 200 communities.")] = (
         Size.reference
     ),
@@ -131,7 +136,7 @@ def demo(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
 ) -> None:
-    """Build the demo community (or a city) into a new GeoPackage and summarise it."""
+    """Build the demo community (or a city) into a store and summarise it."""
     from dataclasses import replace
 
     from gis_grid import demo as demo_mod
@@ -140,26 +145,38 @@ def demo(
 
     spec = demo_mod.REFERENCE if size is Size.reference else demo_mod.CITY
     spec = replace(spec, seed=seed, communities=communities or spec.communities)
+    database = "://" in out_path
+    if database:
+        with _open(out_path, create=True) as target:
+            if sum(target.stats()["grids"].values()):
+                raise InputError(
+                    f"{out_path} already holds grids: the demo goes into an empty database"
+                )
     with _progress() as progress:
         task = progress.add_task("generating communities", total=spec.communities)
         data = demo_mod.generate(spec, progress=lambda n: progress.update(task, completed=n))
         progress.add_task("checking and writing the store", total=None)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".gpkg", dir=out_path.parent)
-        os.close(fd)
-        os.unlink(tmp)
-        try:
-            with GeoPackageStore(tmp) as store:
-                store.apply(ChangeSet(data.grids, data.staff, data.assignments))
-            os.replace(tmp, out_path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    with _open(str(out_path)) as store:
+        changes = ChangeSet(data.grids, data.staff, data.assignments)
+        if database:
+            with _open(out_path) as target:
+                target.apply(changes)
+        else:  # build beside, then replace: an interrupted demo leaves the old file whole
+            path = Path(out_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".gpkg", dir=path.parent)
+            os.close(fd)
+            os.unlink(tmp)
+            try:
+                with GeoPackageStore(tmp) as store:
+                    store.apply(changes)
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+    with _open(out_path) as store:
         stats = store.stats()
         problems = store.validate()
-        out.print(
-            f"[bold]demo store:[/] {out_path}  (open it in QGIS: layers grids, staff, assignments)"
-        )
+        where = "" if database else "  (open it in QGIS: layers grids, staff, assignments)"
+        out.print(f"[bold]demo store:[/] {out_path}{where}")
         _print_stats(stats)
         errors = int((problems["severity"] == "error").sum())
         out.print(

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 import shapely
 from pyproj import CRS
+from shapely import box
 
 from gis_grid.crs import WGS84, reproject
 from gis_grid.demo import generate
@@ -88,6 +89,22 @@ def demo_file(tmp_path_factory, demo_data) -> Path:
     with GeoPackageStore(path) as store:
         store.apply(ChangeSet(demo_data.grids, demo_data.staff, demo_data.assignments))
     return path
+
+
+def seeded(store):
+    """The store with one community (100 m x 100 m) tiled by two staffed areas."""
+    from gis_grid.store import ChangeSet
+
+    base = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{COMMUNITY}001": box(0, 0, 50, 100),
+            f"c{COMMUNITY}002": box(50, 0, 100, 100),
+        }
+    )
+    staff, assignments = staff_for(base)
+    store.apply(ChangeSet(base, staff, assignments))
+    return store
 
 
 #: Store backends every contract test runs against.

@@ -24,7 +24,7 @@ from gis_grid.errors import (
 )
 from gis_grid.model import Level
 from gis_grid.store import ChangeSet
-from tests.conftest import COMMUNITY, at, grids, snapshot, staff_for
+from tests.conftest import COMMUNITY, at, grids, seeded, snapshot
 
 REFERENCE = {"community": 1, "area": 8, "courtyard": 30, "building": 114}
 
@@ -85,17 +85,7 @@ def test_queries_by_bbox_under_and_codes(demo_store):
 
 
 def _fresh(new_store):
-    store = new_store()
-    base = grids(
-        **{
-            f"c{COMMUNITY}": box(0, 0, 100, 100),
-            f"c{COMMUNITY}001": box(0, 0, 50, 100),
-            f"c{COMMUNITY}002": box(50, 0, 100, 100),
-        }
-    )
-    staff, assignments = staff_for(base)
-    store.apply(ChangeSet(base, staff, assignments))
-    return store
+    return seeded(new_store())
 
 
 @pytest.mark.parametrize(

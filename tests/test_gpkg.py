@@ -15,23 +15,13 @@ import shapely
 from shapely import box
 
 from gis_grid.errors import StoreError
-from gis_grid.store import ChangeSet, open_store
+from gis_grid.store import open_store
 from gis_grid.store.gpkg import GeoPackageStore
-from tests.conftest import COMMUNITY, digest, grids, staff_for
+from tests.conftest import COMMUNITY, digest, seeded
 
 
 def _fresh(tmp_path) -> GeoPackageStore:
-    store = GeoPackageStore(tmp_path / "s.gpkg")
-    base = grids(
-        **{
-            f"c{COMMUNITY}": box(0, 0, 100, 100),
-            f"c{COMMUNITY}001": box(0, 0, 50, 100),
-            f"c{COMMUNITY}002": box(50, 0, 100, 100),
-        }
-    )
-    staff, assignments = staff_for(base)
-    store.apply(ChangeSet(base, staff, assignments))
-    return store
+    return seeded(GeoPackageStore(tmp_path / "s.gpkg"))
 
 
 def test_geopackage_is_what_gdal_and_qgis_expect(demo_file):

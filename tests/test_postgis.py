@@ -228,3 +228,16 @@ def test_pilot_to_production_and_back_with_the_cli(tmp_path, demo_file, pg_url, 
             assert snapshot(a) == snapshot(b) == snapshot(c)
     finally:
         _admin(f"DROP DATABASE IF EXISTS {empty.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+def test_the_demo_can_go_straight_into_postgis(pg_url):
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["demo", "--out", pg_url])
+    assert result.exit_code == 0, result.stderr
+    assert "validation: 0 errors, 0 warnings" in result.stdout
+    again = runner.invoke(app, ["demo", "--out", pg_url])
+    assert again.exit_code == 1 and "already holds grids" in again.stderr

@@ -136,6 +136,20 @@ class Store(Protocol):
         ...
 
 
+class StoreBase:
+    """What every store class shares: ``with store: ...`` closes it."""
+
+    def close(self) -> None:
+        """Release the store's connections (each store defines it)."""
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def empty_lookup(n: int) -> pd.DataFrame:
     """A lookup answer with no grid for any of ``n`` points."""
     return pd.DataFrame({lv.key: np.full(n, None, dtype=object) for lv in Level})

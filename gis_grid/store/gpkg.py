@@ -49,7 +49,7 @@ from gis_grid.model import (
     Level,
     rollup,
 )
-from gis_grid.store.base import ChangeSet, WriteReport, empty_lookup
+from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup
 from gis_grid.topology import ValidationOptions, validate
 
 SCHEMA_VERSION = "1"
@@ -109,7 +109,7 @@ def _register_functions(conn: sqlite3.Connection) -> None:
 # -- the store ----------------------------------------------------------------
 
 
-class GeoPackageStore:
+class GeoPackageStore(StoreBase):
     """A gis-grid store in one GeoPackage file.
 
     Parameters
@@ -227,12 +227,6 @@ class GeoPackageStore:
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
-
-    def __enter__(self) -> GeoPackageStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"GeoPackageStore({str(self.path)!r})"
@@ -352,7 +346,6 @@ class GeoPackageStore:
             current = self._grids_of(communities)
             existing = Existing(
                 grids=current,
-                assignments=self.assignments(grid_codes=current["code"].tolist()),
                 has_codes=self._existing_codes,
                 has_staff=self._existing_staff,
             )

@@ -51,7 +51,7 @@ from gis_grid.errors import (
     StoreError,
 )
 from gis_grid.model import AGGREGATES, ASSIGNMENT_COLUMNS, GRID_COLUMNS, STAFF_COLUMNS, Level
-from gis_grid.store.base import ChangeSet, WriteReport, empty_lookup
+from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup
 from gis_grid.topology import Problems, ValidationOptions
 
 S = "gis_grid"
@@ -110,7 +110,7 @@ def _iso(value) -> str | None:
     return None if value is None or value is pd.NaT else str(value)[:10]
 
 
-class PostGISStore:
+class PostGISStore(StoreBase):
     """A gis-grid store in a PostgreSQL/PostGIS database.
 
     Parameters
@@ -156,12 +156,6 @@ class PostGISStore:
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
-
-    def __enter__(self) -> PostGISStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"PostGISStore({_safe(self.url)!r})"
@@ -261,7 +255,6 @@ class PostGISStore:
                 current = self._read_grids(cur, "community_code = ANY(%s)", [communities])
                 existing = Existing(
                     grids=current,
-                    assignments=pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS)),
                     has_codes=lambda codes: self._present(cur, "grids", "code", codes),
                     has_staff=lambda ids: self._present(cur, "staff", "staff_id", ids),
                 )
