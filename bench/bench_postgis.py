@@ -62,15 +62,15 @@ def main() -> None:
                 subprocess.run, [*cli, "copy", str(path), url], check=True, capture_output=True
             )
             with psycopg.connect(url) as conn:
-                postgis = conn.execute("SELECT postgis_full_version()").fetchone()[0]
-                geos = postgis.split('GEOS="')[1].split("-")[0]
+                postgis = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+                geos = conn.execute("SELECT postgis_geos_version()").fetchone()[0].split("-")[0]
                 size_mb = (
                     conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
                 )
             say(f"## PostGIS store beside the embedded store — {time.strftime('%Y-%m-%d')}")
             say()
             say(
-                f"- machine: {machine()}; {version}, PostGIS {postgis.split()[1]} "
+                f"- machine: {machine()}; {version}, PostGIS {postgis} "
                 f"(GEOS {geos}) on the same machine"
             )
             say(

@@ -258,6 +258,7 @@ class GridIndex:
         present = list(levels)
         with ThreadPoolExecutor(self.workers) as pool:
             built = dict(zip(present, pool.map(build, present), strict=True))
+        self._dtypes: dict[Level, pd.CategoricalDtype] = {}
         self.levels: dict[Level, _LevelIndex | _ChildIndex] = {
             lv: built[lv] for lv in Level if lv in built
         }
@@ -314,9 +315,17 @@ class GridIndex:
         if x.shape != y.shape:
             raise ValueError("lon and lat must have the same length")
         found = self.locate(x, y)
-        columns = {}
-        for level in Level:
+        return pd.DataFrame(
+            {
+                level.key: pd.Categorical.from_codes(found[level], dtype=self._dtype(level))
+                for level in Level
+            }
+        )
+
+    def _dtype(self, level: Level) -> pd.CategoricalDtype:
+        """The level's codes as a categorical dtype, made once (a city has 400k units)."""
+        if level not in self._dtypes:
             index = self.levels.get(level)
-            categories = pd.Index(index.codes if index is not None else [], dtype=object)
-            columns[level.key] = pd.Categorical.from_codes(found[level], categories=categories)
-        return pd.DataFrame(columns)
+            codes = index.codes if index is not None else []
+            self._dtypes[level] = pd.CategoricalDtype(pd.Index(codes, dtype=object))
+        return self._dtypes[level]
