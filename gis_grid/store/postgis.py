@@ -52,7 +52,7 @@ from gis_grid.errors import (
 )
 from gis_grid.model import AGGREGATES, ASSIGNMENT_COLUMNS, GRID_COLUMNS, STAFF_COLUMNS, Level
 from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup
-from gis_grid.topology import Problems, ValidationOptions
+from gis_grid.topology import ValidationOptions
 
 S = "gis_grid"
 #: Above this many points a lookup goes through COPY into a temporary table.
@@ -514,4 +514,4 @@ def metric_srids(cur) -> tuple[list[str], list[int]]:
     return codes, srids
 
 
-__all__ = ["PostGISStore", "Problems", "metric_srids", "migrate", "sqlalchemy_url"]
+__all__ = ["PostGISStore", "metric_srids", "migrate", "sqlalchemy_url"]
