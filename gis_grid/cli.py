@@ -100,10 +100,6 @@ def _open(store: str, *, create: bool = False):
     return open_store(store, create=create)
 
 
-def _nan_to_none(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 @app.callback()
 def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,

@@ -199,13 +199,6 @@ def parent_code(code: str) -> str | None:
     return str(code)[: CODE_LENGTHS[Level(level - 1)]]
 
 
-def ancestor_codes(codes: pd.Series, level: Level) -> pd.Series:
-    """Vectorised: the code of each code's ancestor at ``level`` (None if shallower)."""
-    n = CODE_LENGTHS[level]
-    out = codes.astype(str).str.slice(0, n)
-    return out.where(codes.astype(str).str.len() >= n)
-
-
 def child_code(parent: str, serial: int) -> str:
     """Compose a child's code from its parent's code and a 1-based serial.
 

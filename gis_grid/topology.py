@@ -468,8 +468,3 @@ def _no_staff(problems: Problems, t: _Rows, assignments: pd.DataFrame) -> None:
     codes = t.codes
     for i in np.flatnonzero(~pd.Index(codes).isin(staffed)):  # hashed; np.isin on objects crawls
         problems.no_staff(Level(t.depth[i]).key, codes[i], t.geoms[i])
-
-
-def errors(problems: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The rows of a problem table whose severity is ``error``."""
-    return problems.loc[problems["severity"] == "error"]
