@@ -241,3 +241,32 @@ def test_the_demo_can_go_straight_into_postgis(pg_url):
     assert "validation: 0 errors, 0 warnings" in result.stdout
     again = runner.invoke(app, ["demo", "--out", pg_url])
     assert again.exit_code == 1 and "already holds grids" in again.stderr
+
+
+def _local_cluster() -> list[str] | None:
+    """The command that restarts the local PostgreSQL cluster, where we run it."""
+    import shutil
+
+    from tests.conftest import PG_SERVER
+
+    if "127.0.0.1" not in PG_SERVER and "localhost" not in PG_SERVER:
+        return None
+    if shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
+        return None
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    if not versions:
+        return None
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"]
+
+
+def test_the_store_carries_on_after_a_real_server_restart(pg_url, demo_data):
+    restart = _local_cluster()
+    if restart is None:
+        pytest.skip("needs the local Debian PostgreSQL cluster and root to restart it")
+    with open_store(pg_url) as store:
+        store.apply(ChangeSet(demo_data.grids.loc[demo_data.grids.level == "community"]))
+        assert store.stats()["grids"]["community"] == 1
+        subprocess.run(restart, check=True, capture_output=True, timeout=120)
+        subprocess.run(["pg_isready", "-q", "-t", "60", "-h", "127.0.0.1"], check=True)
+        assert store.stats()["grids"]["community"] == 1  # the next request reconnects
+        assert store.lookup([123.56], [42.45]).shape == (1, 5)
