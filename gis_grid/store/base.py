@@ -150,6 +150,16 @@ class StoreBase:
         self.close()
 
 
+def records(frame: pd.DataFrame, columns) -> list[tuple]:
+    """Rows as plain tuples for a database driver, missing values as None.
+
+    Converting whole columns first is much faster than iterating rows of
+    pandas' arrow-backed strings.
+    """
+    values = [frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in columns]
+    return list(zip(*values, strict=True))
+
+
 def empty_lookup(n: int) -> pd.DataFrame:
     """A lookup answer with no grid for any of ``n`` points."""
     return pd.DataFrame({lv.key: np.full(n, None, dtype=object) for lv in Level})

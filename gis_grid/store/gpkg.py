@@ -49,7 +49,7 @@ from gis_grid.model import (
     Level,
     rollup,
 )
-from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup
+from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup, records
 from gis_grid.topology import ValidationOptions, validate
 
 SCHEMA_VERSION = "1"
@@ -140,6 +140,9 @@ class GeoPackageStore(StoreBase):
             self._create()
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA foreign_keys = OFF")
+        # a city is ~500k grids with five indexes: keep their pages in memory while writing
+        self._conn.execute("PRAGMA cache_size = -262144")  # KiB, i.e. 256 MiB at most
+        self._conn.execute("PRAGMA temp_store = MEMORY")
         _register_functions(self._conn)
         self._check_schema()
         self._index: GridIndex | None = None
@@ -353,11 +356,14 @@ class GeoPackageStore(StoreBase):
             report = WriteReport(communities=communities, warnings=warnings)
             if grids is not None:
                 community = grids["code"].str.slice(0, CODE_LENGTHS[Level.COMMUNITY])
-                rows = zip(
-                    encode(to_multi(grids.geometry.to_numpy())),
-                    *(grids[c].tolist() for c in GRID_COLUMNS),
-                    community.tolist(),
-                    strict=True,
+                rows = (
+                    (blob, *row, com)
+                    for blob, row, com in zip(
+                        encode(to_multi(grids.geometry.to_numpy())),
+                        records(grids, GRID_COLUMNS),
+                        community.tolist(),
+                        strict=True,
+                    )
                 )
                 cols = ("geom", *GRID_COLUMNS, "community_code")
                 conn.executemany(
@@ -370,14 +376,14 @@ class GeoPackageStore(StoreBase):
             if staff is not None:
                 conn.executemany(
                     f"INSERT INTO staff ({', '.join(STAFF_COLUMNS)}) VALUES (?, ?, ?, ?)",
-                    staff[list(STAFF_COLUMNS)].itertuples(index=False, name=None),
+                    records(staff, STAFF_COLUMNS),
                 )
                 report.staff = len(staff)
             if assignments is not None:
                 conn.executemany(
                     f"INSERT INTO assignments ({', '.join(ASSIGNMENT_COLUMNS)}) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    assignments[list(ASSIGNMENT_COLUMNS)].itertuples(index=False, name=None),
+                    records(assignments, ASSIGNMENT_COLUMNS),
                 )
                 report.assignments = len(assignments)
             conn.execute(

@@ -51,7 +51,7 @@ from gis_grid.errors import (
     StoreError,
 )
 from gis_grid.model import AGGREGATES, ASSIGNMENT_COLUMNS, GRID_COLUMNS, STAFF_COLUMNS, Level
-from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup
+from gis_grid.store.base import ChangeSet, StoreBase, WriteReport, empty_lookup, records
 from gis_grid.topology import ValidationOptions
 
 S = "gis_grid"
@@ -266,15 +266,13 @@ class PostGISStore(StoreBase):
                     report.grids = len(grids)
                 if staff is not None:
                     with cur.copy(f"COPY staff ({', '.join(STAFF_COLUMNS)}) FROM STDIN") as copy:
-                        for row in staff[list(STAFF_COLUMNS)].itertuples(index=False, name=None):
+                        for row in records(staff, STAFF_COLUMNS):
                             copy.write_row(row)
                     report.staff = len(staff)
                 if assignments is not None:
                     cols = ("community_code", *ASSIGNMENT_COLUMNS)
                     with cur.copy(f"COPY assignments ({', '.join(cols)}) FROM STDIN") as copy:
-                        for row in assignments[list(ASSIGNMENT_COLUMNS)].itertuples(
-                            index=False, name=None
-                        ):
+                        for row in records(assignments, ASSIGNMENT_COLUMNS):
                             copy.write_row((row[1][:12], *row))
                     report.assignments = len(assignments)
         except psycopg.errors.UniqueViolation as exc:  # a concurrent writer got there first
@@ -374,12 +372,9 @@ class PostGISStore(StoreBase):
         geoms = shapely.set_srid(to_multi(grids.geometry.to_numpy()), 4326)
         ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
         cols = ("community_code", *GRID_COLUMNS, "geom")
-        values = [
-            grids[c].astype(object).where(grids[c].notna(), None).tolist() for c in GRID_COLUMNS
-        ]
         with cur.copy(f"COPY grids ({', '.join(cols)}) FROM STDIN") as copy:
-            for row in zip(grids["code"].str.slice(0, 12), *values, ewkb, strict=True):
-                copy.write_row(row)
+            for row, geom in zip(records(grids, GRID_COLUMNS), ewkb, strict=True):
+                copy.write_row((row[0][:12], *row, geom))  # GRID_COLUMNS starts with code
         cur.execute(
             "INSERT INTO grid_parts (community_code, code, level, geom) "
             "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
