@@ -236,14 +236,13 @@ def assign_missing_codes(frame: gpd.GeoDataFrame, level: Level, store) -> gpd.Ge
     rows = np.flatnonzero(missing)
     serial = reading_order(parents[rows], frame.geometry.to_numpy()[rows])
     width = CODE_LENGTHS[level]
-    taken: dict[str, int] = {}
-    for parent in set(parents[rows]):
-        existing = store.grids(under=[parent], level=level, geometry=False)["code"]
-        existing = pd.concat([existing, frame.loc[~missing, "code"].astype(str)])
-        mine = existing[existing.str.len().eq(width) & existing.str.startswith(parent)]
-        taken[parent] = (
-            int(mine.str.slice(-SERIAL_DIGITS[level]).astype(int).max()) if len(mine) else 0
-        )
+    # serials continue after the children each parent has already (one query for all)
+    existing = store.grids(under=sorted(set(parents[rows])), level=level, geometry=False)
+    known = pd.concat([existing["code"], frame.loc[~missing, "code"].astype(str)])
+    known = known[known.str.len().eq(width)]
+    serials = known.str.slice(-SERIAL_DIGITS[level]).astype(int)
+    highest = serials.groupby(known.str.slice(0, CODE_LENGTHS[parent_level]).to_numpy()).max()
+    taken = {p: int(highest.get(p, 0)) for p in set(parents[rows])}
     codes = [child_code(p, taken[p] + int(s)) for p, s in zip(parents[rows], serial, strict=True)]
     frame.loc[frame.index[rows], "code"] = codes
     return frame

@@ -338,3 +338,16 @@ def test_edited_households_roll_up(new_store):
     frame = store.grids(geometry=False).set_index("code")
     assert frame.loc[COMMUNITY, "households"] == 40
     assert frame.loc[f"{COMMUNITY}001", "residents"] == 100
+
+
+def test_many_subtrees_in_one_query(demo_store):
+    """Hundreds of roots at once (more than SQLite takes as parameters in one statement)."""
+    buildings = demo_store.grids(level="building", geometry=False)["code"].tolist()
+    units = demo_store.grids(level="unit", geometry=False)["code"].tolist()
+    roots = buildings + [f"{COMMUNITY}999{i:03d}" for i in range(600)]  # most match nothing
+    found = demo_store.grids(under=roots, geometry=False)
+    assert sorted(found["code"]) == sorted(buildings + units)
+    only_units = demo_store.grids(under=roots, level="unit", geometry=False)
+    assert sorted(only_units["code"]) == sorted(units)
+    both = demo_store.grids(under=buildings[:2], codes=units + buildings[5:7], geometry=False)
+    assert set(both["code"]) == {u for u in units if u[:21] in buildings[:2]}

@@ -267,25 +267,36 @@ class GeoPackageStore(StoreBase):
                 "AND maxy >= ? AND miny <= ?)"
             )
             params += [minx, maxx, miny, maxy]
-        if under is not None:
-            roots = [str(c) for c in np.atleast_1d(under)]
-            ors = " OR ".join("substr(g.code, 1, ?) = ?" for _ in roots) or "0"
-            where.append(f"({ors})")
-            for r in roots:
-                params += [len(r), r]
-        sql = f"SELECT {cols}{', g.geom' if geometry else ''} FROM grids g"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        # codes and subtrees come in chunks (SQLite caps the parameters of a statement);
+        # a subtree is a range of the code index: root <= code < root + ':' ('9' < ':')
+        chunks: list[tuple[str, list]] = [("", [])]
         if codes is not None:
-            wanted = [str(c) for c in np.atleast_1d(codes)]
-            sql += (" AND " if where else " WHERE ") + "g.code IN ({})"
-            frame = (
-                self._in_chunks(sql + " ORDER BY g.code", wanted, tuple(params))
-                if wanted
-                else self._select(sql.format("NULL"), params)
-            )
-        else:
-            frame = self._select(sql + " ORDER BY g.code", params)
+            wanted = sorted({str(c) for c in np.atleast_1d(codes)})
+            chunks = [
+                (f"g.code IN ({','.join('?' * len(part))})", part)
+                for part in (wanted[i : i + _CHUNK] for i in range(0, len(wanted), _CHUNK))
+            ]
+        elif under is not None:
+            roots = sorted({str(c) for c in np.atleast_1d(under)})
+            chunks = [
+                (
+                    "(" + " OR ".join("(g.code >= ? AND g.code < ?)" for _ in part) + ")",
+                    [v for r in part for v in (r, r + ":")],
+                )
+                for part in (roots[i : i + _CHUNK // 2] for i in range(0, len(roots), _CHUNK // 2))
+            ]
+        chunks = chunks or [("0", [])]  # no codes asked for: no rows, right columns
+        sql = f"SELECT {cols}{', g.geom' if geometry else ''} FROM grids g"
+        frames = []
+        for clause, values in chunks:
+            conditions = [*where, clause] if clause else where
+            query = sql + (" WHERE " + " AND ".join(conditions) if conditions else "")
+            frames.append(self._select(query, [*params, *values]))
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if codes is not None and under is not None:
+            roots = tuple(str(c) for c in np.atleast_1d(under))
+            frame = frame.loc[frame["code"].str.startswith(roots)]
+        frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
         for col in (*AGGREGATES, "version"):
             frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
         if not geometry:

@@ -182,9 +182,13 @@ class PostGISStore(StoreBase):
         if codes is not None:
             where.append("code = ANY(%s)")
             params.append([str(c) for c in np.atleast_1d(codes)])
-        if under is not None:
-            where.append("code LIKE ANY(%s)")
-            params.append([f"{c}%" for c in np.atleast_1d(under)])
+        if under is not None:  # a subtree is a range of the primary key: root <= code < root:
+            where.append(
+                "EXISTS (SELECT 1 FROM unnest(%s::text[]) r(root) WHERE "
+                "grids.community_code = left(r.root, 12) AND grids.code >= r.root "
+                "AND grids.code < r.root || ':')"
+            )
+            params.append([str(c) for c in np.atleast_1d(under)])
         if bbox is not None:
             where.append("geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
             params += [float(v) for v in bbox]
