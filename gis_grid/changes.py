@@ -258,6 +258,23 @@ class Existing:
     has_staff: Callable[[list[str]], set[str]]
 
 
+def _problems_of(
+    current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, options: ValidationOptions | None
+) -> gpd.GeoDataFrame:
+    """The problems that would involve ``new`` grids once they replace or join ``current``."""
+    codes = set(new["code"])
+    merged = pd.concat(
+        [
+            current.loc[~current["code"].isin(codes), ["code", "geometry"]],
+            new[["code", "geometry"]],
+        ],
+        ignore_index=True,
+    )
+    merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84)
+    problems = validate(merged, None, options or ValidationOptions(check_staff=False))
+    return problems.loc[problems["codes"].map(lambda cs: any(c in codes for c in cs))]
+
+
 def touched_communities(changes) -> list[str]:
     """Communities whose grids or staffing a change set touches."""
     codes: list[str] = []
@@ -293,14 +310,7 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
             raise DuplicateCodeError(
                 f"codes already in the store: {_listing(clash)}; nothing was imported"
             )
-        merged = pd.concat(
-            [existing.grids[["code", "geometry"]], grids[["code", "geometry"]]], ignore_index=True
-        )
-        merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84)
-        problems = validate(merged, None, options or ValidationOptions(check_staff=False))
-        new = set(grids["code"])
-        involved = problems["codes"].map(lambda cs: any(c in new for c in cs))
-        mine = problems.loc[involved]
+        mine = _problems_of(existing.grids, grids, options)
         for kind, error in ALWAYS_BLOCKING.items():
             rows = mine.loc[mine["kind"] == kind]
             if len(rows):
@@ -429,11 +439,7 @@ def check_update(
     new = gpd.GeoDataFrame(new, geometry="geometry", crs=WGS84)
     new = normalise_grids(new.drop(columns=["version", "updated_at"]))
     new["version"] = now_version + 1
-    merged = pd.concat([current.loc[~current["code"].isin(codes)], new], ignore_index=True)
-    merged = gpd.GeoDataFrame(merged[["code", "geometry"]], geometry="geometry", crs=WGS84)
-    problems = validate(merged, None, options or ValidationOptions(check_staff=False))
-    edited = set(codes)
-    mine = problems.loc[problems["codes"].map(lambda cs: any(c in edited for c in cs))]
+    mine = _problems_of(current, new, options)
     blocking = mine.loc[mine["kind"].isin(set(ALWAYS_BLOCKING) | TOPOLOGY_BLOCKING)]
     if len(blocking):
         raise TopologyError(

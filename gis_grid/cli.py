@@ -296,7 +296,7 @@ def import_(
         frame, repaired = repair_geometries(frame)
     if "level" not in frame.columns:
         frame["level"] = lv.key
-    elif (frame["level"].map(lambda v: Level.parse(v)) != lv).any():
+    elif any(Level.parse(v) != lv for v in frame["level"].astype(str).unique()):
         raise InputError(
             f"{file.name} holds grids of other levels than {lv.key}; import one "
             "level at a time (or drop the --level mismatch)"

@@ -234,15 +234,10 @@ def _community(spec: DemoSpec, rng: np.random.Generator) -> dict:
         cell_w=cell_w,
         cell_h=cell_h,
         cx=cx,
-        cy=cy,
-        comp_w=comp_w,
-        comp_h=comp_h,
         col_x=col_x,
         row_top=row_top,
         width=width,
         height=height,
-        grid_w=grid_w,
-        grid_h=grid_h,
     )
 
 

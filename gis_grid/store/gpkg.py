@@ -241,17 +241,13 @@ class GeoPackageStore(StoreBase):
         cols = [d[0] for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=cols)
 
-    def _in_chunks(self, sql: str, values: list, extra: tuple = ()) -> pd.DataFrame:
+    def _in_chunks(self, sql: str, values: list) -> pd.DataFrame:
         """Run ``sql`` (with one ``{}`` for a placeholder list) over chunks of values."""
         frames = [
-            self._select(sql.format(",".join("?" * len(chunk))), [*extra, *chunk])
+            self._select(sql.format(",".join("?" * len(chunk))), chunk)
             for chunk in (values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK))
         ]
-        return (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else self._select(sql.format("NULL"), list(extra))
-        )
+        return pd.concat(frames, ignore_index=True) if frames else self._select(sql.format("NULL"))
 
     def grids(self, *, level=None, codes=None, under=None, bbox=None, geometry=True):
         """Grids filtered by level, codes, subtrees and lon/lat bounding box."""
@@ -357,7 +353,7 @@ class GeoPackageStore(StoreBase):
         """Write a change set in one transaction; on any error nothing changes."""
         communities = touched_communities(changes)
         with self._transaction() as conn:
-            current = self._grids_of(communities)
+            current = self.grids(under=communities)  # every code starts with its community's
             existing = Existing(
                 grids=current,
                 has_codes=self._existing_codes,
@@ -421,7 +417,7 @@ class GeoPackageStore(StoreBase):
         communities = community_of(edits["code"].astype(str))
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._transaction() as conn:  # BEGIN IMMEDIATE: one writer at a time
-            current = self._grids_of(communities)
+            current = self.grids(under=communities)  # every code starts with its community's
             new = check_update(edits, current, options)
             old = current.set_index("code").loc[new["code"]].reset_index()
             cols = ("geom", *GRID_COLUMNS, "replaced_at", "community_code")
@@ -465,14 +461,6 @@ class GeoPackageStore(StoreBase):
             f"SELECT {cols}, geom FROM grid_history WHERE code = ? ORDER BY version", [str(code)]
         )
         geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else []
-        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
-
-    def _grids_of(self, communities: list[str]) -> gpd.GeoDataFrame:
-        cols = ", ".join(GRID_COLUMNS)
-        frame = self._in_chunks(
-            f"SELECT {cols}, geom FROM grids WHERE community_code IN ({{}})", communities
-        )
-        geoms = decode(frame.pop("geom").tolist()) if len(frame) else []
         return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     def _rollup(self, conn: sqlite3.Connection, communities: list[str]) -> None:

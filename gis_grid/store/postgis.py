@@ -192,22 +192,8 @@ class PostGISStore(StoreBase):
         if bbox is not None:
             where.append("geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
             params += [float(v) for v in bbox]
-        cols = ", ".join(GRID_COLUMNS)
-        sql = f"SELECT {cols}{', ST_AsBinary(geom) AS wkb' if geometry else ''} FROM grids"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        frame = self._frame(sql + " ORDER BY code", params)
-        if frame.empty:
-            frame = pd.DataFrame(
-                {c: pd.Series(dtype=object) for c in GRID_COLUMNS}
-                | ({"wkb": pd.Series(dtype=object)} if geometry else {})
-            )
-        for col in (*AGGREGATES, "version"):
-            frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
-        if not geometry:
-            return frame
-        geoms = from_multi(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
-        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+        with self._cursor() as cur:
+            return self._read_grids(cur, where, params, geometry=geometry)
 
     def staff(self, staff_ids=None) -> pd.DataFrame:
         """Staff members, optionally only the given ids."""
@@ -256,7 +242,7 @@ class PostGISStore(StoreBase):
                     "ORDER BY c",
                     [communities],
                 )
-                current = self._read_grids(cur, "community_code = ANY(%s)", [communities])
+                current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
                 existing = Existing(
                     grids=current,
                     has_codes=lambda codes: self._present(cur, "grids", "code", codes),
@@ -303,7 +289,7 @@ class PostGISStore(StoreBase):
                 [communities],
             )
             cur.execute("SELECT 1 FROM grids WHERE code = ANY(%s) FOR UPDATE", [codes])
-            current = self._read_grids(cur, "community_code = ANY(%s)", [communities])
+            current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
             new = check_update(edits, current, options)
             cur.execute(
                 "INSERT INTO grid_history (community_code, code, version, parent_code, level, "
@@ -362,13 +348,20 @@ class PostGISStore(StoreBase):
         return {row[0] for row in cur.fetchall()}
 
     @staticmethod
-    def _read_grids(cur, where: str, params) -> gpd.GeoDataFrame:
-        cur.execute(
-            f"SELECT {', '.join(GRID_COLUMNS)}, ST_AsBinary(geom) FROM grids WHERE {where}", params
-        )
-        rows = cur.fetchall()
-        frame = pd.DataFrame([r[:-1] for r in rows], columns=list(GRID_COLUMNS))
-        geoms = shapely.from_wkb(np.array([r[-1] for r in rows], dtype=object))
+    def _read_grids(cur, where: list[str], params, *, geometry: bool = True):
+        """Grids matching all ``where`` conditions, read on the given cursor, by code."""
+        sql = f"SELECT {', '.join(GRID_COLUMNS)}{', ST_AsBinary(geom) AS wkb' if geometry else ''}"
+        sql += " FROM grids" + (" WHERE " + " AND ".join(where) if where else "")
+        cur.execute(sql + " ORDER BY code", params)
+        names = [d.name for d in cur.description]
+        frame = pd.DataFrame(cur.fetchall(), columns=names)
+        if frame.empty:
+            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+        for col in (*AGGREGATES, "version"):
+            frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
+        if not geometry:
+            return frame
+        geoms = from_multi(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
         return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     @staticmethod
