@@ -33,6 +33,14 @@ class InputError(GisGridError):
     """Bad input: missing columns, wrong types, unknown levels, bad codes."""
 
 
+class RowError(InputError):
+    """Rows of an import are bad; ``rows`` lists each (row, id, column, value, problem)."""
+
+    def __init__(self, message: str, rows: Sequence[dict[str, Any]]) -> None:
+        super().__init__(message, detail=list(rows))
+        self.rows = list(rows)
+
+
 class CRSError(InputError):
     """A coordinate reference system is missing, unknown or implausible."""
 
@@ -75,6 +83,7 @@ class ConflictError(GisGridError):
 HTTP_STATUS: dict[type[GisGridError], int] = {
     InputError: 422,
     CRSError: 422,
+    RowError: 422,
     GeometryError: 422,
     DuplicateCodeError: 409,
     OrphanError: 422,

@@ -16,9 +16,12 @@ from typing import Protocol, runtime_checkable
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from numpy.typing import ArrayLike
 
-from gis_grid.model import Level
+from gis_grid.errors import InputError, NotFoundError
+from gis_grid.features import CHAIN_COLUMNS, LINK_COLUMNS, FeatureSchema
+from gis_grid.model import Level, level_of_code
 from gis_grid.topology import ValidationOptions
 
 
@@ -57,6 +60,17 @@ class WriteReport:
     communities: list[str] = field(default_factory=list)
     #: Problems that did not block the write (gaps, no_staff, or all when accepted).
     warnings: gpd.GeoDataFrame | None = None
+
+
+@dataclass
+class FeatureReport:
+    """What a feature import did."""
+
+    layer: str
+    written: int = 0
+    replaced: int = 0
+    #: Features outside every grid (a coverage hole in itself).
+    unowned: int = 0
 
 
 @runtime_checkable
@@ -127,6 +141,39 @@ class Store(Protocol):
         """All topology problems of the store (see :func:`gis_grid.topology.validate`)."""
         ...
 
+    def layers(self) -> dict[str, FeatureSchema]:
+        """The feature layers the store holds, by name, as they were registered."""
+        ...
+
+    def write_features(
+        self, schema: FeatureSchema, features: gpd.GeoDataFrame, *, mode: str = "append"
+    ) -> FeatureReport:
+        """Write checked features (see :func:`gis_grid.features.normalise_features`), linked.
+
+        Each feature is linked to the grids containing its link point (the
+        store's ``lookup`` rule). ``mode``: ``append`` refuses ids already
+        stored, ``upsert`` replaces them, ``replace`` empties the layer first.
+        All or nothing.
+        """
+        ...
+
+    def features(
+        self,
+        layer: str,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        under: ArrayLike | None = None,
+        where: dict | None = None,
+    ) -> gpd.GeoDataFrame:
+        """A layer's features with their grid chain, filtered.
+
+        ``under`` keeps features linked to any of the given grids (at the
+        grid's level); ``where`` maps a column to a value, a list of values, or
+        a ``(low, high)`` tuple (inclusive; None for open). Unknown layers raise
+        :class:`~gis_grid.errors.NotFoundError`.
+        """
+        ...
+
     def stats(self) -> dict:
         """Counts per level, workload totals, staff and assignment counts."""
         ...
@@ -163,3 +210,118 @@ def records(frame: pd.DataFrame, columns) -> list[tuple]:
 def empty_lookup(n: int) -> pd.DataFrame:
     """A lookup answer with no grid for any of ``n`` points."""
     return pd.DataFrame({lv.key: np.full(n, None, dtype=object) for lv in Level})
+
+
+# -- feature layers: what both stores share ----------------------------------
+
+#: Table names a layer may not take.
+RESERVED = frozenset(
+    {"grids", "grid_history", "grid_parts", "staff", "assignments", "layers", "alembic_version"}
+)
+LAYER_MODES = ("append", "upsert", "replace")
+
+
+def check_layer(schema: FeatureSchema, mode: str) -> None:
+    """Refuse a layer name that is not a plain identifier or is taken by the core."""
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", schema.name) or schema.name in RESERVED or (
+        schema.name.startswith(("gis_grid", "gpkg", "rtree", "pg_"))
+    ):
+        raise InputError(f"{schema.name!r} cannot name a layer (lower-case identifier, not a core table)")
+    if mode not in LAYER_MODES:
+        raise InputError(f"unknown write mode {mode!r}; use one of {', '.join(LAYER_MODES)}")
+
+
+def registered(layers: dict[str, FeatureSchema], name: str) -> FeatureSchema:
+    """The stored schema of a layer, or a NotFoundError naming the layers there are."""
+    if name not in layers:
+        have = ", ".join(sorted(layers)) or "none yet"
+        raise NotFoundError(f"the store holds no layer {name!r} (layers: {have})")
+    return layers[name]
+
+
+def feature_filters(
+    schema: FeatureSchema, *, under: ArrayLike | None = None, where: dict | None = None
+) -> list[tuple[str, str, object]]:
+    """Filters as (column, operator, value) with checked column names.
+
+    Operators: ``=``, ``in`` (list), ``>=``, ``<=``, ``null``. ``under``
+    becomes ``in`` filters on the chain column of each code's level, OR-ed by
+    the store (returned with the operator ``under``).
+    """
+    columns = set(schema.columns) | set(LINK_COLUMNS)
+    out: list[tuple[str, str, object]] = []
+    for column, value in (where or {}).items():
+        if column not in columns:
+            raise InputError(
+                f"layer {schema.name!r} has no column {column!r} "
+                f"(columns: {', '.join(sorted(columns))})"
+            )
+        if value is None:
+            out.append((column, "null", None))
+        elif isinstance(value, tuple):
+            if len(value) != 2:
+                raise InputError(f"a range for {column!r} is (low, high)")
+            if value[0] is not None:
+                out.append((column, ">=", value[0]))
+            if value[1] is not None:
+                out.append((column, "<=", value[1]))
+        elif isinstance(value, list | set | np.ndarray | pd.Series | pd.Index):
+            out.append((column, "in", [v.item() if hasattr(v, "item") else v for v in value]))
+        else:
+            out.append((column, "=", value))
+    if under is not None:
+        by_level: dict[str, list[str]] = {}
+        for code in np.atleast_1d(under):
+            level = level_of_code(str(code))
+            by_level.setdefault(f"{level.key}_code", []).append(str(code))
+        out.append(("", "under", by_level))
+    return out
+
+
+def chain_frame(lookup: pd.DataFrame) -> pd.DataFrame:
+    """A store's lookup answer as the chain columns of a layer table."""
+    return pd.DataFrame(
+        {f"{lv.key}_code": lookup[lv.key].astype(object).where(lookup[lv.key].notna(), None)
+         for lv in Level}
+    )
+
+
+def link_boxes(grids: gpd.GeoDataFrame) -> list[tuple[float, float, float, float]]:
+    """Bounding boxes (one per community) of grids just written or edited.
+
+    Features whose link point falls in one of them are linked again.
+    """
+    if grids is None or not len(grids):
+        return []
+    community = grids["code"].astype(str).str.slice(0, 12).to_numpy()
+    bounds = pd.DataFrame(shapely.bounds(grids.geometry.to_numpy()), columns=list("abcd"))
+    bounds["community"] = community
+    agg = bounds.groupby("community").agg(a=("a", "min"), b=("b", "min"), c=("c", "max"),
+                                           d=("d", "max"))
+    return [tuple(map(float, row)) for row in agg.itertuples(index=False, name=None)]
+
+
+def relinked(candidates: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The candidates (``lon``, ``lat``, chain columns) whose chain changes, with the new chain.
+
+    ``grids`` are all grids around the candidates (read inside the writing
+    transaction); the rule is :class:`~gis_grid.lookup.GridIndex`'s.
+    """
+    from gis_grid.lookup import GridIndex
+
+    if not len(candidates):
+        return candidates.iloc[:0]
+    if len(grids):
+        index = GridIndex(grids["code"].to_numpy(), grids.geometry.to_numpy())
+        new = chain_frame(index.lookup(candidates["lon"].to_numpy(float),
+                                       candidates["lat"].to_numpy(float)))
+    else:
+        new = chain_frame(empty_lookup(len(candidates)))
+    new.index = candidates.index
+    old = candidates[list(CHAIN_COLUMNS)].astype(object).where(candidates[list(CHAIN_COLUMNS)].notna(), None)
+    changed = (old.fillna("") != new.fillna("")).any(axis=1)
+    out = candidates.loc[changed].copy()
+    out[list(CHAIN_COLUMNS)] = new.loc[changed]
+    return out

@@ -140,3 +140,14 @@ assignments = Table(
 )
 Index("assignments_grid", assignments.c.community_code, assignments.c.grid_code)
 Index("assignments_staff", assignments.c.staff_id)
+
+#: The feature layers the database holds (the layer tables themselves are created
+#: from each layer's declared schema when it is first imported, so the core's
+#: migrations name no layer).
+layers = Table(
+    "layers",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("schema", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
