@@ -153,9 +153,12 @@ def demo(
         data = demo_mod.generate(spec, progress=lambda n: progress.update(task, completed=n))
         progress.add_task("checking and writing the store", total=None)
         changes = ChangeSet(data.grids, data.staff, data.assignments)
+        progress.add_task("adding layers: incidents, cameras, lamps, streets, cleaning",
+                          total=None)
         if database:
             with _open(out_path) as target:
                 target.apply(changes)
+                written = demo_mod.add_layers(target, data, seed=seed)
         else:  # build beside, then replace: an interrupted demo leaves the old file whole
             path = Path(out_path)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,15 +168,17 @@ def demo(
             try:
                 with GeoPackageStore(tmp) as store:
                     store.apply(changes)
+                    written = demo_mod.add_layers(store, data, seed=seed)
                 os.replace(tmp, path)
             finally:
                 Path(tmp).unlink(missing_ok=True)
     with _open(out_path) as store:
         stats = store.stats()
         problems = store.validate()
-        where = "" if database else "  (open it in QGIS: layers grids, staff, assignments)"
+        where = "" if database else "  (open it in QGIS: grids, layers, staff, assignments)"
         out.print(f"[bold]demo store:[/] {out_path}{where}")
         _print_stats(stats)
+        out.print("layers: " + ", ".join(f"{name} {n:,}" for name, n in written.items()))
         errors = int((problems["severity"] == "error").sum())
         out.print(
             f"validation: [bold]{errors}[/] errors, "
@@ -189,6 +194,11 @@ def demo(
             from gis_grid.queries import chain
 
             _print_chain(chain(store, probe.x, probe.y))
+        out.print(
+            f"\nnext: gis-grid holes {out_path} --layer cctv | lighting | cleaning | staff\n"
+            f"      gis-grid hotspots {out_path}\n"
+            f"      gis-grid layer export {out_path} incidents incidents.geojson"
+        )
 
 
 def _progress() -> Progress:
@@ -579,3 +589,297 @@ def staff(
         + " · "
         + " · ".join(f"{c} {result[c]:,}" for c in AGGREGATES)
     )
+
+
+# -- layers ------------------------------------------------------------------------
+
+layer_app = typer.Typer(help="Thematic layers: incidents, cctv, lighting, streets, cleaning.",
+                        no_args_is_help=True)
+app.add_typer(layer_app, name="layer")
+
+
+class Mode(StrEnum):
+    """How an import meets features already stored."""
+
+    append = "append"
+    upsert = "upsert"
+    replace = "replace"
+
+
+@layer_app.command("list")
+@_fail_cleanly
+def layer_list(store: Annotated[str | None, typer.Argument(
+        help="A store, to count its features (optional).", envvar="GIS_GRID_DATABASE_URL",
+        show_default=False)] = None) -> None:
+    """The installed layers, their columns and (with a store) how many features it holds."""
+    from gis_grid.plugins import available
+
+    held = {}
+    if store:
+        with _open(store) as st:
+            held = {name: len(st.features(name)) for name in st.layers()}
+    table = Table("layer", "中文", "geometry", "columns", "features" if store else "")
+    for name, layer in available().items():
+        s = layer.schema
+        table.add_row(name, s.zh, s.geometry, ", ".join(s.columns),
+                      f"{held.get(name, 0):,}" if store else "")
+    out.print(table)
+
+
+@layer_app.command("import")
+@_fail_cleanly
+def layer_import(
+    store: StoreArg,
+    layer: Annotated[str, typer.Argument(help="incidents, cctv, lighting, streets or cleaning.")],
+    file: Annotated[Path, typer.Argument(help=".csv (lon/lat or wkt), .geojson, .gpkg or .shp.")],
+    crs: Annotated[str | None, typer.Option(
+        help="What the coordinates are (EPSG:4326, EPSG:4490, gcj02, bd09 …); required for CSV."
+    )] = None,
+    mode: Annotated[Mode, typer.Option(
+        help="append: refuse ids already stored; upsert: update them; replace: the whole layer."
+    )] = Mode.append,
+    make_valid: Annotated[bool, typer.Option(
+        "--make-valid", help="Repair invalid lines and polygons instead of refusing them.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Import a layer's features, linked to the grids containing them; all or nothing."""
+    from gis_grid.plugins import get_layer
+
+    plugin = get_layer(layer)
+    frame = plugin.read(file, crs=crs, make_valid=make_valid)
+    with _open(store) as st:
+        report = st.write_features(plugin.schema, frame, mode=mode.value)
+    if fmt is Format.json:
+        _json(vars(report))
+        return
+    out.print(
+        f"imported [bold]{report.written:,}[/] {layer} ({plugin.schema.zh}) into {store}"
+        + (f"; replaced {report.replaced:,}" if report.replaced else "")
+    )
+    if report.unowned:
+        out.print(f"[yellow]{report.unowned:,} features lie in no grid[/] (unowned: a coverage "
+                  f"hole; 'gis-grid layer export {store} {layer} FILE' lists them with no codes)")
+
+
+@layer_app.command("export")
+@_fail_cleanly
+def layer_export(
+    store: StoreArg,
+    layer: Annotated[str, typer.Argument(help="A layer the store holds.")],
+    file: Annotated[Path, typer.Argument(help=".geojson, .gpkg or .csv")],
+) -> None:
+    """Export a layer: every feature with its grid chain and responsible person."""
+    from gis_grid.linkage import with_staff
+
+    with _open(store) as st:
+        frame = with_staff(st, st.features(layer))
+    _write_frame(frame, file, layer)
+    owned = frame["community_code"].notna().sum()
+    out.print(f"wrote {len(frame):,} {layer} to {file} ({len(frame) - owned:,} in no grid)")
+
+
+def _write_frame(frame, file: Path, name: str) -> None:
+    """A GeoDataFrame to .geojson / .gpkg / .csv (CSV: lon/lat, plus WKT for lines and polygons)."""
+    import pyogrio
+    import shapely
+
+    suffix = file.suffix.lower()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        plain = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        if not (shapely.get_type_id(frame.geometry.to_numpy()) == 0).all():
+            plain["wkt"] = shapely.to_wkt(frame.geometry.to_numpy(), rounding_precision=7)
+        plain.to_csv(file, index=False)
+    elif suffix in (".geojson", ".json", ".gpkg"):
+        file.unlink(missing_ok=True)
+        frame = frame.copy()
+        for col in frame.columns:
+            if frame[col].dtype == "boolean":
+                frame[col] = frame[col].astype(object)
+        pyogrio.write_dataframe(frame, file, layer=name,
+                                driver="GPKG" if suffix == ".gpkg" else "GeoJSON")
+    else:
+        raise InputError(f"unknown file type {file.suffix!r}: use .geojson, .gpkg or .csv")
+
+
+# -- holes ---------------------------------------------------------------------------
+
+
+class HoleLayer(StrEnum):
+    """What kind of hole."""
+
+    cctv = "cctv"
+    lighting = "lighting"
+    cleaning = "cleaning"
+    staff = "staff"
+
+
+class OutFormat(StrEnum):
+    """Output formats of analyses."""
+
+    table = "table"
+    json = "json"
+    geojson = "geojson"
+
+
+def _geojson(frame) -> str:
+    frame = frame.copy()
+    for col in frame.columns:
+        if col != frame.geometry.name and frame[col].dtype == "boolean":
+            frame[col] = frame[col].astype(object)
+    return frame.to_json(na="null", drop_id=True, ensure_ascii=False)
+
+
+@app.command()
+@_fail_cleanly
+def holes(
+    store: StoreArg,
+    layer: Annotated[HoleLayer, typer.Option(help="cctv, lighting, cleaning or staff.")] = (
+        HoleLayer.cctv
+    ),
+    level: Annotated[str | None, typer.Option(
+        help="The grids to measure per (default: area; staff: every level).")] = None,
+    under: Annotated[list[str] | None, typer.Option(help="Only under this grid code.")] = None,
+    since: Annotated[str | None, typer.Option(help="Incidents from (ISO date/time).")] = None,
+    until: Annotated[str | None, typer.Option(help="Incidents until (ISO date/time).")] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table, json or geojson.")] = (
+        OutFormat.table
+    ),
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the holes to a file.")]
+    = None,
+    top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
+) -> None:
+    """Coverage holes with the grid and the person responsible for each, ranked."""
+    from gis_grid.gaps import staffing_holes
+    from gis_grid.plugins import get_layer
+
+    with _open(store) as st:
+        if layer is HoleLayer.staff:
+            report = staffing_holes(st, level=Level.parse(level) if level else None)
+        else:
+            level = level or "area"
+            options = {"under": under or None}
+            if layer is not HoleLayer.cleaning:
+                options.update(since=_when(since), until=_when(until))
+            report = get_layer(layer.value).holes(st, level=Level.parse(level), **options)
+    if out_file is not None:
+        _write_frame(report.features, out_file, f"{layer.value}_holes")
+    if fmt is OutFormat.geojson:
+        print(_geojson(report.features))
+        return
+    if fmt is OutFormat.json:
+        _json({"summary": report.summary,
+               "per_grid": report.per_grid.to_dict("records"),
+               "holes": pd.DataFrame(report.features.drop(columns="geometry")).to_dict("records")})
+        return
+    out.print(f"[bold]{layer.value} holes[/] in {store}: " +
+              ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                        for k, v in report.summary.items()))
+    _print_frame(report.per_grid.head(top), f"per {level} grid" if level else "per level")
+    shown = [c for c in ("rank", "kind", "code", "grid", "level", "area_m2", "length_m",
+                         "incidents", "night_incidents", "overdue_hours", "grid_code",
+                         "staff_name", "staff_role", "staff_phone", "staff_fallback")
+             if c in report.features.columns]
+    _print_frame(report.features[shown].head(top), "holes, ranked")
+
+
+def _when(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from gis_grid.features import parse_time
+
+    value, bad = parse_time(pd.Series([text]))
+    if bad.any():
+        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
+    return value.iloc[0]
+
+
+def _print_frame(frame, title: str) -> None:
+    table = Table(*[str(c) for c in frame.columns], title=title, title_justify="left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None or (isinstance(v, float) and math.isnan(v))
+                        else f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
+    out.print(table)
+
+
+# -- hotspots ------------------------------------------------------------------------
+
+
+@app.command()
+@_fail_cleanly
+def hotspots(
+    store: StoreArg,
+    layer: Annotated[str | None, typer.Option(help="A point layer with times (default: the "
+                                              "events layer, incidents).")] = None,
+    since: Annotated[str | None, typer.Option(help="Window start (default: 7 days before until).")]
+    = None,
+    until: Annotated[str | None, typer.Option(help="Window end (default: the latest event).")]
+    = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only these categories.")] = None,
+    by: Annotated[str, typer.Option(help="h3, or a grid level (area, courtyard …).")] = "h3",
+    resolution: Annotated[int, typer.Option(help="H3 resolution (11: cells of ~0.2 ha).",
+                                            min=5, max=13)] = 11,
+    permutations: Annotated[int, typer.Option(min=0, max=99_999)] = 999,
+    seed: Annotated[int, typer.Option(help="Seed of the permutations.")] = 12345,
+    alpha: Annotated[float, typer.Option(help="False discovery rate.")] = 0.05,
+    heat_out: Annotated[Path | None, typer.Option(
+        "--heat-out", help="Write the kernel-density heat surface: .tif, or .geojson bands.")]
+    = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table, json or geojson.")] = (
+        OutFormat.table
+    ),
+    top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
+) -> None:
+    """Significant hot and cold spots (Gi*, FDR) with week-over-week change and the PAI."""
+    from gis_grid.hotspots import find_hotspots
+    from gis_grid.plugins import available, get_layer
+
+    if layer is None:
+        events = [n for n, lay in available().items() if lay.time_field and
+                  lay.schema.geometry == "Point"]
+        if not events:
+            raise InputError("no installed layer has event times; name one with --layer")
+        layer = events[0]
+    plugin = get_layer(layer)
+    if not plugin.time_field:
+        raise InputError(f"layer {layer!r} has no event times to window")
+    categories = None
+    if category:
+        field = next(f for f in plugin.schema.fields if f.name == plugin.category_field)
+        parsed = []
+        for c in category:
+            key = next((k for k, v in field.choices.items() if c in (k, v)), None)
+            if key is None:
+                raise InputError(f"unknown category {c!r}; expected {field.describe_choices()}")
+            parsed.append(key)
+        categories = parsed
+    with _open(store) as st:
+        report = find_hotspots(
+            st, layer, time_field=plugin.time_field, category_field=plugin.category_field,
+            since=_when(since), until=_when(until), category=categories, by=by,
+            resolution=resolution, permutations=permutations, seed=seed, alpha=alpha,
+        )
+    if heat_out is not None:
+        if heat_out.suffix.lower() in (".tif", ".tiff"):
+            report.surface.to_geotiff(heat_out)
+        else:
+            _write_frame(report.surface.bands(), heat_out, "heat")
+    if fmt is OutFormat.geojson:
+        print(_geojson(report.spots))
+        return
+    if fmt is OutFormat.json:
+        _json({"summary": report.summary,
+               "spots": pd.DataFrame(report.spots.drop(columns="geometry")).to_dict("records")})
+        return
+    s = report.summary
+    out.print(
+        f"[bold]{layer} hot spots[/] {s['since'][:16]} → {s['until'][:16]} by {s['by']}: "
+        f"{s['incidents']:,} incidents ({s['incidents_before']:,} the window before) in "
+        f"{s['units']:,} units; [red]{s['hot']} hot[/], [blue]{s['cold']} cold[/] (FDR "
+        f"{s['alpha']}); new {s['new']}, persistent {s['persistent']}, fading {s['fading']}; "
+        f"hot spots hold {s['captured_pct']}% of incidents on {s['area_pct']}% of the area: "
+        f"PAI {s['pai']}"
+    )
+    cols = ["rank", "spot", "trend", "unit", "incidents", "z", "p_fdr", "grid_code",
+            "staff_name", "staff_phone", "staff_fallback"]
+    _print_frame(report.spots[cols].head(top), "spots, strongest first")

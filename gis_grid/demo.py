@@ -576,3 +576,22 @@ def _staff(
         for h, g, r, d in zip(holders, grids, roles, start, strict=True)
     ]
     return staff, assign
+
+
+def add_layers(store, data: DemoData, *, seed: int = 7) -> dict[str, int]:
+    """Fill every installed layer that has demo features, checked as an import would be.
+
+    Returns the number of features written per layer.
+    """
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import available
+
+    written = {}
+    for name, layer in available().items():
+        rng = np.random.default_rng([seed, sum(map(ord, name))])
+        frame = layer.demo(data, rng)
+        if frame is None:
+            continue
+        checked = layer.check(normalise_features(layer.schema, frame))
+        written[name] = store.write_features(layer.schema, checked, mode="replace").written
+    return written

@@ -83,6 +83,14 @@ class Layer:
         """Rules across columns; raise :class:`~gis_grid.errors.RowError` naming rows."""
         return features
 
+    def demo(self, data, rng) -> gpd.GeoDataFrame | None:
+        """Features for the demo community (lon/lat, raw columns), or None.
+
+        ``data`` is the :class:`~gis_grid.demo.DemoData` just generated;
+        ``rng`` a seeded generator. The demo checks them like any import.
+        """
+        return None
+
     def holes(self, store, *, level: Level = Level.AREA, now: dt.datetime | None = None,
               **options) -> GapReport:
         """The layer's gap analysis over the grids of ``level``."""
