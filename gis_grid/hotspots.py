@@ -233,7 +233,8 @@ def gi_star(
     p = 2 * stats.norm.sf(np.abs(z))
     p_fdr = stats.false_discovery_control(p) if n else p
     spot = np.where(p_fdr <= alpha, np.where(z > 0, "hot", "cold"), "")
-    return pd.DataFrame({"z": z, "p": p, "p_sim": np.asarray(g.p_sim, float),
+    p_sim = np.asarray(g.p_sim, float) if permutations else np.full(n, np.nan)
+    return pd.DataFrame({"z": z, "p": p, "p_sim": p_sim,
                          "p_fdr": p_fdr, "spot": spot})
 
 

@@ -110,12 +110,15 @@ def responsible(store, chains: pd.DataFrame) -> pd.DataFrame:
         col = chains[f"{lv.key}_code"].to_numpy(dtype=object)
         take = pd.isna(found) & pd.Series(col).isin(who.index).to_numpy()
         found[take] = col[take]
-    out = pd.DataFrame({"grid_code": code, "grid_level": level}, index=chains.index)
     rows = who.reindex(pd.Series(found).fillna("").to_numpy())
+    columns = {"grid_code": code, "grid_level": level}
     for col in ("staff_id", "staff_name", "staff_role", "staff_phone"):
-        out[col] = rows[col].to_numpy(dtype=object)
-        out[col] = out[col].where(out[col].notna(), None)
-    out["staff_grid_code"] = found
+        columns[col] = rows[col].to_numpy(dtype=object)
+    columns["staff_grid_code"] = found
+    out = pd.DataFrame(  # object columns: None stays None (pandas would make strings NaN)
+        {k: pd.Series(v, dtype=object, index=chains.index).where(pd.notna(v), None)
+         for k, v in columns.items()}
+    )
     out["staff_fallback"] = ~pd.isna(found) & (found != code)
     return out
 
