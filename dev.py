@@ -4,7 +4,8 @@
     python3 dev.py demo    build the demo community into out/demo.gpkg and summarise it
     python3 dev.py test    run the whole test suite
     python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md);
-                           'bench postgis' runs the PostGIS-beside-embedded benchmark
+                           'bench postgis' runs the PostGIS-beside-embedded benchmark,
+                           'bench layers' linking, CCTV holes, Gi* and KDE at city scale
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes. Extra arguments go to the underlying command.
@@ -56,11 +57,13 @@ def main(argv: list[str]) -> None:
         run([BIN / "gis-grid", "demo", "--out", "out/demo.gpkg", *rest])
     elif task == "test":
         ensure_env("test")
-        run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "tests", *rest])
+        run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "layers", "tests", *rest])
     else:
         ensure_env("test,bench")
         if rest[:1] == ["postgis"]:
             run([PY, "bench/bench_postgis.py", *rest[1:]])
+        elif rest[:1] == ["layers"]:
+            run([PY, "bench/bench_layers.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

@@ -65,7 +65,10 @@ def view_sectors(
     numpy.ndarray of Polygon
         One polygon per camera (empty where the camera sees nothing).
     """
-    x, y, heading, fov, rng = (np.asarray(v, dtype=float) for v in (x, y, heading, fov, range_m))
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    heading, fov, rng = (
+        np.broadcast_to(np.asarray(v, dtype=float), x.shape).copy() for v in (heading, fov, range_m)
+    )
     n = len(x)
     if n == 0:
         return np.array([], dtype=object)
