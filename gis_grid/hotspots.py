@@ -137,12 +137,26 @@ def kernel_density(
 
 @dataclass
 class Units:
-    """Areal units for Gi*: ids, polygons (lon/lat), areas (m²) and their adjacency."""
+    """Areal units for Gi*: ids, areas (m²), adjacency, and their polygons (lon/lat).
+
+    H3 units make polygons only when asked (:meth:`shapes`): a city has
+    hundreds of thousands of cells and a map shows the few that matter.
+    """
 
     ids: np.ndarray
-    geometry: np.ndarray
     area_m2: np.ndarray
     adjacency: sp.csr_matrix
+    geometry: np.ndarray | None = None
+
+    def shapes(self, which: ArrayLike | None = None) -> np.ndarray:
+        """Polygons of the units (all, or the given positions)."""
+        which = np.arange(len(self.ids)) if which is None else np.asarray(which, dtype=int)
+        if self.geometry is not None:
+            return self.geometry[which]
+        import h3
+
+        rings = [h3.cell_to_boundary(c) for c in self.ids[which].tolist()]
+        return shapely.polygons([[(lng, lat) for lat, lng in ring] for ring in rings])
 
 
 def h3_cells(lon: ArrayLike, lat: ArrayLike, resolution: int) -> np.ndarray:
@@ -161,28 +175,35 @@ def h3_units(study: ArrayLike, resolution: int, *, extra: ArrayLike = ()) -> Uni
     """Every H3 cell over the study polygons (lon/lat) and any ``extra`` cells, with neighbours.
 
     Cells with no incident count as zero: the study area, not just where
-    incidents happened, is what Gi* compares against.
+    incidents happened, is what Gi* compares against. Neighbours are the six
+    cells around each (centres closer than two edge lengths, found with a k-d
+    tree on projected centres: equivalent to ``h3.grid_ring(cell, 1)`` away from
+    pentagons, which no city is near); every cell has the average cell area of
+    its resolution (cells of one resolution differ by well under 1% within a city).
     """
     import h3
+    from scipy.spatial import cKDTree
+
+    from gis_grid.crs import local_metric_crs, transformer
 
     cells: set[str] = set(extra)
     for poly in shapely.get_parts(np.asarray(study, dtype=object)):
         cells.update(h3.geo_to_cells(shapely.geometry.mapping(poly), resolution))
     ids = np.array(sorted(cells), dtype=object)
-    position = {c: i for i, c in enumerate(ids.tolist())}
-    rows, cols = [], []
-    for i, cell in enumerate(ids.tolist()):  # six neighbours each
-        for other in h3.grid_ring(cell, 1):
-            j = position.get(other)
-            if j is not None:
-                rows.append(i)
-                cols.append(j)
     n = len(ids)
+    centres = np.array([h3.cell_to_latlng(c) for c in ids.tolist()]).reshape(-1, 2)
+    if n:
+        crs = local_metric_crs(float(np.median(centres[:, 1])), float(np.median(centres[:, 0])))
+        x, y = transformer(WGS84, crs).transform(centres[:, 1], centres[:, 0])
+        edge = h3.average_hexagon_edge_length(resolution, unit="m")
+        pairs = cKDTree(np.column_stack([x, y])).query_pairs(2.0 * edge, output_type="ndarray")
+    else:
+        pairs = np.zeros((0, 2), dtype=int)
+    rows = np.r_[pairs[:, 0], pairs[:, 1]]
+    cols = np.r_[pairs[:, 1], pairs[:, 0]]
     adjacency = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    boundaries = [h3.cell_to_boundary(c) for c in ids.tolist()]
-    geoms = shapely.polygons([[(lng, lat) for lat, lng in ring] for ring in boundaries])
-    area = np.array([h3.cell_area(c, unit="m^2") for c in ids.tolist()])
-    return Units(ids, geoms, area, adjacency)
+    area = np.full(n, h3.average_hexagon_area(resolution, unit="m^2"))
+    return Units(ids, area, adjacency)
 
 
 def grid_units(codes: ArrayLike, geoms: ArrayLike, metric: ArrayLike) -> Units:
@@ -193,7 +214,7 @@ def grid_units(codes: ArrayLike, geoms: ArrayLike, metric: ArrayLike) -> Units:
     keep = i != j
     n = len(geoms)
     adjacency = sp.csr_matrix((np.ones(keep.sum()), (i[keep], j[keep])), shape=(n, n))
-    return Units(np.asarray(codes, dtype=object), geoms, shapely.area(metric), adjacency)
+    return Units(np.asarray(codes, dtype=object), shapely.area(metric), adjacency, geoms)
 
 
 # -- statistics ----------------------------------------------------------------------
@@ -212,7 +233,9 @@ def gi_star(
 
     Returns one row per unit: ``z`` (esda's ``Zs``), ``p`` (two-sided,
     analytic), ``p_sim`` (permutation, folded), ``p_fdr`` (Benjamini–Hochberg
-    adjusted ``p``) and ``spot``: ``hot``, ``cold`` or ``""``.
+    adjusted ``p``) and ``spot``: ``hot``, ``cold`` or ``""``. ``n_jobs``:
+    processes for the permutations (esda's; each compiles its own kernels, so
+    one process is faster below a few hundred thousand units).
     """
     import warnings
 
@@ -269,12 +292,13 @@ class HotspotReport:
     """Hot and cold spots of one time window, compared with the window before.
 
     ``units`` holds every unit with its count, Gi* columns, ``spot``,
-    ``previous_spot`` and ``trend``; ``spots`` only the significant ones (and
-    the faded), each with its grid chain and responsible person; ``surface``
-    the kernel-density heat map of the window.
+    ``previous_spot`` and ``trend`` (no geometry: :class:`Units` makes it);
+    ``spots`` only the significant ones (and the faded), with their polygons,
+    grid chain and responsible person; ``surface`` the kernel-density heat map
+    of the window.
     """
 
-    units: gpd.GeoDataFrame
+    units: pd.DataFrame
     spots: gpd.GeoDataFrame
     surface: Surface
     summary: dict
@@ -356,12 +380,10 @@ def find_hotspots(
     frame = pd.concat([frame, stats_now], axis=1)
     frame["previous_spot"] = stats_before["spot"].to_numpy()
     frame["trend"] = trend(frame["spot"], frame["previous_spot"])
-    table = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(units.geometry, crs=WGS84), crs=WGS84)
     hot = (frame["spot"] == "hot").to_numpy()
-    shown = (frame["spot"] != "") | (frame["trend"] == "fading")
-    picked = table.loc[shown]
-    spots = finish(store, picked.geometry.to_numpy(),
-                   pd.DataFrame(picked.drop(columns="geometry")).to_dict("list"),
+    shown = ((frame["spot"] != "") | (frame["trend"] == "fading")).to_numpy()
+    picked = frame.loc[shown]
+    spots = finish(store, units.shapes(np.flatnonzero(shown)), picked.to_dict("list"),
                    sort=["z"])
     pts = project(current.geometry.to_numpy(), crs)
     surface = kernel_density(shapely.get_x(pts), shapely.get_y(pts), cell_m=cell_m,
@@ -387,4 +409,4 @@ def find_hotspots(
         "permutations": permutations,
         "alpha": alpha,
     }
-    return HotspotReport(table, spots, surface, summary)
+    return HotspotReport(frame, spots, surface, summary)

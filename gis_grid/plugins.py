@@ -91,6 +91,10 @@ class Layer:
         """
         return None
 
+    def from_osm(self, osm) -> gpd.GeoDataFrame | None:
+        """Features from an OpenStreetMap extract (a ``pyrosm.OSM``), or None."""
+        return None
+
     def holes(self, store, *, level: Level = Level.AREA, now: dt.datetime | None = None,
               **options) -> GapReport:
         """The layer's gap analysis over the grids of ``level``."""

@@ -23,7 +23,7 @@ from gis_grid.features import FeatureSchema, Field
 from gis_grid.gaps import Ground, finish, per_grid
 from gis_grid.model import Level
 from gis_grid.plugins import GapReport, Layer
-from layers.components import COMPONENT_FIELDS, demo_frame, demo_grids
+from layers.components import COMPONENT_FIELDS, demo_frame, demo_grids, osm_tags
 from layers.incidents import incidents_in
 
 STATUSES = {"working": "正常", "damaged": "损坏", "offline": "离线"}
@@ -95,6 +95,30 @@ class CCTVLayer(Layer):
             },
             shapely.points(x, y),
             data,
+        )
+
+    def from_osm(self, osm):
+        """``man_made=surveillance`` nodes: heading from ``camera:direction``; a dome or a
+        revolving camera (or one with no direction) watches all round (360°, 20 m), a fixed
+        one 90° over 40 m."""
+        found = osm.get_data_by_custom_criteria(
+            {"man_made": ["surveillance"]}, keep_ways=False, keep_relations=False
+        )
+        if found is None or not len(found):
+            return None
+        tags = osm_tags(found)
+        none = pd.Series([None] * len(found), index=found.index)
+        direction = tags.get("camera:direction", tags.get("direction", none)).map(_compass)
+        dome = tags.get("camera:type", none).isin(["dome", "panning"]) | tags.get(
+            "revolving", none).eq("yes")
+        all_round = dome | direction.isna()
+        return gpd.GeoDataFrame(
+            {"id": "n" + found["id"].astype(str),
+             "heading": direction.fillna(0.0).to_numpy(),
+             "fov": np.where(all_round, 360.0, 90.0),
+             "range_m": np.where(all_round, 20.0, 40.0),
+             "status": "working", "source": "OpenStreetMap"},
+            geometry=found.geometry.to_numpy(), crs="EPSG:4326",
         )
 
     def holes(
@@ -176,3 +200,21 @@ class CCTVLayer(Layer):
             "incidents_in_holes": int(counts.sum()),
         }
         return GapReport(features, table, summary)
+
+
+_COMPASS = {"N": 0, "NNE": 22.5, "NE": 45, "ENE": 67.5, "E": 90, "ESE": 112.5, "SE": 135,
+            "SSE": 157.5, "S": 180, "SSW": 202.5, "SW": 225, "WSW": 247.5, "W": 270,
+            "WNW": 292.5, "NW": 315, "NNW": 337.5}
+
+
+def _compass(value) -> float | None:
+    """An OSM direction (degrees or N/NE/…) in degrees, or None."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip().upper()
+    if text in _COMPASS:
+        return float(_COMPASS[text])
+    try:
+        return float(text) % 360
+    except ValueError:
+        return None

@@ -45,3 +45,12 @@ def demo_frame(columns: dict, metric_geoms, data):
     return gpd.GeoDataFrame(
         columns, geometry=reproject(metric_geoms, data.metric_crs, WGS84), crs=WGS84
     )
+
+
+def osm_tags(frame) -> "pd.DataFrame":
+    """pyrosm's ``tags`` column (JSON text per feature) as a frame of tag columns."""
+    import json
+
+    parsed = [json.loads(t) if isinstance(t, str) and t else {} for t in frame.get(
+        "tags", pd.Series([None] * len(frame))).tolist()]
+    return pd.DataFrame(parsed, index=frame.index)

@@ -47,9 +47,9 @@ DEMO_NEW = 18
 DEMO_EVERY = 97
 DEMO_WEEKS = 12
 DEMO_BACKGROUND = 2400  # per community
-DEMO_CLUSTER_SIZE = 200
-DEMO_NEW_SIZE = 60
-DEMO_SIGMA_M = 12.0
+DEMO_CLUSTER_SIZE = 600
+DEMO_NEW_SIZE = 100
+DEMO_SIGMA_M = 10.0
 
 
 #: Share of incidents per category, and per hour of the day (evenings busier), for the demo.

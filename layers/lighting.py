@@ -13,6 +13,7 @@ import datetime as dt
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from gis_grid.coverage import parts, uncovered
@@ -21,7 +22,7 @@ from gis_grid.features import FeatureSchema, Field
 from gis_grid.gaps import Ground, finish, per_grid
 from gis_grid.model import Level
 from gis_grid.plugins import GapReport, Layer
-from layers.components import COMPONENT_FIELDS, demo_frame, demo_grids, night
+from layers.components import COMPONENT_FIELDS, demo_frame, demo_grids, night, osm_tags
 from layers.incidents import incidents_in
 
 TYPES = {
@@ -90,6 +91,23 @@ class LightingLayer(Layer):
             data,
         )
 
+    def from_osm(self, osm):
+        """``highway=street_lamp`` nodes, as working street lamps."""
+        found = osm.get_data_by_custom_criteria(
+            {"highway": ["street_lamp"]}, keep_ways=False, keep_relations=False
+        )
+        if found is None or not len(found):
+            return None
+        found = found.loc[found["highway"] == "street_lamp"]
+        tags = osm_tags(found)
+        mount = tags.get("lamp_mount", pd.Series([None] * len(found), index=found.index))
+        return gpd.GeoDataFrame(
+            {"id": "n" + found["id"].astype(str), "lamp_type": np.where(
+                mount.isin(["wall", "wall_mounted"]), "wall", "street"),
+             "status": "working", "source": "OpenStreetMap"},
+            geometry=found.geometry.to_numpy(), crs="EPSG:4326",
+        )
+
     def holes(
         self,
         store,
@@ -111,7 +129,8 @@ class LightingLayer(Layer):
             )
         ground = Ground.of(store, level, under=under)
         bbox = tuple(ground.grids.total_bounds)
-        streets = ground.to_metric(store.features("streets", bbox=bbox).geometry.to_numpy())
+        street_rows = store.features("streets", bbox=bbox)
+        streets = ground.to_metric(street_rows.geometry.to_numpy())
         # street pieces per grid
         g_i, s_j = shapely.STRtree(streets).query(ground.metric, predicate="intersects")
         pieces = shapely.intersection(streets[s_j], ground.metric[g_i])
@@ -146,6 +165,10 @@ class LightingLayer(Layer):
                 "grid": codes[owner],
                 "length_m": np.round(shapely.length(stretches), 1),
                 "night_incidents": counts,
+                # OSM's lit tag: a dark stretch on a street mapped lit=yes hints at lamps
+                # missing from the data rather than missing on the ground
+                "street": street_rows["id"].to_numpy()[s_j[src]],
+                "street_lit": street_rows["lit"].to_numpy()[s_j[src]],
             },
             sort=["night_incidents", "length_m"],
         )

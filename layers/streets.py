@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from gis_grid.features import FeatureSchema, Field
@@ -45,4 +47,21 @@ class StreetsLayer(Layer):
             },
             segments,
             data,
+        )
+
+    def from_osm(self, osm):
+        """Every ``highway=*`` way: name, kind, and its ``lit`` tag."""
+        net = osm.get_network(network_type="all")
+        if net is None or not len(net):
+            return None
+        lit = net.get("lit", pd.Series([None] * len(net), index=net.index)).map(
+            {"yes": "yes", "24/7": "yes", "automatic": "yes", "no": "no", "disused": "no"}
+        ).fillna("unknown")
+        ids = "w" + net["id"].astype(str)
+        ids = ids + np.where(ids.duplicated(keep=False),
+                             "-" + ids.groupby(ids).cumcount().astype(str), "")
+        return gpd.GeoDataFrame(
+            {"id": ids.to_numpy(), "name": net.get("name"), "kind": net["highway"],
+             "lit": lit.to_numpy()},
+            geometry=net.geometry.to_numpy(), crs="EPSG:4326",
         )
