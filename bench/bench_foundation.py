@@ -137,7 +137,10 @@ def sjoin_per_level(grids: gpd.GeoDataFrame, x, y) -> pd.DataFrame:
     for level in Level:
         part = grids.loc[grids["level"] == level.key, ["code", "geometry"]]
         joined = gpd.sjoin(pts, part, predicate="within", how="left")
-        out[level.key] = joined["code"].groupby(level=0).min().reindex(range(len(x)))
+        # the smallest code per point (the lookup rule on shared edges): sort, keep first
+        joined = joined.sort_values("code", kind="stable")
+        first = joined.loc[~joined.index.duplicated(), "code"]
+        out[level.key] = first.reindex(range(len(x)))
     return pd.DataFrame(out)
 
 

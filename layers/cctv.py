@@ -18,8 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.coverage import parts, uncovered, view_sectors
-from gis_grid.errors import RowError
-from gis_grid.features import FeatureSchema, Field
+from gis_grid.features import FeatureSchema, Field, row_error
 from gis_grid.gaps import Ground, finish, per_grid
 from gis_grid.model import Level
 from gis_grid.plugins import GapReport, Layer
@@ -40,12 +39,32 @@ class CCTVLayer(Layer):
         "监控",
         "Point",
         (
-            Field("heading", "float", "朝向", required=True, minimum=0, maximum=360,
-                  aliases=("direction", "camera_direction", "camera:direction")),
-            Field("fov", "float", "视角", required=True, minimum=0, maximum=360,
-                  aliases=("field_of_view", "angle", "camera:angle")),
-            Field("range_m", "float", "监控距离", required=True, minimum=0,
-                  aliases=("range", "distance")),
+            Field(
+                "heading",
+                "float",
+                "朝向",
+                required=True,
+                minimum=0,
+                maximum=360,
+                aliases=("direction", "camera_direction", "camera:direction"),
+            ),
+            Field(
+                "fov",
+                "float",
+                "视角",
+                required=True,
+                minimum=0,
+                maximum=360,
+                aliases=("field_of_view", "angle", "camera:angle"),
+            ),
+            Field(
+                "range_m",
+                "float",
+                "监控距离",
+                required=True,
+                minimum=0,
+                aliases=("range", "distance"),
+            ),
             Field("status", "choice", "运行状态", choices=STATUSES, default="working"),
             *COMPONENT_FIELDS,
         ),
@@ -58,13 +77,17 @@ class CCTVLayer(Layer):
         zero = (features["fov"] <= 0).to_numpy()
         if zero.any():
             rows = [
-                {"row": int(i) + 1, "id": features["id"].iloc[i], "column": "fov", "value": "0",
-                 "problem": "fov 0 sees nothing; give the field of view in degrees (0 < fov <= 360)"}
+                {
+                    "row": int(i) + 1,
+                    "id": features["id"].iloc[i],
+                    "column": "fov",
+                    "value": "0",
+                    "problem": "fov 0 sees nothing; give the field of view in degrees "
+                    "(0 < fov <= 360)",
+                }
                 for i in np.flatnonzero(zero)
             ]
-            lines = "\n".join(f"  row {r['row']} (id {r['id']}): {r['problem']}" for r in rows[:20])
-            raise RowError(f"{len(rows)} cameras cannot be imported; nothing was written:\n{lines}",
-                           rows=rows)
+            raise row_error(rows, "cctv (监控)")
         return features
 
     def demo(self, data, rng):
@@ -98,9 +121,12 @@ class CCTVLayer(Layer):
         )
 
     def from_osm(self, osm):
-        """``man_made=surveillance`` nodes: heading from ``camera:direction``; a dome or a
-        revolving camera (or one with no direction) watches all round (360°, 20 m), a fixed
-        one 90° over 40 m."""
+        """Cameras from ``man_made=surveillance`` nodes.
+
+        The heading comes from ``camera:direction``; a dome or revolving camera
+        (or one with no direction) watches all round (360°, 20 m), a fixed one
+        90° over 40 m.
+        """
         found = osm.get_data_by_custom_criteria(
             {"man_made": ["surveillance"]}, keep_ways=False, keep_relations=False
         )
@@ -110,15 +136,20 @@ class CCTVLayer(Layer):
         none = pd.Series([None] * len(found), index=found.index)
         direction = tags.get("camera:direction", tags.get("direction", none)).map(_compass)
         dome = tags.get("camera:type", none).isin(["dome", "panning"]) | tags.get(
-            "revolving", none).eq("yes")
+            "revolving", none
+        ).eq("yes")
         all_round = dome | direction.isna()
         return gpd.GeoDataFrame(
-            {"id": "n" + found["id"].astype(str),
-             "heading": direction.fillna(0.0).to_numpy(),
-             "fov": np.where(all_round, 360.0, 90.0),
-             "range_m": np.where(all_round, 20.0, 40.0),
-             "status": "working", "source": "OpenStreetMap"},
-            geometry=found.geometry.to_numpy(), crs="EPSG:4326",
+            {
+                "id": "n" + found["id"].astype(str),
+                "heading": direction.fillna(0.0).to_numpy(),
+                "fov": np.where(all_round, 360.0, 90.0),
+                "range_m": np.where(all_round, 20.0, 40.0),
+                "status": "working",
+                "source": "OpenStreetMap",
+            },
+            geometry=found.geometry.to_numpy(),
+            crs="EPSG:4326",
         )
 
     def holes(
@@ -145,8 +176,13 @@ class CCTVLayer(Layer):
         if cams is not None and len(cams):
             pts = ground.to_metric(cams.geometry.to_numpy())
             views = view_sectors(
-                shapely.get_x(pts), shapely.get_y(pts), cams["heading"], cams["fov"],
-                cams["range_m"], ground.buildings, step_deg=step_deg,
+                shapely.get_x(pts),
+                shapely.get_y(pts),
+                cams["heading"],
+                cams["fov"],
+                cams["range_m"],
+                ground.buildings,
+                step_deg=step_deg,
             )
         else:
             views = np.array([], dtype=object)
@@ -174,7 +210,7 @@ class CCTVLayer(Layer):
             sort=["incidents", "area_m2"],
         )
         column = f"{level.key}_code"
-        cameras = (cams[column].value_counts() if cams is not None and len(cams) else pd.Series())
+        cameras = cams[column].value_counts() if cams is not None and len(cams) else pd.Series()
         with np.errstate(invalid="ignore", divide="ignore"):
             pct = np.where(public_m2 > 0, 100 * covered_m2 / public_m2, 100.0)
         table = per_grid(
@@ -185,7 +221,9 @@ class CCTVLayer(Layer):
                 "covered_m2": np.round(covered_m2, 1),
                 "coverage_pct": np.round(pct, 2),
                 "holes": np.bincount(owner, minlength=len(codes)),
-                "hole_incidents": np.bincount(owner, weights=counts, minlength=len(codes)).astype(int),
+                "hole_incidents": np.bincount(owner, weights=counts, minlength=len(codes)).astype(
+                    int
+                ),
                 "cameras": cameras.reindex(codes).fillna(0).astype(int).to_numpy(),
             },
         )
@@ -194,7 +232,9 @@ class CCTVLayer(Layer):
             "level": level.key,
             "grids": len(codes),
             "working_cameras": 0 if cams is None else len(cams),
-            "coverage_pct": round(100 * float(covered_m2.sum()) / total_public, 2) if total_public else 100.0,
+            "coverage_pct": round(100 * float(covered_m2.sum()) / total_public, 2)
+            if total_public
+            else 100.0,
             "holes": len(features),
             "hole_area_m2": round(float(features["area_m2"].sum()), 1) if len(features) else 0.0,
             "incidents_in_holes": int(counts.sum()),
@@ -202,9 +242,24 @@ class CCTVLayer(Layer):
         return GapReport(features, table, summary)
 
 
-_COMPASS = {"N": 0, "NNE": 22.5, "NE": 45, "ENE": 67.5, "E": 90, "ESE": 112.5, "SE": 135,
-            "SSE": 157.5, "S": 180, "SSW": 202.5, "SW": 225, "WSW": 247.5, "W": 270,
-            "WNW": 292.5, "NW": 315, "NNW": 337.5}
+_COMPASS = {
+    "N": 0,
+    "NNE": 22.5,
+    "NE": 45,
+    "ENE": 67.5,
+    "E": 90,
+    "ESE": 112.5,
+    "SE": 135,
+    "SSE": 157.5,
+    "S": 180,
+    "SSW": 202.5,
+    "SW": 225,
+    "WSW": 247.5,
+    "W": 270,
+    "WNW": 292.5,
+    "NW": 315,
+    "NNW": 337.5,
+}
 
 
 def _compass(value) -> float | None:

@@ -38,8 +38,14 @@ class CleaningLayer(Layer):
             Field("name", "text", "名称"),
             Field("crew", "text", "保洁班组", required=True, aliases=("team",)),
             Field("crew_phone", "text", "联系电话", aliases=("phone",)),
-            Field("frequency_hours", "float", "保洁频次(小时)", required=True, minimum=0.5,
-                  aliases=("frequency", "every_hours")),
+            Field(
+                "frequency_hours",
+                "float",
+                "保洁频次(小时)",
+                required=True,
+                minimum=0.5,
+                aliases=("frequency", "every_hours"),
+            ),
             Field("last_cleaned_at", "time", "最近保洁时间", aliases=("last_cleaned",)),
         ),
         "Cleaning zones (保洁) with the crew responsible, frequency and last cleaning",
@@ -81,11 +87,10 @@ class CleaningLayer(Layer):
         level = Level.parse(level)
         ground = Ground.of(store, level, under=under)
         bbox = tuple(ground.grids.total_bounds)
-        zones = (
-            store.features("cleaning", bbox=bbox) if "cleaning" in store.layers() else None
-        )
+        zones = store.features("cleaning", bbox=bbox) if "cleaning" in store.layers() else None
         zone_m = (
-            ground.to_metric(zones.geometry.to_numpy()) if zones is not None
+            ground.to_metric(zones.geometry.to_numpy())
+            if zones is not None
             else np.array([], dtype=object)
         )
         left, covered = uncovered(ground.public, zone_m)
@@ -95,8 +100,11 @@ class CleaningLayer(Layer):
         gaps = finish(
             store,
             ground.to_lonlat(pieces),
-            {"kind": "uncleaned", "grid": codes[owner],
-             "area_m2": np.round(shapely.area(pieces), 1)},
+            {
+                "kind": "uncleaned",
+                "grid": codes[owner],
+                "area_m2": np.round(shapely.area(pieces), 1),
+            },
             sort=["area_m2"],
         )
         stamp = now.strftime("%Y-%m-%dT%H:%M:%S") if now else now_local()
@@ -111,10 +119,15 @@ class CleaningLayer(Layer):
             overdue_rows = finish(
                 store,
                 z.geometry.to_numpy(),
-                {"kind": "overdue", "zone": z["id"].to_numpy(), "name": z["name"].to_numpy(),
-                 "crew": z["crew"].to_numpy(), "crew_phone": z["crew_phone"].to_numpy(),
-                 "last_cleaned_at": z["last_cleaned_at"].to_numpy(),
-                 "overdue_hours": hours.loc[late].to_numpy()},
+                {
+                    "kind": "overdue",
+                    "zone": z["id"].to_numpy(),
+                    "name": z["name"].to_numpy(),
+                    "crew": z["crew"].to_numpy(),
+                    "crew_phone": z["crew_phone"].to_numpy(),
+                    "last_cleaned_at": z["last_cleaned_at"].to_numpy(),
+                    "overdue_hours": hours.loc[late].to_numpy(),
+                },
                 sort=["overdue_hours"],
             )
             column = f"{level.key}_code"

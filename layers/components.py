@@ -31,8 +31,10 @@ def demo_grids(data, level: str):
     from gis_grid.crs import project
 
     rows = data.grids.loc[data.grids["level"] == level].sort_values("code")
-    return rows["code"].to_numpy(), project(rows.geometry.to_numpy(), data.metric_crs), np.asarray(
-        rows.index
+    return (
+        rows["code"].to_numpy(),
+        project(rows.geometry.to_numpy(), data.metric_crs),
+        np.asarray(rows.index),
     )
 
 
@@ -47,10 +49,12 @@ def demo_frame(columns: dict, metric_geoms, data):
     )
 
 
-def osm_tags(frame) -> "pd.DataFrame":
-    """pyrosm's ``tags`` column (JSON text per feature) as a frame of tag columns."""
+def osm_tags(frame) -> pd.DataFrame:
+    """Pyrosm's ``tags`` column (JSON text per feature) as a frame of tag columns."""
     import json
 
-    parsed = [json.loads(t) if isinstance(t, str) and t else {} for t in frame.get(
-        "tags", pd.Series([None] * len(frame))).tolist()]
+    parsed = [
+        json.loads(t) if isinstance(t, str) and t else {}
+        for t in frame.get("tags", pd.Series([None] * len(frame))).tolist()
+    ]
     return pd.DataFrame(parsed, index=frame.index)

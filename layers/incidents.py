@@ -17,11 +17,9 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-
-from gis_grid.errors import RowError
 import shapely
 
-from gis_grid.features import FeatureSchema, Field, now_local
+from gis_grid.features import FeatureSchema, Field, now_local, row_error
 from gis_grid.plugins import Layer
 from layers.components import demo_frame, demo_grids
 
@@ -66,8 +64,14 @@ class IncidentsLayer(Layer):
         "Point",
         (
             Field("reported_at", "time", "上报时间", required=True, aliases=("time", "reported")),
-            Field("category", "choice", "类别", required=True, choices=CATEGORIES,
-                  aliases=("type", "事件类别")),
+            Field(
+                "category",
+                "choice",
+                "类别",
+                required=True,
+                choices=CATEGORIES,
+                aliases=("type", "事件类别"),
+            ),
             Field("status", "choice", "状态", choices=STATUSES, default="reported"),
             Field("dispatched_at", "time", "派遣时间"),
             Field("handled_at", "time", "处置时间"),
@@ -105,16 +109,21 @@ class IncidentsLayer(Layer):
             xy += rng.normal(0, DEMO_SIGMA_M, xy.shape)
             return shapely.points(xy), rng.uniform(0, span_days, len(xy))
 
-        old_pts, old_days = cluster(np.isin(position, DEMO_CLUSTERS), DEMO_CLUSTER_SIZE,
-                                    7 * DEMO_WEEKS)
+        old_pts, old_days = cluster(
+            np.isin(position, DEMO_CLUSTERS), DEMO_CLUSTER_SIZE, 7 * DEMO_WEEKS
+        )
         new_pts, new_days = cluster(position == DEMO_NEW, DEMO_NEW_SIZE, 7)
         pts = np.r_[pts, old_pts, new_pts]
         days = np.r_[days, old_days, new_days]
         n = len(pts)
         now = pd.Timestamp(now_local()).normalize()
         hour = rng.choice(np.arange(24), n, p=_HOURLY / _HOURLY.sum())
-        reported = now - pd.to_timedelta(np.floor(days), unit="D") + pd.to_timedelta(
-            hour * 60 + rng.integers(0, 60, n), unit="min") - pd.Timedelta(days=1)
+        reported = (
+            now
+            - pd.to_timedelta(np.floor(days), unit="D")
+            + pd.to_timedelta(hour * 60 + rng.integers(0, 60, n), unit="min")
+            - pd.Timedelta(days=1)
+        )
         reported = pd.Series(reported)
         age = (now - reported) / pd.Timedelta(days=1)
         status = np.where(age > 7, "closed", rng.choice(list(STATUSES), n, p=[0.3, 0.3, 0.2, 0.2]))
@@ -123,7 +132,7 @@ class IncidentsLayer(Layer):
         stage = pd.Series(status).map({k: i for i, k in enumerate(STATUSES)}).to_numpy()
         times = {}
         for i, (_, column) in enumerate(STEPS, start=1):
-            at = reported + step * (4 ** i - 1)
+            at = reported + step * (4**i - 1)
             times[column] = np.where(stage >= i, at.dt.strftime(fmt), None)
         order = np.argsort(reported.to_numpy(), kind="stable")
         category = rng.choice(list(CATEGORIES), n, p=_MIX)
@@ -147,16 +156,18 @@ class IncidentsLayer(Layer):
             early = both & (here.astype(str) < previous.astype(str))
             for i in np.flatnonzero(early.to_numpy()):
                 problems.append(
-                    {"row": int(i) + 1, "id": features["id"].iloc[i], "column": column,
-                     "value": here.iloc[i],
-                     "problem": f"{column} {here.iloc[i]} is before the step before it "
-                                f"({previous.iloc[i]})"}
+                    {
+                        "row": int(i) + 1,
+                        "id": features["id"].iloc[i],
+                        "column": column,
+                        "value": here.iloc[i],
+                        "problem": f"{column} {here.iloc[i]} is before the step before it "
+                        f"({previous.iloc[i]})",
+                    }
                 )
             previous = here.where(here.notna(), previous)
         if problems:
-            lines = "\n".join(f"  row {p['row']} (id {p['id']}): {p['problem']}" for p in problems[:20])
-            raise RowError(f"{len(problems)} incidents have times out of order; nothing was "
-                           f"written:\n{lines}", rows=problems)
+            raise row_error(problems, "incidents (事件)")
         return features
 
 
@@ -168,8 +179,10 @@ def open_incidents(frame: pd.DataFrame) -> pd.Series:
 def incidents_in(store, *, bbox=None, since=None, until=None, category=None) -> gpd.GeoDataFrame:
     """Stored incidents in a box and time window (empty when the layer is not there)."""
     if "incidents" not in store.layers():
-        frame = gpd.GeoDataFrame({"id": [], "reported_at": [], "category": []},
-                                 geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+        frame = gpd.GeoDataFrame(
+            {"id": [], "reported_at": [], "category": []},
+            geometry=gpd.GeoSeries([], crs="EPSG:4326"),
+        )
         return frame
     where = {}
     if since is not None or until is not None:

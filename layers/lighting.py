@@ -45,8 +45,14 @@ class LightingLayer(Layer):
         "路灯",
         "Point",
         (
-            Field("lamp_type", "choice", "灯型", choices=TYPES, default="street",
-                  aliases=("type", "lamp")),
+            Field(
+                "lamp_type",
+                "choice",
+                "灯型",
+                choices=TYPES,
+                default="street",
+                aliases=("type", "lamp"),
+            ),
             Field("lit_radius_m", "float", "照明半径", minimum=0, aliases=("radius", "radius_m")),
             Field("status", "choice", "运行状态", choices=STATUSES, default="working"),
             *COMPONENT_FIELDS,
@@ -102,10 +108,14 @@ class LightingLayer(Layer):
         tags = osm_tags(found)
         mount = tags.get("lamp_mount", pd.Series([None] * len(found), index=found.index))
         return gpd.GeoDataFrame(
-            {"id": "n" + found["id"].astype(str), "lamp_type": np.where(
-                mount.isin(["wall", "wall_mounted"]), "wall", "street"),
-             "status": "working", "source": "OpenStreetMap"},
-            geometry=found.geometry.to_numpy(), crs="EPSG:4326",
+            {
+                "id": "n" + found["id"].astype(str),
+                "lamp_type": np.where(mount.isin(["wall", "wall_mounted"]), "wall", "street"),
+                "status": "working",
+                "source": "OpenStreetMap",
+            },
+            geometry=found.geometry.to_numpy(),
+            crs="EPSG:4326",
         )
 
     def holes(
@@ -140,8 +150,11 @@ class LightingLayer(Layer):
             else None
         )
         if lamps is not None and len(lamps):
-            lit = shapely.buffer(ground.to_metric(lamps.geometry.to_numpy()),
-                                 lamps["lit_radius_m"].to_numpy(float), quad_segs=16)
+            lit = shapely.buffer(
+                ground.to_metric(lamps.geometry.to_numpy()),
+                lamps["lit_radius_m"].to_numpy(float),
+                quad_segs=16,
+            )
         else:
             lit = np.array([], dtype=object)
         dark, _ = uncovered(pieces, lit)

@@ -54,14 +54,22 @@ class StreetsLayer(Layer):
         net = osm.get_network(network_type="all")
         if net is None or not len(net):
             return None
-        lit = net.get("lit", pd.Series([None] * len(net), index=net.index)).map(
-            {"yes": "yes", "24/7": "yes", "automatic": "yes", "no": "no", "disused": "no"}
-        ).fillna("unknown")
+        lit = (
+            net.get("lit", pd.Series([None] * len(net), index=net.index))
+            .map({"yes": "yes", "24/7": "yes", "automatic": "yes", "no": "no", "disused": "no"})
+            .fillna("unknown")
+        )
         ids = "w" + net["id"].astype(str)
-        ids = ids + np.where(ids.duplicated(keep=False),
-                             "-" + ids.groupby(ids).cumcount().astype(str), "")
+        ids = ids + np.where(
+            ids.duplicated(keep=False), "-" + ids.groupby(ids).cumcount().astype(str), ""
+        )
         return gpd.GeoDataFrame(
-            {"id": ids.to_numpy(), "name": net.get("name"), "kind": net["highway"],
-             "lit": lit.to_numpy()},
-            geometry=net.geometry.to_numpy(), crs="EPSG:4326",
+            {
+                "id": ids.to_numpy(),
+                "name": net.get("name"),
+                "kind": net["highway"],
+                "lit": lit.to_numpy(),
+            },
+            geometry=net.geometry.to_numpy(),
+            crs="EPSG:4326",
         )

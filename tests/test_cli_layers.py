@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import geopandas as gpd
 import pytest
 
@@ -72,8 +73,9 @@ def test_hotspots_find_the_planted_clusters_and_the_new_one(demo_gpkg):
         codes = store.grids(level="courtyard")["code"].tolist()
     # over the whole twelve weeks: the persistent clusters
     since = (dt.date.today() - dt.timedelta(weeks=DEMO_WEEKS + 1)).isoformat()
-    report = json.loads(run("hotspots", demo_gpkg, "--since", since, "--permutations", "99",
-                            "-f", "json").stdout)
+    report = json.loads(
+        run("hotspots", demo_gpkg, "--since", since, "--permutations", "99", "-f", "json").stdout
+    )
     hot = [s for s in report["spots"] if s["spot"] == "hot"]
     assert {codes[i] for i in DEMO_CLUSTERS} <= {s["courtyard_code"] for s in hot}
     assert report["summary"]["pai"] > 3 and all(s["staff_name"] for s in hot)
@@ -95,8 +97,11 @@ def test_layer_import_refuses_bad_rows_and_changes_nothing(tmp_path, demo_gpkg):
     shutil.copy(demo_gpkg, store)
     before = digest(store)
     bad = tmp_path / "e.csv"
-    bad.write_text("id,lon,lat,reported_at,category\nX1,123.556,42.45,2026-11-01 08:00,火灾\n"
-                   "X2,,,2026-11-01 08:00,物业\n", encoding="utf-8")
+    bad.write_text(
+        "id,lon,lat,reported_at,category\nX1,123.556,42.45,2026-11-01 08:00,火灾\n"
+        "X2,,,2026-11-01 08:00,物业\n",
+        encoding="utf-8",
+    )
     result = run("layer", "import", store, "incidents", bad, "--crs", "EPSG:4326", code=1)
     assert "row 1 (id X1): category '火灾'" in result.stderr
     assert "row 2 (id X2): no coordinates" in result.stderr
@@ -126,7 +131,9 @@ def test_osm_import_builds_a_clean_community_from_helsinki(tmp_path):
     )
     dark = json.loads(run("holes", store, "--layer", "lighting", "-f", "json").stdout)
     assert dark["summary"]["street_m"] > 0 and dark["holes"][0]["street_lit"] in (
-        "yes", "no", "unknown"
+        "yes",
+        "no",
+        "unknown",
     )
 
 
@@ -141,7 +148,9 @@ def test_copy_carries_the_layers_through_postgis(postgis_template, demo_gpkg, tm
         assert set(a.layers()) == set(b.layers()) == set(pg.layers())
         for name in a.layers():
             left, right = a.features(name), b.features(name)
-            pd.testing.assert_frame_equal(pd.DataFrame(left.drop(columns="geometry")),
-                                          pd.DataFrame(right.drop(columns="geometry")))
+            pd.testing.assert_frame_equal(
+                pd.DataFrame(left.drop(columns="geometry")),
+                pd.DataFrame(right.drop(columns="geometry")),
+            )
             assert left.geometry.geom_equals_exact(right.geometry, 1e-9).all()
             assert len(pg.features(name)) == len(left)

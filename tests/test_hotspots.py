@@ -71,5 +71,8 @@ def test_pai_and_trend():
     )
     assert pai([False, False], [1, 1], [1, 1]) == 0.0
     assert trend(["hot", "hot", "", ""], ["hot", "", "hot", ""]).tolist() == [
-        "persistent", "new", "fading", "",
+        "persistent",
+        "new",
+        "fading",
+        "",
     ]

@@ -15,7 +15,6 @@ import math
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from shapely import LineString, Point, box
@@ -43,8 +42,9 @@ def incident(i: str, x: float, y: float, when="2026-11-01 21:30", category="治�
 
 def put(store, layer, pairs, mode="append"):
     rows, geoms = zip(*pairs, strict=True)
-    return store.write_features(get_layer(layer).schema, features(layer, list(rows), geoms),
-                                mode=mode)
+    return store.write_features(
+        get_layer(layer).schema, features(layer, list(rows), geoms), mode=mode
+    )
 
 
 def test_the_layers_are_plugins():
@@ -55,16 +55,25 @@ def test_the_layers_are_plugins():
 
 def test_features_get_their_chain_and_a_point_on_a_shared_edge_the_smaller_code(new_store):
     store = seeded(new_store())
-    report = put(store, "incidents", [incident("E1", 20, 50), incident("E3", 80, 10),
-                                      incident("E4", 150, 50)])
+    report = put(
+        store,
+        "incidents",
+        [incident("E1", 20, 50), incident("E3", 80, 10), incident("E4", 150, 50)],
+    )
     # a vertex both areas share (exactly, in lon/lat): on the boundary of both
     corner = shapely.get_coordinates(store.grids(codes=[A1]).geometry.iloc[0])
-    shared = [p for p in corner.tolist()
-              if store.grids(codes=[A2]).geometry.iloc[0].boundary.distance(Point(p)) == 0]
+    shared = [
+        p
+        for p in corner.tolist()
+        if store.grids(codes=[A2]).geometry.iloc[0].boundary.distance(Point(p)) == 0
+    ]
     assert shared
     plugin = get_layer("incidents")
-    frame = gpd.GeoDataFrame([{"id": "E2", "reported_at": "2026-11-01", "category": "其他"}],
-                             geometry=[Point(shared[0])], crs=WGS84)
+    frame = gpd.GeoDataFrame(
+        [{"id": "E2", "reported_at": "2026-11-01", "category": "其他"}],
+        geometry=[Point(shared[0])],
+        crs=WGS84,
+    )
     store.write_features(plugin.schema, normalise_features(plugin.schema, frame))
     assert report.written == 3 and report.unowned == 1
     got = store.features("incidents").set_index("id")
@@ -97,11 +106,11 @@ def test_bad_rows_are_named_and_nothing_is_written(tmp_path, new_store):
     csv.write_text(
         "id,lon,lat,heading,fov,range_m,status\n"
         "C1,123.556,42.45,90,60,40,正常\n"
-        "C2,,42.45,90,60,40,working\n"          # no coordinates
-        "C3,523.556,42.45,90,60,40,working\n"   # out of range
+        "C2,,42.45,90,60,40,working\n"  # no coordinates
+        "C3,523.556,42.45,90,60,40,working\n"  # out of range
         "C4,123.556,42.45,90,400,40,working\n"  # FOV > 360
-        "C5,123.556,42.45,90,60,-5,working\n"   # negative range
-        "C6,123.556,42.45,90,60,40,broken\n",   # unknown status
+        "C5,123.556,42.45,90,60,-5,working\n"  # negative range
+        "C6,123.556,42.45,90,60,40,broken\n",  # unknown status
         encoding="utf-8",
     )
     before = snapshot(store)
@@ -135,8 +144,15 @@ def test_unknown_category_and_duplicate_ids_are_refused_and_the_store_is_unchang
 
 
 def test_times_out_of_order_are_row_errors():
-    rows = [{"id": "E1", "reported_at": "2026-11-02 10:00", "category": "物业",
-             "status": "closed", "closed_at": "2026-11-01 10:00"}]
+    rows = [
+        {
+            "id": "E1",
+            "reported_at": "2026-11-02 10:00",
+            "category": "物业",
+            "status": "closed",
+            "closed_at": "2026-11-01 10:00",
+        }
+    ]
     with pytest.raises(RowError, match="closed_at 2026-11-01T10:00:00 is before"):
         features("incidents", rows, [Point(1, 1)])
 
@@ -145,13 +161,21 @@ def test_staff_falls_back_to_the_nearest_ancestor_and_says_so(new_store):
     from gis_grid.linkage import responsible
 
     store = new_store()
-    base = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                    f"c{A2}": box(50, 0, 100, 100)})
+    base = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
     staff, assignments = staff_for(base)
     keep = assignments["grid_code"] != A2  # area 002 has nobody
     store.apply(ChangeSet(base, staff, assignments.loc[keep]))
-    put(store, "incidents", [incident("E1", 20, 20), incident("E2", 80, 20),
-                             incident("E3", 300, 20)])
+    put(
+        store,
+        "incidents",
+        [incident("E1", 20, 20), incident("E2", 80, 20), incident("E3", 300, 20)],
+    )
     who = responsible(store, store.features("incidents")).to_dict("records")
     assert who[0]["staff_grid_code"] == A1 and not who[0]["staff_fallback"]
     assert who[1]["grid_code"] == A2 and who[1]["staff_grid_code"] == COMMUNITY
@@ -165,7 +189,8 @@ def test_links_follow_a_boundary_edit(new_store):
     current = store.grids(codes=[A1, A2]).set_index("code")
     edits = gpd.GeoDataFrame(
         {"code": [A1, A2], "version": current.loc[[A1, A2], "version"].tolist()},
-        geometry=[at(box(0, 0, 60, 100)), at(box(60, 0, 100, 100))], crs=WGS84,
+        geometry=[at(box(0, 0, 60, 100)), at(box(60, 0, 100, 100))],
+        crs=WGS84,
     )
     store.update(edits)
     got = store.features("incidents").set_index("id")["area_code"].to_dict()
@@ -175,11 +200,17 @@ def test_links_follow_a_boundary_edit(new_store):
 def test_camera_coverage_of_a_known_grid(new_store):
     """One camera at (25, 10) looking north, 60°, 40 m: π·40²/6 of area 001's 5,000 m²."""
     store = seeded(new_store())
-    put(store, "cctv", [({"id": "C1", "heading": 0, "fov": 60, "range_m": 40}, Point(25, 10)),
-                        ({"id": "C2", "heading": 0, "fov": 60, "range_m": 40, "status": "损坏"},
-                         Point(75, 10))])
-    put(store, "incidents", [incident("E1", 25, 30), incident("E2", 25, 80),
-                             incident("E3", 30, 90)])
+    put(
+        store,
+        "cctv",
+        [
+            ({"id": "C1", "heading": 0, "fov": 60, "range_m": 40}, Point(25, 10)),
+            ({"id": "C2", "heading": 0, "fov": 60, "range_m": 40, "status": "损坏"}, Point(75, 10)),
+        ],
+    )
+    put(
+        store, "incidents", [incident("E1", 25, 30), incident("E2", 25, 80), incident("E3", 30, 90)]
+    )
     report = get_layer("cctv").holes(store)
     per = report.per_grid.set_index("code")
     sector = math.pi * 40**2 / 6
@@ -195,10 +226,19 @@ def test_dark_length_along_a_street_per_grid(new_store):
     """Street y = 50 from x = 0 to 100; lamps at 10, 40, 70 lighting 10 m: dark 10 m + 30 m."""
     store = seeded(new_store())
     put(store, "streets", [({"id": "S1", "name": "长街"}, LineString([(0, 50), (100, 50)]))])
-    put(store, "lighting", [({"id": f"L{x}", "lit_radius_m": 10}, Point(x, 50))
-                            for x in (10, 40, 70)])
-    put(store, "incidents", [incident("E1", 85, 52, when="2026-11-01 22:00"),
-                             incident("E2", 86, 52, when="2026-11-01 12:00")])
+    put(
+        store,
+        "lighting",
+        [({"id": f"L{x}", "lit_radius_m": 10}, Point(x, 50)) for x in (10, 40, 70)],
+    )
+    put(
+        store,
+        "incidents",
+        [
+            incident("E1", 85, 52, when="2026-11-01 22:00"),
+            incident("E2", 86, 52, when="2026-11-01 12:00"),
+        ],
+    )
     report = get_layer("lighting").holes(store, min_length=1)
     per = report.per_grid.set_index("code")
     assert per.loc[A1, "dark_m"] == pytest.approx(10, abs=0.05)
@@ -211,12 +251,30 @@ def test_cleaning_gaps_and_overdue_zones(new_store):
     import datetime as dt
 
     store = seeded(new_store())
-    put(store, "cleaning", [
-        ({"id": "Z1", "crew": "一组", "frequency_hours": 24,
-          "last_cleaned_at": "2026-11-20 08:00"}, box(0, 0, 50, 100)),
-        ({"id": "Z2", "crew": "二组", "frequency_hours": 24,
-          "last_cleaned_at": "2026-11-21 20:00"}, box(50, 0, 100, 60)),
-    ])
+    put(
+        store,
+        "cleaning",
+        [
+            (
+                {
+                    "id": "Z1",
+                    "crew": "一组",
+                    "frequency_hours": 24,
+                    "last_cleaned_at": "2026-11-20 08:00",
+                },
+                box(0, 0, 50, 100),
+            ),
+            (
+                {
+                    "id": "Z2",
+                    "crew": "二组",
+                    "frequency_hours": 24,
+                    "last_cleaned_at": "2026-11-21 20:00",
+                },
+                box(50, 0, 100, 60),
+            ),
+        ],
+    )
     report = get_layer("cleaning").holes(store, now=dt.datetime(2026, 11, 22, 8, 0))
     gaps = report.features.loc[report.features["kind"] == "uncleaned"]
     assert gaps["area_m2"].tolist() == pytest.approx([2000], rel=0.01)
@@ -228,8 +286,13 @@ def test_staffing_holes_name_who_answers_instead(new_store):
     from gis_grid.gaps import staffing_holes
 
     store = new_store()
-    base = grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100), f"c{A1}": box(0, 0, 50, 100),
-                    f"c{A2}": box(50, 0, 100, 100)})
+    base = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{A1}": box(0, 0, 50, 100),
+            f"c{A2}": box(50, 0, 100, 100),
+        }
+    )
     staff, assignments = staff_for(base)
     store.apply(ChangeSet(base, staff, assignments.loc[assignments["grid_code"] != A2]))
     report = staffing_holes(store)
@@ -242,8 +305,10 @@ def test_a_csv_in_gcj02_is_converted(tmp_path):
 
     lon, lat = wgs84_to_gcj02(np.array([123.556]), np.array([42.45]))
     csv = tmp_path / "e.csv"
-    csv.write_text(f"编号,经度,纬度,上报时间,类别\nE1,{lon[0]},{lat[0]},2026-11-01 08:00,物业\n",
-                   encoding="utf-8")
+    csv.write_text(
+        f"编号,经度,纬度,上报时间,类别\nE1,{lon[0]},{lat[0]},2026-11-01 08:00,物业\n",
+        encoding="utf-8",
+    )
     frame = get_layer("incidents").read(csv, crs="gcj02")
     assert frame.geometry.iloc[0].x == pytest.approx(123.556, abs=1e-6)
     assert frame["category"].tolist() == ["property"]

@@ -225,10 +225,14 @@ def check_layer(schema: FeatureSchema, mode: str) -> None:
     """Refuse a layer name that is not a plain identifier or is taken by the core."""
     import re
 
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", schema.name) or schema.name in RESERVED or (
-        schema.name.startswith(("gis_grid", "gpkg", "rtree", "pg_"))
+    if (
+        not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", schema.name)
+        or schema.name in RESERVED
+        or (schema.name.startswith(("gis_grid", "gpkg", "rtree", "pg_")))
     ):
-        raise InputError(f"{schema.name!r} cannot name a layer (lower-case identifier, not a core table)")
+        raise InputError(
+            f"{schema.name!r} cannot name a layer (lower-case identifier, not a core table)"
+        )
     if mode not in LAYER_MODES:
         raise InputError(f"unknown write mode {mode!r}; use one of {', '.join(LAYER_MODES)}")
 
@@ -283,8 +287,10 @@ def feature_filters(
 def chain_frame(lookup: pd.DataFrame) -> pd.DataFrame:
     """A store's lookup answer as the chain columns of a layer table."""
     return pd.DataFrame(
-        {f"{lv.key}_code": lookup[lv.key].astype(object).where(lookup[lv.key].notna(), None)
-         for lv in Level}
+        {
+            f"{lv.key}_code": lookup[lv.key].astype(object).where(lookup[lv.key].notna(), None)
+            for lv in Level
+        }
     )
 
 
@@ -298,8 +304,9 @@ def link_boxes(grids: gpd.GeoDataFrame) -> list[tuple[float, float, float, float
     community = grids["code"].astype(str).str.slice(0, 12).to_numpy()
     bounds = pd.DataFrame(shapely.bounds(grids.geometry.to_numpy()), columns=list("abcd"))
     bounds["community"] = community
-    agg = bounds.groupby("community").agg(a=("a", "min"), b=("b", "min"), c=("c", "max"),
-                                           d=("d", "max"))
+    agg = bounds.groupby("community").agg(
+        a=("a", "min"), b=("b", "min"), c=("c", "max"), d=("d", "max")
+    )
     return [tuple(map(float, row)) for row in agg.itertuples(index=False, name=None)]
 
 
@@ -315,12 +322,17 @@ def relinked(candidates: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
         return candidates.iloc[:0]
     if len(grids):
         index = GridIndex(grids["code"].to_numpy(), grids.geometry.to_numpy())
-        new = chain_frame(index.lookup(candidates["lon"].to_numpy(float),
-                                       candidates["lat"].to_numpy(float)))
+        new = chain_frame(
+            index.lookup(candidates["lon"].to_numpy(float), candidates["lat"].to_numpy(float))
+        )
     else:
         new = chain_frame(empty_lookup(len(candidates)))
     new.index = candidates.index
-    old = candidates[list(CHAIN_COLUMNS)].astype(object).where(candidates[list(CHAIN_COLUMNS)].notna(), None)
+    old = (
+        candidates[list(CHAIN_COLUMNS)]
+        .astype(object)
+        .where(candidates[list(CHAIN_COLUMNS)].notna(), None)
+    )
     changed = (old.fillna("") != new.fillna("")).any(axis=1)
     out = candidates.loc[changed].copy()
     out[list(CHAIN_COLUMNS)] = new.loc[changed]

@@ -42,12 +42,12 @@ from gis_grid.crs import WGS84
 from gis_grid.errors import DuplicateCodeError, StoreError
 from gis_grid.features import (
     CHAIN_COLUMNS,
-    type_features,
     LINK_COLUMNS,
     FeatureSchema,
     from_multi_any,
     link_points,
     to_multi_any,
+    type_features,
 )
 from gis_grid.lookup import GridIndex
 from gis_grid.model import (
@@ -482,8 +482,9 @@ class GeoPackageStore(StoreBase):
             )
             self._rollup(conn, communities)
             self._update_extent(conn)
-            self._relink(conn, link_boxes(pd.concat([old, new], ignore_index=True)),
-                         new["code"].tolist())
+            self._relink(
+                conn, link_boxes(pd.concat([old, new], ignore_index=True)), new["code"].tolist()
+            )
             conn.execute(
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
@@ -591,15 +592,15 @@ class GeoPackageStore(StoreBase):
             for column, kind in schema.kinds().items():
                 if column not in have.kinds():
                     conn.execute(f'ALTER TABLE "{t}" ADD COLUMN "{column}" {_SQL_TYPES[kind]}')
-            conn.execute("UPDATE gis_grid_layers SET schema = ? WHERE name = ?",
-                         (schema.to_json(), t))
+            conn.execute(
+                "UPDATE gis_grid_layers SET schema = ? WHERE name = ?", (schema.to_json(), t)
+            )
             return
         gtype = _GPKG_TYPES[schema.geometry]
-        cols = ", ".join(
-            f'"{c}" {_SQL_TYPES[k]}' for c, k in schema.kinds().items() if c != "id"
+        cols = ", ".join(f'"{c}" {_SQL_TYPES[k]}' for c, k in schema.kinds().items() if c != "id")
+        links = ", ".join(
+            f'"{c}" {"REAL" if c in ("lon", "lat") else "TEXT"}' for c in LINK_COLUMNS
         )
-        links = ", ".join(f'"{c}" {"REAL" if c in ("lon", "lat") else "TEXT"}'
-                          for c in LINK_COLUMNS)
         conn.execute(
             f'CREATE TABLE "{t}" ("fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, '
             f'"geom" {gtype}, "id" TEXT NOT NULL{", " + cols if cols else ""}, {links})'
@@ -616,16 +617,17 @@ class GeoPackageStore(StoreBase):
         conn.execute(
             "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, ?, 0, 0)", (t, gtype, _SRS_ID)
         )
-        conn.execute(f'CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, miny, maxy)')
+        conn.execute(
+            f'CREATE VIRTUAL TABLE "rtree_{t}_geom" USING rtree(id, minx, maxx, miny, maxy)'
+        )
         # the R-tree and feature-count triggers GDAL made for grids, for this table
         for (sql,) in conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'grids'"
         ).fetchall():
             conn.execute(
                 sql.replace('"rtree_grids_geom', f'"rtree_{t}_geom')
-                .replace('"rtree_grids_geom"', f'"rtree_{t}_geom"')
                 .replace('ON "grids"', f'ON "{t}"')
-                .replace("_grids\"", f'_{t}"')
+                .replace('_grids"', f'_{t}"')
                 .replace("lower('grids')", f"lower('{t}')")
             )
         conn.execute(
@@ -647,11 +649,14 @@ class GeoPackageStore(StoreBase):
         rows = features[list(schema.columns)].reset_index(drop=True)
         for f in schema.fields:
             if f.kind == "bool":
-                rows[f.name] = rows[f.name].map(lambda v: None if v is None or pd.isna(v) else int(v))
+                rows[f.name] = rows[f.name].map(
+                    lambda v: None if v is None or pd.isna(v) else int(v)
+                )
         rows["lon"], rows["lat"] = lon, lat
         rows = pd.concat([rows, chain], axis=1)
-        report = FeatureReport(schema.name, written=len(rows),
-                               unowned=int(chain["community_code"].isna().sum()))
+        report = FeatureReport(
+            schema.name, written=len(rows), unowned=int(chain["community_code"].isna().sum())
+        )
         t = schema.name
         with self._transaction() as conn:
             self._ensure_layer(conn, schema)
@@ -670,7 +675,9 @@ class GeoPackageStore(StoreBase):
                     )
                 for i in range(0, len(present), _CHUNK):
                     part = present.iloc[i : i + _CHUNK].tolist()
-                    conn.execute(f'DELETE FROM "{t}" WHERE id IN ({",".join("?" * len(part))})', part)
+                    conn.execute(
+                        f'DELETE FROM "{t}" WHERE id IN ({",".join("?" * len(part))})', part
+                    )
                 report.replaced = len(present)
             cols = ("geom", *schema.columns, *LINK_COLUMNS)
             conn.executemany(
@@ -688,7 +695,7 @@ class GeoPackageStore(StoreBase):
 
     def _touch_layer(self, conn: sqlite3.Connection, t: str) -> None:
         conn.execute(
-            f'UPDATE gpkg_contents SET last_change = strftime(\'%Y-%m-%dT%H:%M:%fZ\', \'now\'), '
+            f"UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), "
             f'min_x = (SELECT min(minx) FROM "rtree_{t}_geom"), '
             f'min_y = (SELECT min(miny) FROM "rtree_{t}_geom"), '
             f'max_x = (SELECT max(maxx) FROM "rtree_{t}_geom"), '
@@ -747,8 +754,9 @@ class GeoPackageStore(StoreBase):
                     terms.append(f"{level}_code IN (SELECT value FROM json_each(?))")
                     params.append(json.dumps(mine))
             cols = ", ".join(("fid", "lon", "lat", *CHAIN_COLUMNS))
-            candidates = self._select(f'SELECT {cols} FROM "{name}" WHERE {" OR ".join(terms)}',
-                                      params)
+            candidates = self._select(
+                f'SELECT {cols} FROM "{name}" WHERE {" OR ".join(terms)}', params
+            )
             changed = relinked(candidates, grids)
             if len(changed):
                 conn.executemany(

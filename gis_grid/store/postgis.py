@@ -51,14 +51,6 @@ from gis_grid.errors import (
     OrphanError,
     StoreError,
 )
-from gis_grid.model import (
-    AGGREGATES,
-    ASSIGNMENT_COLUMNS,
-    GRID_COLUMNS,
-    STAFF_COLUMNS,
-    Level,
-    level_of_code,
-)
 from gis_grid.features import (
     CHAIN_COLUMNS,
     LINK_COLUMNS,
@@ -67,6 +59,14 @@ from gis_grid.features import (
     link_points,
     to_multi_any,
     type_features,
+)
+from gis_grid.model import (
+    AGGREGATES,
+    ASSIGNMENT_COLUMNS,
+    GRID_COLUMNS,
+    STAFF_COLUMNS,
+    Level,
+    level_of_code,
 )
 from gis_grid.store.base import (
     ChangeSet,
@@ -549,32 +549,49 @@ class PostGISStore(StoreBase):
         if have is not None:
             for column, kind in schema.kinds().items():
                 if column not in have.kinds():
-                    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                        t, sql.Identifier(column), sql.SQL(_PG_TYPES[kind])))
-            cur.execute("UPDATE layers SET schema = %s WHERE name = %s",
-                        [schema.to_json(), schema.name])
+                    cur.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                            t, sql.Identifier(column), sql.SQL(_PG_TYPES[kind])
+                        )
+                    )
+            cur.execute(
+                "UPDATE layers SET schema = %s WHERE name = %s", [schema.to_json(), schema.name]
+            )
             return
         columns = [
             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(_PG_TYPES[k]))
-            for c, k in schema.kinds().items() if c != "id"
+            for c, k in schema.kinds().items()
+            if c != "id"
         ]
         links = [
-            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL("double precision" if c in ("lon", "lat") else "text"))
+            sql.SQL("{} {}").format(
+                sql.Identifier(c), sql.SQL("double precision" if c in ("lon", "lat") else "text")
+            )
             for c in LINK_COLUMNS
         ]
         cur.execute(
             sql.SQL(
                 "CREATE TABLE {} (id text PRIMARY KEY, {}, geom geometry({}, 4326) NOT NULL)"
-            ).format(t, sql.SQL(", ").join([*columns, *links]),
-                     sql.SQL(_PG_GEOMETRY[schema.geometry]))
+            ).format(
+                t, sql.SQL(", ").join([*columns, *links]), sql.SQL(_PG_GEOMETRY[schema.geometry])
+            )
         )
-        for suffix, expr in (("geom", "USING gist (geom)"), ("community", "(community_code)"),
-                             ("area", "(area_code)"), ("building", "(building_code)"),
-                             ("lonlat", "(lon, lat)")):
-            cur.execute(sql.SQL("CREATE INDEX {} ON {} " + expr).format(
-                sql.Identifier(f"{schema.name}_{suffix}"), t))
-        cur.execute("INSERT INTO layers VALUES (%s, %s, %s)",
-                    [schema.name, schema.to_json(), dt.datetime.now(dt.UTC).isoformat()])
+        for suffix, expr in (
+            ("geom", "USING gist (geom)"),
+            ("community", "(community_code)"),
+            ("area", "(area_code)"),
+            ("building", "(building_code)"),
+            ("lonlat", "(lon, lat)"),
+        ):
+            cur.execute(
+                sql.SQL("CREATE INDEX {} ON {} " + expr).format(
+                    sql.Identifier(f"{schema.name}_{suffix}"), t
+                )
+            )
+        cur.execute(
+            "INSERT INTO layers VALUES (%s, %s, %s)",
+            [schema.name, schema.to_json(), dt.datetime.now(dt.UTC).isoformat()],
+        )
 
     def write_features(
         self, schema: FeatureSchema, features: gpd.GeoDataFrame, *, mode: str = "append"
@@ -587,10 +604,12 @@ class PostGISStore(StoreBase):
         rows = features[list(schema.columns)].reset_index(drop=True)
         rows["lon"], rows["lat"] = lon, lat
         rows = pd.concat([rows, chain], axis=1)
-        ewkb = shapely.to_wkb(shapely.set_srid(to_multi_any(geoms), 4326), hex=True,
-                              include_srid=True)
-        report = FeatureReport(schema.name, written=len(rows),
-                               unowned=int(chain["community_code"].isna().sum()))
+        ewkb = shapely.to_wkb(
+            shapely.set_srid(to_multi_any(geoms), 4326), hex=True, include_srid=True
+        )
+        report = FeatureReport(
+            schema.name, written=len(rows), unowned=int(chain["community_code"].isna().sum())
+        )
         t = sql.Identifier(schema.name)
         cols = (*schema.columns, *LINK_COLUMNS)
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -601,7 +620,9 @@ class PostGISStore(StoreBase):
                 cur.execute(sql.SQL("DELETE FROM {}").format(t))
                 report.replaced = cur.rowcount
             else:
-                cur.execute(sql.SQL("SELECT id FROM {} WHERE id = ANY(%s) ORDER BY id").format(t), [ids])
+                cur.execute(
+                    sql.SQL("SELECT id FROM {} WHERE id = ANY(%s) ORDER BY id").format(t), [ids]
+                )
                 present = [r[0] for r in cur.fetchall()]
                 if mode == "append" and present:
                     shown = ", ".join(present[:10])
@@ -613,7 +634,8 @@ class PostGISStore(StoreBase):
                 cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(t), [present])
                 report.replaced = len(present)
             copy_sql = sql.SQL("COPY {} ({}, geom) FROM STDIN").format(
-                t, sql.SQL(", ").join(map(sql.Identifier, cols)))
+                t, sql.SQL(", ").join(map(sql.Identifier, cols))
+            )
             with cur.copy(copy_sql) as copy:
                 for row, geom in zip(records(rows, cols), ewkb, strict=True):
                     copy.write_row((*row, geom))
@@ -635,21 +657,27 @@ class PostGISStore(StoreBase):
                     terms.append(sql.SQL("{} = ANY(%s)").format(name))
                     params.append([_plain(v) for v in value])
                 elif op == "under":
-                    terms.append(sql.SQL("(") + sql.SQL(" OR ").join(
-                        sql.SQL("{} = ANY(%s)").format(sql.Identifier(c)) for c in value
-                    ) + sql.SQL(")"))
+                    terms.append(
+                        sql.SQL("(")
+                        + sql.SQL(" OR ").join(
+                            sql.SQL("{} = ANY(%s)").format(sql.Identifier(c)) for c in value
+                        )
+                        + sql.SQL(")")
+                    )
                     params += list(value.values())
                 else:
                     terms.append(sql.SQL("{} " + op + " %s").format(name))
                     params.append(_plain(value))
             kinds = schema.kinds()
             select = [
-                sql.SQL("{}::text").format(sql.Identifier(c)) if kinds.get(c) in ("time", "date")
+                sql.SQL("{}::text").format(sql.Identifier(c))
+                if kinds.get(c) in ("time", "date")
                 else sql.Identifier(c)
                 for c in (*schema.columns, *LINK_COLUMNS)
             ]
             query = sql.SQL("SELECT {}, ST_AsBinary(geom) FROM {}").format(
-                sql.SQL(", ").join(select), sql.Identifier(layer))
+                sql.SQL(", ").join(select), sql.Identifier(layer)
+            )
             if terms:
                 query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(terms)
             cur.execute(query + sql.SQL(" ORDER BY id"), params)
@@ -665,11 +693,19 @@ class PostGISStore(StoreBase):
         layers = _layers(cur)
         if not layers or not (boxes or codes):
             return
-        grids = pd.concat(
-            [self._read_grids(cur, ["geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"], list(b))
-             for b in boxes],
-            ignore_index=True,
-        ).drop_duplicates("code").reset_index(drop=True)
+        grids = (
+            pd.concat(
+                [
+                    self._read_grids(
+                        cur, ["geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"], list(b)
+                    )
+                    for b in boxes
+                ],
+                ignore_index=True,
+            )
+            .drop_duplicates("code")
+            .reset_index(drop=True)
+        )
         for name in layers:
             terms, params = [], []
             for minx, miny, maxx, maxy in boxes:
@@ -683,29 +719,34 @@ class PostGISStore(StoreBase):
             cur.execute(
                 sql.SQL("SELECT id, lon, lat, {} FROM {} WHERE {}").format(
                     sql.SQL(", ").join(map(sql.Identifier, CHAIN_COLUMNS)),
-                    sql.Identifier(name), sql.SQL(" OR ").join(terms)),
+                    sql.Identifier(name),
+                    sql.SQL(" OR ").join(terms),
+                ),
                 params,
             )
             candidates = pd.DataFrame(cur.fetchall(), columns=["id", "lon", "lat", *CHAIN_COLUMNS])
             changed = relinked(candidates, grids)
             if not len(changed):
                 continue
-            cur.execute(f"CREATE TEMP TABLE relinked (id text, {', '.join(f'{c} text' for c in CHAIN_COLUMNS)}) ON COMMIT DROP")
+            columns = ", ".join(f"{c} text" for c in CHAIN_COLUMNS)
+            cur.execute(f"CREATE TEMP TABLE relinked (id text, {columns}) ON COMMIT DROP")
             with cur.copy(f"COPY relinked (id, {', '.join(CHAIN_COLUMNS)}) FROM STDIN") as copy:
                 for row in records(changed, ("id", *CHAIN_COLUMNS)):
                     copy.write_row(row)
             cur.execute(
                 sql.SQL("UPDATE {} f SET {} FROM relinked r WHERE f.id = r.id").format(
                     sql.Identifier(name),
-                    sql.SQL(", ").join(sql.SQL("{0} = r.{0}").format(sql.Identifier(c))
-                                       for c in CHAIN_COLUMNS)))
+                    sql.SQL(", ").join(
+                        sql.SQL("{0} = r.{0}").format(sql.Identifier(c)) for c in CHAIN_COLUMNS
+                    ),
+                )
+            )
             cur.execute("DROP TABLE relinked")
 
 
 def _plain(value):
     """A filter value as psycopg sends it."""
     return value.item() if hasattr(value, "item") else value
-
 
 
 def _layers(cur) -> dict[str, FeatureSchema]:

@@ -30,8 +30,8 @@ def _run(connection) -> None:
         include_schemas=True,
         include_name=lambda name, kind, parent: kind != "schema" or name == SCHEMA,
         # layer tables are made at run time from each layer's schema, not by migrations
-        include_object=lambda obj, name, kind, reflected, compare_to: not (
-            kind == "table" and reflected and compare_to is None
+        include_object=lambda obj, name, kind, reflected, compare_to: (
+            not (kind == "table" and reflected and compare_to is None)
         ),
     )
     with context.begin_transaction():
