@@ -76,9 +76,9 @@ def test_public_space_is_the_grid_minus_its_buildings():
 def test_a_view_is_valid_inside_its_sector_and_never_covers_a_wall(heading, fov, rng, wall):
     x, y, w, h = wall
     building = box(x, y, x + w, y + h)
-    free = view_sectors([0.0], [0.0], [heading], [fov], [rng])[0]
     seen = view_sectors([0.0], [0.0], [heading], [fov], [rng], [building])[0]
     assert seen.is_valid
-    assert seen.area <= free.area * (1 + 1e-9) + 1e-6
+    assert seen.area <= math.pi * rng**2 * fov / 360 * (1 + 1e-9)  # never more than the sector
     if not building.contains(shapely.Point(0, 0)) and not building.touches(shapely.Point(0, 0)):
-        assert seen.intersection(building).area < 1e-3 * max(building.area, 1)
+        # within the view's resolution at shadow edges (rays 1e-4° either side of a corner)
+        assert seen.intersection(building).area < 0.01
