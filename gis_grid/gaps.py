@@ -63,6 +63,19 @@ class Ground:
 
         return public_space(self.metric, self.buildings)
 
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """The lon/lat bounding box of the grids analysed."""
+        return tuple(float(v) for v in self.grids.total_bounds)
+
+    def features(self, store, layer: str, *, where: dict | None = None, grow: float = 0.0):
+        """A layer's features over these grids (``grow`` degrees around), or None without it."""
+        if layer not in store.layers():
+            return None
+        minx, miny, maxx, maxy = self.bbox
+        box = (minx - grow, miny - grow, maxx + grow, maxy + grow)
+        return store.features(layer, bbox=box, where=where)
+
     def to_metric(self, geoms) -> np.ndarray:
         """Lon/lat geometries in this ground's metres."""
         return project(np.asarray(geoms, dtype=object), self.crs)

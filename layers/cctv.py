@@ -167,12 +167,7 @@ class CCTVLayer(Layer):
         """Public space no working camera sees, per grid of ``level``, ranked by incidents."""
         level = Level.parse(level)
         ground = Ground.of(store, level, under=under)
-        bbox = tuple(ground.grids.total_bounds)
-        cams = (
-            store.features("cctv", bbox=bbox, where={"status": "working"})
-            if "cctv" in store.layers()
-            else None
-        )
+        cams = ground.features(store, "cctv", where={"status": "working"})
         if cams is not None and len(cams):
             pts = ground.to_metric(cams.geometry.to_numpy())
             views = view_sectors(
@@ -190,7 +185,7 @@ class CCTVLayer(Layer):
         public_m2 = shapely.area(ground.public)
         covered_m2 = shapely.area(covered)
         pieces, owner = parts(left, min_area=min_area)
-        incidents = incidents_in(store, bbox=bbox, since=since, until=until)
+        incidents = incidents_in(store, bbox=ground.bbox, since=since, until=until)
         counts = np.zeros(len(pieces), dtype=np.int64)
         if len(incidents) and len(pieces):
             _, hole = shapely.STRtree(pieces).query(

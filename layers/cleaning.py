@@ -86,8 +86,7 @@ class CleaningLayer(Layer):
         """Uncleaned public space and overdue zones, per grid of ``level``."""
         level = Level.parse(level)
         ground = Ground.of(store, level, under=under)
-        bbox = tuple(ground.grids.total_bounds)
-        zones = store.features("cleaning", bbox=bbox) if "cleaning" in store.layers() else None
+        zones = ground.features(store, "cleaning")
         zone_m = (
             ground.to_metric(zones.geometry.to_numpy())
             if zones is not None

@@ -35,6 +35,11 @@ TYPES = {
 #: Lit radius (m) of each lamp type, used when a lamp gives none.
 LIT_RADIUS = {"street": 20.0, "courtyard": 12.0, "high_mast": 40.0, "wall": 6.0, "solar": 10.0}
 STATUSES = {"working": "正常", "damaged": "损坏", "lost": "丢失"}
+#: The demo leaves out the lamps of this area (by its position among the areas): a dark area;
+#: at city scale one area in DEMO_EVERY. Demo lamps stand DEMO_SPACING_M apart.
+DEMO_DARK_AREA = 2
+DEMO_EVERY = 40
+DEMO_SPACING_M = 30.0
 
 
 class LightingLayer(Layer):
@@ -138,17 +143,13 @@ class LightingLayer(Layer):
                 "(gis-grid layer import STORE streets FILE)"
             )
         ground = Ground.of(store, level, under=under)
-        bbox = tuple(ground.grids.total_bounds)
-        street_rows = store.features("streets", bbox=bbox)
+        street_rows = ground.features(store, "streets")
         streets = ground.to_metric(street_rows.geometry.to_numpy())
         # street pieces per grid
         g_i, s_j = shapely.STRtree(streets).query(ground.metric, predicate="intersects")
         pieces = shapely.intersection(streets[s_j], ground.metric[g_i])
-        lamps = (
-            store.features("lighting", bbox=_grow(bbox, 0.001), where={"status": "working"})
-            if "lighting" in store.layers()
-            else None
-        )
+        # lamps just outside the grids light their edges: look ~100 m around
+        lamps = ground.features(store, "lighting", where={"status": "working"}, grow=0.001)
         if lamps is not None and len(lamps):
             lit = shapely.buffer(
                 ground.to_metric(lamps.geometry.to_numpy()),
@@ -162,7 +163,7 @@ class LightingLayer(Layer):
         dark_m = np.bincount(g_i, weights=shapely.length(dark), minlength=len(ground.metric))
         stretches, src = parts(dark, min_length=min_length)
         owner = g_i[src]
-        incidents = incidents_in(store, bbox=bbox, since=since, until=until)
+        incidents = incidents_in(store, bbox=ground.bbox, since=since, until=until)
         counts = np.zeros(len(stretches), dtype=np.int64)
         if len(incidents) and len(stretches):
             at_night = night(incidents["reported_at"]).to_numpy()
@@ -207,15 +208,3 @@ class LightingLayer(Layer):
             "night_incidents_near": int(counts.sum()),
         }
         return GapReport(features, table, summary)
-
-
-#: The demo leaves the lamps of this area (by its position among the areas) out: a dark area.
-DEMO_DARK_AREA = 2
-DEMO_SPACING_M = 30.0
-#: At city scale: one area in this many is dark.
-DEMO_EVERY = 40
-
-
-def _grow(bbox, d: float):
-    """A lon/lat box grown by ``d`` degrees (lamps just outside light the edge)."""
-    return (bbox[0] - d, bbox[1] - d, bbox[2] + d, bbox[3] + d)
