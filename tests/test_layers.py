@@ -314,3 +314,10 @@ def test_a_csv_in_gcj02_is_converted(tmp_path):
     assert frame["category"].tolist() == ["property"]
     with pytest.raises(InputError, match="--crs"):
         read_feature_file(get_layer("incidents").schema, csv)
+
+
+def test_features_come_back_in_code_point_order_in_both_stores(new_store):
+    store = seeded(new_store())
+    ids = ["b-2", "B10", "a_1", "A9", "_z", "中1", "E1", "e1"]
+    put(store, "incidents", [incident(i, 10 + n, 10) for n, i in enumerate(ids)])
+    assert store.features("incidents")["id"].tolist() == sorted(ids)

@@ -621,7 +621,10 @@ class PostGISStore(StoreBase):
                 report.replaced = cur.rowcount
             else:
                 cur.execute(
-                    sql.SQL("SELECT id FROM {} WHERE id = ANY(%s) ORDER BY id").format(t), [ids]
+                    sql.SQL('SELECT id FROM {} WHERE id = ANY(%s) ORDER BY id COLLATE "C"').format(
+                        t
+                    ),
+                    [ids],
                 )
                 present = [r[0] for r in cur.fetchall()]
                 if mode == "append" and present:
@@ -680,7 +683,7 @@ class PostGISStore(StoreBase):
             )
             if terms:
                 query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(terms)
-            cur.execute(query + sql.SQL(" ORDER BY id"), params)
+            cur.execute(query + sql.SQL(' ORDER BY id COLLATE "C"'), params)  # as SQLite sorts
             rows = cur.fetchall()
         names = [*schema.columns, *LINK_COLUMNS, "wkb"]
         frame = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame({c: [] for c in names})
