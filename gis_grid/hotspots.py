@@ -424,13 +424,17 @@ def find_hotspots(
     picked = frame.loc[shown]
     spots = finish(store, units.shapes(np.flatnonzero(shown)), picked.to_dict("list"), sort=["z"])
     pts = project(current.geometry.to_numpy(), crs)
+    # the surface covers the study area and every incident, three bandwidths wider: the
+    # kernel's mass stays on the map, so the surface integrates to the window's count
+    extent = shapely.total_bounds(np.r_[project(study, crs), pts])
+    pad = 3 * bandwidth_m
     surface = kernel_density(
         shapely.get_x(pts),
         shapely.get_y(pts),
         cell_m=cell_m,
         bandwidth_m=bandwidth_m,
         crs=crs,
-        bounds=tuple(shapely.total_bounds(project(study, crs))),
+        bounds=(extent[0] - pad, extent[1] - pad, extent[2] + pad, extent[3] + pad),
     )
     summary = {
         "layer": layer,

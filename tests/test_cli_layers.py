@@ -154,3 +154,60 @@ def test_copy_carries_the_layers_through_postgis(postgis_template, demo_gpkg, tm
             )
             assert left.geometry.geom_equals_exact(right.geometry, 1e-9).all()
             assert len(pg.features(name)) == len(left)
+
+
+def test_heat_surface_as_geotiff_and_as_bands(tmp_path, demo_gpkg):
+    import rasterio
+
+    tif, bands = tmp_path / "heat.tif", tmp_path / "heat.geojson"
+    run("hotspots", demo_gpkg, "--permutations", "0", "--heat-out", tif)
+    run("hotspots", demo_gpkg, "--permutations", "0", "--heat-out", bands)
+    with rasterio.open(tif) as src:
+        density = src.read(1)
+        assert src.crs is not None and density.max() > 0
+        cell = src.transform.a
+    per_km2 = density.sum() * cell * cell / 1e6  # the surface integrates to the window's count
+    report = json.loads(run("hotspots", demo_gpkg, "--permutations", "0", "-f", "json").stdout)
+    assert per_km2 == pytest.approx(report["summary"]["incidents"], rel=0.02)
+    frame = gpd.read_file(bands)
+    assert len(frame) >= 3 and frame["band"].is_monotonic_increasing
+
+
+def test_hotspots_over_the_grids_of_a_level(demo_gpkg):
+    report = json.loads(
+        run(
+            "hotspots",
+            demo_gpkg,
+            "--by",
+            "courtyard",
+            "--since",
+            "2020-01-01",
+            "--permutations",
+            "0",
+            "-f",
+            "json",
+        ).stdout
+    )
+    assert report["summary"]["by"] == "courtyard" and report["summary"]["units"] == 30
+    assert all(len(s["unit"]) == 18 for s in report["spots"])  # courtyard codes
+
+
+def test_holes_written_to_a_file_and_an_upsert_import(tmp_path, demo_gpkg):
+    import shutil
+
+    store = tmp_path / "d.gpkg"
+    shutil.copy(demo_gpkg, store)
+    out = tmp_path / "dark.gpkg"
+    run("holes", store, "--layer", "lighting", "--out", out)
+    assert len(gpd.read_file(out)) > 0
+    # export the cameras, mark one damaged, import the file back as an upsert
+    cams = tmp_path / "cams.geojson"
+    run("layer", "export", store, "cctv", cams)
+    frame = gpd.read_file(cams)
+    frame.loc[0, "status"] = "损坏"
+    frame.to_file(cams)
+    run("layer", "import", store, "cctv", cams, code=1)  # append: the ids exist
+    result = run("layer", "import", store, "cctv", cams, "--mode", "upsert", "-f", "json")
+    assert json.loads(result.stdout)["replaced"] == len(frame)
+    with open_store(store) as st:
+        assert (st.features("cctv")["status"] == "damaged").sum() >= 1
