@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import geopandas as gpd
+import numpy as np
 import pyogrio
 import pytest
 import shapely
@@ -96,3 +97,48 @@ def test_open_store_refuses_what_it_cannot_open(tmp_path):
     gpd.GeoDataFrame({"a": [1]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(other)
     with pytest.raises(StoreError, match="not a gis-grid GeoPackage"):
         open_store(other)
+
+
+def test_bulk_writes_keep_gdals_rtree_counts_and_triggers(tmp_path):
+    """Layer and grid writes set GDAL's triggers aside: index, count and triggers survive."""
+    import sqlite3
+
+    import pyogrio
+
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import get_layer
+    from tests.conftest import seeded
+
+    path = tmp_path / "s.gpkg"
+    with GeoPackageStore(path) as store:
+        seeded(store)
+        schema = get_layer("incidents").schema
+        rng = np.random.default_rng(1)
+        x, y = rng.uniform(123.55, 123.56, 300), rng.uniform(42.449, 42.452, 300)
+        frame = gpd.GeoDataFrame(
+            {"id": [f"E{i}" for i in range(300)], "reported_at": "2026-11-01", "category": "其他"},
+            geometry=shapely.points(x, y),
+            crs="EPSG:4326",
+        )
+        store.write_features(schema, normalise_features(schema, frame.iloc[:200]))
+        store.write_features(schema, normalise_features(schema, frame.iloc[200:]))
+        box = (123.552, 42.4495, 123.557, 42.451)
+        ours = set(store.features("incidents", bbox=box)["id"])
+    inside = (x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])
+    assert ours == {f"E{i}" for i in np.flatnonzero(inside)}
+    gdal = pyogrio.read_dataframe(path, layer="incidents", bbox=box)
+    assert set(gdal["id"]) == ours
+    assert pyogrio.read_info(path, layer="incidents")["features"] == 300
+    conn = sqlite3.connect(path)
+    triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    assert {
+        "rtree_incidents_geom_insert",
+        "trigger_insert_feature_count_incidents",
+        "rtree_grids_geom_insert",
+        "trigger_insert_feature_count_grids",
+    } <= triggers
+    assert conn.execute("SELECT count(*) FROM rtree_incidents_geom").fetchone()[0] == 300
+    assert (
+        conn.execute("SELECT count(*) FROM rtree_grids_geom").fetchone()[0]
+        == conn.execute("SELECT count(*) FROM grids").fetchone()[0]
+    )

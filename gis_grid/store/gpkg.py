@@ -139,6 +139,56 @@ def _register_functions(conn: sqlite3.Connection) -> None:
         )
 
 
+def _bulk_insert(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    geoms: np.ndarray,
+    rows: list[tuple],
+) -> None:
+    """Insert feature rows (inside the caller's transaction) with their R-tree entries.
+
+    GDAL's triggers keep the R-tree and the feature count one row at a time,
+    calling back into Python four times per row; for a bulk insert they are
+    set aside, the R-tree rows are written from the envelopes computed here,
+    the count is set once, and the triggers are put back — all in the same
+    transaction, so a failure leaves triggers, index and rows as they were.
+    """
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+        "AND (name LIKE 'rtree_%_insert' OR name LIKE 'trigger_insert_feature_count_%')",
+        (table,),
+    ).fetchall()
+    for name, _ in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    start = conn.execute(f'SELECT coalesce(max(fid), 0) FROM "{table}"').fetchone()[0]
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    start = max(start, seq[0] if seq else 0)
+    fids = range(start + 1, start + 1 + len(rows))
+    names = ", ".join(f'"{c}"' for c in ("fid", *columns))
+    conn.executemany(
+        f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * (len(columns) + 1))})',
+        ((fid, *row) for fid, row in zip(fids, rows, strict=True)),
+    )
+    bounds = shapely.bounds(geoms)
+    present = np.isfinite(bounds).all(axis=1)
+    conn.executemany(
+        f'INSERT INTO "rtree_{table}_geom" VALUES (?, ?, ?, ?, ?)',
+        (
+            (fid, b[0], b[2], b[1], b[3])
+            for fid, b, ok in zip(fids, bounds.tolist(), present.tolist(), strict=True)
+            if ok
+        ),
+    )
+    conn.execute(
+        f'UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM "{table}") '
+        "WHERE lower(table_name) = lower(?)",
+        (table,),
+    )
+    for _, sql in triggers:
+        conn.execute(sql)
+
+
 # -- the store ----------------------------------------------------------------
 
 
@@ -315,7 +365,8 @@ class GeoPackageStore(StoreBase):
                 for part in (roots[i : i + _CHUNK // 2] for i in range(0, len(roots), _CHUNK // 2))
             ]
         chunks = chunks or [("0", [])]  # no codes asked for: no rows, right columns
-        sql = f"SELECT {cols}{', g.geom' if geometry else ''} FROM grids g"
+        with_geom = geometry or bbox is not None
+        sql = f"SELECT {cols}{', g.geom' if with_geom else ''} FROM grids g"
         frames = []
         for clause, values in chunks:
             conditions = [*where, clause] if clause else where
@@ -328,9 +379,17 @@ class GeoPackageStore(StoreBase):
         frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
         for col in (*AGGREGATES, "version"):
             frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
+        if not with_geom:
+            return frame
+        geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else np.array([])
+        if bbox is not None and len(frame):
+            # the R-tree's 32-bit envelopes are rounded outward (~1 m): keep exactly the grids
+            # whose envelope meets the box, as PostGIS's && does
+            b = shapely.bounds(geoms)
+            keep = (b[:, 2] >= minx) & (b[:, 0] <= maxx) & (b[:, 3] >= miny) & (b[:, 1] <= maxy)
+            frame, geoms = frame.loc[keep].reset_index(drop=True), geoms[keep]
         if not geometry:
             return frame
-        geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else []
         return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     def staff(self, staff_ids=None) -> pd.DataFrame:
@@ -396,20 +455,17 @@ class GeoPackageStore(StoreBase):
             report = WriteReport(communities=communities, warnings=warnings)
             if grids is not None:
                 community = grids["code"].str.slice(0, CODE_LENGTHS[Level.COMMUNITY])
-                rows = (
+                geoms = to_multi(grids.geometry.to_numpy())
+                rows = [
                     (blob, *row, com)
                     for blob, row, com in zip(
-                        encode(to_multi(grids.geometry.to_numpy())),
+                        encode(geoms),
                         records(grids, GRID_COLUMNS),
                         community.tolist(),
                         strict=True,
                     )
-                )
-                cols = ("geom", *GRID_COLUMNS, "community_code")
-                conn.executemany(
-                    f"INSERT INTO grids ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                    rows,
-                )
+                ]
+                _bulk_insert(conn, "grids", ("geom", *GRID_COLUMNS, "community_code"), geoms, rows)
                 report.grids = len(grids)
                 self._rollup(conn, communities)
                 self._update_extent(conn)
@@ -680,15 +736,16 @@ class GeoPackageStore(StoreBase):
                     )
                 report.replaced = len(present)
             cols = ("geom", *schema.columns, *LINK_COLUMNS)
-            conn.executemany(
-                f'INSERT INTO "{t}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
-                f"VALUES ({', '.join('?' * len(cols))})",
-                (
+            stored = to_multi_any(geoms)
+            _bulk_insert(
+                conn,
+                t,
+                cols,
+                stored,
+                [
                     (blob, *row)
-                    for blob, row in zip(
-                        encode(to_multi_any(geoms)), records(rows, cols[1:]), strict=True
-                    )
-                ),
+                    for blob, row in zip(encode(stored), records(rows, cols[1:]), strict=True)
+                ],
             )
             self._touch_layer(conn, t)
         return report
@@ -734,7 +791,15 @@ class GeoPackageStore(StoreBase):
         if terms:
             sql += " WHERE " + " AND ".join(terms)
         frame = self._select(sql + " ORDER BY id", params)
-        return _feature_frame(schema, frame)
+        out = _feature_frame(schema, frame)
+        if bbox is not None and len(out):
+            # SQLite's R-tree keeps 32-bit envelopes (rounded outward, ~1 m): keep exactly the
+            # features whose envelope meets the box, as PostGIS's && does
+            b = shapely.bounds(out.geometry.to_numpy())
+            minx, miny, maxx, maxy = map(float, bbox)
+            keep = (b[:, 2] >= minx) & (b[:, 0] <= maxx) & (b[:, 3] >= miny) & (b[:, 1] <= maxy)
+            out = out.loc[keep].reset_index(drop=True)
+        return out
 
     def _relink(self, conn: sqlite3.Connection, boxes: list, codes: list[str]) -> None:
         """Link again the features near grids just written or edited (inside the transaction)."""
