@@ -741,6 +741,7 @@ class HoleLayer(StrEnum):
     lighting = "lighting"
     cleaning = "cleaning"
     staff = "staff"
+    unowned = "unowned"
 
 
 class OutFormat(StrEnum):
@@ -763,9 +764,9 @@ def _geojson(frame) -> str:
 @_fail_cleanly
 def holes(
     store: StoreArg,
-    layer: Annotated[HoleLayer, typer.Option(help="cctv, lighting, cleaning or staff.")] = (
-        HoleLayer.cctv
-    ),
+    layer: Annotated[
+        HoleLayer, typer.Option(help="cctv, lighting, cleaning, staff, or unowned features.")
+    ] = (HoleLayer.cctv),
     level: Annotated[
         str | None,
         typer.Option(help="The grids to measure per (default: area; staff: every level)."),
@@ -782,11 +783,13 @@ def holes(
     top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
 ) -> None:
     """Coverage holes with the grid and the person responsible for each, ranked."""
-    from gis_grid.gaps import staffing_holes
+    from gis_grid.gaps import staffing_holes, unowned_features
     from gis_grid.plugins import get_layer
 
     with _open(store) as st:
-        if layer is HoleLayer.staff:
+        if layer is HoleLayer.unowned:
+            report = unowned_features(st)
+        elif layer is HoleLayer.staff:
             report = staffing_holes(st, level=Level.parse(level) if level else None)
         else:
             level = level or "area"
@@ -814,12 +817,21 @@ def holes(
             f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in report.summary.items()
         )
     )
-    _print_frame(report.per_grid.head(top), f"per {level} grid" if level else "per level")
+    title = (
+        "per layer"
+        if layer is HoleLayer.unowned
+        else f"per {level} grid"
+        if level
+        else ("per level")
+    )
+    _print_frame(report.per_grid.head(top), title)
     shown = [
         c
         for c in (
             "rank",
             "kind",
+            "layer",
+            "id",
             "code",
             "grid",
             "level",
@@ -828,6 +840,8 @@ def holes(
             "incidents",
             "night_incidents",
             "overdue_hours",
+            "nearest_community",
+            "distance_m",
             "grid_code",
             "staff_name",
             "staff_role",

@@ -15,6 +15,7 @@ from functools import cached_property
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 
 from gis_grid.crs import WGS84, local_metric_crs, project, reproject
@@ -172,3 +173,59 @@ def staffing_holes(store, *, level: Level | None = None) -> GapReport:
         }
     )
     return GapReport(out, per_level, {"unstaffed": len(out), "grids": len(grids)})
+
+
+def unowned_features(store) -> GapReport:
+    """Features of every layer that lie in no grid: holes in coverage themselves.
+
+    Each is listed with the nearest community, how far away it is, and that
+    community's responsible person (flagged as a fallback: nobody owns the spot).
+    """
+    communities = store.grids(level=Level.COMMUNITY)
+    frames = []
+    for name in store.layers():
+        found = store.features(name, where={"community_code": None})
+        if len(found):
+            frames.append(
+                gpd.GeoDataFrame(
+                    {"layer": name, "id": found["id"].to_numpy()},
+                    geometry=found.geometry.to_numpy(),
+                    crs=WGS84,
+                )
+            )
+    empty = gpd.GeoDataFrame({"layer": [], "id": []}, geometry=gpd.GeoSeries([], crs=WGS84))
+    found = pd.concat(frames, ignore_index=True) if frames else empty
+    nearest = np.full(len(found), None, dtype=object)
+    distance = np.full(len(found), np.nan)
+    if len(found) and len(communities):
+        b = communities.total_bounds
+        crs = local_metric_crs((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+        polys = project(communities.geometry.to_numpy(), crs)
+        geoms = project(found.geometry.to_numpy(), crs)
+        pairs, dist = shapely.STRtree(polys).query_nearest(
+            geoms, return_distance=True, all_matches=False
+        )
+        nearest[pairs[0]] = communities["code"].to_numpy()[pairs[1]]
+        distance[pairs[0]] = np.round(dist, 1)
+    chains = pd.DataFrame({c: pd.Series([None] * len(found), dtype=object) for c in CHAIN_COLUMNS})
+    chains["community_code"] = nearest
+    who = responsible(store, chains)
+    out = pd.concat(
+        [
+            found.drop(columns="geometry"),
+            pd.DataFrame({"kind": "unowned", "nearest_community": nearest, "distance_m": distance}),
+            who,
+        ],
+        axis=1,
+    )
+    out["grid_code"] = None  # in no grid: the person is the nearest community's
+    out["staff_fallback"] = out["staff_id"].notna()
+    out = gpd.GeoDataFrame(out, geometry=found.geometry.to_numpy(), crs=WGS84)
+    out = out.sort_values(["distance_m", "layer", "id"], ascending=[False, True, True])
+    out = out.reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    counts = out.groupby("layer").size()
+    per_layer = pd.DataFrame(
+        {"layer": list(store.layers()), "unowned": [int(counts.get(n, 0)) for n in store.layers()]}
+    )
+    return GapReport(out, per_layer, {"unowned": len(out)})

@@ -321,3 +321,21 @@ def test_features_come_back_in_code_point_order_in_both_stores(new_store):
     ids = ["b-2", "B10", "a_1", "A9", "_z", "中1", "E1", "e1"]
     put(store, "incidents", [incident(i, 10 + n, 10) for n, i in enumerate(ids)])
     assert store.features("incidents")["id"].tolist() == sorted(ids)
+
+
+def test_unowned_features_are_holes_with_the_nearest_community(new_store):
+    from gis_grid.gaps import unowned_features
+
+    store = seeded(new_store())
+    put(store, "incidents", [incident("E1", 20, 20), incident("E2", 150, 50)])
+    put(store, "cctv", [({"id": "C1", "heading": 0, "fov": 90, "range_m": 30}, Point(50, -30))])
+    report = unowned_features(store)
+    rows = report.features.set_index("id")
+    assert list(rows.index) == ["E2", "C1"]  # farthest first
+    assert rows.loc["E2", "distance_m"] == pytest.approx(50, abs=0.1)
+    assert rows.loc["C1", "distance_m"] == pytest.approx(30, abs=0.1)
+    assert (rows["nearest_community"] == COMMUNITY).all() and rows["staff_fallback"].all()
+    assert dict(zip(report.per_grid["layer"], report.per_grid["unowned"], strict=True)) == {
+        "cctv": 1,
+        "incidents": 1,
+    }
