@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gis_grid.features import CHAIN_COLUMNS
-from gis_grid.model import Level, Role, level_of_code
+from gis_grid.model import CODE_LENGTHS, Level, Role
 from gis_grid.queries import active
 
 #: Columns :func:`responsible` adds.
@@ -40,6 +40,9 @@ _FIT = {
     Level.AREA: Role.GRID_WORKER,
     Level.COMMUNITY: Role.GRID_LEADER,
 }
+
+
+_FIT_BY_LENGTH = {CODE_LENGTHS[lv]: role.value for lv, role in _FIT.items()}
 
 
 def deepest(chains: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -68,12 +71,10 @@ def people(store, codes) -> pd.DataFrame:
     if not len(assigned):
         return empty
     staff = store.staff(assigned["staff_id"].unique()).set_index("staff_id")
-    assigned = assigned.assign(
-        fit=[
-            _FIT[level_of_code(code)] == Role.parse(role)
-            for code, role in zip(assigned["grid_code"], assigned["role"], strict=True)
-        ]
-    ).sort_values(["grid_code", "fit", "staff_id"], ascending=[True, False, True])
+    # roles are stored by key; a code's length says its level
+    fitting = assigned["grid_code"].astype(str).str.len().map(_FIT_BY_LENGTH)
+    assigned = assigned.assign(fit=(assigned["role"].astype(str) == fitting).to_numpy())
+    assigned = assigned.sort_values(["grid_code", "fit", "staff_id"], ascending=[True, False, True])
     first = assigned.drop_duplicates("grid_code").set_index("grid_code")
     return pd.DataFrame(
         {

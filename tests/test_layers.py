@@ -15,6 +15,7 @@ import math
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely import LineString, Point, box
@@ -339,3 +340,25 @@ def test_unowned_features_are_holes_with_the_nearest_community(new_store):
         "cctv": 1,
         "incidents": 1,
     }
+
+
+def test_the_person_whose_role_fits_the_level_answers(new_store):
+    from gis_grid.linkage import people
+
+    store = seeded(new_store())
+    extra = pd.DataFrame(
+        {"staff_id": ["A0"], "name": ["甲"], "role": ["grid_leader"], "phone": ["1"]}
+    )
+    assign = pd.DataFrame(
+        {
+            "staff_id": ["A0"],
+            "grid_code": [A1],
+            "role": ["grid_leader"],
+            "start_date": ["2024-01-01"],
+            "end_date": [None],
+        }
+    )
+    store.apply(ChangeSet(staff=extra, assignments=assign))
+    who = people(store, [A1, COMMUNITY])
+    assert who.loc[A1, "staff_id"] == "T00001"  # the grid worker, though A0 sorts first
+    assert who.loc[A1, "staff_role"] == "grid_worker"
