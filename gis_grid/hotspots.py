@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -266,6 +267,7 @@ def gi_star(
     import esda
     from libpysal.graph import Graph
 
+    _cache_esda_kernels()
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n < 3:
@@ -289,6 +291,25 @@ def gi_star(
     spot = np.where(p_fdr <= alpha, np.where(z > 0, "hot", "cold"), "")
     p_sim = np.asarray(g.p_sim, float) if permutations else np.full(n, np.nan)
     return pd.DataFrame({"z": z, "p": p, "p_sim": p_sim, "p_fdr": p_fdr, "spot": spot})
+
+
+@functools.cache
+def _cache_esda_kernels() -> None:
+    """Let numba keep esda's compiled permutation kernels on disk.
+
+    esda compiles them (``@njit``) in every new process — ~15 s before the
+    first Gi* of each ``gis-grid hotspots`` run. numba's ``enable_caching``
+    writes the machine code beside the module (or under ``NUMBA_CACHE_DIR``)
+    and reuses it while esda's source is unchanged.
+    """
+    import esda.crand
+    import esda.getisord
+    from numba.core.registry import CPUDispatcher
+
+    for module in (esda.crand, esda.getisord):
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher):
+                value.enable_caching()
 
 
 def pai(hot: ArrayLike, counts: ArrayLike, area: ArrayLike) -> float:
