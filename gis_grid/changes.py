@@ -59,26 +59,6 @@ def community_of(codes: Iterable[str]) -> list[str]:
     return sorted({str(c)[: CODE_LENGTHS[Level.COMMUNITY]] for c in codes})
 
 
-def to_multi(geoms: np.ndarray) -> np.ndarray:
-    """Promote polygons to multipolygons (the stored geometry type)."""
-    geoms = np.asarray(geoms, dtype=object)
-    single = shapely.get_type_id(geoms) == 3
-    out = geoms.copy()
-    if single.any():
-        out[single] = shapely.multipolygons(geoms[single][:, None].tolist())
-    return out
-
-
-def from_multi(geoms: np.ndarray) -> np.ndarray:
-    """Single-part multipolygons back to polygons (what users expect to see)."""
-    geoms = np.asarray(geoms, dtype=object)
-    single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
-    out = geoms.copy()
-    if single.any():
-        out[single] = shapely.get_geometry(geoms[single], 0)
-    return out
-
-
 def _parse_each(values: pd.Series, parse) -> pd.Series:
     """Apply a parser to each distinct value once (levels and roles repeat a lot)."""
     text = values.astype(str)

@@ -34,8 +34,6 @@ from gis_grid.changes import (
     check_changeset,
     check_update,
     community_of,
-    from_multi,
-    to_multi,
     touched_communities,
 )
 from gis_grid.crs import WGS84
@@ -381,12 +379,9 @@ class GeoPackageStore(StoreBase):
             frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
         if not with_geom:
             return frame
-        geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else np.array([])
+        geoms = from_multi_any(decode(frame.pop("geom").tolist())) if len(frame) else np.array([])
         if bbox is not None and len(frame):
-            # the R-tree's 32-bit envelopes are rounded outward (~1 m): keep exactly the grids
-            # whose envelope meets the box, as PostGIS's && does
-            b = shapely.bounds(geoms)
-            keep = (b[:, 2] >= minx) & (b[:, 0] <= maxx) & (b[:, 3] >= miny) & (b[:, 1] <= maxy)
+            keep = _meets(geoms, bbox)
             frame, geoms = frame.loc[keep].reset_index(drop=True), geoms[keep]
         if not geometry:
             return frame
@@ -455,7 +450,7 @@ class GeoPackageStore(StoreBase):
             report = WriteReport(communities=communities, warnings=warnings)
             if grids is not None:
                 community = grids["code"].str.slice(0, CODE_LENGTHS[Level.COMMUNITY])
-                geoms = to_multi(grids.geometry.to_numpy())
+                geoms = to_multi_any(grids.geometry.to_numpy())
                 rows = [
                     (blob, *row, com)
                     for blob, row, com in zip(
@@ -515,7 +510,7 @@ class GeoPackageStore(StoreBase):
                 f"INSERT INTO grid_history ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' * len(cols))})",
                 zip(
-                    encode(to_multi(old.geometry.to_numpy())),
+                    encode(to_multi_any(old.geometry.to_numpy())),
                     *(
                         old[c].astype(object).where(old[c].notna(), None).tolist()
                         for c in GRID_COLUMNS
@@ -531,7 +526,7 @@ class GeoPackageStore(StoreBase):
                 "WHERE code = ?",
                 zip(
                     *(new[c].tolist() for c in changed),
-                    encode(to_multi(new.geometry.to_numpy())),
+                    encode(to_multi_any(new.geometry.to_numpy())),
                     new["code"].tolist(),
                     strict=True,
                 ),
@@ -553,7 +548,7 @@ class GeoPackageStore(StoreBase):
         frame = self._select(
             f"SELECT {cols}, geom FROM grid_history WHERE code = ? ORDER BY version", [str(code)]
         )
-        geoms = from_multi(decode(frame.pop("geom").tolist())) if len(frame) else []
+        geoms = from_multi_any(decode(frame.pop("geom").tolist())) if len(frame) else []
         return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     def _rollup(self, conn: sqlite3.Connection, communities: list[str]) -> None:
@@ -793,12 +788,7 @@ class GeoPackageStore(StoreBase):
         frame = self._select(sql + " ORDER BY id", params)
         out = _feature_frame(schema, frame)
         if bbox is not None and len(out):
-            # SQLite's R-tree keeps 32-bit envelopes (rounded outward, ~1 m): keep exactly the
-            # features whose envelope meets the box, as PostGIS's && does
-            b = shapely.bounds(out.geometry.to_numpy())
-            minx, miny, maxx, maxy = map(float, bbox)
-            keep = (b[:, 2] >= minx) & (b[:, 0] <= maxx) & (b[:, 3] >= miny) & (b[:, 1] <= maxy)
-            out = out.loc[keep].reset_index(drop=True)
+            out = out.loc[_meets(out.geometry.to_numpy(), bbox)].reset_index(drop=True)
         return out
 
     def _relink(self, conn: sqlite3.Connection, boxes: list, codes: list[str]) -> None:
@@ -829,6 +819,17 @@ class GeoPackageStore(StoreBase):
                     "WHERE fid = ?",
                     records(changed, (*CHAIN_COLUMNS, "fid")),
                 )
+
+
+def _meets(geoms: np.ndarray, bbox) -> np.ndarray:
+    """Which geometries' envelopes meet the box, exactly (as PostGIS's ``&&``).
+
+    SQLite's R-tree keeps 32-bit envelopes, rounded outward (~1 m here), so what
+    it returns for a box is a superset to be narrowed.
+    """
+    b = shapely.bounds(geoms)
+    minx, miny, maxx, maxy = map(float, bbox)
+    return (b[:, 2] >= minx) & (b[:, 0] <= maxx) & (b[:, 3] >= miny) & (b[:, 1] <= maxy)
 
 
 def _plain(value):

@@ -39,8 +39,6 @@ from gis_grid.changes import (
     check_changeset,
     check_update,
     community_of,
-    from_multi,
-    to_multi,
     touched_communities,
 )
 from gis_grid.crs import WGS84, local_metric_crs
@@ -345,7 +343,7 @@ class PostGISStore(StoreBase):
                 "geom geometry) ON COMMIT DROP"
             )
             ewkb = shapely.to_wkb(
-                shapely.set_srid(to_multi(new.geometry.to_numpy()), 4326),
+                shapely.set_srid(to_multi_any(new.geometry.to_numpy()), 4326),
                 hex=True,
                 include_srid=True,
             )
@@ -379,7 +377,7 @@ class PostGISStore(StoreBase):
             [str(code)],
         )
         geoms = (
-            from_multi(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
+            from_multi_any(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
             if len(frame)
             else []
         )
@@ -404,12 +402,12 @@ class PostGISStore(StoreBase):
             frame[col] = pd.to_numeric(frame[col]).fillna(0).astype("int64")
         if not geometry:
             return frame
-        geoms = from_multi(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
+        geoms = from_multi_any(shapely.from_wkb(frame.pop("wkb").to_numpy(dtype=object)))
         return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
 
     @staticmethod
     def _copy_grids(cur, grids: gpd.GeoDataFrame) -> None:
-        geoms = shapely.set_srid(to_multi(grids.geometry.to_numpy()), 4326)
+        geoms = shapely.set_srid(to_multi_any(grids.geometry.to_numpy()), 4326)
         ewkb = shapely.to_wkb(geoms, hex=True, include_srid=True)
         cols = ("community_code", *GRID_COLUMNS, "geom")
         with cur.copy(f"COPY grids ({', '.join(cols)}) FROM STDIN") as copy:
