@@ -37,7 +37,7 @@ from gis_grid.changes import (
     touched_communities,
 )
 from gis_grid.crs import WGS84
-from gis_grid.errors import DuplicateCodeError, StoreError
+from gis_grid.errors import DuplicateCodeError, NotFoundError, StoreError
 from gis_grid.features import (
     CHAIN_COLUMNS,
     LINK_COLUMNS,
@@ -72,8 +72,34 @@ from gis_grid.store.base import (
     relinked,
 )
 from gis_grid.topology import ValidationOptions, validate
+from gis_grid.versions import (
+    Payload,
+    Revision,
+    Rewrite,
+    pack,
+    pack_rewrite,
+    payload_of,
+    plan_rewrite,
+    unpack,
+    unpack_rewrite,
+    write_payloads,
+)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: The revision log and the rebalancing proposals (schema version 2).
+_LOG_TABLES = """
+CREATE TABLE gis_grid_revisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, community_code TEXT NOT NULL,
+    operation TEXT NOT NULL, summary TEXT NOT NULL DEFAULT '', author TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL, undoes INTEGER, grids_changed INTEGER NOT NULL,
+    payload BLOB NOT NULL);
+CREATE INDEX gis_grid_revisions_community ON gis_grid_revisions(community_code, id);
+CREATE TABLE gis_grid_proposals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, parent_code TEXT NOT NULL,
+    community_code TEXT NOT NULL, operation TEXT NOT NULL, created_at TEXT NOT NULL,
+    author TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'open', params TEXT NOT NULL,
+    metrics TEXT NOT NULL, revision INTEGER, payload BLOB NOT NULL);
+"""
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64, 0, 0, 0)
 _SRS_ID = 4326
 #: SQLite allows a limited number of host parameters per statement.
@@ -289,6 +315,7 @@ class GeoPackageStore(StoreBase):
                 INSERT INTO gis_grid_meta VALUES ('schema_version', '{SCHEMA_VERSION}');
                 INSERT INTO gis_grid_meta VALUES ('created_at', '{created}');
                 INSERT INTO gis_grid_meta VALUES ('generation', '0');
+                {_LOG_TABLES}
                 COMMIT;
                 """
             )
@@ -302,6 +329,12 @@ class GeoPackageStore(StoreBase):
             ).fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a gis-grid GeoPackage ({exc})") from exc
+        if row is not None and row[0] == "1":  # version 1 had no revision log: add it
+            self._conn.executescript(
+                f"BEGIN IMMEDIATE; {_LOG_TABLES} UPDATE gis_grid_meta SET value = "
+                f"'{SCHEMA_VERSION}' WHERE key = 'schema_version'; COMMIT;"
+            )
+            return
         if row is None or row[0] != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {row and row[0]}, this gis-grid expects "
@@ -448,6 +481,11 @@ class GeoPackageStore(StoreBase):
             )
             grids, staff, assignments, warnings = check_changeset(changes, existing, options)
             report = WriteReport(communities=communities, warnings=warnings)
+            had = (
+                self.assignments(grid_codes=assignments["grid_code"].unique())
+                if assignments is not None
+                else None
+            )
             if grids is not None:
                 community = grids["code"].str.slice(0, CODE_LENGTHS[Level.COMMUNITY])
                 geoms = to_multi_any(grids.geometry.to_numpy())
@@ -478,6 +516,10 @@ class GeoPackageStore(StoreBase):
                     records(assignments, ASSIGNMENT_COLUMNS),
                 )
                 report.assignments = len(assignments)
+            if grids is not None or assignments is not None:
+                before = had if had is not None else pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
+                for com, payload in write_payloads(grids, assignments, before).items():
+                    self._record(conn, com, "import", payload, changed=len(payload.after_codes))
             conn.execute(
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
@@ -536,11 +578,201 @@ class GeoPackageStore(StoreBase):
             self._relink(
                 conn, link_boxes(pd.concat([old, new], ignore_index=True)), new["code"].tolist()
             )
+            empty = pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
+            for com, payload in write_payloads(new, None, empty, replaced=old).items():
+                self._record(conn, com, "edit", payload, changed=len(payload.after_codes))
             conn.execute(
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
             )
         return WriteReport(grids=len(new), communities=communities)
+
+    def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
+        """Replace whole subtrees of one community as one revision; all or nothing."""
+        community = str(change.remove[0])[:12] if change.remove else ""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._transaction() as conn:
+            current = self.grids(under=[community]) if community else self.grids(codes=[])
+            had = self._select(
+                f"SELECT {', '.join(ASSIGNMENT_COLUMNS)} FROM assignments "
+                "WHERE grid_code >= ? AND grid_code < ?",
+                [community, community + ":"],
+            )
+            plan = plan_rewrite(
+                change, current, had, last_versions=self._last_versions, options=options
+            )
+            cols = ("geom", *GRID_COLUMNS, "replaced_at", "community_code")
+            old = plan.replaced
+            conn.executemany(
+                f"INSERT INTO grid_history ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' * len(cols))})",
+                zip(
+                    encode(to_multi_any(old.geometry.to_numpy())),
+                    *(
+                        old[c].astype(object).where(old[c].notna(), None).tolist()
+                        for c in GRID_COLUMNS
+                    ),
+                    [now] * len(old),
+                    [community] * len(old),
+                    strict=True,
+                ),
+            )
+            for sql, values in (
+                ("DELETE FROM assignments WHERE grid_code IN ({})", plan.assignment_codes),
+                ("DELETE FROM grids WHERE code IN ({})", old["code"].tolist()),
+            ):
+                for i in range(0, len(values), _CHUNK):
+                    chunk = values[i : i + _CHUNK]
+                    conn.execute(sql.format(",".join("?" * len(chunk))), chunk)
+            new = pd.concat([plan.updated, plan.inserted], ignore_index=True)
+            if len(new):
+                new["updated_at"] = now
+                geoms = to_multi_any(new.geometry.to_numpy())
+                rows = [
+                    (blob, *row, community)
+                    for blob, row in zip(encode(geoms), records(new, GRID_COLUMNS), strict=True)
+                ]
+                _bulk_insert(conn, "grids", ("geom", *GRID_COLUMNS, "community_code"), geoms, rows)
+            conn.executemany(
+                f"INSERT INTO assignments ({', '.join(ASSIGNMENT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                records(plan.assignments, ASSIGNMENT_COLUMNS),
+            )
+            self._rollup(conn, [community])
+            self._update_extent(conn)
+            touched = pd.concat([old, new], ignore_index=True)
+            if len(touched):
+                self._relink(conn, link_boxes(touched), old["code"].tolist())
+            rid = self._record(
+                conn,
+                community,
+                change.operation,
+                payload_of(plan),
+                changed=len(plan.after_codes) + len(plan.deleted),
+                summary=change.summary,
+                author=change.author,
+                undoes=change.undoes,
+            )
+            conn.execute(
+                "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'generation'"
+            )
+        return Revision(
+            id=rid,
+            community=community,
+            operation=change.operation,
+            deleted=plan.deleted["code"].tolist(),
+            updated=plan.updated["code"].tolist(),
+            inserted=plan.inserted["code"].tolist(),
+            warnings=plan.warnings,
+        )
+
+    def _last_versions(self, codes: list[str]) -> dict[str, int]:
+        found = self._in_chunks(
+            "SELECT code, max(version) AS v FROM grid_history WHERE code IN ({}) GROUP BY code",
+            codes,
+        )
+        return dict(zip(found["code"], found["v"].astype(int), strict=True))
+
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        community: str,
+        operation: str,
+        payload: Payload,
+        *,
+        changed: int,
+        summary: str = "",
+        author: str = "",
+        undoes: int | None = None,
+    ) -> int:
+        """Add a revision to the log (inside the write's transaction); return its id."""
+        cur = conn.execute(
+            "INSERT INTO gis_grid_revisions (community_code, operation, summary, author, "
+            "created_at, undoes, grids_changed, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                community,
+                operation,
+                summary,
+                author,
+                dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                undoes,
+                changed,
+                pack(payload),
+            ),
+        )
+        return int(cur.lastrowid)
+
+    def revisions(self, community: str | None = None) -> pd.DataFrame:
+        """The revision log, oldest first, optionally of one community."""
+        cols = "id, community_code, operation, summary, author, created_at, undoes, grids_changed"
+        if community is None:
+            return self._select(f"SELECT {cols} FROM gis_grid_revisions ORDER BY id")
+        return self._select(
+            f"SELECT {cols} FROM gis_grid_revisions WHERE community_code = ? ORDER BY id",
+            [str(community)],
+        )
+
+    def payloads(self, community: str, after: int) -> list[tuple[int, Payload]]:
+        """What each revision of a community newer than ``after`` replaced and wrote."""
+        rows = self._conn.execute(
+            "SELECT id, payload FROM gis_grid_revisions WHERE community_code = ? AND id > ? "
+            "ORDER BY id",
+            (str(community), int(after)),
+        ).fetchall()
+        return [(int(i), unpack(blob)) for i, blob in rows]
+
+    def save_proposal(
+        self, parent: str, change: Rewrite, *, params: dict, metrics: dict, author: str = ""
+    ) -> int:
+        """Keep a proposed change (not applied) and return its id."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO gis_grid_proposals (parent_code, community_code, operation, "
+                "created_at, author, params, metrics, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    parent,
+                    parent[:12],
+                    change.operation,
+                    dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    author,
+                    json.dumps(params, ensure_ascii=False),
+                    json.dumps(metrics, ensure_ascii=False),
+                    pack_rewrite(change),
+                ),
+            )
+        return int(cur.lastrowid)
+
+    def proposals(self, status: str | None = None) -> pd.DataFrame:
+        """Stored proposals (without their grids), newest first."""
+        cols = "id, parent_code, operation, created_at, author, status, revision, params, metrics"
+        frame = self._select(
+            f"SELECT {cols} FROM gis_grid_proposals"
+            + (" WHERE status = ?" if status else "")
+            + " ORDER BY id DESC",
+            [status] if status else [],
+        )
+        for col in ("params", "metrics"):
+            frame[col] = frame[col].map(json.loads)
+        return frame
+
+    def proposal(self, pid: int) -> tuple[dict, Rewrite]:
+        """One proposal: its record and the change it would make."""
+        frame = self.proposals()
+        row = frame.loc[frame["id"] == int(pid)]
+        if not len(row):
+            raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
+        blob = self._conn.execute(
+            "SELECT payload FROM gis_grid_proposals WHERE id = ?", (int(pid),)
+        ).fetchone()[0]
+        return row.iloc[0].to_dict(), unpack_rewrite(blob)
+
+    def close_proposal(self, pid: int, status: str, revision: int | None = None) -> None:
+        """Mark a proposal accepted (with the revision it became) or discarded."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE gis_grid_proposals SET status = ?, revision = ? WHERE id = ?",
+                (status, revision, int(pid)),
+            )
 
     def history(self, code: str) -> gpd.GeoDataFrame:
         """Earlier versions of a grid, oldest first."""
