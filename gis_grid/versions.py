@@ -190,7 +190,8 @@ def plan_rewrite(
     old = current.loc[old_mask].reset_index(drop=True)
     kept = current.loc[~old_mask]
     if len(rewrite.grids):
-        new = normalise_grids(rewrite.grids.drop(columns=["version"], errors="ignore"))
+        derived = ["version", "level", "parent_code", "updated_at"]
+        new = normalise_grids(rewrite.grids.drop(columns=derived, errors="ignore"))
     else:
         new = normalise_grids(
             gpd.GeoDataFrame({"code": pd.Series(dtype=str)}, geometry=[], crs=WGS84)

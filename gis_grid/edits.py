@@ -1,0 +1,569 @@
+"""Boundary operations a planner runs: split, merge, move, redraw, undo, restore.
+
+Each operation reads the community as it is, works out the new grids of the
+subtrees it touches and hands the store one :class:`~gis_grid.versions.Rewrite`,
+which the store checks and writes as one revision (or refuses, changing
+nothing). The rules every operation keeps:
+
+- the tiling stays valid: children are re-parented with their parent's area,
+  never cut (a line through a building is refused);
+- codes of grids that did not change stay as they were; new grids take the
+  next free serials of their parent in reading order (west→east,
+  north→south); a re-parented grid and everything below it take new codes;
+- staff assignments follow their grids (to the new code); a new grid
+  without staff is flagged, not refused.
+
+Examples
+--------
+>>> import tempfile, os
+>>> from gis_grid.demo import build_demo
+>>> store = build_demo(os.path.join(tempfile.mkdtemp(), "d.gpkg"), layers=False)
+>>> area = "211281001007006"
+>>> rev = merge(store, [area, "211281001007007"], author="doc")
+>>> rev.operation, rev.deleted
+('merge', ['211281001007007'])
+>>> undo(store, "211281001007").operation
+'undo'
+>>> len(store.grids(level="area"))
+8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.optimize import linear_sum_assignment
+
+from gis_grid.changes import _listing
+from gis_grid.crs import WGS84, local_metric_crs, project, reproject
+from gis_grid.errors import InputError, NotFoundError, TopologyError
+from gis_grid.model import AGGREGATES, CODE_LENGTHS, Level, child_code, level_of_code
+from gis_grid.numbering import reading_order
+from gis_grid.tessellation import GRID, tessellate
+from gis_grid.versions import (
+    Revision,
+    Rewrite,
+    State,
+    back_to,
+    diff,
+    len_level,
+    state_at,
+)
+
+
+def _parent(code: str) -> str:
+    return code[: CODE_LENGTHS[Level(len_level(code) - 1)]]
+
+
+def _serial(code: str) -> int:
+    return int(code[len(_parent(code)) :])
+
+
+# -- reading a community --------------------------------------------------------
+
+
+def current_state(store, community: str) -> State:
+    """The community's grids and assignments now (revision = the latest)."""
+    grids = store.grids(under=[community])
+    if not len(grids):
+        raise NotFoundError(f"no community {community} in {store.url}")
+    assignments = store.assignments(grid_codes=grids["code"].tolist())
+    log = store.revisions(community)
+    return State(grids, assignments, int(log["id"].max()) if len(log) else 0)
+
+
+def state(store, community: str, revision: int | None = None) -> State:
+    """The community as it was just after ``revision`` (now when None)."""
+    now = current_state(store, community)
+    if revision is None or revision >= now.revision:
+        return now
+    log = store.revisions(community)
+    if revision != 0 and revision not in set(log["id"]):
+        raise NotFoundError(
+            f"revision {revision} is not one of community {community}'s "
+            f"('gis-grid log {store.url} --community {community}' lists them)"
+        )
+    return state_at(now, store.payloads(community, revision), revision)
+
+
+# -- undo, restore, diff ----------------------------------------------------------
+
+
+def undo(store, community: str, *, author: str = "") -> Revision:
+    """Undo the community's latest revision, as a new revision (undoing an undo redoes)."""
+    log = store.revisions(community)
+    if not len(log):
+        raise NotFoundError(f"community {community} has no revision to undo")
+    last = log.iloc[-1]
+    before = int(log.iloc[-2]["id"]) if len(log) > 1 else 0
+    now = current_state(store, community)
+    target = state_at(now, store.payloads(community, before), before)
+    change = back_to(
+        now,
+        target,
+        "undo",
+        summary=f"undo revision {int(last['id'])} ({last['operation']})",
+        author=author,
+        undoes=int(last["id"]),
+    )
+    return store.rewrite(change)
+
+
+def restore(store, community: str, revision: int, *, author: str = "") -> Revision:
+    """Make the community as it was just after ``revision``, as a new revision."""
+    now = current_state(store, community)
+    target = state(store, community, revision)
+    change = back_to(
+        now, target, "restore", summary=f"restore revision {revision}", author=author
+    )
+    return store.rewrite(change)
+
+
+def compare(store, community: str, a: int, b: int | None = None) -> dict:
+    """What changed in a community from revision ``a`` to ``b`` (now when None).
+
+    See :func:`gis_grid.versions.diff` for what the answer holds.
+    """
+    return diff(state(store, community, a), state(store, community, b))
+
+
+# -- regrouping atoms into grids --------------------------------------------------
+
+
+@dataclass
+class Regroup:
+    """New grids made of existing atoms (the children of the replaced grids).
+
+    Attributes
+    ----------
+    roots : list of str
+        The grids replaced (siblings under one parent).
+    labels : dict
+        Atom code → the key of its new grid.
+    geometry : dict
+        New grid key → its polygon (EPSG:4326).
+    keep : dict
+        New grid key → the old code it keeps (others get new serials).
+    names : dict
+        New grid key → name (default: the kept grid's name, or the level and serial).
+    """
+
+    roots: list[str]
+    labels: dict
+    geometry: dict
+    keep: dict
+    names: dict | None = None
+
+
+def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -> Rewrite:
+    """The rewrite that makes ``plan``'s grids, with atoms and staff re-coded."""
+    grids = now.grids
+    roots = sorted(plan.roots)
+    parent = _parent(roots[0])
+    level = Level(len_level(roots[0]))
+    by_code = grids.set_index("code")
+    siblings = grids.loc[grids["code"].str.len() == len(roots[0])]
+    siblings = siblings.loc[siblings["code"].str.startswith(parent)]
+
+    # codes of the new grids: kept, or the next serials in reading order
+    keys = list(plan.geometry)
+    fresh = [k for k in keys if plan.keep.get(k) is None]
+    used = {_serial(c) for c in siblings["code"]}
+    next_serial = max(used, default=0) + 1
+    codes = {k: plan.keep[k] for k in keys if plan.keep.get(k) is not None}
+    if fresh:
+        order = reading_order([parent] * len(fresh), [plan.geometry[k] for k in fresh])
+        for k, rank in sorted(zip(fresh, order, strict=True), key=lambda t: t[1]):
+            codes[k] = child_code(parent, next_serial)
+            next_serial += 1
+    rows = []
+    for k in keys:
+        code = codes[k]
+        default = (
+            by_code.loc[code, "name"]
+            if code in by_code.index
+            else f"{level.zh}{_serial(code):0{len(code) - len(parent)}d}"
+        )
+        name = (plan.names or {}).get(k) or default
+        rows.append({"code": code, "name": name, "geometry": plan.geometry[k]})
+
+    # atoms: keep their code when their grid kept its code, else the next free serials
+    atoms = grids.loc[
+        (grids["code"].str.len() == CODE_LENGTHS[Level(level + 1)])
+        & grids["code"].str.startswith(tuple(roots))
+    ]
+    missing = sorted(set(atoms["code"]) - set(plan.labels))
+    if missing:
+        raise InputError(f"these grids are not placed in any new grid: {_listing(missing)}")
+    new_parent = atoms["code"].map(lambda c: codes[plan.labels[c]])
+    stays = (atoms["code"].str.slice(0, len(roots[0])) == new_parent).to_numpy()
+    recode = {c: c for c in atoms.loc[stays, "code"]}
+    moving = atoms.loc[~stays]
+    if len(moving):
+        order = reading_order(new_parent[~stays].to_numpy(), moving.geometry.to_numpy())
+        taken: dict[str, int] = {}
+        for code, parent_new in zip(atoms.loc[stays, "code"], new_parent[stays], strict=True):
+            taken[parent_new] = max(taken.get(parent_new, 0), _serial(code))
+        for (code, parent_new), _rank in sorted(
+            zip(zip(moving["code"], new_parent[~stays], strict=True), order, strict=True),
+            key=lambda t: (t[0][1], t[1]),
+        ):
+            taken[parent_new] = taken.get(parent_new, 0) + 1
+            recode[code] = child_code(parent_new, taken[parent_new])
+    below = grids.loc[
+        grids["code"].str.startswith(tuple(roots))
+        & (grids["code"].str.len() > CODE_LENGTHS[Level(level + 1)])
+    ]
+    atom_len = CODE_LENGTHS[Level(level + 1)]
+    for code in below["code"]:
+        recode[code] = recode[code[:atom_len]] + code[atom_len:]
+    kept_rows = grids.loc[grids["code"].isin(list(recode))].copy()
+    kept_rows["code"] = kept_rows["code"].map(recode)
+    new = pd.concat(
+        [
+            gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84),
+            kept_rows[["code", "name", *AGGREGATES, "geometry"]],
+        ],
+        ignore_index=True,
+    )
+    new = gpd.GeoDataFrame(new, geometry="geometry", crs=WGS84)
+    for col in AGGREGATES:
+        new[col] = new[col].fillna(0).astype("int64")
+
+    # staff follow their grids: re-coded atoms and their subtrees, kept roots
+    a = now.assignments
+    mapping = {**recode, **{c: c for c in codes.values() if c in by_code.index}}
+    a = a.loc[a["grid_code"].isin(list(mapping))].copy()
+    a["grid_code"] = a["grid_code"].map(mapping)
+    based_on = {
+        c: int(v)
+        for c, v in zip(grids["code"], grids["version"], strict=True)
+        if c.startswith(tuple(roots))
+    }
+    return Rewrite(
+        remove=roots,
+        grids=new,
+        assignments=a.reset_index(drop=True),
+        operation=operation,
+        summary=summary,
+        author=author,
+        based_on=based_on,
+    )
+
+
+def _metric(geoms) -> tuple:
+    geoms = np.asarray(geoms, dtype=object)
+    c = shapely.union_all(shapely.envelope(geoms)).centroid
+    crs = local_metric_crs(c.x, c.y)
+    return project(geoms, crs), crs
+
+
+def atom_cells(
+    parent_geom, children: gpd.GeoDataFrame, atoms: gpd.GeoDataFrame
+) -> tuple[np.ndarray, object]:
+    """One cell per atom (metric CRS), tiling the parent; the CRS used.
+
+    Each child is cut around its own atoms, so a child that keeps all its
+    atoms keeps its outline; the parent's ground outside every child (open
+    space between courtyards) goes to the nearest atom, then to the
+    neighbouring cell it shares most edge with if it would sit apart.
+    """
+    geoms, crs = _metric(
+        np.r_[[parent_geom], children.geometry.to_numpy(), atoms.geometry.to_numpy()]
+    )
+    parent_m, child_m, atom_m = geoms[0], geoms[1 : 1 + len(children)], geoms[1 + len(children) :]
+    owner = atoms["code"].str.slice(0, len(children["code"].iloc[0])).to_numpy()
+    cells = np.empty(len(atoms), dtype=object)
+    for k, code in enumerate(children["code"]):
+        mine = np.flatnonzero(owner == code)
+        if len(mine):
+            cells[mine] = tessellate(child_m[k], atom_m[mine])
+    open_ground = shapely.difference(
+        shapely.set_precision(parent_m, GRID),
+        shapely.union_all(child_m, grid_size=GRID),
+        grid_size=GRID,
+    )
+    if shapely.area(open_ground) > 0.1:
+        from gis_grid.tessellation import _polygonal, _reattach
+
+        whole = tessellate(parent_m, atom_m)
+        extra = _polygonal(shapely.intersection(whole, open_ground, grid_size=GRID))
+        cells = _polygonal(shapely.union(cells, extra, grid_size=GRID))
+        cells = _reattach(cells, _polygonal(shapely.intersection(atom_m, parent_m, grid_size=GRID)))
+    return cells, crs
+
+
+def _union_lonlat(cells: np.ndarray, crs) -> object:
+    merged = shapely.union_all(cells, grid_size=GRID)
+    return reproject(np.array([merged], dtype=object), crs, WGS84)[0]
+
+
+def _children(grids: gpd.GeoDataFrame, codes) -> gpd.GeoDataFrame:
+    codes = tuple(codes)
+    n = len(codes[0]) if codes else 0
+    out = grids.loc[
+        grids["code"].str.startswith(codes)
+        & (grids["code"].str.len() == CODE_LENGTHS[Level(len_level(codes[0]) + 1)])
+    ]
+    return out.loc[out["code"].str.slice(0, n).isin(codes)].reset_index(drop=True)
+
+
+def _one_level(codes: list[str]) -> None:
+    levels = {len(c) for c in codes}
+    parents = {_parent(c) for c in codes if len(c) > 12}
+    if len(levels) != 1 or len(parents) != 1:
+        raise InputError(f"these grids are not siblings: {', '.join(codes)}")
+
+
+# -- the operations -------------------------------------------------------------------
+
+
+def merge(store, codes: list[str], *, name: str | None = None, author: str = "") -> Revision:
+    """Merge adjacent sibling grids into one (it keeps the smallest code).
+
+    The children of the others move under it with the next free serials;
+    every staff assignment follows to the merged grid.
+    """
+    codes = sorted({str(c) for c in codes})
+    if len(codes) < 2:
+        raise InputError("name at least two grids to merge")
+    _one_level(codes)
+    now = current_state(store, codes[0][:12])
+    grids = now.grids.set_index("code")
+    missing = [c for c in codes if c not in grids.index]
+    if missing:
+        raise NotFoundError(f"no such grids: {', '.join(missing)}")
+    geoms, crs = _metric(grids.loc[codes].geometry.to_numpy())
+    merged = shapely.union_all(geoms, grid_size=GRID)
+    if shapely.get_num_geometries(merged) > 1 or merged.geom_type != "Polygon":
+        raise TopologyError(
+            f"{', '.join(codes)} do not share a boundary: merged they would be "
+            f"{shapely.get_num_geometries(merged)} separate pieces"
+        )
+    atoms = _children(now.grids, codes)
+    plan = Regroup(
+        roots=codes,
+        labels={c: 0 for c in atoms["code"]},
+        geometry={0: reproject(np.array([merged], dtype=object), crs, WGS84)[0]},
+        keep={0: codes[0]},
+        names={0: name} if name else None,
+    )
+    change = build(now, plan, "merge", summary=f"merge {', '.join(codes)}", author=author)
+    # the others' staff follow to the merged grid
+    a = now.assignments
+    others = a.loc[a["grid_code"].isin(codes[1:])].assign(grid_code=codes[0])
+    change.assignments = pd.concat([change.assignments, others], ignore_index=True)
+    return store.rewrite(change)
+
+
+def move(store, atoms: list[str], to: str, *, author: str = "") -> Revision:
+    """Move buildings or courtyards (with their ground) to a neighbouring sibling grid.
+
+    ``atoms`` are children of one or more grids; ``to`` is a sibling of
+    those grids. The ground between buildings moves with them (each source
+    grid is cut around its atoms); a source left empty or in pieces, or a
+    target the atoms do not touch, is refused.
+    """
+    atoms = sorted({str(c) for c in atoms})
+    to = str(to)
+    sources = sorted({_parent(c) for c in atoms})
+    _one_level([*sources, to])
+    if to in sources:
+        raise InputError(f"{', '.join(a for a in atoms if _parent(a) == to)} are already in {to}")
+    now = current_state(store, to[:12])
+    grids = now.grids.set_index("code")
+    missing = [c for c in [*atoms, to] if c not in grids.index]
+    if missing:
+        raise NotFoundError(f"no such grids: {', '.join(missing)}")
+    roots = sorted([*sources, to])
+    children = _children(now.grids, roots)
+    geometry: dict = {}
+    for src in sources:
+        mine = children.loc[children["code"].str.startswith(src)].reset_index(drop=True)
+        cells, crs = atom_cells(grids.loc[src, "geometry"], grids.loc[[src]].reset_index(), mine)
+        moving = mine["code"].isin(atoms).to_numpy()
+        if moving.all():
+            raise TopologyError(
+                f"moving every grid out of {src} would leave it empty; merge it instead"
+            )
+        left = shapely.union_all(cells[~moving], grid_size=GRID)
+        if shapely.get_num_geometries(left) > 1:
+            raise TopologyError(
+                f"{src} would fall apart into {shapely.get_num_geometries(left)} pieces "
+                f"without {', '.join(mine.loc[moving, 'code'])}"
+            )
+        geometry[src] = reproject(np.array([left], dtype=object), crs, WGS84)[0]
+        target_m = project(np.array([grids.loc[to, "geometry"]]), crs)[0]
+        grown = shapely.union_all(np.r_[cells[moving], [target_m]], grid_size=GRID)
+        if shapely.get_num_geometries(grown) > 1:
+            raise TopologyError(
+                f"{', '.join(mine.loc[moving, 'code'])} do not border {to}: it would be "
+                f"{shapely.get_num_geometries(grown)} separate pieces"
+            )
+        geometry[to] = reproject(np.array([grown], dtype=object), crs, WGS84)[0]
+        grids.loc[to, "geometry"] = geometry[to]
+    labels = {c: (to if c in atoms else c[: len(to)]) for c in children["code"]}
+    plan = Regroup(roots=roots, labels=labels, geometry=geometry, keep={r: r for r in roots})
+    return store.rewrite(
+        build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author)
+    )
+
+
+def split(
+    store,
+    code: str,
+    *,
+    line=None,
+    parts: int | None = None,
+    weights: dict | None = None,
+    author: str = "",
+    seed: int = 0,
+) -> Revision:
+    """Split a grid along a drawn line, or into ``parts`` grids of equal workload.
+
+    Along a line (lon/lat, crossing the grid from edge to edge) every child
+    must fall on one side: a line through a building or courtyard is refused
+    with the children named. Into N parts, the grid's children are grouped
+    by the rebalancer (contiguous, workload within 5% where the atoms
+    allow). The part with the most households keeps the code and the staff;
+    the others are new grids (flagged until staff are assigned).
+    """
+    code = str(code)
+    if (line is None) == (parts is None):
+        raise InputError("split along a line or into a number of parts (one of the two)")
+    level = level_of_code(code)
+    if level is Level.COMMUNITY:
+        raise InputError("a community is split by the statistics bureau, not here")
+    now = current_state(store, code[:12])
+    grids = now.grids.set_index("code")
+    if code not in grids.index:
+        raise NotFoundError(f"no grid {code}")
+    children = _children(now.grids, [code])
+    if line is not None:
+        pieces = _cut(grids.loc[code, "geometry"], line)
+        labels = {}
+        if len(children):
+            geoms, crs = _metric(np.r_[children.geometry.to_numpy(), pieces])
+            kids, cut = geoms[: len(children)], geoms[len(children) :]
+            share = shapely.area(shapely.intersection(kids[:, None], cut[None, :]))
+            whole = shapely.area(kids)
+            inside = share >= whole[:, None] - np.maximum(0.05, 1e-6 * whole[:, None])
+            crossing = children.loc[~inside.any(axis=1), "code"].tolist()
+            if crossing:
+                raise TopologyError(
+                    f"the line cuts through {_listing(crossing)}: draw it between them "
+                    "(or split those first)"
+                )
+            labels = dict(zip(children["code"], inside.argmax(axis=1).tolist(), strict=True))
+        geometry = dict(enumerate(pieces))
+        counts = pd.Series(
+            [grids.loc[c, "households"] for c in children["code"]],
+            index=[labels[c] for c in children["code"]],
+            dtype="int64",
+        ).groupby(level=0).sum() if len(children) else pd.Series(dtype="int64")
+        keeper = int(counts.idxmax()) if len(counts) and counts.max() > 0 else int(
+            np.argmax(shapely.area(project(np.asarray(pieces), local_metric_crs(
+                *pieces[0].centroid.coords[0]))))
+        )
+    else:
+        from gis_grid.rebalance import partition_atoms
+
+        if not len(children):
+            raise InputError(f"{code} has no {Level(level + 1).zh} to divide into {parts} parts")
+        result = partition_atoms(
+            store, now, grids.loc[code, "geometry"], [code], int(parts), weights=weights, seed=seed
+        )
+        labels, geometry = result.labels, result.geometry
+        counts = pd.Series(result.loads)
+        keeper = int(counts.idxmax())
+    plan = Regroup(
+        roots=[code],
+        labels=labels,
+        geometry=geometry,
+        keep={k: (code if k == keeper else None) for k in geometry},
+    )
+    summary = f"split {code} " + (f"into {parts} parts" if parts else "along a line")
+    return store.rewrite(build(now, plan, "split", summary=summary, author=author))
+
+
+def _cut(polygon, line) -> list:
+    """The pieces of a polygon on either side of a line (lon/lat); at least two or refused."""
+    if isinstance(line, str):
+        line = shapely.from_wkt(line)
+    if line is None or line.geom_type not in ("LineString", "MultiLineString"):
+        raise InputError("split along a LineString (lon/lat)")
+    pieces = shapely.get_parts(
+        shapely.polygonize(shapely.get_parts(shapely.union(polygon.boundary, line)))
+    )
+    inside = shapely.area(shapely.intersection(pieces, polygon)) > 0.5 * shapely.area(pieces)
+    pieces = pieces[inside]
+    if len(pieces) < 2:
+        raise InputError("the line does not cross the grid from edge to edge")
+    return list(pieces)
+
+
+def redraw(store, code: str, geometry, *, version: int | None = None, author: str = "") -> Revision:
+    """Give a grid a new outline; siblings give up or take the ground in between.
+
+    Siblings the new outline reaches into lose that part; ground the grid
+    gives up goes, piece by piece, to the sibling sharing most edge with it
+    (where siblings must tile their parent) or back to the parent. Children
+    must stay inside their grid: a redraw across a building is refused.
+    """
+    code = str(code)
+    now = current_state(store, code[:12])
+    grids = now.grids.set_index("code")
+    if code not in grids.index:
+        raise NotFoundError(f"no grid {code}")
+    if version is not None and int(grids.loc[code, "version"]) != int(version):
+        from gis_grid.errors import ConflictError
+
+        raise ConflictError(
+            f"{code} changed since the edit was made (edited from version {version}, now "
+            f"{int(grids.loc[code, 'version'])}); reload it and edit again (nothing was saved)"
+        )
+    if isinstance(geometry, str):
+        geometry = shapely.from_wkt(geometry)
+    level = level_of_code(code)
+    siblings = now.grids.loc[
+        (now.grids["code"].str.len() == len(code))
+        & (now.grids["code"] != code)
+        & (now.grids["code"].str.startswith(_parent(code)) if len(code) > 12 else False)
+    ].reset_index(drop=True)
+    geoms, crs = _metric(np.r_[[grids.loc[code, "geometry"], geometry], siblings.geometry])
+    old_m, new_m, sib_m = geoms[0], shapely.set_precision(geoms[1], GRID), geoms[2:]
+    if not shapely.is_valid(new_m):
+        raise InputError(f"the new outline is not a valid polygon: {shapely.is_valid_reason(new_m)}")
+    new_sib = shapely.difference(sib_m, new_m, grid_size=GRID) if len(sib_m) else sib_m
+    released = shapely.difference(old_m, new_m, grid_size=GRID)
+    if level.tiles_parent and shapely.area(released) > 0.1:
+        for piece in shapely.get_parts(released):
+            if shapely.area(piece) <= 0.1 or piece.geom_type != "Polygon":
+                continue
+            edge = shapely.length(shapely.intersection(piece.boundary, shapely.boundary(new_sib)))
+            if not len(edge) or edge.max() <= 0:
+                raise TopologyError(
+                    f"the new outline of {code} gives up {shapely.area(piece):.0f} m² that no "
+                    "sibling borders: it would be a gap"
+                )
+            j = int(np.argmax(edge))
+            new_sib[j] = shapely.union(new_sib[j], piece, grid_size=GRID)
+    changed = ~shapely.equals(new_sib, sib_m)
+    roots = [code, *siblings.loc[changed, "code"]]
+    geometry_ll = {code: reproject(np.array([new_m]), crs, WGS84)[0]}
+    for c, g in zip(siblings.loc[changed, "code"], new_sib[changed], strict=True):
+        if g.is_empty:
+            raise TopologyError(f"the new outline of {code} swallows {c} whole; merge them instead")
+        geometry_ll[c] = reproject(np.array([g]), crs, WGS84)[0]
+    children = _children(now.grids, roots) if level is not Level.UNIT else now.grids.iloc[0:0]
+    plan = Regroup(
+        roots=roots,
+        labels={c: c[: len(code)] for c in children["code"]},
+        geometry=geometry_ll,
+        keep={r: r for r in roots},
+    )
+    return store.rewrite(build(now, plan, "redraw", summary=f"redraw {code}", author=author))
