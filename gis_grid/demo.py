@@ -676,8 +676,12 @@ def planning_area(
     frame = pd.DataFrame(
         {
             "code": [community, area_code, *yard_codes, *b_codes],
-            "name": ["规划试验社区", "第一片区", *[f"院落{c[-3:]}" for c in yard_codes],
-                     *[f"{int(c[-3:])}号楼" for c in b_codes]],
+            "name": [
+                "规划试验社区",
+                "第一片区",
+                *[f"院落{c[-3:]}" for c in yard_codes],
+                *[f"{int(c[-3:])}号楼" for c in b_codes],
+            ],
             "households": [0, 0, *([0] * len(yard_codes)), *households],
             "residents": [0, 0, *([0] * len(yard_codes)), *residents],
             "special_care": [0, 0, *([0] * len(yard_codes)), *(households // 25)],
@@ -687,9 +691,11 @@ def planning_area(
     grids = gpd.GeoDataFrame(rollup(frame), geometry=geoms, crs=WGS84)
     names, phones = _people(rng, len(yard_codes) + 2 + len(b_codes))
     ids = [f"P{k + 1:07d}" for k in range(len(names))]
-    roles = [Role.GRID_LEADER.value, Role.GRID_WORKER.value] + [Role.GRID_WORKER.value] * len(
-        yard_codes
-    ) + [Role.BUILDING_HEAD.value] * len(b_codes)
+    roles = (
+        [Role.GRID_LEADER.value, Role.GRID_WORKER.value]
+        + [Role.GRID_WORKER.value] * len(yard_codes)
+        + [Role.BUILDING_HEAD.value] * len(b_codes)
+    )
     staff = pd.DataFrame({"staff_id": ids, "name": names, "role": roles, "phone": phones})
     assignments = pd.DataFrame(
         {

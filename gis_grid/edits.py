@@ -36,7 +36,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.optimize import linear_sum_assignment
 
 from gis_grid.changes import _listing
 from gis_grid.crs import WGS84, local_metric_crs, project, reproject
@@ -117,9 +116,7 @@ def restore(store, community: str, revision: int, *, author: str = "") -> Revisi
     """Make the community as it was just after ``revision``, as a new revision."""
     now = current_state(store, community)
     target = state(store, community, revision)
-    change = back_to(
-        now, target, "restore", summary=f"restore revision {revision}", author=author
-    )
+    change = back_to(now, target, "restore", summary=f"restore revision {revision}", author=author)
     return store.rewrite(change)
 
 
@@ -460,14 +457,27 @@ def split(
                 )
             labels = dict(zip(children["code"], inside.argmax(axis=1).tolist(), strict=True))
         geometry = dict(enumerate(pieces))
-        counts = pd.Series(
-            [grids.loc[c, "households"] for c in children["code"]],
-            index=[labels[c] for c in children["code"]],
-            dtype="int64",
-        ).groupby(level=0).sum() if len(children) else pd.Series(dtype="int64")
-        keeper = int(counts.idxmax()) if len(counts) and counts.max() > 0 else int(
-            np.argmax(shapely.area(project(np.asarray(pieces), local_metric_crs(
-                *pieces[0].centroid.coords[0]))))
+        counts = (
+            pd.Series(
+                [grids.loc[c, "households"] for c in children["code"]],
+                index=[labels[c] for c in children["code"]],
+                dtype="int64",
+            )
+            .groupby(level=0)
+            .sum()
+            if len(children)
+            else pd.Series(dtype="int64")
+        )
+        keeper = (
+            int(counts.idxmax())
+            if len(counts) and counts.max() > 0
+            else int(
+                np.argmax(
+                    shapely.area(
+                        project(np.asarray(pieces), local_metric_crs(*pieces[0].centroid.coords[0]))
+                    )
+                )
+            )
         )
     else:
         from gis_grid.rebalance import partition_atoms
@@ -537,7 +547,9 @@ def redraw(store, code: str, geometry, *, version: int | None = None, author: st
     geoms, crs = _metric(np.r_[[grids.loc[code, "geometry"], geometry], siblings.geometry])
     old_m, new_m, sib_m = geoms[0], shapely.set_precision(geoms[1], GRID), geoms[2:]
     if not shapely.is_valid(new_m):
-        raise InputError(f"the new outline is not a valid polygon: {shapely.is_valid_reason(new_m)}")
+        raise InputError(
+            f"the new outline is not a valid polygon: {shapely.is_valid_reason(new_m)}"
+        )
     new_sib = shapely.difference(sib_m, new_m, grid_size=GRID) if len(sib_m) else sib_m
     released = shapely.difference(old_m, new_m, grid_size=GRID)
     if level.tiles_parent and shapely.area(released) > 0.1:

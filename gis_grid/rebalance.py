@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -114,7 +113,9 @@ def parse_weights(text: str | dict | None) -> dict[str, float]:
     return out
 
 
-def workload(store, atoms: pd.DataFrame, weights: dict[str, float], *, days: int = 90) -> np.ndarray:
+def workload(
+    store, atoms: pd.DataFrame, weights: dict[str, float], *, days: int = 90
+) -> np.ndarray:
     """The weighted workload of each atom (grid aggregates and layer counts)."""
     total = np.zeros(len(atoms))
     level = level_of_code(atoms["code"].iloc[0]).key
@@ -146,8 +147,6 @@ def workload(store, atoms: pd.DataFrame, weights: dict[str, float], *, days: int
 
 def atoms_of(store, now, parent: str, *, weights=None, days: int = 90) -> Atoms:
     """The atoms of ``parent`` (its grandchildren) with cells, workload and neighbours."""
-    from gis_grid.edits import atom_cells
-
     grids = now.grids
     level = level_of_code(parent)
     if level not in (Level.COMMUNITY, Level.AREA):
@@ -291,9 +290,7 @@ class _Plan:
         self.loads[h] += w
 
     def contiguous(self) -> bool:
-        return all(
-            len(m) > 0 and nx.is_connected(self.a.graph.subgraph(m)) for m in self.members
-        )
+        return all(len(m) > 0 and nx.is_connected(self.a.graph.subgraph(m)) for m in self.members)
 
 
 def _components(graph: nx.Graph, nodes) -> list[set]:
@@ -454,7 +451,9 @@ def _polish(plan: _Plan, lo: float, hi: float, target: float, rounds: int = 20_0
                 if plan.loads[g] > hi:  # give
                     for v in border:
                         w = plan.a.weight[v]
-                        after = max(abs(plan.loads[g] - w - target), abs(plan.loads[h] + w - target))
+                        after = max(
+                            abs(plan.loads[g] - w - target), abs(plan.loads[h] + w - target)
+                        )
                         if after < worst_now - 1e-9 and plan.can_leave(v):
                             key = (after, plan.a.households[v])
                             if best is None or key < best[0]:
@@ -462,7 +461,9 @@ def _polish(plan: _Plan, lo: float, hi: float, target: float, rounds: int = 20_0
                 else:  # take
                     for v in _border_of(plan, h, g):
                         w = plan.a.weight[v]
-                        after = max(abs(plan.loads[g] + w - target), abs(plan.loads[h] - w - target))
+                        after = max(
+                            abs(plan.loads[g] + w - target), abs(plan.loads[h] - w - target)
+                        )
                         if after < worst_now - 1e-9 and plan.can_leave(v):
                             key = (after, plan.a.households[v])
                             if best is None or key < best[0]:
@@ -640,7 +641,11 @@ def match_groups(atoms: Atoms, labels: np.ndarray) -> dict[int, int]:
     k = int(labels.max()) + 1 if len(labels) else 0
     m = len(atoms.groups)
     overlap = np.zeros((k, m))
-    np.add.at(overlap, (labels, atoms.start), atoms.households + 1e-3 * atoms.area / max(atoms.area.max(), 1))
+    np.add.at(
+        overlap,
+        (labels, atoms.start),
+        atoms.households + 1e-3 * atoms.area / max(atoms.area.max(), 1),
+    )
     rows, cols = linear_sum_assignment(-overlap)
     return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if overlap[r, c] > 0}
 
@@ -735,7 +740,9 @@ def propose(
         keep={g: atoms.groups[keep[g]] if g in keep else None for g in range(result.k)},
     )
     before = np.bincount(atoms.start, weights=atoms.weight, minlength=len(atoms.groups))
-    change = build(now, plan, "rebalance", summary=f"rebalance {parent} into {result.k}", author=author)
+    change = build(
+        now, plan, "rebalance", summary=f"rebalance {parent} into {result.k}", author=author
+    )
     metrics = {
         "proposal": None,
         "parent": parent,
@@ -761,8 +768,13 @@ def propose(
         metrics["proposal"] = store.save_proposal(
             parent,
             change,
-            params={"k": k, "weights": parse_weights(weights), "tolerance": tolerance,
-                    "edges": edges, "seed": seed},
+            params={
+                "k": k,
+                "weights": parse_weights(weights),
+                "tolerance": tolerance,
+                "edges": edges,
+                "seed": seed,
+            },
             metrics={m: v for m, v in metrics.items() if m != "proposal"},
             author=author,
         )

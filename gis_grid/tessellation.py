@@ -93,8 +93,10 @@ def _polygonal(geoms):
         out = geoms.copy()
         for i in np.flatnonzero(mixed):
             parts = _polygons(geoms[i])
-            out[i] = shapely.multipolygons(parts) if len(parts) > 1 else (
-                parts[0] if len(parts) else shapely.Polygon()
+            out[i] = (
+                shapely.multipolygons(parts)
+                if len(parts) > 1
+                else (parts[0] if len(parts) else shapely.Polygon())
             )
         return out if out.ndim else out.item()
     return geoms if geoms.ndim else geoms.item()

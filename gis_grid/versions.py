@@ -275,14 +275,14 @@ def plan_rewrite(
     gaps = after.loc[after["kind"] == "gap"]
     if len(gaps):  # a gap is refused only where the change made it (or made it bigger)
         before = validate(current[["code", "geometry"]], None, opts)
-        had = before.loc[before["kind"] == "gap"].groupby(
-            before.loc[before["kind"] == "gap", "codes"].map(lambda cs: cs[0])
-        )["area_m2"].sum()
+        had = (
+            before.loc[before["kind"] == "gap"]
+            .groupby(before.loc[before["kind"] == "gap", "codes"].map(lambda cs: cs[0]))["area_m2"]
+            .sum()
+        )
         has = gaps.groupby(gaps["codes"].map(lambda cs: cs[0]))["area_m2"].sum()
         grown = has[has > had.reindex(has.index).fillna(0) + GAP_GROWTH_M2].index
-        blocking = pd.concat(
-            [blocking, gaps.loc[gaps["codes"].map(lambda cs: cs[0]).isin(grown)]]
-        )
+        blocking = pd.concat([blocking, gaps.loc[gaps["codes"].map(lambda cs: cs[0]).isin(grown)]])
     if len(blocking):
         raise TopologyError(
             f"the {rewrite.operation} would leave {len(blocking)} problems: "
@@ -446,9 +446,7 @@ class State:
     revision: int
 
 
-def state_at(
-    current: State, later: Sequence[tuple[int, Payload]], revision: int
-) -> State:
+def state_at(current: State, later: Sequence[tuple[int, Payload]], revision: int) -> State:
     """The state just after ``revision``, walking back from ``current``.
 
     ``later`` are the revisions of the community newer than ``revision``

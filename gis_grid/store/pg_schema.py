@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Date,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -150,4 +153,41 @@ layers = Table(
     Column("name", Text, primary_key=True),
     Column("schema", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+)
+
+#: The revision log: one row per boundary change, with what it replaced and
+#: wrote (zlib-compressed JSON, see :mod:`gis_grid.versions`), so any earlier
+#: state of a community can be rebuilt, restored and compared.
+revisions = Table(
+    "revisions",
+    metadata,
+    Column("id", BigInteger, Identity(), nullable=False),
+    Column("community_code", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("summary", Text, nullable=False, server_default=""),
+    Column("author", Text, nullable=False, server_default=""),
+    Column("created_at", Text, nullable=False),
+    Column("undoes", BigInteger),
+    Column("grids_changed", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("community_code", "id", name="revisions_pkey"),
+)
+
+#: Rebalancing proposals: a planned change kept for review, then accepted or discarded.
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", BigInteger, Identity(), nullable=False),
+    Column("community_code", Text, nullable=False),
+    Column("parent_code", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("author", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("params", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("revision", BigInteger),
+    Column("payload", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("community_code", "id", name="proposals_pkey"),
+    CheckConstraint("status IN ('open', 'accepted', 'discarded')", name="proposals_status"),
 )

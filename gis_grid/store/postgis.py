@@ -46,6 +46,7 @@ from gis_grid.errors import (
     DuplicateCodeError,
     GisGridError,
     InputError,
+    NotFoundError,
     OrphanError,
     StoreError,
 )
@@ -81,6 +82,18 @@ from gis_grid.store.base import (
     relinked,
 )
 from gis_grid.topology import ValidationOptions
+from gis_grid.versions import (
+    Payload,
+    Revision,
+    Rewrite,
+    pack,
+    pack_rewrite,
+    payload_of,
+    plan_rewrite,
+    unpack,
+    unpack_rewrite,
+    write_payloads,
+)
 
 S = "gis_grid"
 _PG_TYPES = {
@@ -288,6 +301,11 @@ class PostGISStore(StoreBase):
                 )
                 grids, staff, assignments, warnings = check_changeset(changes, existing, options)
                 report = WriteReport(communities=communities, warnings=warnings)
+                had = (
+                    self._read_assignments(cur, assignments["grid_code"].unique().tolist())
+                    if assignments is not None
+                    else pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS))
+                )
                 if grids is not None:
                     self._copy_grids(cur, grids)
                     self._rollup(cur, communities)
@@ -304,6 +322,8 @@ class PostGISStore(StoreBase):
                         for row in records(assignments, ASSIGNMENT_COLUMNS):
                             copy.write_row((row[1][:12], *row))
                     report.assignments = len(assignments)
+                for com, payload in write_payloads(grids, assignments, had).items():
+                    self._record(cur, com, "import", payload, changed=len(payload.after_codes))
         except psycopg.errors.UniqueViolation as exc:  # a concurrent writer got there first
             raise DuplicateCodeError(f"already in the store: {exc.diag.message_detail}") from exc
         except psycopg.errors.ForeignKeyViolation as exc:
@@ -366,7 +386,238 @@ class PostGISStore(StoreBase):
             self._rollup(cur, communities)
             old = current.loc[current["code"].isin(codes)]
             self._relink(cur, link_boxes(pd.concat([old, new], ignore_index=True)), codes)
+            empty = pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS))
+            for com, payload in write_payloads(new, None, empty, replaced=old).items():
+                self._record(cur, com, "edit", payload, changed=len(payload.after_codes))
         return WriteReport(grids=len(new), communities=communities)
+
+    @staticmethod
+    def _read_assignments(cur, codes: list[str]) -> pd.DataFrame:
+        cur.execute(
+            "SELECT staff_id, grid_code, role, start_date::text, end_date::text FROM assignments "
+            "WHERE grid_code = ANY(%s) ORDER BY grid_code, staff_id",
+            [list(codes)],
+        )
+        frame = pd.DataFrame(cur.fetchall(), columns=list(ASSIGNMENT_COLUMNS))
+        return frame.astype(object).where(frame.notna(), None)
+
+    def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
+        """Replace whole subtrees of one community as one revision; all or nothing."""
+        community = str(change.remove[0])[:12] if change.remove else ""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [community])
+            cur.execute("SELECT 1 FROM grids WHERE community_code = %s FOR UPDATE", [community])
+            current = self._read_grids(cur, ["community_code = %s"], [community])
+            cur.execute(
+                "SELECT staff_id, grid_code, role, start_date::text, end_date::text "
+                "FROM assignments WHERE community_code = %s",
+                [community],
+            )
+            had = pd.DataFrame(cur.fetchall(), columns=list(ASSIGNMENT_COLUMNS))
+
+            def last_versions(codes):
+                cur.execute(
+                    "SELECT code, max(version) FROM grid_history WHERE community_code = %s "
+                    "AND code = ANY(%s) GROUP BY code",
+                    [community, codes],
+                )
+                return dict(cur.fetchall())
+
+            plan = plan_rewrite(change, current, had, last_versions=last_versions, options=options)
+            replaced = plan.replaced["code"].tolist()
+            cur.execute(
+                "INSERT INTO grid_history (community_code, code, version, parent_code, level, "
+                "name, households, residents, special_care, updated_at, replaced_at, geom) "
+                "SELECT community_code, code, version, parent_code, level, name, households, "
+                "residents, special_care, updated_at, %s, geom FROM grids "
+                "WHERE community_code = %s AND code = ANY(%s)",
+                [now, community, replaced],
+            )
+            cur.execute(
+                "DELETE FROM assignments WHERE community_code = %s AND grid_code = ANY(%s)",
+                [community, plan.assignment_codes],
+            )
+            cur.execute(
+                "DELETE FROM grid_parts WHERE community_code = %s AND code = ANY(%s)",
+                [community, replaced],
+            )
+            cur.execute(
+                "DELETE FROM grids WHERE community_code = %s AND code = ANY(%s)",
+                [community, plan.deleted["code"].tolist()],
+            )
+            updated = plan.updated.assign(updated_at=now)
+            if len(updated):
+                cur.execute(
+                    "CREATE TEMP TABLE rewritten (code text, name text, households int, "
+                    "residents int, special_care int, version int, updated_at text, "
+                    "geom geometry) ON COMMIT DROP"
+                )
+                ewkb = shapely.to_wkb(
+                    shapely.set_srid(to_multi_any(updated.geometry.to_numpy()), 4326),
+                    hex=True,
+                    include_srid=True,
+                )
+                cols = ("code", "name", *AGGREGATES, "version", "updated_at")
+                with cur.copy(f"COPY rewritten ({', '.join(cols)}, geom) FROM STDIN") as copy:
+                    for row in zip(*(updated[c].tolist() for c in cols), ewkb, strict=True):
+                        copy.write_row(row)
+                sets = ", ".join(f"{c} = e.{c}" for c in cols[1:])
+                cur.execute(
+                    f"UPDATE grids g SET {sets}, geom = e.geom FROM rewritten e "
+                    "WHERE g.community_code = left(e.code, 12) AND g.code = e.code"
+                )
+                cur.execute(
+                    "INSERT INTO grid_parts (community_code, code, level, geom) "
+                    "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
+                    "WHERE community_code = %s AND code = ANY(%s)",
+                    [_SUBDIVIDE, community, updated["code"].tolist()],
+                )
+            if len(plan.inserted):
+                inserted = plan.inserted.assign(updated_at=now).sort_values("code")
+                self._copy_grids(cur, inserted)
+            if len(plan.assignments):
+                cols = ("community_code", *ASSIGNMENT_COLUMNS)
+                with cur.copy(f"COPY assignments ({', '.join(cols)}) FROM STDIN") as copy:
+                    for row in records(plan.assignments, ASSIGNMENT_COLUMNS):
+                        copy.write_row((row[1][:12], *row))
+            self._rollup(cur, [community])
+            touched = pd.concat([plan.replaced, updated, plan.inserted], ignore_index=True)
+            if len(touched):
+                self._relink(cur, link_boxes(touched), replaced)
+            rid = self._record(
+                cur,
+                community,
+                change.operation,
+                payload_of(plan),
+                changed=len(plan.after_codes) + len(plan.deleted),
+                summary=change.summary,
+                author=change.author,
+                undoes=change.undoes,
+            )
+        return Revision(
+            id=rid,
+            community=community,
+            operation=change.operation,
+            deleted=plan.deleted["code"].tolist(),
+            updated=plan.updated["code"].tolist(),
+            inserted=plan.inserted["code"].tolist(),
+            warnings=plan.warnings,
+        )
+
+    @staticmethod
+    def _record(
+        cur,
+        community: str,
+        operation: str,
+        payload: Payload,
+        *,
+        changed: int,
+        summary: str = "",
+        author: str = "",
+        undoes: int | None = None,
+    ) -> int:
+        """Add a revision to the log (inside the write's transaction); return its id."""
+        cur.execute(
+            "INSERT INTO revisions (community_code, operation, summary, author, created_at, "
+            "undoes, grids_changed, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "RETURNING id",
+            [
+                community,
+                operation,
+                summary,
+                author,
+                dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                undoes,
+                changed,
+                pack(payload),
+            ],
+        )
+        return int(cur.fetchone()[0])
+
+    def revisions(self, community: str | None = None) -> pd.DataFrame:
+        """The revision log, oldest first, optionally of one community."""
+        cols = "id, community_code, operation, summary, author, created_at, undoes, grids_changed"
+        if community is None:
+            frame = self._frame(f"SELECT {cols} FROM revisions ORDER BY id")
+        else:
+            frame = self._frame(
+                f"SELECT {cols} FROM revisions WHERE community_code = %s ORDER BY id",
+                [str(community)],
+            )
+        if not len(frame):
+            return pd.DataFrame(columns=cols.split(", "))
+        return frame
+
+    def payloads(self, community: str, after: int) -> list[tuple[int, Payload]]:
+        """What each revision of a community newer than ``after`` replaced and wrote."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT id, payload FROM revisions WHERE community_code = %s AND id > %s "
+                "ORDER BY id",
+                [str(community), int(after)],
+            )
+            return [(int(i), unpack(blob)) for i, blob in cur.fetchall()]
+
+    def save_proposal(
+        self, parent: str, change: Rewrite, *, params: dict, metrics: dict, author: str = ""
+    ) -> int:
+        """Keep a proposed change (not applied) and return its id."""
+        import json
+
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO proposals (community_code, parent_code, operation, created_at, "
+                "author, params, metrics, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING id",
+                [
+                    parent[:12],
+                    parent,
+                    change.operation,
+                    dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    author,
+                    json.dumps(params, ensure_ascii=False),
+                    json.dumps(metrics, ensure_ascii=False),
+                    pack_rewrite(change),
+                ],
+            )
+            return int(cur.fetchone()[0])
+
+    def proposals(self, status: str | None = None) -> pd.DataFrame:
+        """Stored proposals (without their grids), newest first."""
+        import json
+
+        cols = "id, parent_code, operation, created_at, author, status, revision, params, metrics"
+        frame = self._frame(
+            f"SELECT {cols} FROM proposals"
+            + (" WHERE status = %s" if status else "")
+            + " ORDER BY id DESC",
+            [status] if status else None,
+        )
+        if not len(frame):
+            return pd.DataFrame(columns=cols.split(", "))
+        for col in ("params", "metrics"):
+            frame[col] = frame[col].map(json.loads)
+        return frame
+
+    def proposal(self, pid: int) -> tuple[dict, Rewrite]:
+        """One proposal: its record and the change it would make."""
+        frame = self.proposals()
+        row = frame.loc[frame["id"] == int(pid)]
+        if not len(row):
+            raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
+        with self._cursor() as cur:
+            cur.execute("SELECT payload FROM proposals WHERE id = %s", [int(pid)])
+            blob = cur.fetchone()[0]
+        return row.iloc[0].to_dict(), unpack_rewrite(blob)
+
+    def close_proposal(self, pid: int, status: str, revision: int | None = None) -> None:
+        """Mark a proposal accepted (with the revision it became) or discarded."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE proposals SET status = %s, revision = %s WHERE id = %s",
+                [status, revision, int(pid)],
+            )
 
     def history(self, code: str) -> gpd.GeoDataFrame:
         """Earlier versions of a grid, oldest first."""
