@@ -1069,3 +1069,7 @@ def osm_import(
         f"next: gis-grid holes {store} --layer lighting   (streets farther than the lamps "
         f"reach)\n      gis-grid holes {store} --layer cctv"
     )
+
+
+# the planner's commands register themselves on ``app``
+from gis_grid import cli_plan  # noqa: E402, F401

@@ -174,7 +174,7 @@ def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -
     codes = {k: plan.keep[k] for k in keys if plan.keep.get(k) is not None}
     if fresh:
         order = reading_order([parent] * len(fresh), [plan.geometry[k] for k in fresh])
-        for k, rank in sorted(zip(fresh, order, strict=True), key=lambda t: t[1]):
+        for k, _rank in sorted(zip(fresh, order, strict=True), key=lambda t: t[1]):
             codes[k] = child_code(parent, next_serial)
             next_serial += 1
     rows = []
@@ -334,8 +334,7 @@ def merge(store, codes: list[str], *, name: str | None = None, author: str = "")
     missing = [c for c in codes if c not in grids.index]
     if missing:
         raise NotFoundError(f"no such grids: {', '.join(missing)}")
-    geoms, crs = _metric(grids.loc[codes].geometry.to_numpy())
-    merged = shapely.union_all(geoms, grid_size=GRID)
+    merged = shapely.union_all(grids.loc[codes].geometry.to_numpy())  # exact: shared edges
     if shapely.get_num_geometries(merged) > 1 or merged.geom_type != "Polygon":
         raise TopologyError(
             f"{', '.join(codes)} do not share a boundary: merged they would be "
@@ -345,7 +344,7 @@ def merge(store, codes: list[str], *, name: str | None = None, author: str = "")
     plan = Regroup(
         roots=codes,
         labels={c: 0 for c in atoms["code"]},
-        geometry={0: reproject(np.array([merged], dtype=object), crs, WGS84)[0]},
+        geometry={0: merged},
         keep={0: codes[0]},
         names={0: name} if name else None,
     )

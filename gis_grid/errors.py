@@ -63,7 +63,7 @@ class TopologyError(InputError):
     ``detail`` holds the problem records (see :mod:`gis_grid.topology`).
     """
 
-    def __init__(self, message: str, problems: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, message: str, problems: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(message, detail=list(problems))
         self.problems = list(problems)
 

@@ -79,6 +79,7 @@ class Result:
 
     @property
     def polsby_popper_mean(self) -> float:
+        """The mean Polsby–Popper compactness of the grids (1 = a disc)."""
         return float(np.mean(self.polsby_popper)) if len(self.polsby_popper) else 0.0
 
 

@@ -104,10 +104,12 @@ class Plan:
 
     @property
     def after_codes(self) -> list[str]:
+        """Codes the rewrite writes (changed or new)."""
         return sorted([*self.updated["code"], *self.inserted["code"]])
 
     @property
     def unchanged(self) -> bool:
+        """Whether the rewrite changes nothing at all."""
         return not (len(self.deleted) or len(self.updated) or len(self.inserted)) and (
             self.before_assignments.sort_values(list(ASSIGNMENT_COLUMNS))
             .reset_index(drop=True)
@@ -291,7 +293,7 @@ def plan_rewrite(
             blocking.drop(columns="geometry").to_dict("records"),
         )
     warnings = after.loc[~after.index.isin(blocking.index) & (after["kind"] != "gap")]
-    return Plan(
+    plan = Plan(
         community=community,
         deleted=deleted,
         updated=updated,
@@ -303,6 +305,9 @@ def plan_rewrite(
         warnings=warnings.reset_index(drop=True),
         rolled=rolled,
     )
+    if plan.unchanged:
+        raise InputError(f"the {rewrite.operation} leaves every grid as it is; nothing was saved")
+    return plan
 
 
 def len_level(code: str) -> int:
@@ -426,6 +431,7 @@ def _typed(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 def payload_of(plan: Plan) -> Payload:
+    """What the revision of a planned rewrite must remember."""
     return Payload(
         before=plan.replaced,
         after_codes=plan.after_codes,
@@ -690,4 +696,5 @@ class Revision:
 
     @property
     def changed(self) -> int:
+        """How many grids the revision removed, changed or added."""
         return len(self.deleted) + len(self.updated) + len(self.inserted)

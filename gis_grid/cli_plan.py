@@ -1,0 +1,424 @@
+"""The planner's commands: boundary operations, the revision log and rebalancing.
+
+Registered on :data:`gis_grid.cli.app` (``cli.py`` imports this module), so
+they share its store argument, output formats and error handling::
+
+    gis-grid merge STORE CODE CODE …            gis-grid log STORE --community C
+    gis-grid split STORE CODE --line WKT        gis-grid diff STORE --community C FROM [TO]
+    gis-grid split STORE CODE --parts N         gis-grid undo STORE --community C
+    gis-grid move STORE ATOM … --to CODE        gis-grid restore STORE --community C REV
+    gis-grid redraw STORE CODE WKT|FILE         gis-grid rebalance STORE --parent CODE …
+    gis-grid proposal list|show|accept|discard STORE [ID]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from gis_grid.cli import (
+    Format,
+    FormatOpt,
+    StoreArg,
+    _cell,
+    _fail_cleanly,
+    _json,
+    _open,
+    _print_frame,
+    _records,
+    _write_frame,
+    app,
+    err,
+    out,
+)
+from gis_grid.errors import InputError
+
+AuthorOpt = Annotated[str, typer.Option("--author", help="Who made the change (kept in the log).")]
+CommunityOpt = Annotated[
+    str, typer.Option("--community", "-c", help="The community's 12-digit code.")
+]
+
+
+def _report(revision, fmt: Format) -> None:
+    """What a boundary operation did, as a table or JSON."""
+    warnings = revision.warnings if revision.warnings is not None else pd.DataFrame()
+    flagged = (
+        [
+            {"kind": r.kind, "codes": list(r.codes), "detail": r.detail}
+            for r in warnings.itertuples()
+        ]
+        if len(warnings)
+        else []
+    )
+    if fmt is Format.json:
+        _json(
+            {
+                "revision": revision.id,
+                "community": revision.community,
+                "operation": revision.operation,
+                "deleted": revision.deleted,
+                "updated": revision.updated,
+                "inserted": revision.inserted,
+                "flagged": flagged,
+            }
+        )
+        return
+    out.print(
+        f"revision {revision.id} ({revision.operation}) in {revision.community}: "
+        f"{len(revision.updated)} grids changed, {len(revision.inserted)} new, "
+        f"{len(revision.deleted)} removed"
+    )
+    tops = sorted(c for c in revision.inserted if len(c) == min(map(len, revision.inserted)))
+    if tops:
+        out.print("new: " + ", ".join(tops[:12]) + (" …" if len(tops) > 12 else ""))
+    for item in flagged:
+        err.print(f"[yellow]flagged:[/] {item['detail']}", soft_wrap=True)
+    out.print(f"undo with: gis-grid undo STORE --community {revision.community}")
+
+
+@app.command()
+@_fail_cleanly
+def merge(
+    store: StoreArg,
+    codes: Annotated[list[str], typer.Argument(help="Two or more adjacent sibling grids.")],
+    name: Annotated[str | None, typer.Option(help="Name of the merged grid.")] = None,
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Merge adjacent sibling grids into one; it keeps the smallest code and all the staff."""
+    from gis_grid.edits import merge as merge_grids
+
+    with _open(store) as s:
+        _report(merge_grids(s, codes, name=name, author=author), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def split(
+    store: StoreArg,
+    code: Annotated[str, typer.Argument(help="The grid to split.")],
+    line: Annotated[
+        str | None,
+        typer.Option(help="A LineString in lon/lat (WKT) crossing the grid edge to edge."),
+    ] = None,
+    parts: Annotated[
+        int | None, typer.Option(help="Split into this many parts of equal workload.", min=2)
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Workload for --parts, e.g. households=1,incidents=0.2.")
+    ] = None,
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Split a grid along a drawn line or into N parts; children are never cut."""
+    from gis_grid.edits import split as split_grid
+
+    with _open(store) as s:
+        _report(split_grid(s, code, line=line, parts=parts, weights=weights, author=author), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def move(
+    store: StoreArg,
+    atoms: Annotated[list[str], typer.Argument(help="Buildings or courtyards to move.")],
+    to: Annotated[str, typer.Option("--to", help="The neighbouring grid that takes them.")],
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Move buildings or courtyards, with the ground around them, to a neighbouring grid."""
+    from gis_grid.edits import move as move_atoms
+
+    with _open(store) as s:
+        _report(move_atoms(s, atoms, to, author=author), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def redraw(
+    store: StoreArg,
+    code: Annotated[str, typer.Argument(help="The grid to redraw.")],
+    outline: Annotated[
+        str, typer.Argument(help="The new outline: WKT in lon/lat, or a GeoJSON/GPKG file.")
+    ],
+    version: Annotated[
+        int | None, typer.Option(help="The version you edited (a newer one refuses the edit).")
+    ] = None,
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Give a grid a new outline; neighbours give up or take the ground in between."""
+    import shapely
+
+    from gis_grid.edits import redraw as redraw_grid
+
+    path = Path(outline)
+    if path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp") and path.exists():
+        from gis_grid.io import read_grids
+
+        frame = read_grids(path)
+        geometry = frame.geometry.iloc[0]
+    else:
+        try:
+            geometry = shapely.from_wkt(outline)
+        except Exception as exc:  # shapely raises its own GEOSException
+            raise InputError(f"the outline is neither a file nor WKT: {exc}") from exc
+    with _open(store) as s:
+        _report(redraw_grid(s, code, geometry, version=version, author=author), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def undo(
+    store: StoreArg, community: CommunityOpt, author: AuthorOpt = "", fmt: FormatOpt = Format.table
+) -> None:
+    """Undo the community's latest revision (as a new revision; undo again to redo)."""
+    from gis_grid.edits import undo as undo_last
+
+    with _open(store) as s:
+        _report(undo_last(s, community, author=author), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def restore(
+    store: StoreArg,
+    community: CommunityOpt,
+    revision: Annotated[int, typer.Argument(help="The revision to go back to (0: before any).")],
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Make a community as it was just after an earlier revision (as a new revision)."""
+    from gis_grid.edits import restore as restore_to
+
+    with _open(store) as s:
+        _report(restore_to(s, community, revision, author=author), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def log(
+    store: StoreArg,
+    community: Annotated[
+        str | None, typer.Option("--community", "-c", help="Only this community.")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """The revision log: every import, edit and boundary operation, oldest first."""
+    with _open(store) as s:
+        frame = s.revisions(community)
+    if fmt is Format.json:
+        _json({"revisions": _records(frame)})
+        return
+    _print_frame(frame, "revisions")
+
+
+@app.command()
+@_fail_cleanly
+def diff(
+    store: StoreArg,
+    community: CommunityOpt,
+    old: Annotated[int, typer.Argument(help="From this revision (0: before any).")],
+    new: Annotated[int | None, typer.Argument(help="To this revision (default: now).")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """What changed between two revisions: grids, area, buildings, households, staff."""
+    from gis_grid.edits import compare
+
+    with _open(store) as s:
+        result = compare(s, community, old, new)
+    grids = result["grids"]
+    if fmt is Format.json:
+        _json(
+            {
+                **{k: v for k, v in result.items() if k not in ("grids", "buildings_moved")},
+                "grids": _records(grids),
+                "buildings_moved": _records(result["buildings_moved"]),
+            }
+        )
+        return
+    to = "now" if new is None else f"revision {new}"
+    out.print(
+        f"{community}, revision {old} → {to}: {len(grids)} grids changed; "
+        f"{len(result['buildings_moved'])} buildings ({result['households_moved']:,} households) "
+        f"moved; {result['area_moved_m2']:,.0f} m² changed hands; "
+        f"{len(result['staff'])} staff affected"
+    )
+    upper = grids.loc[grids["level"].isin(["community", "area", "courtyard"])]
+    if len(upper):
+        _print_frame(upper, "grids (community, area, courtyard)")
+    if len(result["buildings_moved"]):
+        _print_frame(result["buildings_moved"].head(30), "buildings moved (first 30)")
+
+
+@app.command()
+@_fail_cleanly
+def rebalance(
+    store: StoreArg,
+    parent: Annotated[
+        str, typer.Option("--parent", help="The community or area whose grids to rebalance.")
+    ],
+    k: Annotated[
+        int | None, typer.Option("--k", help="How many grids (default: as many as now).", min=1)
+    ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(
+            help="Workload terms: households, residents, special_care, or a layer name "
+            "(its features of the last 90 days), e.g. households=1,incidents=0.2."
+        ),
+    ] = "households=1",
+    tolerance: Annotated[
+        float, typer.Option(help="Allowed deviation from the mean workload.", min=0.0, max=1.0)
+    ] = 0.05,
+    edges: Annotated[
+        str | None,
+        typer.Option(help="A line layer no grid may straddle (major streets, rivers)."),
+    ] = None,
+    edges_where: Annotated[
+        str | None,
+        typer.Option(help="Only these lines of --edges, as column=value (e.g. kind=primary)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (kept with the proposal).")] = 0,
+    preview: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write before/after grids (.geojson/.gpkg)."),
+    ] = None,
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Propose grids of comparable workload; store the proposal for review and accept."""
+    from gis_grid.rebalance import propose
+
+    where = None
+    if edges_where:
+        column, _, value = edges_where.partition("=")
+        where = {column.strip(): [v.strip() for v in value.split("|")]}
+    with _open(store) as s:
+        metrics = propose(
+            s,
+            parent,
+            k=k,
+            weights=weights,
+            tolerance=tolerance,
+            edges=edges,
+            edges_where=where,
+            seed=seed,
+            author=author,
+        )
+        change = metrics.pop("_change")
+        if preview is not None:
+            _write_frame(_before_after(s, change), preview, "proposal")
+    if fmt is Format.json:
+        _json(metrics)
+        return
+    ok = "within" if metrics["within_tolerance"] else "NOT within"
+    out.print(
+        f"proposal {metrics['proposal']}: {metrics['k']} grids under {parent}, "
+        f"max deviation {metrics['max_deviation']:.1%} (was {metrics['max_deviation_before']:.1%}; "
+        f"{ok} ±{tolerance:.0%}), contiguous: {metrics['contiguous']}, "
+        f"Polsby–Popper mean {metrics['polsby_popper_mean']:.2f}, "
+        f"households moved {metrics['households_moved']:,} of {metrics['households_total']:,}"
+    )
+    for note in metrics["notes"]:
+        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    out.print(f"accept with: gis-grid proposal accept STORE {metrics['proposal']}")
+
+
+def _before_after(store, change):
+    """The grids a change removes (side=before) and writes (side=after), top level only."""
+    import geopandas as gpd
+
+    roots = change.remove
+    top = len(roots[0])
+    before = store.grids(codes=roots).assign(side="before")
+    after = change.grids.loc[change.grids["code"].str.len() == top].assign(side="after")
+    cols = ["code", "name", "households", "side", "geometry"]
+    frame = pd.concat([before[cols], after[cols]], ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
+
+
+proposal_app = typer.Typer(help="Rebalancing proposals: list, show, accept, discard.")
+app.add_typer(proposal_app, name="proposal")
+
+
+@proposal_app.command("list")
+@_fail_cleanly
+def proposal_list(
+    store: StoreArg,
+    status: Annotated[str | None, typer.Option(help="open, accepted or discarded.")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Stored proposals, newest first, with their metrics."""
+    with _open(store) as s:
+        frame = s.proposals(status)
+    if fmt is Format.json:
+        _json({"proposals": _records(frame)})
+        return
+    rows = pd.DataFrame(
+        {
+            "id": frame["id"],
+            "parent": frame["parent_code"],
+            "status": frame["status"],
+            "k": frame["metrics"].map(lambda m: m.get("k")),
+            "max deviation": frame["metrics"].map(lambda m: f"{m.get('max_deviation', 0):.1%}"),
+            "households moved": frame["metrics"].map(lambda m: m.get("households_moved")),
+            "created": frame["created_at"],
+            "revision": frame["revision"],
+        }
+    )
+    _print_frame(rows, "proposals")
+
+
+@proposal_app.command("show")
+@_fail_cleanly
+def proposal_show(
+    store: StoreArg,
+    pid: Annotated[int, typer.Argument(help="The proposal.")],
+    preview: Annotated[
+        Path | None, typer.Option("--out", help="Write before/after grids (.geojson/.gpkg).")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """A proposal's metrics (and its before/after grids with --out)."""
+    with _open(store) as s:
+        record, change = s.proposal(pid)
+        if preview is not None:
+            _write_frame(_before_after(s, change), preview, "proposal")
+    if fmt is Format.json:
+        _json({k: v for k, v in record.items()})
+        return
+    for key, value in {**record, **record["metrics"]}.items():
+        if key not in ("metrics", "params", "loads"):
+            out.print(f"{key}: {_cell(value)}")
+
+
+@proposal_app.command("accept")
+@_fail_cleanly
+def proposal_accept(
+    store: StoreArg,
+    pid: Annotated[int, typer.Argument(help="The proposal.")],
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Apply a proposal as a new revision (refused if its grids changed since)."""
+    from gis_grid.rebalance import accept
+
+    with _open(store) as s:
+        _report(accept(s, pid, author=author), fmt)
+
+
+@proposal_app.command("discard")
+@_fail_cleanly
+def proposal_discard(
+    store: StoreArg, pid: Annotated[int, typer.Argument(help="The proposal.")]
+) -> None:
+    """Mark a proposal discarded (it stays in the list)."""
+    from gis_grid.rebalance import discard
+
+    with _open(store) as s:
+        discard(s, pid)
+    out.print(f"proposal {pid} discarded")
