@@ -20,7 +20,6 @@ import hashlib
 import sqlite3
 
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from hypothesis import given, settings
