@@ -5,7 +5,8 @@
     python3 dev.py test    run the whole test suite
     python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md);
                            'bench postgis' runs the PostGIS-beside-embedded benchmark,
-                           'bench layers' linking, CCTV holes, Gi* and KDE at city scale
+                           'bench layers' linking, CCTV holes, Gi* and KDE at city scale,
+                           'bench rebalance' the rebalancer beside GerryChain, spopt, METIS
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes. Extra arguments go to the underlying command.
@@ -64,6 +65,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_postgis.py", *rest[1:]])
         elif rest[:1] == ["layers"]:
             run([PY, "bench/bench_layers.py", *rest[1:]])
+        elif rest[:1] == ["rebalance"]:
+            run([PY, "bench/bench_rebalance.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

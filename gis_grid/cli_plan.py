@@ -283,6 +283,13 @@ def rebalance(
         typer.Option(help="Only these lines of --edges, as column=value (e.g. kind=primary)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (kept with the proposal).")] = 0,
+    narrow: Annotated[
+        bool,
+        typer.Option(
+            help="Within the tolerance, keep narrowing the band while whole atoms allow "
+            "(--no-narrow: stop at the tolerance, fewest households moved)."
+        ),
+    ] = True,
     preview: Annotated[
         Path | None,
         typer.Option("--out", help="Also write before/after grids (.geojson/.gpkg)."),
@@ -307,6 +314,7 @@ def rebalance(
             edges=edges,
             edges_where=where,
             seed=seed,
+            narrow=narrow,
             author=author,
         )
         change = metrics.pop("_change")

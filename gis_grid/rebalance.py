@@ -19,8 +19,14 @@ rebalancer moves as little as it can:
    that every grid lands in the band while the least workload moves.
 3. **Realise the flow** by moving boundary atoms across those boundaries,
    never cutting a grid in two (a move that would is skipped).
-4. **Polish**: single-atom moves that shrink the worst deviation, then moves
-   that make grids more compact (Polsby–Popper) without leaving the band.
+4. **Polish**: single-atom moves that shrink the worst deviation.
+5. **Narrow**: once every grid is in the band, narrow it (×0.6 at a time,
+   each step again the least movement, down to a fifth of the tolerance)
+   while whole atoms allow and the grids keep four fifths of their
+   compactness, so the busiest grid carries as little extra as it can;
+   ``narrow=False`` stops at the tolerance with the fewest households moved.
+6. **Compact**: atoms that border another grid more than their own move
+   there when both stay within the band reached (Polsby–Popper rises).
 
 A plan is a :class:`Plan`-like set of labels with its metrics; the proposal
 the CLI stores is the rewrite that plan makes, plus those metrics.
@@ -44,6 +50,9 @@ from gis_grid.tessellation import GRID
 #: Workload terms a planner can weigh that every store knows; any layer name counts
 #: that layer's features (the last ``days`` of them where the layer has a time).
 GRID_TERMS = AGGREGATES
+#: Narrowing the band stops where grids would lose more than a fifth of their
+#: compactness (mean Polsby–Popper) against the plan at the tolerance.
+NARROW_KEEPS = 0.8
 
 
 @dataclass
@@ -415,8 +424,25 @@ def _flows(plan: _Plan, lo: float, hi: float, scale: float) -> dict[tuple[int, i
     }
 
 
+def _pull(plan: _Plan, v: int, h: int) -> float:
+    """How much more of atom ``v``'s edge borders group ``h`` than its own group (−1 … 1)."""
+    g = plan.labels[v]
+    to_h = to_g = 0.0
+    for u in plan.a.graph.neighbors(v):
+        length = plan.a.graph.edges[v, u]["length"]
+        if plan.labels[u] == h:
+            to_h += length
+        elif plan.labels[u] == g:
+            to_g += length
+    return (to_h - to_g) / max(plan.a.perimeter[v], 1e-9)
+
+
 def _send(plan: _Plan, g: int, h: int, amount: float, lo: float, hi: float) -> float:
-    """Move boundary atoms of ``g`` to ``h`` worth about ``amount``; return what moved."""
+    """Move boundary atoms of ``g`` to ``h`` worth about ``amount``; return what moved.
+
+    While much is left, the atom most surrounded by ``h`` goes first (the
+    boundary stays short); near the end, the atom that best fits what is left.
+    """
     sent = 0.0
     for _step in range(10_000):
         left = amount - sent
@@ -425,11 +451,14 @@ def _send(plan: _Plan, g: int, h: int, amount: float, lo: float, hi: float) -> f
         if not candidates or left <= 0:
             break
         w = plan.a.weight[candidates]
-        # the atom whose weight best fits what is left (never overshoot by more than it helps)
-        fit = np.abs(left - w)
-        best = int(np.argmin(fit + 1e-9 * np.arange(len(fit))))
-        if w[best] > left and (w[best] - left) >= left:
-            break
+        fits = np.flatnonzero(w <= left)
+        if len(fits):
+            pull = np.array([_pull(plan, candidates[i], h) for i in fits])
+            best = int(fits[np.argmax(pull + 1e-6 * w[fits] / max(left, 1e-9))])
+        else:  # every candidate overshoots: the smallest, if it overshoots less than it helps
+            best = int(np.argmin(w))
+            if w[best] - left >= left:
+                break
         plan.move(candidates[best], h)
         sent += w[best]
     return sent
@@ -456,7 +485,7 @@ def _polish(plan: _Plan, lo: float, hi: float, target: float, rounds: int = 20_0
                             abs(plan.loads[g] - w - target), abs(plan.loads[h] + w - target)
                         )
                         if after < worst_now - 1e-9 and plan.can_leave(v):
-                            key = (after, plan.a.households[v])
+                            key = (after / target - 0.01 * _pull(plan, v, h), plan.a.households[v])
                             if best is None or key < best[0]:
                                 best = (key, v, h)
                 else:  # take
@@ -466,7 +495,7 @@ def _polish(plan: _Plan, lo: float, hi: float, target: float, rounds: int = 20_0
                             abs(plan.loads[g] + w - target), abs(plan.loads[h] - w - target)
                         )
                         if after < worst_now - 1e-9 and plan.can_leave(v):
-                            key = (after, plan.a.households[v])
+                            key = (after / target - 0.01 * _pull(plan, v, g), plan.a.households[v])
                             if best is None or key < best[0]:
                                 best = (key, v, g)
             if best is not None:
@@ -520,6 +549,7 @@ def partition(
     tolerance: float = 0.05,
     seed: int = 0,
     start: np.ndarray | None = None,
+    narrow: bool = True,
 ) -> Result:
     """Regroup atoms into ``k`` contiguous grids within ``tolerance`` of the mean workload.
 
@@ -535,6 +565,10 @@ def partition(
         kept for the record (the method is deterministic).
     start : numpy.ndarray, optional
         Starting labels (default: the current grids).
+    narrow : bool
+        Once every grid is within the tolerance, keep narrowing the band
+        (×0.6 at a time, each step moving the least it can) while whole atoms
+        allow; False stops at the tolerance with the fewest households moved.
     """
     import time
 
@@ -564,12 +598,37 @@ def partition(
 
     total = float(atoms.weight.sum())
     target = total / k
-    lo, hi = target * (1 - tolerance), target * (1 + tolerance)
-    inner_lo, inner_hi = target * (1 - tolerance / 2), target * (1 + tolerance / 2)
     scale = 100.0 / max(float(np.min(atoms.weight[atoms.weight > 0], initial=1.0)), 1e-6)
     scale = min(scale, 1e7 / max(total, 1.0))
+    _balance(plan, target, tolerance, scale)
+    # within the tolerance, narrow the band while whole atoms allow: the busiest grid
+    # carries less, for a few more households moved (each narrowing moves the least it can)
+    band = tolerance
+    compact_at_tolerance = float(np.mean(polsby_popper(atoms, plan.labels, plan.k)))
+    while narrow and _within(plan, target, band) and band * 0.6 >= tolerance / 5:
+        kept = plan.labels.copy()
+        band *= 0.6
+        _balance(plan, target, band, scale)
+        compact = float(np.mean(polsby_popper(atoms, plan.labels, plan.k)))
+        if not _within(plan, target, band) or compact < NARROW_KEEPS * compact_at_tolerance:
+            plan = _Plan(atoms, kept, plan.k)
+            break
+    reached = max(float(np.max(np.abs(plan.loads - target)) / target), 0.0) if target else 0.0
+    band = min(tolerance, reached) if reached <= tolerance else reached
+    _compact(plan, target * (1 - band), target * (1 + band))
+    return _result(atoms, plan, target, time.perf_counter() - t0, tolerance)
+
+
+def _within(plan: _Plan, target: float, band: float) -> bool:
+    return bool(plan.loads.min() >= target * (1 - band) and plan.loads.max() <= target * (1 + band))
+
+
+def _balance(plan: _Plan, target: float, tolerance: float, scale: float) -> None:
+    """Bring every grid within ``tolerance`` of the target, moving as little as it can."""
+    lo, hi = target * (1 - tolerance), target * (1 + tolerance)
+    inner_lo, inner_hi = target * (1 - tolerance / 2), target * (1 + tolerance / 2)
     for _round in range(6):
-        if plan.loads.min() >= lo and plan.loads.max() <= hi:
+        if _within(plan, target, tolerance):
             break
         flows = _flows(plan, inner_lo, inner_hi, scale)
         if not flows:
@@ -585,8 +644,6 @@ def partition(
                 _send(plan, g, h, graph.edges[g, h]["weight"], lo, hi)
         _polish(plan, lo, hi, target)
     _polish(plan, lo, hi, target)
-    _compact(plan, lo, hi)
-    return _result(atoms, plan, target, time.perf_counter() - t0, tolerance)
 
 
 def _result(atoms: Atoms, plan: _Plan, target: float, seconds: float, tolerance: float) -> Result:
@@ -703,6 +760,7 @@ def propose(
     edges: str | None = None,
     edges_where: dict | None = None,
     seed: int = 0,
+    narrow: bool = True,
     author: str = "",
     save: bool = True,
 ) -> dict:
@@ -723,7 +781,7 @@ def propose(
         lines = feats.geometry.to_numpy()
         cut = cut_by_lines(atoms, project(lines, atoms.crs))
     k = int(k or len(atoms.groups))
-    result = partition(atoms, k, tolerance=tolerance, seed=seed)
+    result = partition(atoms, k, tolerance=tolerance, seed=seed, narrow=narrow)
     geoms = group_geometries(atoms, result.labels, result.k)
     keep = match_groups(atoms, result.labels)
     old = now.grids.set_index("code")
@@ -775,6 +833,7 @@ def propose(
                 "tolerance": tolerance,
                 "edges": edges,
                 "seed": seed,
+                "narrow": narrow,
             },
             metrics={m: v for m, v in metrics.items() if m != "proposal"},
             author=author,
