@@ -35,12 +35,16 @@ the CLI stores is the rewrite that plan makes, plus those metrics.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 from gis_grid.crs import WGS84, project, reproject
 from gis_grid.errors import InputError, NotFoundError
@@ -561,8 +565,8 @@ def partition(
     tolerance : float
         Allowed deviation from the mean workload (0.05 = ±5%).
     seed : int
-        Ties in growing new grids are broken in a fixed order; the seed is
-        kept for the record (the method is deterministic).
+        Seeds the random spanning trees of the recombination step (used
+        only when single moves cannot reach the tolerance).
     start : numpy.ndarray, optional
         Starting labels (default: the current grids).
     narrow : bool
@@ -570,8 +574,6 @@ def partition(
         (×0.6 at a time, each step moving the least it can) while whole atoms
         allow; False stops at the tolerance with the fewest households moved.
     """
-    import time
-
     t0 = time.perf_counter()
     n = len(atoms.codes)
     if k < 1 or k > n:
@@ -601,6 +603,11 @@ def partition(
     scale = 100.0 / max(float(np.min(atoms.weight[atoms.weight > 0], initial=1.0)), 1e-6)
     scale = min(scale, 1e7 / max(total, 1.0))
     _balance(plan, target, tolerance, scale)
+    if not _within(plan, target, tolerance):  # single moves are stuck: recombine pairs
+        _recombine(plan, target, tolerance, seed)
+        _balance(plan, target, tolerance, scale)
+    if _within(plan, target, tolerance):
+        _return_home(plan, target * (1 - tolerance), target * (1 + tolerance))
     # within the tolerance, narrow the band while whole atoms allow: the busiest grid
     # carries less, for a few more households moved (each narrowing moves the least it can)
     band = tolerance
@@ -615,8 +622,41 @@ def partition(
             break
     reached = max(float(np.max(np.abs(plan.loads - target)) / target), 0.0) if target else 0.0
     band = min(tolerance, reached) if reached <= tolerance else reached
+    _return_home(plan, target * (1 - band), target * (1 + band))
     _compact(plan, target * (1 - band), target * (1 + band))
     return _result(atoms, plan, target, time.perf_counter() - t0, tolerance)
+
+
+def _return_home(plan: _Plan, lo: float, hi: float, rounds: int = 20) -> None:
+    """Move atoms back to the grid they came from wherever the band and contiguity allow.
+
+    Balancing moves some atoms that, in the end, needed not move; each goes
+    home (largest households first) when its home grid borders it, both grids
+    stay within [lo, hi] and its present grid stays one piece.
+    """
+    a = plan.a
+    for _ in range(rounds):
+        home_of = match_groups(a, plan.labels)  # present group → its original grid
+        original = {orig: g for g, orig in home_of.items()}
+        away = [
+            v
+            for v in np.argsort(-a.households).tolist()
+            if original.get(int(a.start[v])) is not None
+            and original[int(a.start[v])] != plan.labels[v]
+        ]
+        changed = 0
+        for v in away:
+            g, h = int(plan.labels[v]), original[int(a.start[v])]
+            w = a.weight[v]
+            if plan.loads[g] - w < lo or plan.loads[h] + w > hi:
+                continue
+            if not any(plan.labels[u] == h for u in a.graph.neighbors(v)):
+                continue
+            if plan.can_leave(v):
+                plan.move(v, h)
+                changed += 1
+        if not changed:
+            return
 
 
 def _within(plan: _Plan, target: float, band: float) -> bool:
@@ -646,6 +686,95 @@ def _balance(plan: _Plan, target: float, tolerance: float, scale: float) -> None
     _polish(plan, lo, hi, target)
 
 
+def _recombine(
+    plan: _Plan,
+    target: float,
+    tolerance: float,
+    seed: int,
+    trees: int = 40,
+    budget: float = 20.0,
+) -> None:
+    """Re-split pairs of neighbouring grids where single moves cannot help (ReCom's move).
+
+    Each pair is merged and cut along an edge of random spanning trees of its
+    atoms; the cut that leaves the two closest to the mean (least sum of
+    squared deviations) is taken when it is better than the pair now and does
+    not raise the worst deviation of all. Passes over all pairs repeat until
+    none improves, every grid is within the tolerance, or ``budget`` seconds
+    pass. Halves are oriented so the fewer households change grid.
+    """
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < budget:
+        improved = False
+        pairs = sorted(
+            {(min(g, h), max(g, h)) for g in range(plan.k) for h in plan.neighbours_of_group(g)},
+            key=lambda p: -max(abs(plan.loads[p[0]] - target), abs(plan.loads[p[1]] - target)),
+        )
+        for g, h in pairs:
+            if time.perf_counter() - t0 > budget or _within(plan, target, tolerance):
+                return
+            worst = float(np.max(np.abs(plan.loads - target)))
+            now_ss = (plan.loads[g] - target) ** 2 + (plan.loads[h] - target) ** 2
+            cut = _best_cut(plan, g, h, target, worst, rng, trees)
+            if cut is None or cut[0] >= now_ss * (1 - 1e-9) - 1e-9:
+                continue
+            _, nodes, to_g = cut
+            for v, mine in zip(nodes.tolist(), to_g.tolist(), strict=True):
+                want = g if mine else h
+                if plan.labels[v] != want:
+                    plan.move(v, want)
+            improved = True
+        if not improved:
+            return
+
+
+def _best_cut(plan: _Plan, g: int, h: int, target: float, worst: float, rng, trees: int):
+    """The best cut of grids g and h merged: (sum of squares, atoms, which go to g)."""
+    a = plan.a
+    nodes = np.array(sorted(plan.members[g] | plan.members[h]))
+    local = {v: i for i, v in enumerate(nodes.tolist())}
+    edges = np.array(
+        [(local[u], local[v]) for u, v in a.graph.subgraph(nodes.tolist()).edges()]
+    ).reshape(-1, 2)
+    if not len(edges):
+        return None
+    w = a.weight[nodes]
+    total = w.sum()
+    was_g = plan.labels[nodes] == g
+    best = None
+    for _t in range(trees):
+        r = rng.random(len(edges)) + 1e-9
+        m = coo_matrix((r, (edges[:, 0], edges[:, 1])), shape=(len(nodes),) * 2)
+        order, parent = breadth_first_order(minimum_spanning_tree(m + m.T), 0, directed=False)
+        if len(order) < len(nodes):  # not connected (hard edges between them)
+            return None
+        below = w.copy()
+        for v in order[::-1][:-1]:
+            below[parent[v]] += below[v]
+        high = np.maximum(np.abs(below - target), np.abs(total - below - target))
+        ss = (below - target) ** 2 + (total - below - target) ** 2
+        ss[(high > worst + 1e-9)] = np.inf
+        ss[order[0]] = np.inf
+        c = int(np.argmin(ss))
+        if not np.isfinite(ss[c]) or (best is not None and ss[c] >= best[0]):
+            continue
+        children: dict[int, list[int]] = {}
+        for v in order[1:]:
+            children.setdefault(int(parent[v]), []).append(int(v))
+        side = np.zeros(len(nodes), bool)
+        stack = [c]
+        while stack:
+            v = stack.pop()
+            side[v] = True
+            stack.extend(children.get(v, []))
+        hh = a.households[nodes]
+        keep_a = hh[side & ~was_g].sum() + hh[~side & was_g].sum()  # side → g
+        keep_b = hh[side & was_g].sum() + hh[~side & ~was_g].sum()  # side → h
+        best = (float(ss[c]), nodes, side if keep_a <= keep_b else ~side)
+    return best
+
+
 def _result(atoms: Atoms, plan: _Plan, target: float, seconds: float, tolerance: float) -> Result:
     labels = plan.labels
     k = plan.k
@@ -656,11 +785,11 @@ def _result(atoms: Atoms, plan: _Plan, target: float, seconds: float, tolerance:
     notes = []
     if dev > tolerance:
         heaviest = int(np.argmax(atoms.weight))
-        if atoms.weight[heaviest] > 2 * tolerance * target:
+        if atoms.weight[heaviest] > target * (1 + tolerance):
             notes.append(
                 f"{atoms.codes[heaviest]} alone weighs {atoms.weight[heaviest]:.0f}, more than "
-                f"the ±{tolerance:.0%} band around the mean ({target:.0f}) is wide: no grouping "
-                "of whole atoms can meet the tolerance"
+                f"a grid may carry ({target:.0f} + {tolerance:.0%}): no grouping of whole atoms "
+                "can meet the tolerance; split it, or ask for fewer grids"
             )
         else:
             notes.append(
@@ -694,8 +823,6 @@ def households_moved(atoms: Atoms, labels: np.ndarray) -> int:
 
 def match_groups(atoms: Atoms, labels: np.ndarray) -> dict[int, int]:
     """New group → the current grid it continues (most shared households, one-to-one)."""
-    from scipy.optimize import linear_sum_assignment
-
     k = int(labels.max()) + 1 if len(labels) else 0
     m = len(atoms.groups)
     overlap = np.zeros((k, m))
