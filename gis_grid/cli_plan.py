@@ -241,10 +241,11 @@ def diff(
         )
         return
     to = "now" if new is None else f"revision {new}"
+    ground = ", ".join(f"{lv} {m2:,.0f} m²" for lv, m2 in result["area_moved_m2"].items())
     out.print(
         f"{community}, revision {old} → {to}: {len(grids)} grids changed; "
         f"{len(result['buildings_moved'])} buildings ({result['households_moved']:,} households) "
-        f"moved; {result['area_moved_m2']:,.0f} m² changed hands; "
+        f"moved; ground that changed grid: {ground or 'none'}; "
         f"{len(result['staff'])} staff affected"
     )
     upper = grids.loc[grids["level"].isin(["community", "area", "courtyard"])]

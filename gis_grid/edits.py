@@ -147,6 +147,10 @@ class Regroup:
         New grid key → the old code it keeps (others get new serials).
     names : dict
         New grid key → name (default: the kept grid's name, or the level and serial).
+    counts : dict
+        New grid key → its own households, residents and special-care counts,
+        for grids with no children (default: a kept grid keeps its counts; a
+        new one starts at 0). Grids with children sum theirs.
     """
 
     roots: list[str]
@@ -154,6 +158,7 @@ class Regroup:
     geometry: dict
     keep: dict
     names: dict | None = None
+    counts: dict | None = None
 
 
 def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -> Rewrite:
@@ -186,13 +191,17 @@ def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -
             else f"{level.zh}{_serial(code):0{len(code) - len(parent)}d}"
         )
         name = (plan.names or {}).get(k) or default
-        rows.append({"code": code, "name": name, "geometry": plan.geometry[k]})
+        counts = (plan.counts or {}).get(k)
+        if counts is None:
+            counts = (
+                {c: int(by_code.loc[code, c]) for c in AGGREGATES}
+                if code in by_code.index
+                else dict.fromkeys(AGGREGATES, 0)
+            )
+        rows.append({"code": code, "name": name, **counts, "geometry": plan.geometry[k]})
 
     # atoms: keep their code when their grid kept its code, else the next free serials
-    atoms = grids.loc[
-        (grids["code"].str.len() == CODE_LENGTHS[Level(level + 1)])
-        & grids["code"].str.startswith(tuple(roots))
-    ]
+    atoms = _children(grids, roots)
     missing = sorted(set(atoms["code"]) - set(plan.labels))
     if missing:
         raise InputError(f"these grids are not placed in any new grid: {_listing(missing)}")
@@ -211,13 +220,13 @@ def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -
         ):
             taken[parent_new] = taken.get(parent_new, 0) + 1
             recode[code] = child_code(parent_new, taken[parent_new])
-    below = grids.loc[
-        grids["code"].str.startswith(tuple(roots))
-        & (grids["code"].str.len() > CODE_LENGTHS[Level(level + 1)])
-    ]
-    atom_len = CODE_LENGTHS[Level(level + 1)]
-    for code in below["code"]:
-        recode[code] = recode[code[:atom_len]] + code[atom_len:]
+    if level is not Level.UNIT:
+        atom_len = CODE_LENGTHS[Level(level + 1)]
+        below = grids.loc[
+            grids["code"].str.startswith(tuple(roots)) & (grids["code"].str.len() > atom_len)
+        ]
+        for code in below["code"]:
+            recode[code] = recode[code[:atom_len]] + code[atom_len:]
     kept_rows = grids.loc[grids["code"].isin(list(recode))].copy()
     kept_rows["code"] = kept_rows["code"].map(recode)
     new = pd.concat(
@@ -302,6 +311,8 @@ def _union_lonlat(cells: np.ndarray, crs) -> object:
 def _children(grids: gpd.GeoDataFrame, codes) -> gpd.GeoDataFrame:
     codes = tuple(codes)
     n = len(codes[0]) if codes else 0
+    if not codes or len_level(codes[0]) == Level.UNIT:
+        return grids.iloc[0:0]
     out = grids.loc[
         grids["code"].str.startswith(codes)
         & (grids["code"].str.len() == CODE_LENGTHS[Level(len_level(codes[0]) + 1)])
@@ -347,6 +358,7 @@ def merge(store, codes: list[str], *, name: str | None = None, author: str = "")
         geometry={0: merged},
         keep={0: codes[0]},
         names={0: name} if name else None,
+        counts=None if len(atoms) else {0: {c: int(grids.loc[codes, c].sum()) for c in AGGREGATES}},
     )
     change = build(now, plan, "merge", summary=f"merge {', '.join(codes)}", author=author)
     # the others' staff follow to the merged grid
@@ -570,7 +582,7 @@ def redraw(store, code: str, geometry, *, version: int | None = None, author: st
         if g.is_empty:
             raise TopologyError(f"the new outline of {code} swallows {c} whole; merge them instead")
         geometry_ll[c] = reproject(np.array([g]), crs, WGS84)[0]
-    children = _children(now.grids, roots) if level is not Level.UNIT else now.grids.iloc[0:0]
+    children = _children(now.grids, roots)
     plan = Regroup(
         roots=roots,
         labels={c: c[: len(code)] for c in children["code"]},

@@ -264,7 +264,9 @@ def plan_rewrite(
 
     # the checks: problems of the changed grids in the community as it would be
     changed = set(updated["code"]) | set(inserted["code"])
-    parents_of_deleted = {c[: CODE_LENGTHS[Level(len_level(c) - 1)]] for c in deleted["code"]}
+    parents_of_deleted = {
+        c[: CODE_LENGTHS[Level(len_level(c) - 1)]] for c in deleted["code"] if len(c) > 12
+    }
     parents_of_deleted = {p for p in parents_of_deleted if p in set(state["code"])}
     involved = changed | parents_of_deleted
     all_assignments = pd.concat(
@@ -543,10 +545,11 @@ def diff(a: State, b: State) -> dict:
     -------
     dict
         ``grids`` (a DataFrame: code, level, change ∈ added/removed/reshaped/
-        renamed/recounted, area_moved_m2), ``buildings_moved`` (a DataFrame of
-        buildings whose area or courtyard changed: building code before and
-        after, households), ``households_moved``, ``staff`` (staff whose grids
-        changed) and ``summary`` counts per level.
+        renamed/recounted, area_lost_m2, area_gained_m2), ``area_moved_m2``
+        (per level, the ground that changed grid), ``buildings_moved`` (a
+        DataFrame of buildings whose area or courtyard changed: building code
+        before and after, households), ``households_moved``, ``staff`` (staff
+        whose grids changed) and ``summary`` counts per level.
     """
     ga = a.grids.set_index("code")
     gb = b.grids.set_index("code")
@@ -607,11 +610,12 @@ def diff(a: State, b: State) -> dict:
         "grids": grids,
         "buildings_moved": moved,
         "households_moved": int(moved["households"].sum()) if len(moved) else 0,
-        "area_moved_m2": float(
-            grids.loc[grids["level"] != Level.COMMUNITY.key, "area_lost_m2"].sum()
-        )
-        if len(grids)
-        else 0.0,
+        # per level, the ground that changed grid (what grids of that level lost)
+        "area_moved_m2": {
+            level: round(float(v), 1)
+            for level, v in grids.groupby("level", sort=False)["area_lost_m2"].sum().items()
+            if level != Level.COMMUNITY.key
+        },
         "staff": sorted(set(staff["staff_id"])),
         "summary": summary,
     }

@@ -449,3 +449,20 @@ def test_coarse_courtyards_still_balance_by_recombining_pairs(demo_file, tmp_pat
         accept(store, metrics["proposal"])
         assert set(store.validate()["kind"]) <= {"no_staff"}
         assert store.grids(codes=[COMMUNITY])["households"].item() == 3211
+
+
+def test_leaf_grids_keep_their_households_through_split_merge_and_redraw(new_store):
+    """Units (no children) hold households themselves: operations must carry them."""
+    store = planned(new_store())
+    building = f"{C1}001"  # 16 m x 22 m at x 7..23, y 30..52, 10 households, no units
+    split(store, building, line=line((15, 25), (15, 55)))
+    parts = store.grids(under=[C1], level="building").set_index("code")
+    assert parts.loc[building, "households"] == 10 and len(parts) == 3
+    new = [c for c in parts.index if c not in (building, f"{C1}002")][0]
+    assert parts.loc[new, "households"] == 0
+    merge(store, [building, new])
+    assert store.grids(codes=[building])["households"].item() == 10
+    assert area_of(store, building) == pytest.approx(16 * 22, abs=0.01)
+    redraw(store, building, at(box(7, 30, 23, 50)))
+    assert store.grids(codes=[building])["households"].item() == 10
+    assert store.grids(codes=[C1])["households"].item() == 30
