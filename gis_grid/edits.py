@@ -16,16 +16,22 @@ nothing). The rules every operation keeps:
 Examples
 --------
 >>> import tempfile, os
->>> from gis_grid.demo import build_demo
->>> store = build_demo(os.path.join(tempfile.mkdtemp(), "d.gpkg"), layers=False)
->>> area = "211281001007006"
->>> rev = merge(store, [area, "211281001007007"], author="doc")
->>> rev.operation, rev.deleted
+>>> from gis_grid.demo import generate
+>>> from gis_grid.store import ChangeSet
+>>> from gis_grid.store.gpkg import GeoPackageStore
+>>> data = generate()
+>>> store = GeoPackageStore(os.path.join(tempfile.mkdtemp(), "d.gpkg"))
+>>> _ = store.apply(ChangeSet(data.grids, data.staff, data.assignments))
+>>> rev = merge(store, ["211281001007006", "211281001007007"], author="doc")
+>>> rev.operation, [c for c in rev.deleted if len(c) == 15]
 ('merge', ['211281001007007'])
+>>> len(store.grids(level="area"))
+7
 >>> undo(store, "211281001007").operation
 'undo'
 >>> len(store.grids(level="area"))
 8
+>>> store.close()
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import shapely
 from gis_grid.changes import _listing
 from gis_grid.crs import WGS84, local_metric_crs, project, reproject
 from gis_grid.errors import InputError, NotFoundError, TopologyError
-from gis_grid.model import AGGREGATES, CODE_LENGTHS, Level, child_code, level_of_code
+from gis_grid.model import AGGREGATES, CODE_LENGTHS, Level, child_code, level_of_code, rollup
 from gis_grid.numbering import reading_order
 from gis_grid.tessellation import GRID, tessellate
 from gis_grid.versions import (
@@ -239,6 +245,9 @@ def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -
     new = gpd.GeoDataFrame(new, geometry="geometry", crs=WGS84)
     for col in AGGREGATES:
         new[col] = new[col].fillna(0).astype("int64")
+    summed = rollup(new)  # grids with children carry their children's sums
+    for col in AGGREGATES:
+        new[col] = summed[col].to_numpy()
 
     # staff follow their grids: re-coded atoms and their subtrees, kept roots
     a = now.assignments

@@ -180,8 +180,27 @@ def test_split_into_parts_balances_the_children(new_store):
 
 
 def test_move_a_courtyard_with_its_ground(new_store):
+    import geopandas as gpd
+
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import get_layer
+
     store = planned(new_store())
+    plugin = get_layer("incidents")
+    cases = gpd.GeoDataFrame(
+        [
+            {"id": "E1", "reported_at": "2026-11-01", "category": "其他"},
+            {"id": "E2", "reported_at": "2026-11-01", "category": "其他"},
+        ],
+        geometry=[at(shapely.Point(45, 40)), at(shapely.Point(15, 40))],  # in c2 N, in c1 N
+        crs=WGS84,
+    )
+    store.write_features(plugin.schema, normalise_features(plugin.schema, cases))
     move(store, [C2], A2)
+    linked = store.features("incidents").set_index("id")
+    assert linked.loc["E1", "building_code"] == f"{A2}003001"  # linked again, to the new codes
+    assert linked.loc["E1", "area_code"] == A2
+    assert linked.loc["E2", "building_code"] == f"{C1}001"  # untouched
     # area 001 is cut halfway between the courtyards' centres (x = 15 and 45)
     assert area_of(store, A1) == pytest.approx(1800, abs=0.01)
     assert area_of(store, A2) == pytest.approx(5400, abs=0.01)
@@ -466,3 +485,38 @@ def test_leaf_grids_keep_their_households_through_split_merge_and_redraw(new_sto
     redraw(store, building, at(box(7, 30, 23, 50)))
     assert store.grids(codes=[building])["households"].item() == 10
     assert store.grids(codes=[C1])["households"].item() == 30
+
+
+def _streets(store, *lines):
+    import geopandas as gpd
+
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import get_layer
+
+    plugin = get_layer("streets")
+    frame = gpd.GeoDataFrame(
+        [{"id": f"R{i}", "name": "干道", "kind": kind} for i, (kind, _) in enumerate(lines)],
+        geometry=[at(shapely.LineString(points)) for _, points in lines],
+        crs=WGS84,
+    )
+    store.write_features(plugin.schema, normalise_features(plugin.schema, frame))
+
+
+def test_no_grid_straddles_a_hard_edge(new_store):
+    """A primary street at x = 40 runs between buildings 4 and 5 of the row; courtyard
+    001 (buildings 1–6) straddles it today. With the street as a hard edge the grids
+    become 1–4 and 5–8; a residential street at x = 20 is not a hard edge."""
+    store = new_store()
+    area = row_of_buildings(store, [10] * 8)
+    _streets(store, ("primary", [(40, -5), (40, 25)]), ("residential", [(20, -5), (20, 25)]))
+    metrics = propose(
+        store, area, k=2, edges="streets", edges_where={"kind": ["primary"]}, save=False
+    )
+    assert metrics["links_cut_by_edges"] == 1 and metrics["contiguous"]
+    groups = metrics["_change"].grids
+    yards = groups.loc[groups["code"].str.len() == 18].set_index("code")
+    assert sorted(yards["households"]) == [40, 40]
+    # every courtyard lies on one side of x = 40 (546,040 in the metric CRS)
+    for geom in reproject(yards.geometry.to_numpy(), WGS84, METRIC):
+        xs = shapely.get_coordinates(geom)[:, 0] - 546_000
+        assert xs.max() <= 40 + 1e-3 or xs.min() >= 40 - 1e-3
