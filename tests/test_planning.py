@@ -520,3 +520,59 @@ def test_no_grid_straddles_a_hard_edge(new_store):
     for geom in reproject(yards.geometry.to_numpy(), WGS84, METRIC):
         xs = shapely.get_coordinates(geom)[:, 0] - 546_000
         assert xs.max() <= 40 + 1e-3 or xs.min() >= 40 - 1e-3
+
+
+def test_boundary_operations_from_the_command_line(tmp_path):
+    import json
+
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    path = str(tmp_path / "plan.gpkg")
+    planned(GeoPackageStore(path)).close()
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(app, [*args])
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, _ = run("merge", path, A1, A2, "--name", "合并片区", "-f", "json")
+    assert code == 0 and json.loads(out)["deleted"][0] == A2
+    cut = line((60, -5), (60, 65)).wkt
+    code, out, _ = run("split", path, A1, "--line", cut)
+    assert code == 0 and "revision 3 (split)" in out
+    code, _, err = run("split", path, A1, "--line", line((15, -5), (15, 65)).wkt)
+    assert code == 1 and "cuts through" in err
+    code, out, _ = run("move", path, f"{A2}002", "--to", A1, "-f", "json")
+    assert code == 0 and f"{A1}003" in json.loads(out)["inserted"]
+    outline = tmp_path / "a2.geojson"
+    outline.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"code": A2},
+                        "geometry": shapely.geometry.mapping(at(box(0, 0, 28, 60))),
+                    }
+                ],
+            }
+        )
+    )
+    code, out, err = run("redraw", path, A2, str(outline))
+    assert code == 0, err
+    code, out, _ = run("diff", path, "-c", COMMUNITY, "1")
+    assert code == 0 and "buildings" in out
+    code, out, _ = run("restore", path, "-c", COMMUNITY, "1")
+    assert code == 0
+    with GeoPackageStore(path) as store:
+        assert store.grids(level="area")["code"].tolist() == [A1, A2]
+        assert area_of(store, A1) == pytest.approx(3600, abs=0.01)
+        assert store.revisions()["operation"].tolist() == [
+            "import",
+            "merge",
+            "split",
+            "move",
+            "redraw",
+            "restore",
+        ]
