@@ -147,25 +147,33 @@ def redraw(
     version: Annotated[
         int | None, typer.Option(help="The version you edited (a newer one refuses the edit).")
     ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(help="What the outline's coordinates are (EPSG:4490, gcj02 …)."),
+    ] = None,
     author: AuthorOpt = "",
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Give a grid a new outline; neighbours give up or take the ground in between."""
+    import geopandas as gpd
     import shapely
 
+    from gis_grid.crs import to_lonlat
     from gis_grid.edits import redraw as redraw_grid
+    from gis_grid.io import read_grid_file
 
     path = Path(outline)
-    if path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp") and path.exists():
-        from gis_grid.io import read_grids
-
-        frame = read_grids(path)
-        geometry = frame.geometry.iloc[0]
+    if path.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp", ".csv") and path.exists():
+        frame = read_grid_file(path, crs=crs)
+        mine = frame.loc[frame["code"].astype(str) == code] if "code" in frame else frame
+        geometry = (mine if len(mine) else frame).geometry.iloc[0]
     else:
         try:
             geometry = shapely.from_wkt(outline)
-        except Exception as exc:  # shapely raises its own GEOSException
+        except shapely.errors.GEOSException as exc:
             raise InputError(f"the outline is neither a file nor WKT: {exc}") from exc
+        if crs is not None:
+            geometry = to_lonlat(gpd.GeoDataFrame(geometry=[geometry]), crs).geometry.iloc[0]
     with _open(store) as s:
         _report(redraw_grid(s, code, geometry, version=version, author=author), fmt)
 

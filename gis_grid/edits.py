@@ -44,7 +44,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.changes import _listing
-from gis_grid.crs import WGS84, local_metric_crs, project, reproject
+from gis_grid.crs import WGS84, check_lonlat, local_metric_crs, project, reproject
 from gis_grid.errors import InputError, NotFoundError, TopologyError
 from gis_grid.model import AGGREGATES, CODE_LENGTHS, Level, child_code, level_of_code, rollup
 from gis_grid.numbering import reading_order
@@ -558,6 +558,9 @@ def redraw(store, code: str, geometry, *, version: int | None = None, author: st
         )
     if isinstance(geometry, str):
         geometry = shapely.from_wkt(geometry)
+    if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InputError("a new outline is a Polygon in lon/lat")
+    check_lonlat(np.array([geometry], dtype=object))  # swapped or projected numbers, named
     level = level_of_code(code)
     siblings = now.grids.loc[
         (now.grids["code"].str.len() == len(code))

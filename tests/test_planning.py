@@ -232,6 +232,10 @@ def test_redraw_moves_the_shared_edge(new_store):
     # giving ground back: the sibling takes it
     redraw(store, A1, at(box(0, 0, 58, 60)))
     assert area_of(store, A2) == pytest.approx(3720, abs=0.01)
+    # swapped lon/lat and a line instead of a polygon are named
+    swapped = shapely.transform(at(box(0, 0, 60, 60)), lambda c: c[:, ::-1])
+    unchanged_by(store, lambda: redraw(store, A1, swapped), InputError, ["lat"])
+    unchanged_by(store, lambda: redraw(store, A1, line((0, 0), (60, 60))), InputError, ["Polygon"])
     # an edit based on an old version is refused
     unchanged_by(
         store, lambda: redraw(store, A1, at(box(0, 0, 60, 60)), version=version), ConflictError
@@ -540,10 +544,11 @@ def test_boundary_operations_from_the_command_line(tmp_path):
     cut = line((60, -5), (60, 65)).wkt
     code, out, _ = run("split", path, A1, "--line", cut)
     assert code == 0 and "revision 3 (split)" in out
-    code, _, err = run("split", path, A1, "--line", line((15, -5), (15, 65)).wkt)
+    # the east half kept 001 (more households); the west half is 002 with c1 and c2
+    code, _, err = run("split", path, A2, "--line", line((15, -5), (15, 65)).wkt)
     assert code == 1 and "cuts through" in err
     code, out, _ = run("move", path, f"{A2}002", "--to", A1, "-f", "json")
-    assert code == 0 and f"{A1}003" in json.loads(out)["inserted"]
+    assert code == 0 and f"{A1}005" in json.loads(out)["inserted"]
     outline = tmp_path / "a2.geojson"
     outline.write_text(
         json.dumps(
