@@ -997,6 +997,50 @@ def hotspots(
     _print_frame(report.spots[cols].head(top), "spots, strongest first")
 
 
+# -- the web application ------------------------------------------------------------
+
+
+@app.command()
+@_fail_cleanly
+def serve(
+    store: StoreArg,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
+    unauthenticated_network: Annotated[
+        bool,
+        typer.Option(
+            "--unauthenticated-network",
+            help="Listen beyond this machine although the API has no access control yet "
+            "(it shows staff names and phone numbers).",
+        ),
+    ] = False,
+) -> None:
+    """Serve the web API over a store (JSON/GeoJSON; OpenAPI at /docs)."""
+    import ipaddress
+
+    import uvicorn
+
+    from gis_grid.store import resolve_url
+
+    loopback = host == "localhost" or (
+        host.replace(".", "").isdigit() and ipaddress.ip_address(host).is_loopback
+    )
+    if not loopback and not unauthenticated_network:
+        raise InputError(
+            f"--host {host} would let anyone on the network read staff names and phone numbers: "
+            "the API has no access control yet. Serve on 127.0.0.1, or pass "
+            "--unauthenticated-network on a closed network"
+        )
+
+    url = resolve_url(store)
+    if "://" not in url and not Path(url).exists():
+        raise InputError(f"no store at {url}: create one with 'gis-grid demo --out {url}'")
+    os.environ["GIS_GRID_DATABASE_URL"] = url
+    err.print(f"serving {url} at http://{host}:{port}/ (OpenAPI: /docs)")
+    # by import string: the core never imports the web app
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+
+
 # -- OpenStreetMap -------------------------------------------------------------------
 
 

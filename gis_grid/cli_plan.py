@@ -307,7 +307,7 @@ def rebalance(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Propose grids of comparable workload; store the proposal for review and accept."""
-    from gis_grid.rebalance import propose
+    from gis_grid.rebalance import before_after, propose
 
     where = None
     if edges_where:
@@ -328,7 +328,7 @@ def rebalance(
         )
         change = metrics.pop("_change")
         if preview is not None:
-            _write_frame(_before_after(s, change), preview, "proposal")
+            _write_frame(before_after(s, change), preview, "proposal")
     if fmt is Format.json:
         _json(metrics)
         return
@@ -343,19 +343,6 @@ def rebalance(
     for note in metrics["notes"]:
         err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     out.print(f"accept with: gis-grid proposal accept STORE {metrics['proposal']}")
-
-
-def _before_after(store, change):
-    """The grids a change removes (side=before) and writes (side=after), top level only."""
-    import geopandas as gpd
-
-    roots = change.remove
-    top = len(roots[0])
-    before = store.grids(codes=roots).assign(side="before")
-    after = change.grids.loc[change.grids["code"].str.len() == top].assign(side="after")
-    cols = ["code", "name", "households", "side", "geometry"]
-    frame = pd.concat([before[cols], after[cols]], ignore_index=True)
-    return gpd.GeoDataFrame(frame, geometry="geometry", crs=4326)
 
 
 proposal_app = typer.Typer(help="Rebalancing proposals: list, show, accept, discard.")
@@ -401,10 +388,12 @@ def proposal_show(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """A proposal's metrics (and its before/after grids with --out)."""
+    from gis_grid.rebalance import before_after
+
     with _open(store) as s:
         record, change = s.proposal(pid)
         if preview is not None:
-            _write_frame(_before_after(s, change), preview, "proposal")
+            _write_frame(before_after(s, change), preview, "proposal")
     if fmt is Format.json:
         _json({k: v for k, v in record.items()})
         return

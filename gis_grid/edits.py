@@ -84,10 +84,10 @@ def current_state(store, community: str) -> State:
 def state(store, community: str, revision: int | None = None) -> State:
     """The community as it was just after ``revision`` (now when None)."""
     now = current_state(store, community)
-    if revision is None or revision >= now.revision:
+    if revision is None or revision == now.revision:
         return now
     log = store.revisions(community)
-    if revision != 0 and revision not in set(log["id"]):
+    if revision != 0 and revision not in set(log["id"].astype(int)):
         raise NotFoundError(
             f"revision {revision} is not one of community {community}'s "
             f"('gis-grid log {store.url} --community {community}' lists them)"

@@ -38,6 +38,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -967,6 +968,19 @@ def propose(
         )
     metrics["_change"] = change
     return metrics
+
+
+def before_after(store, change) -> gpd.GeoDataFrame:
+    """The grids a change replaces (``side=before``) and writes (``after``), top level only.
+
+    What a planner puts on a map to review a proposal.
+    """
+    top = len(change.remove[0])
+    before = store.grids(codes=change.remove).assign(side="before")
+    after = change.grids.loc[change.grids["code"].str.len() == top].assign(side="after")
+    cols = ["code", "name", "households", "side", "geometry"]
+    frame = pd.concat([before[cols], after[cols]], ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=WGS84)
 
 
 def accept(store, pid: int, *, author: str = ""):

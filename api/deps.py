@@ -1,0 +1,30 @@
+"""Typed dependencies: the store of the running app."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Iterator:
+    """The app's store; an embedded (SQLite) store serves one request at a time."""
+    lock: threading.Lock | None = request.app.state.store_lock
+    if lock is None:
+        yield request.app.state.store
+        return
+    with lock:
+        yield request.app.state.store
+
+
+StoreDep = Annotated[object, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

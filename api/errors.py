@@ -1,0 +1,54 @@
+"""Errors as ``application/problem+json`` (RFC 9457), from one table.
+
+Every :class:`~gis_grid.errors.GisGridError` answers with the status
+:func:`gis_grid.errors.http_status` gives it and its user-safe message;
+request validation errors answer 422; anything else 500 with a message that
+reveals nothing (the detail goes to the log).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis_grid.errors import GisGridError, http_status
+
+log = logging.getLogger("gis_grid.api")
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
+    """A problem document."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+
+    @app.exception_handler(GisGridError)
+    async def _domain(request: Request, exc: GisGridError):
+        status = http_status(exc)
+        return problem(status, type(exc).__name__, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return problem(422, "Invalid request", where, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return problem(exc.status_code, "HTTP error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem(500, "Internal error", "the server failed; the error is logged")

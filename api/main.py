@@ -1,0 +1,52 @@
+"""The application factory: wires settings, the store's lifespan, errors and routers.
+
+Run it with ``gis-grid serve STORE`` (uvicorn, factory mode) or::
+
+    GIS_GRID_DATABASE_URL=out/demo.gpkg uvicorn --factory api.main:create_app
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import grids, planning
+from api.settings import Settings
+from gis_grid import __version__
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the store opens when it starts and closes when it stops."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        from gis_grid.store import open_store
+
+        store = open_store(settings.database_url)
+        app.state.store = store
+        app.state.store_lock = None if "://" in store.url else threading.Lock()
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="gis-grid",
+        version=__version__,
+        description=(
+            "Grid management (网格化管理): nested community grids with their staff, "
+            "point lookup, what a staff member covers, the revision log and "
+            "rebalancing proposals. Grid levels are OGC API – Features collections "
+            "(`/collections/grids-area/items`), so QGIS can add them."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(grids.router)
+    app.include_router(planning.router)
+    return app

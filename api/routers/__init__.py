@@ -1,0 +1,1 @@
+"""Routers of the web application, one module per concern."""

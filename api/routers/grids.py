@@ -1,0 +1,258 @@
+"""Grids and layers as OGC API – Features collections; one grid; lookup; coverage."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import geopandas as gpd
+import pandas as pd
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import SettingsDep, StoreDep
+from gis_grid.crs import WGS84, lonlat_problem
+from gis_grid.errors import InputError, NotFoundError
+from gis_grid.model import AGGREGATES, Level
+
+router = APIRouter()
+GEOJSON = "application/geo+json"
+
+GRID_PROPERTIES = ["code", "parent_code", "level", "name", *AGGREGATES, "version", "updated_at"]
+BboxQuery = Annotated[
+    str | None,
+    Query(
+        description="minLon,minLat,maxLon,maxLat in EPSG:4326",
+        examples=["123.55,42.44,123.57,42.46"],
+    ),
+]
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """``"minx,miny,maxx,maxy"`` → a checked tuple; a clear error otherwise."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        box = tuple(float(p) for p in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise InputError(f"bbox must be four numbers minLon,minLat,maxLon,maxLat, not {text!r}")
+    if not all(map(lambda v: v == v and abs(v) != float("inf"), box)):
+        raise InputError("bbox numbers must be finite")
+    if box[0] > box[2] or box[1] > box[3]:
+        raise InputError(f"bbox {text!r}: the minimum exceeds the maximum")
+    problem = lonlat_problem(box)
+    if problem:
+        raise InputError(f"bbox {text!r}: {problem}")
+    return box
+
+
+def _collections(store) -> list[dict]:
+    out = [
+        {
+            "id": level.key,
+            "title": f"{level.zh} {level.key}s",
+            "description": f"Grids of level {level.key} ({level.zh})",
+            "itemType": "feature",
+            "kind": "grids",
+        }
+        for level in Level
+    ]
+    for name, schema in sorted(store.layers().items()):
+        out.append(
+            {
+                "id": name,
+                "title": f"{schema.zh} {name}",
+                "description": schema.description,
+                "itemType": "feature",
+                "kind": "layer",
+            }
+        )
+    return out
+
+
+def _links(request: Request, cid: str) -> list[dict]:
+    base = str(request.base_url).rstrip("/")
+    return [
+        {"href": f"{base}/collections/{cid}", "rel": "self", "type": "application/json"},
+        {
+            "href": f"{base}/collections/{cid}/items",
+            "rel": "items",
+            "type": "application/geo+json",
+        },
+    ]
+
+
+def feature_collection(frame: gpd.GeoDataFrame, matched: int, links: list[dict]) -> dict:
+    """A GeoJSON FeatureCollection with the OGC paging members."""
+    doc = json.loads(frame.to_json(na="null", drop_id=True, ensure_ascii=False))
+    doc["numberMatched"] = int(matched)
+    doc["numberReturned"] = len(frame)
+    doc["links"] = links
+    return doc
+
+
+@router.get("/", summary="Landing page")
+def landing(request: Request) -> dict:
+    """Links to the API description, the conformance classes and the collections."""
+    base = str(request.base_url).rstrip("/")
+    return {
+        "title": "gis-grid",
+        "description": "Nested community grids with their staff (网格化管理)",
+        "links": [
+            {"href": f"{base}/", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/openapi.json", "rel": "service-desc", "type": "application/json"},
+            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
+            {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+            {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+        ],
+    }
+
+
+@router.get("/conformance", summary="OGC API conformance classes")
+def conformance() -> dict:
+    """The OGC API – Features parts this API follows."""
+    return {
+        "conformsTo": [
+            "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+            "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+        ]
+    }
+
+
+@router.get("/collections", summary="Grid levels and layers")
+def collections(request: Request, store: StoreDep) -> dict:
+    """Every grid level and every feature layer of the store, as collections."""
+    cols = [{**c, "links": _links(request, c["id"])} for c in _collections(store)]
+    return {"collections": cols, "links": []}
+
+
+@router.get("/collections/{cid}", summary="One collection")
+def collection(cid: str, request: Request, store: StoreDep) -> dict:
+    """A grid level or a layer, by id (``area``, ``incidents`` …)."""
+    found = [c for c in _collections(store) if c["id"] == cid]
+    if not found:
+        known = ", ".join(c["id"] for c in _collections(store))
+        raise NotFoundError(f"no collection {cid!r}; there are: {known}")
+    return {**found[0], "links": _links(request, cid)}
+
+
+@router.get("/collections/{cid}/items", summary="Features of a collection (GeoJSON)")
+def items(
+    cid: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    bbox: BboxQuery = None,
+    limit: Annotated[int | None, Query(ge=1, description="Features per page.")] = None,
+    offset: Annotated[int, Query(ge=0, description="Features to skip.")] = 0,
+    parent: Annotated[str | None, Query(description="Grids only: children of this grid.")] = None,
+    under: Annotated[
+        str | None, Query(description="Only features in (or grids below) this grid.")
+    ] = None,
+    datetime: Annotated[
+        str | None,
+        Query(description="Layers with a time: an instant or interval a/b ('..' open)."),
+    ] = None,
+) -> JSONResponse:
+    """Features of a grid level or a layer, filtered and paged (``next`` link)."""
+    limit = limit or settings.page_limit
+    if limit > settings.max_page_limit:
+        raise InputError(
+            f"limit {limit} is over the most one page may hold ({settings.max_page_limit})"
+        )
+    box = parse_bbox(bbox)
+    ids = {c["id"]: c for c in _collections(store)}
+    if cid not in ids:
+        raise NotFoundError(f"no collection {cid!r}; there are: {', '.join(ids)}")
+    if ids[cid]["kind"] == "grids":
+        frame = store.grids(level=cid, bbox=box, under=[under] if under else None)
+        if parent is not None:
+            frame = frame.loc[frame["parent_code"] == parent]
+        frame = frame[[*GRID_PROPERTIES, "geometry"]]
+    else:
+        where = None
+        if datetime is not None:
+            kinds = store.layers()[cid].kinds()
+            when = next((c for c, k in kinds.items() if k == "time"), None)
+            if when is None:
+                raise InputError(f"layer {cid!r} has no time to filter by datetime")
+            low, _, high = datetime.partition("/")
+            low = None if low in ("", "..") else low
+            high = (None if high in ("", "..") else high) if "/" in datetime else low
+            where = {when: (low, high)}
+        frame = store.features(cid, bbox=box, under=[under] if under else None, where=where)
+    matched = len(frame)
+    page = frame.iloc[offset : offset + limit]
+    page = gpd.GeoDataFrame(page, geometry="geometry", crs=WGS84)
+    base = str(request.url.remove_query_params(["offset"]))
+    links = [{"href": str(request.url), "rel": "self", "type": "application/geo+json"}]
+    if offset + limit < matched:
+        sep = "&" if "?" in base else "?"
+        links.append(
+            {
+                "href": f"{base}{sep}offset={offset + limit}",
+                "rel": "next",
+                "type": "application/geo+json",
+            }
+        )
+    return JSONResponse(feature_collection(page, matched, links), media_type=GEOJSON)
+
+
+@router.get("/grids/{code}", summary="One grid with its children, staff and history")
+def grid(code: str, store: StoreDep) -> dict:
+    """A grid (GeoJSON feature), its children, its staff in force and its earlier versions."""
+    from gis_grid.queries import _staff_of
+
+    found = store.grids(codes=[code])
+    if not len(found):
+        raise NotFoundError(f"no grid {code}")
+    feature = json.loads(found[[*GRID_PROPERTIES, "geometry"]].to_json(drop_id=True))["features"][0]
+    children = store.grids(under=[code], geometry=False)
+    children = children.loc[children["parent_code"] == code, ["code", "name", *AGGREGATES]]
+    staff = _staff_of(store, [code])
+    history = store.history(code)
+    return {
+        "grid": feature,
+        "children": children.to_dict("records"),
+        "staff": staff.drop(columns="grid_code").to_dict("records"),
+        "history": pd.DataFrame(history.drop(columns="geometry"))
+        .astype(object)
+        .where(history.drop(columns="geometry").notna(), None)
+        .to_dict("records"),
+    }
+
+
+@router.get("/lookup", summary="The grids at a point, with their staff")
+def lookup(
+    store: StoreDep,
+    lon: Annotated[float, Query(description="Longitude", examples=[123.5632])],
+    lat: Annotated[float, Query(description="Latitude", examples=[42.4501])],
+    crs: Annotated[
+        str | None, Query(description="The point's CRS when not EPSG:4326 (gcj02, bd09 …)")
+    ] = None,
+) -> dict:
+    """Community down to unit for one point, each grid with its staff."""
+    from gis_grid.queries import chain
+
+    problem = lonlat_problem((lon, lat, lon, lat))
+    if problem:
+        raise InputError(f"lon={lon}, lat={lat}: {problem}")
+    if crs:
+        from shapely import Point
+
+        from gis_grid.crs import to_lonlat
+
+        p = to_lonlat(gpd.GeoDataFrame(geometry=[Point(lon, lat)], crs=None), crs).geometry[0]
+        lon, lat = p.x, p.y
+    return {"lon": lon, "lat": lat, "grids": chain(store, lon, lat)}
+
+
+@router.get("/staff/{staff_id}", summary="What a staff member covers")
+def staff(staff_id: str, store: StoreDep) -> dict:
+    """A person's grids and the buildings, units and households under them."""
+    from gis_grid.queries import coverage
+
+    return coverage(store, staff_id)

@@ -1,0 +1,70 @@
+"""The revision log, diffs between revisions, and rebalancing proposals (read-only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Query
+
+from api.deps import StoreDep
+
+router = APIRouter(tags=["planning"])
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    frame = pd.DataFrame(frame)
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+@router.get("/communities/{community}/revisions", summary="A community's revision log")
+def revisions(community: str, store: StoreDep) -> dict:
+    """Every import, edit and boundary operation of the community, oldest first."""
+    return {"community": community, "revisions": _records(store.revisions(community))}
+
+
+@router.get("/communities/{community}/diff", summary="What changed between two revisions")
+def diff(
+    community: str,
+    store: StoreDep,
+    old: Annotated[
+        int, Query(alias="from", ge=0, description="From this revision (0: before any).")
+    ],
+    new: Annotated[
+        int | None, Query(alias="to", ge=0, description="To this revision (default: now).")
+    ] = None,
+) -> dict:
+    """Grids added, removed and reshaped; ground, buildings, households and staff moved."""
+    from gis_grid.edits import compare
+
+    result = compare(store, community, old, new)
+    return {
+        **{k: v for k, v in result.items() if k not in ("grids", "buildings_moved")},
+        "grids": _records(result["grids"]),
+        "buildings_moved": _records(result["buildings_moved"]),
+    }
+
+
+@router.get("/proposals", summary="Rebalancing proposals")
+def proposals(
+    store: StoreDep,
+    status: Annotated[str | None, Query(description="open, accepted or discarded")] = None,
+) -> dict:
+    """Stored proposals with their metrics, newest first."""
+    return {"proposals": _records(store.proposals(status))}
+
+
+@router.get("/proposals/{pid}", summary="One proposal with its grids before and after")
+def proposal(pid: int, store: StoreDep) -> dict:
+    """A proposal's record and a GeoJSON of the grids it replaces (before) and writes (after)."""
+    from gis_grid.rebalance import before_after
+
+    record, change = store.proposal(pid)
+    frame = before_after(store, change)
+    return {
+        "proposal": {
+            k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()
+        },
+        "before_after": json.loads(frame.to_json(drop_id=True, ensure_ascii=False)),
+    }

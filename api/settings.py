@@ -1,0 +1,27 @@
+"""Settings of the web application, from the environment (``GIS_GRID_…``).
+
+Built in the app factory, never at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What the app needs to know; each field can be set as ``GIS_GRID_<NAME>``.
+
+    Examples
+    --------
+    >>> Settings(database_url="out/demo.gpkg").page_limit
+    1000
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GIS_GRID_", env_nested_delimiter="__")
+
+    database_url: str = Field(
+        "out/demo.gpkg", description="The store: a .gpkg path or a postgresql:// URL."
+    )
+    page_limit: int = Field(1000, ge=1, description="Features per page by default.")
+    max_page_limit: int = Field(10_000, ge=1, description="The most features one page may ask.")
