@@ -33,7 +33,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(GisGridError)
     async def _domain(request: Request, exc: GisGridError):
         status = http_status(exc)
-        return problem(status, type(exc).__name__, exc.message)
+        response = problem(status, type(exc).__name__, exc.message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

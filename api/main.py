@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import grids, planning
+from api.routers import edits, grids, planning
 from api.settings import Settings
 from gis_grid import __version__
 
@@ -49,4 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(grids.router)
     app.include_router(planning.router)
+    app.include_router(edits.router)
+
+    @app.middleware("http")
+    async def limit_body(request, call_next):
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > settings.max_body_bytes:
+            return errors.problem(
+                413,
+                "Request too large",
+                f"the body has {int(size):,} bytes; at most {settings.max_body_bytes:,} "
+                "are accepted",
+            )
+        return await call_next(request)
+
     return app

@@ -25,3 +25,9 @@ class Settings(BaseSettings):
     )
     page_limit: int = Field(1000, ge=1, description="Features per page by default.")
     max_page_limit: int = Field(10_000, ge=1, description="The most features one page may ask.")
+    max_body_bytes: int = Field(
+        10_000_000, ge=1_000, description="Larger request bodies are refused (413)."
+    )
+    max_vertices: int = Field(
+        100_000, ge=10, description="Geometries with more vertices are refused (413)."
+    )

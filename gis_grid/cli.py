@@ -193,11 +193,38 @@ def demo(
             from gis_grid.queries import chain
 
             _print_chain(chain(store, probe.x, probe.y))
+        tokens = _demo_users(store, store.assignments())
+        out.print("\nweb API users (tokens are shown once; 'gis-grid user add' makes more):")
+        for role, (user_id, token) in tokens.items():
+            out.print(f"  {role:<12} {user_id:<18} {token}")
         out.print(
             f"\nnext: gis-grid holes {out_path} --layer cctv | lighting | cleaning | staff\n"
             f"      gis-grid hotspots {out_path}\n"
-            f"      gis-grid layer export {out_path} incidents incidents.geojson"
+            f"      gis-grid layer export {out_path} incidents incidents.geojson\n"
+            f"      gis-grid serve {out_path}   (then: curl -H 'Authorization: Bearer TOKEN' "
+            "http://127.0.0.1:8000/collections)"
         )
+
+
+def _demo_users(store, assignments) -> dict[str, tuple[str, str]]:
+    """One web user per role (the grid worker is the first area's), with their tokens."""
+    from gis_grid.access import AccessRole
+
+    workers = assignments.loc[
+        (assignments["role"] == Role.GRID_WORKER.value) & (assignments["grid_code"].str.len() == 15)
+    ].sort_values("grid_code")
+    worker = workers["staff_id"].iloc[0] if len(workers) else None
+    tokens = {}
+    for role in AccessRole:
+        if role is AccessRole.GRID_WORKER and worker is None:
+            continue
+        user_id = f"demo-{role.value.replace('_', '-')}"
+        staff_id = worker if role is AccessRole.GRID_WORKER else None
+        tokens[role.value] = (
+            user_id,
+            store.add_user(user_id, f"demo {role.value}", role, staff_id),
+        )
+    return tokens
 
 
 def _progress() -> Progress:
@@ -1006,31 +1033,11 @@ def serve(
     store: StoreArg,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
-    unauthenticated_network: Annotated[
-        bool,
-        typer.Option(
-            "--unauthenticated-network",
-            help="Listen beyond this machine although the API has no access control yet "
-            "(it shows staff names and phone numbers).",
-        ),
-    ] = False,
 ) -> None:
-    """Serve the web API over a store (JSON/GeoJSON; OpenAPI at /docs)."""
-    import ipaddress
-
+    """Serve the web API over a store (JSON/GeoJSON; OpenAPI at /docs; bearer tokens)."""
     import uvicorn
 
     from gis_grid.store import resolve_url
-
-    loopback = host == "localhost" or (
-        host.replace(".", "").isdigit() and ipaddress.ip_address(host).is_loopback
-    )
-    if not loopback and not unauthenticated_network:
-        raise InputError(
-            f"--host {host} would let anyone on the network read staff names and phone numbers: "
-            "the API has no access control yet. Serve on 127.0.0.1, or pass "
-            "--unauthenticated-network on a closed network"
-        )
 
     url = resolve_url(store)
     if "://" not in url and not Path(url).exists():
@@ -1039,6 +1046,50 @@ def serve(
     err.print(f"serving {url} at http://{host}:{port}/ (OpenAPI: /docs)")
     # by import string: the core never imports the web app
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+
+
+user_app = typer.Typer(help="Users of the web API: add (prints a token), list, revoke.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+@_fail_cleanly
+def user_add(
+    store: StoreArg,
+    user_id: Annotated[str, typer.Argument(help="A login name, e.g. wang.fang.")],
+    role: Annotated[
+        str, typer.Option(help="admin, planner, supervisor, leadership or grid_worker.")
+    ],
+    name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
+    staff_id: Annotated[
+        str | None, typer.Option(help="For a grid worker: their staff id (they see its grids).")
+    ] = None,
+) -> None:
+    """Add a user and print their token (shown once; the store keeps only its hash)."""
+    with _open(store) as s:
+        token = s.add_user(user_id, name or user_id, role, staff_id)
+    out.print(token)
+
+
+@user_app.command("list")
+@_fail_cleanly
+def user_list(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
+    """Users, their roles and whether their token still works."""
+    with _open(store) as s:
+        frame = s.users()
+    if fmt is Format.json:
+        _json({"users": _records(frame)})
+        return
+    _print_frame(frame, "users")
+
+
+@user_app.command("revoke")
+@_fail_cleanly
+def user_revoke(store: StoreArg, user_id: Annotated[str, typer.Argument(help="The user.")]) -> None:
+    """Stop a user's token from working."""
+    with _open(store) as s:
+        s.revoke_user(user_id)
+    out.print(f"{user_id}: token revoked")
 
 
 # -- OpenStreetMap -------------------------------------------------------------------

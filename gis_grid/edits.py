@@ -561,6 +561,10 @@ def redraw(store, code: str, geometry, *, version: int | None = None, author: st
     if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):
         raise InputError("a new outline is a Polygon in lon/lat")
     check_lonlat(np.array([geometry], dtype=object))  # swapped or projected numbers, named
+    if not shapely.is_valid(geometry):
+        raise InputError(
+            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
+        )
     level = level_of_code(code)
     siblings = now.grids.loc[
         (now.grids["code"].str.len() == len(code))

@@ -80,7 +80,22 @@ class ConflictError(GisGridError):
     """An edit was based on a stale version of a grid."""
 
 
+class UnauthorizedError(GisGridError):
+    """No valid credentials (a missing, unknown or revoked token)."""
+
+
+class ForbiddenError(GisGridError):
+    """A known user asking for what their role does not allow."""
+
+
+class TooLargeError(InputError):
+    """A request or file over the size the platform accepts."""
+
+
 HTTP_STATUS: dict[type[GisGridError], int] = {
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    TooLargeError: 413,
     InputError: 422,
     CRSError: 422,
     RowError: 422,

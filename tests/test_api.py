@@ -13,19 +13,37 @@ from api.main import create_app
 from api.settings import Settings
 from gis_grid.edits import move
 from tests.conftest import COMMUNITY, at
-from tests.test_planning import A1, A2, C2, planned
+from tests.test_planning import A1, A2, C1, C2, line, planned
 
 PROBLEM = "application/problem+json"
 
 
+ROLES = ("admin", "planner", "supervisor", "leadership", "grid_worker")
+
+
 @pytest.fixture
 def client(new_store):
+    """An app over the planning layout; one user per role (the grid worker covers area 001).
+
+    Requests carry the admin's token unless they say otherwise.
+    """
     store = planned(new_store())
-    url = store.url
-    app = create_app(Settings(database_url=url, page_limit=3))
+    worker = store.assignments(grid_codes=[A1])["staff_id"].item()
+    tokens = {
+        role: store.add_user(f"u-{role}", role, role, worker if role == "grid_worker" else None)
+        for role in ROLES
+    }
+    app = create_app(Settings(database_url=store.url, page_limit=3, max_body_bytes=200_000))
     with TestClient(app) as c:
         c.store = store
+        c.tokens = tokens
+        c.worker = worker
+        c.headers["Authorization"] = f"Bearer {tokens['admin']}"
         yield c
+
+
+def as_(client, role):
+    return {"Authorization": f"Bearer {client.tokens[role]}"}
 
 
 def test_collections_list_grid_levels(client):
@@ -128,13 +146,112 @@ def test_openapi_documents_every_route(client):
     } <= set(spec["paths"])
 
 
-def test_serve_refuses_the_network_without_access_control(tmp_path):
-    from typer.testing import CliRunner
+# -- access control ------------------------------------------------------------------------
 
-    from gis_grid.cli import app
-    from gis_grid.store.gpkg import GeoPackageStore
 
-    path = tmp_path / "s.gpkg"
-    GeoPackageStore(path).close()
-    result = CliRunner().invoke(app, ["serve", str(path), "--host", "0.0.0.0"])
-    assert result.exit_code == 1 and "phone numbers" in result.stderr
+def test_no_token_or_a_bad_one_is_401(client):
+    r = client.get("/collections", headers={"Authorization": ""})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert "gis-grid user add" in r.json()["detail"]
+    r = client.get("/collections", headers={"Authorization": "Bearer nonsense"})
+    assert r.status_code == 401
+    client.store.revoke_user("u-planner")
+    assert client.get("/collections", headers=as_(client, "planner")).status_code == 401
+    assert client.get("/").status_code == 200  # the landing page names no data
+
+
+READS = [
+    ("/collections/area/items", {}),
+    (f"/grids/{A2}", {}),
+    ("/staff/T00000", {}),
+    (f"/communities/{COMMUNITY}/revisions", {}),
+    ("/proposals", {}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_matrix_for_reads(client, role):
+    expected = {
+        "admin": [200, 200, 200, 200, 200],
+        "planner": [200, 200, 200, 200, 200],
+        "supervisor": [200, 200, 200, 200, 200],
+        "leadership": [200, 200, 200, 200, 200],
+        "grid_worker": [200, 403, 403, 403, 403],
+    }[role]
+    got = [client.get(p, params=q, headers=as_(client, role)).status_code for p, q in READS]
+    assert got == expected
+    if role == "grid_worker":  # their own area, its courtyards, and themselves
+        r = client.get("/collections/area/items", headers=as_(client, role))
+        assert [f["properties"]["code"] for f in r.json()["features"]] == [A1]
+        assert client.get(f"/grids/{A1}001", headers=as_(client, role)).status_code == 200
+        assert client.get(f"/staff/{client.worker}", headers=as_(client, role)).status_code == 200
+        east = at(__import__("shapely").Point(75, 40))
+        r = client.get("/lookup", params={"lon": east.x, "lat": east.y}, headers=as_(client, role))
+        assert r.status_code == 403
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_planners_and_admins_change_boundaries(client, role):
+    before = client.store.revisions()
+    r = client.post("/grids/merge", json={"codes": [A1, A2]}, headers=as_(client, role))
+    if role in ("admin", "planner"):
+        assert r.status_code == 200, r.text
+        assert r.json()["deleted"][0] == A2
+        log = client.store.audit_log()
+        assert log["user_id"].tolist() == [f"u-{role}"] and log["action"].tolist() == ["merge"]
+        assert A2 in log["detail"].iloc[0]["before"]
+        assert int(log["revision"].iloc[0]) == r.json()["revision"]
+    else:
+        assert r.status_code == 403 and "may not change grid boundaries" in r.json()["detail"]
+        assert len(client.store.revisions()) == len(before) and not len(client.store.audit_log())
+
+
+def test_edits_over_http_undo_and_refusals(client):
+    shapely = __import__("shapely")
+    cut = shapely.geometry.mapping(line((15, -5), (15, 65)))
+    r = client.post(f"/grids/{A1}/split", json={"line": cut})
+    assert r.status_code == 422 and C1 in r.json()["detail"]
+    r = client.post("/grids/move", json={"atoms": [C2], "to": A2})
+    assert r.status_code == 200 and f"{A2}003" in r.json()["inserted"]
+    version = client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"]
+    outline = shapely.geometry.mapping(at(shapely.box(0, 0, 32, 60)))
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": outline, "version": version - 1})
+    assert r.status_code == 409
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": outline, "version": version})
+    assert r.status_code == 200
+    r = client.post(f"/communities/{COMMUNITY}/undo")
+    assert r.status_code == 200 and r.json()["operation"] == "undo"
+    r = client.post("/rebalance", json={"parent": A2, "k": 2})
+    assert r.status_code == 200 and r.json()["contiguous"]
+    pid = r.json()["proposal"]
+    assert client.post(f"/proposals/{pid}/accept").status_code == 200
+    assert client.post(f"/proposals/{pid}/accept").status_code == 422
+    actions = client.get("/audit").json()["audit"]
+    assert [a["action"] for a in actions] == ["move", "redraw", "undo", "propose", "accept"]
+    assert client.get("/audit", headers=as_(client, "planner")).status_code == 403
+
+
+def test_oversized_and_invalid_geometry_are_refused(client):
+    shapely = __import__("shapely")
+    ring = shapely.Point(123.556, 42.45).buffer(0.001, quad_segs=300_000 // 4)
+    big = {"type": "Polygon", "coordinates": [list(ring.exterior.coords)[:50_000]]}
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": big})
+    assert r.status_code == 413 and "bytes" in r.json()["detail"]
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]] * 1}
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": {"type": "Polygon"}})
+    assert r.status_code == 422 and "GeoJSON" in r.json()["detail"]
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": square | {"type": "Point"}})
+    assert r.status_code == 422
+    bow = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                list(p)
+                for p in shapely.get_coordinates(
+                    at(shapely.Polygon([(0, 0), (60, 60), (60, 0), (0, 60)])).exterior
+                )
+            ]
+        ],
+    }
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": bow})
+    assert r.status_code == 422 and "valid" in r.json()["detail"]

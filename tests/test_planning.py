@@ -445,6 +445,7 @@ def test_a_version_1_geopackage_gets_the_revision_log(tmp_path):
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP TABLE gis_grid_revisions; DROP TABLE gis_grid_proposals; "
+        "DROP TABLE gis_grid_users; DROP TABLE gis_grid_audit; "
         "UPDATE gis_grid_meta SET value = '1' WHERE key = 'schema_version';"
     )
     conn.close()
@@ -454,6 +455,7 @@ def test_a_version_1_geopackage_gets_the_revision_log(tmp_path):
         assert store.revisions()["operation"].tolist() == ["merge"]
         undo(store, COMMUNITY)
         assert len(store.grids(level="area")) == 2
+        assert store.add_user("u", "u", "planner") and len(store.users()) == 1  # schema 3
 
 
 def test_coarse_courtyards_still_balance_by_recombining_pairs(demo_file, tmp_path):

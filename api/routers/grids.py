@@ -10,6 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import UserDep
 from api.deps import SettingsDep, StoreDep
 from gis_grid.crs import WGS84, lonlat_problem
 from gis_grid.errors import InputError, NotFoundError
@@ -123,14 +124,14 @@ def conformance() -> dict:
 
 
 @router.get("/collections", summary="Grid levels and layers")
-def collections(request: Request, store: StoreDep) -> dict:
+def collections(request: Request, store: StoreDep, user: UserDep) -> dict:
     """Every grid level and every feature layer of the store, as collections."""
     cols = [{**c, "links": _links(request, c["id"])} for c in _collections(store)]
     return {"collections": cols, "links": []}
 
 
 @router.get("/collections/{cid}", summary="One collection")
-def collection(cid: str, request: Request, store: StoreDep) -> dict:
+def collection(cid: str, request: Request, store: StoreDep, user: UserDep) -> dict:
     """A grid level or a layer, by id (``area``, ``incidents`` …)."""
     found = [c for c in _collections(store) if c["id"] == cid]
     if not found:
@@ -145,6 +146,7 @@ def items(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
+    user: UserDep,
     bbox: BboxQuery = None,
     limit: Annotated[int | None, Query(ge=1, description="Features per page.")] = None,
     offset: Annotated[int, Query(ge=0, description="Features to skip.")] = 0,
@@ -167,8 +169,13 @@ def items(
     ids = {c["id"]: c for c in _collections(store)}
     if cid not in ids:
         raise NotFoundError(f"no collection {cid!r}; there are: {', '.join(ids)}")
+    scope = [under] if under else None
+    if under:
+        user.check_sees(under)
+    elif not user.role.reads_everything:
+        scope = user.grids or ["-"]  # a grid worker's grids only (none: nothing)
     if ids[cid]["kind"] == "grids":
-        frame = store.grids(level=cid, bbox=box, under=[under] if under else None)
+        frame = store.grids(level=cid, bbox=box, under=scope)
         if parent is not None:
             frame = frame.loc[frame["parent_code"] == parent]
         frame = frame[[*GRID_PROPERTIES, "geometry"]]
@@ -183,7 +190,7 @@ def items(
             low = None if low in ("", "..") else low
             high = (None if high in ("", "..") else high) if "/" in datetime else low
             where = {when: (low, high)}
-        frame = store.features(cid, bbox=box, under=[under] if under else None, where=where)
+        frame = store.features(cid, bbox=box, under=scope, where=where)
     matched = len(frame)
     page = frame.iloc[offset : offset + limit]
     page = gpd.GeoDataFrame(page, geometry="geometry", crs=WGS84)
@@ -202,10 +209,11 @@ def items(
 
 
 @router.get("/grids/{code}", summary="One grid with its children, staff and history")
-def grid(code: str, store: StoreDep) -> dict:
+def grid(code: str, store: StoreDep, user: UserDep) -> dict:
     """A grid (GeoJSON feature), its children, its staff in force and its earlier versions."""
     from gis_grid.queries import _staff_of
 
+    user.check_sees(code)
     found = store.grids(codes=[code])
     if not len(found):
         raise NotFoundError(f"no grid {code}")
@@ -228,6 +236,7 @@ def grid(code: str, store: StoreDep) -> dict:
 @router.get("/lookup", summary="The grids at a point, with their staff")
 def lookup(
     store: StoreDep,
+    user: UserDep,
     lon: Annotated[float, Query(description="Longitude", examples=[123.5632])],
     lat: Annotated[float, Query(description="Latitude", examples=[42.4501])],
     crs: Annotated[
@@ -247,12 +256,18 @@ def lookup(
 
         p = to_lonlat(gpd.GeoDataFrame(geometry=[Point(lon, lat)], crs=None), crs).geometry[0]
         lon, lat = p.x, p.y
-    return {"lon": lon, "lat": lat, "grids": chain(store, lon, lat)}
+    grids = chain(store, lon, lat)
+    if grids:
+        user.check_sees(grids[-1]["code"])
+    return {"lon": lon, "lat": lat, "grids": grids}
 
 
 @router.get("/staff/{staff_id}", summary="What a staff member covers")
-def staff(staff_id: str, store: StoreDep) -> dict:
+def staff(staff_id: str, store: StoreDep, user: UserDep) -> dict:
     """A person's grids and the buildings, units and households under them."""
     from gis_grid.queries import coverage
 
+    user.check_role(
+        user.role.reads_everything or staff_id == user.staff_id, "see another person's grids"
+    )
     return coverage(store, staff_id)

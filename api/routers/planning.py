@@ -8,6 +8,7 @@ from typing import Annotated
 import pandas as pd
 from fastapi import APIRouter, Query
 
+from api.auth import UserDep
 from api.deps import StoreDep
 
 router = APIRouter(tags=["planning"])
@@ -19,8 +20,9 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 @router.get("/communities/{community}/revisions", summary="A community's revision log")
-def revisions(community: str, store: StoreDep) -> dict:
+def revisions(community: str, store: StoreDep, user: UserDep) -> dict:
     """Every import, edit and boundary operation of the community, oldest first."""
+    user.check_role(user.role.reads_everything, "read the revision log")
     return {"community": community, "revisions": _records(store.revisions(community))}
 
 
@@ -28,6 +30,7 @@ def revisions(community: str, store: StoreDep) -> dict:
 def diff(
     community: str,
     store: StoreDep,
+    user: UserDep,
     old: Annotated[
         int, Query(alias="from", ge=0, description="From this revision (0: before any).")
     ],
@@ -38,6 +41,7 @@ def diff(
     """Grids added, removed and reshaped; ground, buildings, households and staff moved."""
     from gis_grid.edits import compare
 
+    user.check_role(user.role.reads_everything, "compare revisions")
     result = compare(store, community, old, new)
     return {
         **{k: v for k, v in result.items() if k not in ("grids", "buildings_moved")},
@@ -49,17 +53,20 @@ def diff(
 @router.get("/proposals", summary="Rebalancing proposals")
 def proposals(
     store: StoreDep,
+    user: UserDep,
     status: Annotated[str | None, Query(description="open, accepted or discarded")] = None,
 ) -> dict:
     """Stored proposals with their metrics, newest first."""
+    user.check_role(user.role.reads_everything, "read proposals")
     return {"proposals": _records(store.proposals(status))}
 
 
 @router.get("/proposals/{pid}", summary="One proposal with its grids before and after")
-def proposal(pid: int, store: StoreDep) -> dict:
+def proposal(pid: int, store: StoreDep, user: UserDep) -> dict:
     """A proposal's record and a GeoJSON of the grids it replaces (before) and writes (after)."""
     from gis_grid.rebalance import before_after
 
+    user.check_role(user.role.reads_everything, "read proposals")
     record, change = store.proposal(pid)
     frame = before_after(store, change)
     return {

@@ -29,6 +29,7 @@ import pyogrio
 import shapely
 from numpy.typing import ArrayLike
 
+from gis_grid.access import AUDIT_COLUMNS, USER_COLUMNS, AccessRole, new_token, token_hash
 from gis_grid.changes import (
     Existing,
     check_changeset,
@@ -37,7 +38,7 @@ from gis_grid.changes import (
     touched_communities,
 )
 from gis_grid.crs import WGS84
-from gis_grid.errors import DuplicateCodeError, NotFoundError, StoreError
+from gis_grid.errors import DuplicateCodeError, InputError, NotFoundError, StoreError
 from gis_grid.features import (
     CHAIN_COLUMNS,
     LINK_COLUMNS,
@@ -85,7 +86,7 @@ from gis_grid.versions import (
     write_payloads,
 )
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: The revision log and the rebalancing proposals (schema version 2).
 _LOG_TABLES = """
 CREATE TABLE gis_grid_revisions (
@@ -100,6 +101,18 @@ CREATE TABLE gis_grid_proposals (
     author TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'open', params TEXT NOT NULL,
     metrics TEXT NOT NULL, revision INTEGER, payload BLOB NOT NULL);
 """
+#: Users with their token's hash, and the audit log of writes (schema version 3).
+_ACCESS_TABLES = """
+CREATE TABLE gis_grid_users (
+    user_id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, staff_id TEXT,
+    token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE TABLE gis_grid_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, user_id TEXT NOT NULL,
+    role TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, revision INTEGER,
+    detail TEXT NOT NULL);
+"""
+#: What upgrades a file from each earlier schema version to the next.
+_UPGRADES = {"1": ("2", _LOG_TABLES), "2": ("3", _ACCESS_TABLES)}
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64, 0, 0, 0)
 _SRS_ID = 4326
 #: SQLite allows a limited number of host parameters per statement.
@@ -316,6 +329,7 @@ class GeoPackageStore(StoreBase):
                 INSERT INTO gis_grid_meta VALUES ('created_at', '{created}');
                 INSERT INTO gis_grid_meta VALUES ('generation', '0');
                 {_LOG_TABLES}
+                {_ACCESS_TABLES}
                 COMMIT;
                 """
             )
@@ -329,12 +343,13 @@ class GeoPackageStore(StoreBase):
             ).fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a gis-grid GeoPackage ({exc})") from exc
-        if row is not None and row[0] == "1":  # version 1 had no revision log: add it
+        while row is not None and row[0] in _UPGRADES:  # older files gain the new tables
+            version, script = _UPGRADES[row[0]]
             self._conn.executescript(
-                f"BEGIN IMMEDIATE; {_LOG_TABLES} UPDATE gis_grid_meta SET value = "
-                f"'{SCHEMA_VERSION}' WHERE key = 'schema_version'; COMMIT;"
+                f"BEGIN IMMEDIATE; {script} UPDATE gis_grid_meta SET value = "
+                f"'{version}' WHERE key = 'schema_version'; COMMIT;"
             )
-            return
+            row = (version,)
         if row is None or row[0] != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {row and row[0]}, this gis-grid expects "
@@ -774,6 +789,78 @@ class GeoPackageStore(StoreBase):
                 (status, revision, int(pid)),
             )
 
+    # -- users and audit
+
+    def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
+        """Add a user; return their token (shown once: the store keeps its hash)."""
+        role = AccessRole.parse(role).value
+        if role == AccessRole.GRID_WORKER and not staff_id:
+            raise InputError("a grid worker is a staff member: give their staff id")
+        if staff_id and not self._existing_staff([staff_id]):
+            raise NotFoundError(f"no staff member {staff_id!r}")
+        token = new_token()
+        with self._transaction() as conn:
+            if conn.execute(
+                "SELECT 1 FROM gis_grid_users WHERE user_id = ?", (user_id,)
+            ).fetchone():
+                raise DuplicateCodeError(f"user {user_id!r} exists already")
+            conn.execute(
+                "INSERT INTO gis_grid_users (user_id, name, role, staff_id, token_sha256, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, name, role, staff_id, token_hash(token), _now()),
+            )
+        return token
+
+    def user_of_token(self, token: str) -> dict | None:
+        """The active user holding a token, or None."""
+        row = self._select(
+            f"SELECT {', '.join(USER_COLUMNS)} FROM gis_grid_users "
+            "WHERE token_sha256 = ? AND revoked_at IS NULL",
+            [token_hash(token)],
+        )
+        return row.iloc[0].to_dict() if len(row) else None
+
+    def users(self) -> pd.DataFrame:
+        """Every user (never their token)."""
+        return self._select(
+            f"SELECT {', '.join(USER_COLUMNS)} FROM gis_grid_users ORDER BY user_id"
+        )
+
+    def revoke_user(self, user_id: str) -> None:
+        """Make a user's token stop working."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE gis_grid_users SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                (_now(), user_id),
+            )
+            if not cur.rowcount:
+                raise NotFoundError(f"no active user {user_id!r}")
+
+    def record_audit(
+        self, user: dict, action: str, target: str, revision: int | None, detail: dict
+    ) -> None:
+        """Record who did what, when, and what it changed."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO gis_grid_audit (at, user_id, role, action, target, revision, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _now(),
+                    user["user_id"],
+                    user["role"],
+                    action,
+                    target,
+                    revision,
+                    json.dumps(detail, ensure_ascii=False, default=str),
+                ),
+            )
+
+    def audit_log(self) -> pd.DataFrame:
+        """The audit log, oldest first."""
+        frame = self._select(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM gis_grid_audit ORDER BY id")
+        frame["detail"] = frame["detail"].map(json.loads)
+        return frame
+
     def history(self, code: str) -> gpd.GeoDataFrame:
         """Earlier versions of a grid, oldest first."""
         cols = ", ".join((*GRID_COLUMNS, "replaced_at"))
@@ -1051,6 +1138,10 @@ class GeoPackageStore(StoreBase):
                     "WHERE fid = ?",
                     records(changed, (*CHAIN_COLUMNS, "fid")),
                 )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _meets(geoms: np.ndarray, bbox) -> np.ndarray:

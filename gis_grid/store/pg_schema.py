@@ -191,3 +191,34 @@ proposals = Table(
     PrimaryKeyConstraint("community_code", "id", name="proposals_pkey"),
     CheckConstraint("status IN ('open', 'accepted', 'discarded')", name="proposals_status"),
 )
+
+#: Users of the platform: a role and the SHA-256 of their token (never the token).
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("staff_id", Text),
+    Column("token_sha256", Text, nullable=False, unique=True),
+    Column("created_at", Text, nullable=False),
+    Column("revoked_at", Text),
+    CheckConstraint(
+        "role IN ('admin', 'planner', 'supervisor', 'leadership', 'grid_worker')",
+        name="users_role",
+    ),
+)
+
+#: Every write through the web application: who, what, when, and what it changed.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("revision", BigInteger),
+    Column("detail", Text, nullable=False),
+)

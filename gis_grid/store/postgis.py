@@ -34,6 +34,7 @@ import shapely
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from gis_grid.access import AUDIT_COLUMNS, USER_COLUMNS, AccessRole, new_token, token_hash
 from gis_grid.changes import (
     Existing,
     check_changeset,
@@ -155,6 +156,10 @@ def _safe(url: str) -> str:
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _iso(value) -> str | None:
@@ -618,6 +623,81 @@ class PostGISStore(StoreBase):
                 "UPDATE proposals SET status = %s, revision = %s WHERE id = %s",
                 [status, revision, int(pid)],
             )
+
+    # -- users and audit
+
+    def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
+        """Add a user; return their token (shown once: the database keeps its hash)."""
+        role = AccessRole.parse(role).value
+        if role == AccessRole.GRID_WORKER and not staff_id:
+            raise InputError("a grid worker is a staff member: give their staff id")
+        token = new_token()
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if staff_id and not self._present(cur, "staff", "staff_id", [staff_id]):
+                raise NotFoundError(f"no staff member {staff_id!r}")
+            if self._present(cur, "users", "user_id", [user_id]):
+                raise DuplicateCodeError(f"user {user_id!r} exists already")
+            cur.execute(
+                "INSERT INTO users (user_id, name, role, staff_id, token_sha256, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [user_id, name, role, staff_id, token_hash(token), _now()],
+            )
+        return token
+
+    def user_of_token(self, token: str) -> dict | None:
+        """The active user holding a token, or None."""
+        frame = self._frame(
+            f"SELECT {', '.join(USER_COLUMNS)} FROM users "
+            "WHERE token_sha256 = %s AND revoked_at IS NULL",
+            [token_hash(token)],
+        )
+        return frame.iloc[0].to_dict() if len(frame) else None
+
+    def users(self) -> pd.DataFrame:
+        """Every user (never their token)."""
+        frame = self._frame(f"SELECT {', '.join(USER_COLUMNS)} FROM users ORDER BY user_id")
+        return frame if len(frame) else pd.DataFrame(columns=list(USER_COLUMNS))
+
+    def revoke_user(self, user_id: str) -> None:
+        """Make a user's token stop working."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE users SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
+                [_now(), user_id],
+            )
+            if not cur.rowcount:
+                raise NotFoundError(f"no active user {user_id!r}")
+
+    def record_audit(
+        self, user: dict, action: str, target: str, revision: int | None, detail: dict
+    ) -> None:
+        """Record who did what, when, and what it changed."""
+        import json
+
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO audit (at, user_id, role, action, target, revision, detail) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [
+                    _now(),
+                    user["user_id"],
+                    user["role"],
+                    action,
+                    target,
+                    revision,
+                    json.dumps(detail, ensure_ascii=False, default=str),
+                ],
+            )
+
+    def audit_log(self) -> pd.DataFrame:
+        """The audit log, oldest first."""
+        import json
+
+        frame = self._frame(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit ORDER BY id")
+        if not len(frame):
+            return pd.DataFrame(columns=list(AUDIT_COLUMNS))
+        frame["detail"] = frame["detail"].map(json.loads)
+        return frame
 
     def history(self, code: str) -> gpd.GeoDataFrame:
         """Earlier versions of a grid, oldest first."""

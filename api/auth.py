@@ -1,0 +1,80 @@
+"""Token authentication and what each role may see.
+
+Every route takes the :data:`UserDep` dependency: a bearer token
+(``Authorization: Bearer …``, issued by ``gis-grid user add``) identifies an
+active user; without one the answer is 401. A grid worker sees details of the
+grids they are assigned to (and everything below them) only: 403 elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.deps import StoreDep
+from gis_grid.access import AccessRole
+from gis_grid.errors import ForbiddenError, UnauthorizedError
+
+
+@dataclass
+class User:
+    """The user behind a request."""
+
+    user_id: str
+    name: str
+    role: AccessRole
+    staff_id: str | None = None
+    #: For grid workers: the codes of their top grids (they see these and below).
+    grids: list[str] = field(default_factory=list)
+
+    def record(self) -> dict:
+        """The user as the audit log keeps them."""
+        return {"user_id": self.user_id, "role": self.role.value}
+
+    def may_see(self, code: str) -> bool:
+        """Whether the user may see the details of a grid."""
+        return self.role.reads_everything or str(code).startswith(tuple(self.grids))
+
+    def check_sees(self, code: str) -> None:
+        """Raise 403 unless the user may see the grid."""
+        if not self.may_see(code):
+            raise ForbiddenError(
+                f"{self.name} ({self.role.value}) sees the grids they cover only; "
+                f"{code} is not one of them"
+            )
+
+    def check_role(self, allowed: bool, what: str) -> None:
+        """Raise 403 unless ``allowed``."""
+        if not allowed:
+            raise ForbiddenError(f"a {self.role.value} may not {what}")
+
+
+def current_user(request: Request, store: StoreDep) -> User:
+    """The user of the request's bearer token (401 without a valid one)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError(
+            "send 'Authorization: Bearer <token>'; an admin issues tokens with "
+            "'gis-grid user add STORE USER --role ROLE'"
+        )
+    found = store.user_of_token(token.strip())
+    if found is None:
+        raise UnauthorizedError("this token is not valid (unknown or revoked)")
+    user = User(
+        user_id=found["user_id"],
+        name=found["name"],
+        role=AccessRole.parse(found["role"]),
+        staff_id=found.get("staff_id"),
+    )
+    if not user.role.reads_everything:
+        from gis_grid.queries import active
+
+        codes = sorted(set(active(store.assignments(staff_ids=[user.staff_id]))["grid_code"]))
+        user.grids = [c for c in codes if not any(c != o and c.startswith(o) for o in codes)]
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]

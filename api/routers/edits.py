@@ -1,0 +1,238 @@
+"""Boundary operations over HTTP, for planners and admins; each one audited.
+
+Every route answers with the revision written (or the proposal made) and
+records who did it, when, and what it changed in the audit log. Refusals
+(overlaps, cut buildings, stale versions …) are problem documents and change
+nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import shapely
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, Field
+
+from api.auth import User, UserDep
+from api.deps import SettingsDep, StoreDep
+from gis_grid.errors import InputError, TooLargeError
+
+router = APIRouter(tags=["edits"])
+
+
+class MergeRequest(BaseModel):
+    """Grids to merge (adjacent siblings) and, optionally, the merged grid's name."""
+
+    codes: list[str] = Field(min_length=2, examples=[["211281001007006", "211281001007007"]])
+    name: str | None = None
+
+
+class SplitRequest(BaseModel):
+    """A GeoJSON LineString (lon/lat) crossing the grid, or a number of parts."""
+
+    line: dict[str, Any] | None = Field(
+        None,
+        examples=[{"type": "LineString", "coordinates": [[123.566, 42.446], [123.566, 42.452]]}],
+    )
+    parts: int | None = Field(None, ge=2, le=100)
+    weights: str | None = Field(None, examples=["households=1,incidents=0.2"])
+
+
+class MoveRequest(BaseModel):
+    """Buildings or courtyards to move, and the neighbouring grid that takes them."""
+
+    atoms: list[str] = Field(min_length=1, examples=[["211281001007002004"]])
+    to: str = Field(examples=["211281001007003"])
+
+
+class OutlineRequest(BaseModel):
+    """A new outline (GeoJSON Polygon, lon/lat) and the version it was drawn on."""
+
+    geometry: dict[str, Any]
+    version: int | None = Field(None, ge=1)
+
+
+class RebalanceRequest(BaseModel):
+    """What to rebalance and how (see ``gis-grid rebalance``)."""
+
+    parent: str = Field(examples=["211281001007"])
+    k: int | None = Field(None, ge=1, le=1000)
+    weights: str = "households=1"
+    tolerance: float = Field(0.05, ge=0, le=1)
+    narrow: bool = True
+
+
+def geometry_of(doc: dict | None, settings, kinds: tuple[str, ...]):
+    """A GeoJSON geometry as shapely, of the given kinds and within the vertex cap."""
+    if doc is None:
+        return None
+    try:
+        geom = shapely.geometry.shape(doc)
+    except Exception as exc:  # shapely raises several kinds on malformed GeoJSON
+        raise InputError(f"not a GeoJSON geometry: {exc}") from exc
+    if geom.geom_type not in kinds:
+        raise InputError(f"expected a {' or '.join(kinds)}, got a {geom.geom_type}")
+    n = shapely.get_num_coordinates(geom)
+    if n > settings.max_vertices:
+        raise TooLargeError(
+            f"the geometry has {n:,} vertices; at most {settings.max_vertices:,} are accepted "
+            "(simplify it first)"
+        )
+    return geom
+
+
+def _done(store, user: User, action: str, target: str, revision, request: dict) -> dict:
+    detail = {
+        "request": request,
+        "before": sorted(revision.deleted + revision.updated),
+        "after": sorted(revision.updated + revision.inserted),
+    }
+    store.record_audit(user.record(), action, target, revision.id, detail)
+    flagged = (
+        [
+            {"kind": r.kind, "codes": list(r.codes), "detail": r.detail}
+            for r in revision.warnings.itertuples()
+        ]
+        if revision.warnings is not None and len(revision.warnings)
+        else []
+    )
+    return {
+        "revision": revision.id,
+        "operation": revision.operation,
+        "deleted": revision.deleted,
+        "updated": revision.updated,
+        "inserted": revision.inserted,
+        "flagged": flagged,
+    }
+
+
+def _planner(user: User) -> None:
+    user.check_role(user.role.edits_boundaries, "change grid boundaries")
+
+
+@router.post("/grids/merge", summary="Merge adjacent sibling grids")
+def merge(body: MergeRequest, store: StoreDep, user: UserDep) -> dict:
+    """The merged grid keeps the smallest code and every assignment."""
+    from gis_grid.edits import merge as run
+
+    _planner(user)
+    revision = run(store, body.codes, name=body.name, author=user.user_id)
+    return _done(store, user, "merge", ",".join(body.codes), revision, body.model_dump())
+
+
+@router.post("/grids/{code}/split", summary="Split a grid along a line or into parts")
+def split(
+    code: str, body: SplitRequest, store: StoreDep, user: UserDep, settings: SettingsDep
+) -> dict:
+    """Children are never cut; the busier part keeps the code and the staff."""
+    from gis_grid.edits import split as run
+
+    _planner(user)
+    line = geometry_of(body.line, settings, ("LineString", "MultiLineString"))
+    revision = run(
+        store, code, line=line, parts=body.parts, weights=body.weights, author=user.user_id
+    )
+    return _done(store, user, "split", code, revision, body.model_dump())
+
+
+@router.post("/grids/move", summary="Move buildings or courtyards to a neighbouring grid")
+def move(body: MoveRequest, store: StoreDep, user: UserDep) -> dict:
+    """The ground between buildings moves with them."""
+    from gis_grid.edits import move as run
+
+    _planner(user)
+    revision = run(store, body.atoms, body.to, author=user.user_id)
+    return _done(store, user, "move", body.to, revision, body.model_dump())
+
+
+@router.put("/grids/{code}/outline", summary="Redraw a grid's outline")
+def outline(
+    code: str, body: OutlineRequest, store: StoreDep, user: UserDep, settings: SettingsDep
+) -> dict:
+    """Neighbours give up or take the ground in between; a stale version is refused (409)."""
+    from gis_grid.edits import redraw
+
+    _planner(user)
+    geom = geometry_of(body.geometry, settings, ("Polygon", "MultiPolygon"))
+    revision = redraw(store, code, geom, version=body.version, author=user.user_id)
+    return _done(store, user, "redraw", code, revision, {"version": body.version})
+
+
+@router.post("/communities/{community}/undo", summary="Undo the latest revision")
+def undo(community: str, store: StoreDep, user: UserDep) -> dict:
+    """As a new revision; undoing an undo redoes."""
+    from gis_grid.edits import undo as run
+
+    _planner(user)
+    return _done(store, user, "undo", community, run(store, community, author=user.user_id), {})
+
+
+@router.post("/communities/{community}/restore", summary="Go back to an earlier revision")
+def restore(
+    community: str,
+    store: StoreDep,
+    user: UserDep,
+    revision: Annotated[int, Body(embed=True, ge=0)],
+) -> dict:
+    """The community as it was just after ``revision``, as a new revision."""
+    from gis_grid.edits import restore as run
+
+    _planner(user)
+    written = run(store, community, revision, author=user.user_id)
+    return _done(store, user, "restore", community, written, {"revision": revision})
+
+
+@router.post("/rebalance", summary="Propose rebalanced grids")
+def rebalance(body: RebalanceRequest, store: StoreDep, user: UserDep) -> dict:
+    """Stores a proposal and answers with its metrics; nothing changes until accepted."""
+    from gis_grid.rebalance import propose
+
+    _planner(user)
+    metrics = propose(
+        store,
+        body.parent,
+        k=body.k,
+        weights=body.weights,
+        tolerance=body.tolerance,
+        narrow=body.narrow,
+        author=user.user_id,
+    )
+    metrics.pop("_change")
+    store.record_audit(
+        user.record(),
+        "propose",
+        body.parent,
+        None,
+        {"request": body.model_dump(), "proposal": metrics["proposal"]},
+    )
+    return metrics
+
+
+@router.post("/proposals/{pid}/accept", summary="Accept a proposal as a new revision")
+def accept(pid: int, store: StoreDep, user: UserDep) -> dict:
+    """Refused (409) if its grids changed since it was made."""
+    from gis_grid.rebalance import accept as run
+
+    _planner(user)
+    revision = run(store, pid, author=user.user_id)
+    return _done(store, user, "accept", f"proposal {pid}", revision, {"proposal": pid})
+
+
+@router.post("/proposals/{pid}/discard", summary="Discard a proposal")
+def discard(pid: int, store: StoreDep, user: UserDep) -> dict:
+    """The proposal stays in the list, marked discarded."""
+    from gis_grid.rebalance import discard as run
+
+    _planner(user)
+    run(store, pid)
+    store.record_audit(user.record(), "discard", f"proposal {pid}", None, {"proposal": pid})
+    return {"proposal": pid, "status": "discarded"}
+
+
+@router.get("/audit", summary="The audit log")
+def audit(store: StoreDep, user: UserDep) -> dict:
+    """Every write through the API: who, what, when, the revision and what it changed."""
+    user.check_role(user.role.value == "admin", "read the audit log")
+    frame = store.audit_log()
+    return {"audit": frame.astype(object).where(frame.notna(), None).to_dict("records")}
