@@ -37,6 +37,15 @@ def test_demo_builds_a_clean_store(tmp_path):
     assert "宏大社区" in result.stdout and "3,211" in result.stdout
     stats = json.loads(run("stats", out, "--format", "json").stdout)
     assert stats["grids"]["building"] == 114 and stats["residents"] == 8018
+    # one web user per role, each token printed once and working
+    import re
+
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    tokens = dict(re.findall(r"^\s+(\w+)\s+demo-[\w-]+\s+(\S+)$", result.stdout, re.M))
+    assert set(tokens) == {"admin", "planner", "supervisor", "leadership", "grid_worker"}
+    with GeoPackageStore(out) as store:
+        assert store.user_of_token(tokens["grid_worker"])["staff_id"]
     # running it again replaces the store with the same data
     run("demo", "--out", out)
     assert json.loads(run("stats", out, "-f", "json").stdout) == stats
