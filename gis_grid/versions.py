@@ -100,7 +100,6 @@ class Plan:
     assignment_codes: list[str]  # codes whose assignments are replaced
     before_assignments: pd.DataFrame
     warnings: gpd.GeoDataFrame
-    rolled: pd.DataFrame = field(repr=False, default=None)  # aggregates of the whole community
 
     @property
     def after_codes(self) -> list[str]:
@@ -305,7 +304,6 @@ def plan_rewrite(
         assignment_codes=touched,
         before_assignments=before_assignments,
         warnings=warnings.reset_index(drop=True),
-        rolled=rolled,
     )
     if plan.unchanged:
         raise InputError(f"the {rewrite.operation} leaves every grid as it is; nothing was saved")
