@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
         run([BIN / "gis-grid", "demo", "--out", "out/demo.gpkg", *rest])
     elif task == "test":
         ensure_env("test")
-        run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "layers", "api", "tests", *rest])
+        run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "layers", "api", "tiles", "tests", *rest])
     else:
         ensure_env("test,bench")
         if rest[:1] == ["postgis"]:

@@ -255,3 +255,82 @@ def test_oversized_and_invalid_geometry_are_refused(client):
     }
     r = client.put(f"/grids/{A1}/outline", json={"geometry": bow})
     assert r.status_code == 422 and "valid" in r.json()["detail"]
+
+
+# -- vector tiles ----------------------------------------------------------------------------
+
+
+def _tile_of(point, z):
+    import morecantile
+
+    return morecantile.tms.get("WebMercatorQuad").tile(point.x, point.y, z)
+
+
+@pytest.mark.parametrize("level, expected", [("area", [A1, A2]), ("building", None)])
+def test_tiles_carry_the_grids_of_the_tile(client, level, expected):
+    import mapbox_vector_tile
+
+    shapely = __import__("shapely")
+    t = _tile_of(at(shapely.Point(60, 30)), 16)
+    r = client.get(f"/tiles/{level}/{t.z}/{t.x}/{t.y}.pbf")
+    assert (
+        r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    )
+    layer = mapbox_vector_tile.decode(r.content)[level]
+    codes = sorted(f["properties"]["code"] for f in layer["features"])
+    # the store's answer for the same tile (bbox of the tile and its buffer)
+    from tiles.mvt import BUFFER, EXTENT, lonlat_bounds
+
+    box = lonlat_bounds(t, BUFFER / EXTENT)
+    want = sorted(client.store.grids(level=level, bbox=tuple(box))["code"])
+    assert codes == (expected or want)
+    assert set(layer["features"][0]["properties"]) == {
+        "code",
+        "name",
+        "level",
+        "households",
+        "version",
+    }
+    again = client.get(
+        f"/tiles/{level}/{t.z}/{t.x}/{t.y}.pbf", headers={"If-None-Match": r.headers["etag"]}
+    )
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/tiles/area/23/0/0.pbf", 422, "zoom 23"),
+        ("/tiles/area/3/8/0.pbf", 422, "does not exist"),
+        ("/tiles/area/3/-1/0.pbf", 422, "does not exist"),
+        ("/tiles/nowhere/3/1/1.pbf", 404, "no tile layer"),
+    ],
+)
+def test_bad_tiles_are_refused(client, path, status, words):
+    r = client.get(path)
+    assert r.status_code == status and words in r.json()["detail"]
+
+
+def test_layer_tiles_carry_their_features(client):
+    import geopandas as gpd
+    import mapbox_vector_tile
+
+    from gis_grid.crs import WGS84
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import get_layer
+
+    shapely = __import__("shapely")
+    plugin = get_layer("incidents")
+    cases = gpd.GeoDataFrame(
+        [{"id": f"E{i}", "reported_at": "2026-11-01", "category": "其他"} for i in range(3)],
+        geometry=[at(shapely.Point(15, 40)), at(shapely.Point(45, 40)), at(shapely.Point(95, 40))],
+        crs=WGS84,
+    )
+    client.store.write_features(plugin.schema, normalise_features(plugin.schema, cases))
+    t = _tile_of(at(shapely.Point(60, 30)), 16)
+    r = client.get(f"/tiles/incidents/{t.z}/{t.x}/{t.y}.pbf")
+    features = mapbox_vector_tile.decode(r.content)["incidents"]["features"]
+    assert sorted(f["properties"]["id"] for f in features) == ["E0", "E1", "E2"]
+    e0 = [f for f in features if f["properties"]["id"] == "E0"][0]
+    assert e0["properties"]["building_code"] == f"{A1}001001"
+    assert e0["geometry"]["type"] == "Point"

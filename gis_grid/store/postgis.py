@@ -624,6 +624,52 @@ class PostGISStore(StoreBase):
                 [status, revision, int(pid)],
             )
 
+    # -- vector tiles
+
+    def mvt(
+        self,
+        layer: str,
+        attributes: list[str],
+        z: int,
+        x: int,
+        y: int,
+        *,
+        extent: int = 4096,
+        buffer: int = 64,
+    ) -> bytes:
+        """One layer's Mapbox Vector Tile at z/x/y, made in one ``ST_AsMVT`` query.
+
+        ``layer`` is a grid level (``area`` …) or a feature layer; ``attributes``
+        are the columns each feature carries.
+        """
+        levels = {lv.key for lv in Level}
+        cols = sql.SQL(", ").join(sql.Identifier(a) for a in attributes)
+        table = sql.Identifier("grids" if layer in levels else layer)
+        where = sql.SQL("AND g.level = %(level)s") if layer in levels else sql.SQL("")
+        query = sql.SQL(
+            "WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, "
+            "ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326) AS ll) "
+            "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
+            "SELECT {cols}, ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.merc, %(extent)s, "
+            "%(buffer)s, true) AS geom FROM {table} g, b WHERE g.geom && b.ll {where}"
+            ") t WHERE t.geom IS NOT NULL"
+        ).format(cols=cols, table=table, where=where)
+        with self._cursor() as cur:
+            cur.execute(
+                query,
+                {
+                    "z": z,
+                    "x": x,
+                    "y": y,
+                    "margin": buffer / extent,
+                    "name": layer,
+                    "extent": extent,
+                    "buffer": buffer,
+                    "level": layer,
+                },
+            )
+            return bytes(cur.fetchone()[0] or b"")
+
     # -- users and audit
 
     def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
