@@ -16,6 +16,7 @@ from api import errors
 from api.routers import edits, grids, planning, tiles
 from api.settings import Settings
 from gis_grid import __version__
+from tiles.cache import TileCache
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tile_cache = TileCache(settings.tile_cache_items)
     errors.install(app)
     app.include_router(grids.router)
     app.include_router(planning.router)

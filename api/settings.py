@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         10_000_000, ge=1_000, description="Larger request bodies are refused (413)."
     )
+    tile_cache_items: int = Field(4096, ge=0, description="Tiles kept in memory per process.")
     max_vertices: int = Field(
         100_000, ge=10, description="Geometries with more vertices are refused (413)."
     )

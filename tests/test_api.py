@@ -326,7 +326,9 @@ def test_layer_tiles_carry_their_features(client):
         geometry=[at(shapely.Point(15, 40)), at(shapely.Point(45, 40)), at(shapely.Point(95, 40))],
         crs=WGS84,
     )
+    before = client.store.generation()
     client.store.write_features(plugin.schema, normalise_features(plugin.schema, cases))
+    assert client.store.generation() > before  # cached tiles of the layer are stale now
     t = _tile_of(at(shapely.Point(60, 30)), 16)
     r = client.get(f"/tiles/incidents/{t.z}/{t.x}/{t.y}.pbf")
     features = mapbox_vector_tile.decode(r.content)["incidents"]["features"]
@@ -334,3 +336,21 @@ def test_layer_tiles_carry_their_features(client):
     e0 = [f for f in features if f["properties"]["id"] == "E0"][0]
     assert e0["properties"]["building_code"] == f"{A1}001001"
     assert e0["geometry"]["type"] == "Point"
+
+
+def test_tiles_are_cached_until_the_next_write(client):
+    import mapbox_vector_tile
+
+    shapely = __import__("shapely")
+    t = _tile_of(at(shapely.Point(60, 30)), 16)
+    path = f"/tiles/area/{t.z}/{t.x}/{t.y}.pbf"
+    cache = client.app.state.tile_cache
+    first = client.get(path)
+    assert client.get(path).content == first.content and cache.hits == 1
+    client.post("/grids/merge", json={"codes": [A1, A2]})  # a write: new generation
+    after = client.get(path)
+    codes = [
+        f["properties"]["code"]
+        for f in mapbox_vector_tile.decode(after.content)["area"]["features"]
+    ]
+    assert codes == [A1] and cache.hits == 1 and after.headers["etag"] != first.headers["etag"]

@@ -215,7 +215,7 @@ def test_pilot_to_production_and_back_with_the_cli(tmp_path, demo_file, pg_url, 
     _admin(f"CREATE DATABASE {empty.rsplit('/', 1)[1]}")
     try:
         result = runner.invoke(app, ["migrate", empty])
-        assert result.exit_code == 0 and "revision 0004" in result.stdout
+        assert result.exit_code == 0 and "revision 0005" in result.stdout
         result = runner.invoke(app, ["copy", str(demo_file), empty])
         assert result.exit_code == 0, result.stderr
         assert "copied 503 grids" in result.stdout

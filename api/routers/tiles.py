@@ -23,9 +23,17 @@ MVT = "application/vnd.mapbox-vector-tile"
 def get_tile(
     layer: str, z: int, x: int, y: int, request: Request, store: StoreDep, user: UserDep
 ) -> Response:
-    """Features clipped to the tile with a 64/4096 buffer; ETag for revalidation."""
+    """Features clipped to the tile with a 64/4096 buffer; ETag for revalidation.
+
+    Tiles are cached in the process until the store's next write.
+    """
     user.check_role(user.role.reads_everything, "read tiles of every grid")
-    data = tile(store, layer, z, x, y)
+    cache = request.app.state.tile_cache
+    key = (store.generation(), layer, z, x, y)
+    data = cache.get(key)
+    if data is None:
+        data = tile(store, layer, z, x, y)
+        cache.put(key, data)
     etag = '"' + hashlib.sha1(data).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}
     if request.headers.get("if-none-match") == etag:

@@ -456,6 +456,10 @@ class GeoPackageStore(StoreBase):
             return self._in_chunks(f"SELECT {cols} FROM assignments WHERE staff_id IN ({{}})", ids)
         return self._select(f"SELECT {cols} FROM assignments ORDER BY grid_code, staff_id")
 
+    def generation(self) -> int:
+        """A number that grows with every write (grids, staff, features): a cache key."""
+        return self._generation()
+
     def _generation(self) -> int:
         return int(
             self._conn.execute(
@@ -1065,6 +1069,9 @@ class GeoPackageStore(StoreBase):
         return report
 
     def _touch_layer(self, conn: sqlite3.Connection, t: str) -> None:
+        conn.execute(
+            "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
         conn.execute(
             f"UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), "
             f'min_x = (SELECT min(minx) FROM "rtree_{t}_geom"), '

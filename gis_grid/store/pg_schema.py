@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    Sequence,
     Table,
     Text,
 )
@@ -222,3 +223,6 @@ audit = Table(
     Column("revision", BigInteger),
     Column("detail", Text, nullable=False),
 )
+
+#: Advanced by every write (migration 0005): a cache key every process can read.
+generation = Sequence("generation", metadata=metadata)

@@ -298,6 +298,7 @@ class PostGISStore(StoreBase):
                     "ORDER BY c",
                     [communities],
                 )
+                cur.execute("SELECT nextval('generation')")  # tile caches see it
                 current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
                 existing = Existing(
                     grids=current,
@@ -352,6 +353,7 @@ class PostGISStore(StoreBase):
                 "SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c ORDER BY c",
                 [communities],
             )
+            cur.execute("SELECT nextval('generation')")  # tile caches see it
             cur.execute("SELECT 1 FROM grids WHERE code = ANY(%s) FOR UPDATE", [codes])
             current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
             new = check_update(edits, current, options)
@@ -412,6 +414,7 @@ class PostGISStore(StoreBase):
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [community])
+            cur.execute("SELECT nextval('generation')")  # tile caches see it
             cur.execute("SELECT 1 FROM grids WHERE community_code = %s FOR UPDATE", [community])
             current = self._read_grids(cur, ["community_code = %s"], [community])
             cur.execute(
@@ -625,6 +628,15 @@ class PostGISStore(StoreBase):
             )
 
     # -- vector tiles
+
+    def generation(self) -> int:
+        """A number that grows with every write (grids, staff, features): a cache key.
+
+        A sequence, so every process sharing the database sees it move.
+        """
+        with self._cursor() as cur:
+            cur.execute("SELECT last_value FROM generation")
+            return int(cur.fetchone()[0])
 
     def mvt(
         self,
@@ -989,6 +1001,7 @@ class PostGISStore(StoreBase):
         cols = (*schema.columns, *LINK_COLUMNS)
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["layer:" + schema.name])
+            cur.execute("SELECT nextval('generation')")  # tile caches see it
             self._ensure_layer(cur, schema)
             ids = rows["id"].tolist()
             if mode == "replace":
