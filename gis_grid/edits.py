@@ -46,7 +46,15 @@ import shapely
 from gis_grid.changes import _listing
 from gis_grid.crs import WGS84, check_lonlat, local_metric_crs, project, reproject
 from gis_grid.errors import InputError, NotFoundError, TopologyError
-from gis_grid.model import AGGREGATES, CODE_LENGTHS, Level, child_code, level_of_code, rollup
+from gis_grid.model import (
+    AGGREGATES,
+    CODE_LENGTHS,
+    Level,
+    check_codes,
+    child_code,
+    level_of_code,
+    rollup,
+)
 from gis_grid.numbering import reading_order
 from gis_grid.tessellation import GRID, tessellate
 from gis_grid.versions import (
@@ -58,6 +66,25 @@ from gis_grid.versions import (
     len_level,
     state_at,
 )
+
+
+def _checked(codes, what: str = "grid code") -> list[str]:
+    """The codes as text, or a clear error naming the malformed ones."""
+    codes = [str(c).strip() for c in codes]
+    bad = check_codes(codes)
+    if bad:
+        raise InputError(
+            f"malformed {what}: {', '.join(map(repr, bad[:8]))} (a code is the 12-digit "
+            "community code plus 3 digits per area, courtyard and building and 2 per unit)"
+        )
+    return codes
+
+
+def _community(code) -> str:
+    (code,) = _checked([code], "community code")
+    if len(code) != CODE_LENGTHS[Level.COMMUNITY]:
+        raise InputError(f"{code!r} is not a community code (12 digits)")
+    return code
 
 
 def _parent(code: str) -> str:
@@ -73,6 +100,7 @@ def _serial(code: str) -> int:
 
 def current_state(store, community: str) -> State:
     """The community's grids and assignments now (revision = the latest)."""
+    community = _community(community)
     grids = store.grids(under=[community])
     if not len(grids):
         raise NotFoundError(f"no community {community} in {store.url}")
@@ -345,7 +373,7 @@ def merge(store, codes: list[str], *, name: str | None = None, author: str = "")
     The children of the others move under it with the next free serials;
     every staff assignment follows to the merged grid.
     """
-    codes = sorted({str(c) for c in codes})
+    codes = sorted(set(_checked(codes)))
     if len(codes) < 2:
         raise InputError("name at least two grids to merge")
     _one_level(codes)
@@ -385,8 +413,10 @@ def move(store, atoms: list[str], to: str, *, author: str = "") -> Revision:
     grid is cut around its atoms); a source left empty or in pieces, or a
     target the atoms do not touch, is refused.
     """
-    atoms = sorted({str(c) for c in atoms})
-    to = str(to)
+    atoms = sorted(set(_checked(atoms)))
+    (to,) = _checked([to])
+    if not atoms or any(len(a) <= CODE_LENGTHS[Level.COMMUNITY] for a in [*atoms, to]):
+        raise InputError("move buildings or courtyards (not communities) to a sibling grid")
     sources = sorted({_parent(c) for c in atoms})
     _one_level([*sources, to])
     if to in sources:
@@ -449,7 +479,7 @@ def split(
     allow). The part with the most households keeps the code and the staff;
     the others are new grids (flagged until staff are assigned).
     """
-    code = str(code)
+    (code,) = _checked([code])
     if (line is None) == (parts is None):
         raise InputError("split along a line or into a number of parts (one of the two)")
     level = level_of_code(code)
@@ -544,7 +574,7 @@ def redraw(store, code: str, geometry, *, version: int | None = None, author: st
     (where siblings must tile their parent) or back to the parent. Children
     must stay inside their grid: a redraw across a building is refused.
     """
-    code = str(code)
+    (code,) = _checked([code])
     now = current_state(store, code[:12])
     grids = now.grids.set_index("code")
     if code not in grids.index:
