@@ -61,6 +61,14 @@ class AccessRole(enum.StrEnum):
             ) from None
 
 
+def new_user_role(role: str, staff_id: str | None) -> str:
+    """The role of a user about to be added, checked: a grid worker must be a staff member."""
+    role = AccessRole.parse(role)
+    if role is AccessRole.GRID_WORKER and not staff_id:
+        raise InputError("a grid worker is a staff member: give their staff id")
+    return role.value
+
+
 def new_token() -> str:
     """A fresh bearer token (43 URL-safe characters)."""
     return secrets.token_urlsafe(32)

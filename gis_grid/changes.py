@@ -33,6 +33,7 @@ from gis_grid.model import (
     Role,
     check_codes,
     level_of_code,
+    utc_now,
 )
 from gis_grid.topology import ValidationOptions, validate
 
@@ -146,7 +147,7 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         else:
             out[col] = 0
     # a copy keeps each grid's version and time stamp; a new grid starts at version 1
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = utc_now()
     version = pd.to_numeric(frame["version"], errors="coerce") if "version" in frame else None
     out["version"] = (
         version.fillna(1).clip(lower=1).astype("int64").to_numpy() if version is not None else 1
@@ -421,11 +422,16 @@ def check_update(
     new["version"] = now_version + 1
     mine = _problems_of(current, new, options)
     blocking = mine.loc[mine["kind"].isin(set(ALWAYS_BLOCKING) | TOPOLOGY_BLOCKING)]
+    refuse(blocking, "edit", "nothing was saved")
+    return new
+
+
+def refuse(blocking: gpd.GeoDataFrame, action: str, outcome: str) -> None:
+    """Raise TopologyError naming the problems an action would leave, if there are any."""
     if len(blocking):
         raise TopologyError(
-            f"the edit would leave {len(blocking)} problems: "
+            f"the {action} would leave {len(blocking)} problems: "
             + _listing((r.detail for r in blocking.itertuples()), len(blocking))
-            + "; nothing was saved",
+            + f"; {outcome}",
             blocking.drop(columns="geometry").to_dict("records"),
         )
-    return new

@@ -568,20 +568,9 @@ def lookup(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """The grids containing a point, community down to unit, with their staff."""
-    from gis_grid.crs import lonlat_problem
-    from gis_grid.queries import chain
+    from gis_grid.queries import chain, point_lonlat
 
-    problem = lonlat_problem((lon, lat, lon, lat))
-    if problem:
-        raise InputError(f"--lon {lon} --lat {lat}: {problem}")
-    if crs:
-        import geopandas as gpd
-        from shapely import Point
-
-        from gis_grid.crs import to_lonlat
-
-        p = to_lonlat(gpd.GeoDataFrame(geometry=[Point(lon, lat)], crs=None), crs).geometry[0]
-        lon, lat = p.x, p.y
+    lon, lat = point_lonlat(lon, lat, crs)
     with _open(store) as st:
         result = chain(st, lon, lat)
     if fmt is Format.json:

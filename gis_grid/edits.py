@@ -111,9 +111,14 @@ def current_state(store, community: str) -> State:
 
 def state(store, community: str, revision: int | None = None) -> State:
     """The community as it was just after ``revision`` (now when None)."""
-    now = current_state(store, community)
+    return _walk_back(store, current_state(store, community), revision)
+
+
+def _walk_back(store, now: State, revision: int | None) -> State:
+    """From the state now to the state just after ``revision``."""
     if revision is None or revision == now.revision:
         return now
+    community = str(now.grids["code"].iloc[0])[:12]
     log = store.revisions(community)
     if revision != 0 and revision not in set(log["id"].astype(int)):
         raise NotFoundError(
@@ -149,7 +154,7 @@ def undo(store, community: str, *, author: str = "") -> Revision:
 def restore(store, community: str, revision: int, *, author: str = "") -> Revision:
     """Make the community as it was just after ``revision``, as a new revision."""
     now = current_state(store, community)
-    target = state(store, community, revision)
+    target = _walk_back(store, now, revision)
     change = back_to(now, target, "restore", summary=f"restore revision {revision}", author=author)
     return store.rewrite(change)
 
@@ -159,7 +164,8 @@ def compare(store, community: str, a: int, b: int | None = None) -> dict:
 
     See :func:`gis_grid.versions.diff` for what the answer holds.
     """
-    return diff(state(store, community, a), state(store, community, b))
+    now = current_state(store, community)
+    return diff(_walk_back(store, now, a), _walk_back(store, now, b))
 
 
 # -- regrouping atoms into grids --------------------------------------------------

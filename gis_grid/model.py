@@ -20,6 +20,7 @@ importer and analysis speaks the same shape.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Iterable
 
@@ -165,6 +166,17 @@ AGGREGATES = ("households", "residents", "special_care")
 GRID_COLUMNS = ("code", "parent_code", "level", "name", *AGGREGATES, "version", "updated_at")
 STAFF_COLUMNS = ("staff_id", "name", "role", "phone")
 ASSIGNMENT_COLUMNS = ("staff_id", "grid_code", "role", "start_date", "end_date")
+
+
+def utc_now() -> str:
+    """The time stamp every table keeps (``updated_at``, ``replaced_at``, logs): UTC, seconds.
+
+    Examples
+    --------
+    >>> len(utc_now()), utc_now().endswith("Z")
+    (20, True)
+    """
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def level_of_code(code: str) -> Level:

@@ -10,7 +10,7 @@ import datetime as dt
 
 import pandas as pd
 
-from gis_grid.errors import NotFoundError
+from gis_grid.errors import InputError, NotFoundError
 from gis_grid.model import AGGREGATES, Level, Role
 
 
@@ -23,7 +23,8 @@ def active(assignments: pd.DataFrame, on: dt.date | None = None) -> pd.DataFrame
     return assignments.loc[(start <= day) & (end >= day)]
 
 
-def _staff_of(store, codes: list[str]) -> pd.DataFrame:
+def staff_of(store, codes: list[str]) -> pd.DataFrame:
+    """The staff in force on the given grids today (grid_code, staff_id, name, role, phone)."""
     assigned = active(store.assignments(grid_codes=codes))
     if not len(assigned):
         return pd.DataFrame(columns=["grid_code", "staff_id", "name", "role", "phone"])
@@ -31,6 +32,35 @@ def _staff_of(store, codes: list[str]) -> pd.DataFrame:
     return assigned.merge(people, on="staff_id", how="left")[
         ["grid_code", "staff_id", "name", "role", "phone"]
     ]
+
+
+def point_lonlat(lon: float, lat: float, crs: str | None = None) -> tuple[float, float]:
+    """A clicked or typed point as lon/lat: checked, and converted from ``crs`` when given.
+
+    Raises
+    ------
+    InputError
+        Swapped, projected or out-of-range numbers, named.
+
+    Examples
+    --------
+    >>> point_lonlat(123.5632, 42.4501)
+    (123.5632, 42.4501)
+    """
+    from gis_grid.crs import lonlat_problem
+
+    problem = lonlat_problem((lon, lat, lon, lat))
+    if problem:
+        raise InputError(f"lon {lon}, lat {lat}: {problem}")
+    if crs:
+        import geopandas as gpd
+        from shapely import Point
+
+        from gis_grid.crs import to_lonlat
+
+        p = to_lonlat(gpd.GeoDataFrame(geometry=[Point(lon, lat)], crs=None), crs).geometry[0]
+        lon, lat = p.x, p.y
+    return lon, lat
 
 
 def chain(store, lon: float, lat: float) -> list[dict]:
@@ -43,7 +73,7 @@ def chain(store, lon: float, lat: float) -> list[dict]:
     if not codes:
         return []
     grids = store.grids(codes=codes, geometry=False).set_index("code")
-    staff = _staff_of(store, codes)
+    staff = staff_of(store, codes)
     out = []
     for code in codes:
         g = grids.loc[code]

@@ -34,6 +34,7 @@ the CLI stores is the rewrite that plan makes, plus those metrics.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from dataclasses import dataclass, field
@@ -350,10 +351,8 @@ def _halve(plan: _Plan, g: int, new: int) -> None:
     seed_xy = xy[members.index(far)]
     half = plan.loads[g] / 2
     dist = {v: float(((p - seed_xy) ** 2).sum()) for v, p in zip(members, xy, strict=True)}
-    grown, frontier = {far}, {far}
+    grown = {far}
     load = plan.a.weight[far]
-    import heapq
-
     heap = [(dist[u], u) for u in plan.a.graph.neighbors(far) if u in plan.members[g]]
     heapq.heapify(heap)
     while heap and load < half:
@@ -365,7 +364,6 @@ def _halve(plan: _Plan, g: int, new: int) -> None:
         for y in plan.a.graph.neighbors(u):
             if y in plan.members[g] and y not in grown:
                 heapq.heappush(heap, (dist[y], y))
-    del frontier
     if len(grown) == len(members):  # one atom too heavy: leave the last one
         grown.discard(members[-1] if members[-1] != far else members[0])
     plan.members.append(set())
@@ -442,7 +440,7 @@ def _pull(plan: _Plan, v: int, h: int) -> float:
     return (to_h - to_g) / max(plan.a.perimeter[v], 1e-9)
 
 
-def _send(plan: _Plan, g: int, h: int, amount: float, lo: float, hi: float) -> float:
+def _send(plan: _Plan, g: int, h: int, amount: float) -> float:
     """Move boundary atoms of ``g`` to ``h`` worth about ``amount``; return what moved.
 
     While much is left, the atom most surrounded by ``h`` goes first (the
@@ -580,15 +578,9 @@ def partition(
     if k < 1 or k > n:
         raise InputError(f"k must be between 1 and the number of atoms ({n}), not {k}")
     labels = atoms.start if start is None else np.asarray(start)
-    k0 = int(labels.max()) + 1
-    plan = _Plan(atoms, labels, k0)
-    for g in range(k0):  # a current grid with no atoms cannot be kept as a group
-        if not plan.members[g]:
-            pass
-    plan.members = [m for m in plan.members if m]
-    plan.labels = np.unique(plan.labels, return_inverse=True)[1]
-    plan.k = len(plan.members)
-    plan.loads = np.bincount(plan.labels, weights=atoms.weight, minlength=plan.k).astype(float)
+    # a current grid without atoms cannot be kept: number the others 0 … k0-1
+    labels = np.unique(labels, return_inverse=True)[1]
+    plan = _Plan(atoms, labels, int(labels.max()) + 1)
     _repair(plan)
     while plan.k > k:
         _merge_lightest(plan)
@@ -682,7 +674,7 @@ def _balance(plan: _Plan, target: float, tolerance: float, scale: float) -> None
             order = list(graph.nodes)
         for g in order:
             for h in list(graph.successors(g)):
-                _send(plan, g, h, graph.edges[g, h]["weight"], lo, hi)
+                _send(plan, g, h, graph.edges[g, h]["weight"])
         _polish(plan, lo, hi, target)
     _polish(plan, lo, hi, target)
 

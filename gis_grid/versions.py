@@ -36,9 +36,10 @@ from gis_grid.changes import (
     _listing,
     normalise_assignments,
     normalise_grids,
+    refuse,
 )
 from gis_grid.crs import WGS84, local_metric_crs
-from gis_grid.errors import ConflictError, InputError, NotFoundError, TopologyError
+from gis_grid.errors import ConflictError, InputError, NotFoundError
 from gis_grid.model import (
     AGGREGATES,
     ASSIGNMENT_COLUMNS,
@@ -286,13 +287,7 @@ def plan_rewrite(
         has = gaps.groupby(gaps["codes"].map(lambda cs: cs[0]))["area_m2"].sum()
         grown = has[has > had.reindex(has.index).fillna(0) + GAP_GROWTH_M2].index
         blocking = pd.concat([blocking, gaps.loc[gaps["codes"].map(lambda cs: cs[0]).isin(grown)]])
-    if len(blocking):
-        raise TopologyError(
-            f"the {rewrite.operation} would leave {len(blocking)} problems: "
-            + _listing((r.detail for r in blocking.itertuples()), len(blocking))
-            + "; nothing was changed",
-            blocking.drop(columns="geometry").to_dict("records"),
-        )
+    refuse(blocking, rewrite.operation, "nothing was changed")
     warnings = after.loc[~after.index.isin(blocking.index) & (after["kind"] != "gap")]
     plan = Plan(
         community=community,

@@ -14,12 +14,14 @@ import mapbox_vector_tile
 import morecantile
 import numpy as np
 import shapely
+from pyproj import CRS
 
 from gis_grid.crs import WGS84, reproject
 from gis_grid.errors import InputError, NotFoundError
 from gis_grid.model import Level
 
 TMS = morecantile.tms.get("WebMercatorQuad")
+MERCATOR = CRS.from_epsg(3857)
 EXTENT = 4096
 BUFFER = 64
 MAX_ZOOM = 22
@@ -51,7 +53,7 @@ def lonlat_bounds(tile: morecantile.Tile, buffer: float = 0.0) -> tuple:
     box = shapely.box(
         b.left - w * buffer, b.bottom - h * buffer, b.right + w * buffer, b.top + h * buffer
     )
-    ll = reproject(np.array([box], dtype=object), TMS.crs._pyproj_crs, WGS84)[0]
+    ll = reproject(np.array([box], dtype=object), MERCATOR, WGS84)[0]
     return shapely.bounds(ll)
 
 
@@ -60,7 +62,7 @@ def encode(name: str, frame, tile: morecantile.Tile, attributes: list[str], *, c
     b = TMS.xy_bounds(tile)
     if not len(frame):
         return mapbox_vector_tile.encode([{"name": name, "features": []}])
-    merc = reproject(frame.geometry.to_numpy(), WGS84, TMS.crs._pyproj_crs)
+    merc = reproject(frame.geometry.to_numpy(), WGS84, MERCATOR)
     pad = (b.right - b.left) * BUFFER / EXTENT
     clip = shapely.box(b.left - pad, b.bottom - pad, b.right + pad, b.top + pad)
     pixel = (b.right - b.left) / EXTENT

@@ -211,7 +211,7 @@ def items(
 @router.get("/grids/{code}", summary="One grid with its children, staff and history")
 def grid(code: str, store: StoreDep, user: UserDep) -> dict:
     """A grid (GeoJSON feature), its children, its staff in force and its earlier versions."""
-    from gis_grid.queries import _staff_of
+    from gis_grid.queries import staff_of
 
     user.check_sees(code)
     found = store.grids(codes=[code])
@@ -220,7 +220,7 @@ def grid(code: str, store: StoreDep, user: UserDep) -> dict:
     feature = json.loads(found[[*GRID_PROPERTIES, "geometry"]].to_json(drop_id=True))["features"][0]
     children = store.grids(under=[code], geometry=False)
     children = children.loc[children["parent_code"] == code, ["code", "name", *AGGREGATES]]
-    staff = _staff_of(store, [code])
+    staff = staff_of(store, [code])
     history = store.history(code)
     return {
         "grid": feature,
@@ -244,18 +244,9 @@ def lookup(
     ] = None,
 ) -> dict:
     """Community down to unit for one point, each grid with its staff."""
-    from gis_grid.queries import chain
+    from gis_grid.queries import chain, point_lonlat
 
-    problem = lonlat_problem((lon, lat, lon, lat))
-    if problem:
-        raise InputError(f"lon={lon}, lat={lat}: {problem}")
-    if crs:
-        from shapely import Point
-
-        from gis_grid.crs import to_lonlat
-
-        p = to_lonlat(gpd.GeoDataFrame(geometry=[Point(lon, lat)], crs=None), crs).geometry[0]
-        lon, lat = p.x, p.y
+    lon, lat = point_lonlat(lon, lat, crs)
     grids = chain(store, lon, lat)
     if grids:
         user.check_sees(grids[-1]["code"])

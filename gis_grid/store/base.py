@@ -337,3 +337,43 @@ def relinked(candidates: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
     out = candidates.loc[changed].copy()
     out[list(CHAIN_COLUMNS)] = new.loc[changed]
     return out
+
+
+#: What a stored proposal's record holds (its grids are read on their own).
+PROPOSAL_COLUMNS = (
+    "id",
+    "parent_code",
+    "operation",
+    "created_at",
+    "author",
+    "status",
+    "revision",
+    "params",
+    "metrics",
+)
+
+
+def proposal_frame(rows: list[tuple], columns=PROPOSAL_COLUMNS) -> pd.DataFrame:
+    """Proposal rows as a frame, their JSON columns decoded."""
+    import json
+
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for col in ("params", "metrics"):
+        frame[col] = frame[col].map(json.loads)
+    return frame
+
+
+def proposal_id(pid) -> int:
+    """A proposal id as the stores take it (ids are positive 64-bit integers)."""
+    pid = int(pid)
+    if not 0 < pid < 2**63:
+        raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
+    return pid
+
+
+def proposal_record(rows: list[tuple], pid) -> tuple[dict, bytes]:
+    """The record and the packed change of one proposal read with its payload (last column)."""
+    if not rows:
+        raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
+    frame = proposal_frame([r[:-1] for r in rows])
+    return frame.iloc[0].to_dict(), bytes(rows[0][-1])

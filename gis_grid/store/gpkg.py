@@ -29,7 +29,7 @@ import pyogrio
 import shapely
 from numpy.typing import ArrayLike
 
-from gis_grid.access import AUDIT_COLUMNS, USER_COLUMNS, AccessRole, new_token, token_hash
+from gis_grid.access import AUDIT_COLUMNS, USER_COLUMNS, new_token, new_user_role, token_hash
 from gis_grid.changes import (
     Existing,
     check_changeset,
@@ -38,7 +38,7 @@ from gis_grid.changes import (
     touched_communities,
 )
 from gis_grid.crs import WGS84
-from gis_grid.errors import DuplicateCodeError, InputError, NotFoundError, StoreError
+from gis_grid.errors import DuplicateCodeError, NotFoundError, StoreError
 from gis_grid.features import (
     CHAIN_COLUMNS,
     LINK_COLUMNS,
@@ -57,8 +57,10 @@ from gis_grid.model import (
     STAFF_COLUMNS,
     Level,
     rollup,
+    utc_now,
 )
 from gis_grid.store.base import (
+    PROPOSAL_COLUMNS,
     ChangeSet,
     FeatureReport,
     StoreBase,
@@ -68,6 +70,9 @@ from gis_grid.store.base import (
     empty_lookup,
     feature_filters,
     link_boxes,
+    proposal_frame,
+    proposal_id,
+    proposal_record,
     records,
     registered,
     relinked,
@@ -561,26 +566,12 @@ class GeoPackageStore(StoreBase):
     ) -> WriteReport:
         """Edit existing grids as new versions; a stale edit raises ConflictError."""
         communities = community_of(edits["code"].astype(str))
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_now()
         with self._transaction() as conn:  # BEGIN IMMEDIATE: one writer at a time
             current = self.grids(under=communities)  # every code starts with its community's
             new = check_update(edits, current, options)
             old = current.set_index("code").loc[new["code"]].reset_index()
-            cols = ("geom", *GRID_COLUMNS, "replaced_at", "community_code")
-            conn.executemany(
-                f"INSERT INTO grid_history ({', '.join(cols)}) "
-                f"VALUES ({', '.join('?' * len(cols))})",
-                zip(
-                    encode(to_multi_any(old.geometry.to_numpy())),
-                    *(
-                        old[c].astype(object).where(old[c].notna(), None).tolist()
-                        for c in GRID_COLUMNS
-                    ),
-                    [now] * len(old),
-                    old["code"].str.slice(0, 12).tolist(),
-                    strict=True,
-                ),
-            )
+            _to_history(conn, old, now)
             changed = ("name", *AGGREGATES, "version", "updated_at")
             conn.executemany(
                 f"UPDATE grids SET {', '.join(f'{c} = ?' for c in changed)}, geom = ? "
@@ -609,7 +600,7 @@ class GeoPackageStore(StoreBase):
     def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
         """Replace whole subtrees of one community as one revision; all or nothing."""
         community = str(change.remove[0])[:12] if change.remove else ""
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_now()
         with self._transaction() as conn:
             current = self.grids(under=[community]) if community else self.grids(codes=[])
             had = self._select(
@@ -620,22 +611,8 @@ class GeoPackageStore(StoreBase):
             plan = plan_rewrite(
                 change, current, had, last_versions=self._last_versions, options=options
             )
-            cols = ("geom", *GRID_COLUMNS, "replaced_at", "community_code")
             old = plan.replaced
-            conn.executemany(
-                f"INSERT INTO grid_history ({', '.join(cols)}) "
-                f"VALUES ({', '.join('?' * len(cols))})",
-                zip(
-                    encode(to_multi_any(old.geometry.to_numpy())),
-                    *(
-                        old[c].astype(object).where(old[c].notna(), None).tolist()
-                        for c in GRID_COLUMNS
-                    ),
-                    [now] * len(old),
-                    [community] * len(old),
-                    strict=True,
-                ),
-            )
+            _to_history(conn, old, now)
             for sql, values in (
                 ("DELETE FROM assignments WHERE grid_code IN ({})", plan.assignment_codes),
                 ("DELETE FROM grids WHERE code IN ({})", old["code"].tolist()),
@@ -713,7 +690,7 @@ class GeoPackageStore(StoreBase):
                 operation,
                 summary,
                 author,
-                dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                utc_now(),
                 undoes,
                 changed,
                 pack(payload),
@@ -752,7 +729,7 @@ class GeoPackageStore(StoreBase):
                     parent,
                     parent[:12],
                     change.operation,
-                    dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    utc_now(),
                     author,
                     json.dumps(params, ensure_ascii=False),
                     json.dumps(metrics, ensure_ascii=False),
@@ -763,27 +740,22 @@ class GeoPackageStore(StoreBase):
 
     def proposals(self, status: str | None = None) -> pd.DataFrame:
         """Stored proposals (without their grids), newest first."""
-        cols = "id, parent_code, operation, created_at, author, status, revision, params, metrics"
-        frame = self._select(
-            f"SELECT {cols} FROM gis_grid_proposals"
+        rows = self._conn.execute(
+            f"SELECT {', '.join(PROPOSAL_COLUMNS)} FROM gis_grid_proposals"
             + (" WHERE status = ?" if status else "")
             + " ORDER BY id DESC",
             [status] if status else [],
-        )
-        for col in ("params", "metrics"):
-            frame[col] = frame[col].map(json.loads)
-        return frame
+        ).fetchall()
+        return proposal_frame(rows)
 
     def proposal(self, pid: int) -> tuple[dict, Rewrite]:
         """One proposal: its record and the change it would make."""
-        frame = self.proposals()
-        row = frame.loc[frame["id"] == int(pid)]
-        if not len(row):
-            raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
-        blob = self._conn.execute(
-            "SELECT payload FROM gis_grid_proposals WHERE id = ?", (int(pid),)
-        ).fetchone()[0]
-        return row.iloc[0].to_dict(), unpack_rewrite(blob)
+        rows = self._conn.execute(
+            f"SELECT {', '.join(PROPOSAL_COLUMNS)}, payload FROM gis_grid_proposals WHERE id = ?",
+            (proposal_id(pid),),
+        ).fetchall()
+        record, blob = proposal_record(rows, pid)
+        return record, unpack_rewrite(blob)
 
     def close_proposal(self, pid: int, status: str, revision: int | None = None) -> None:
         """Mark a proposal accepted (with the revision it became) or discarded."""
@@ -797,9 +769,7 @@ class GeoPackageStore(StoreBase):
 
     def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
         """Add a user; return their token (shown once: the store keeps its hash)."""
-        role = AccessRole.parse(role).value
-        if role == AccessRole.GRID_WORKER and not staff_id:
-            raise InputError("a grid worker is a staff member: give their staff id")
+        role = new_user_role(role, staff_id)
         if staff_id and not self._existing_staff([staff_id]):
             raise NotFoundError(f"no staff member {staff_id!r}")
         token = new_token()
@@ -811,7 +781,7 @@ class GeoPackageStore(StoreBase):
             conn.execute(
                 "INSERT INTO gis_grid_users (user_id, name, role, staff_id, token_sha256, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, name, role, staff_id, token_hash(token), _now()),
+                (user_id, name, role, staff_id, token_hash(token), utc_now()),
             )
         return token
 
@@ -835,7 +805,7 @@ class GeoPackageStore(StoreBase):
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE gis_grid_users SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                (_now(), user_id),
+                (utc_now(), user_id),
             )
             if not cur.rowcount:
                 raise NotFoundError(f"no active user {user_id!r}")
@@ -849,7 +819,7 @@ class GeoPackageStore(StoreBase):
                 "INSERT INTO gis_grid_audit (at, user_id, role, action, target, revision, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    _now(),
+                    utc_now(),
                     user["user_id"],
                     user["role"],
                     action,
@@ -1147,8 +1117,19 @@ class GeoPackageStore(StoreBase):
                 )
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _to_history(conn: sqlite3.Connection, old: gpd.GeoDataFrame, replaced_at: str) -> None:
+    """Keep grid rows as they were, before they change or go (inside the transaction)."""
+    cols = ("geom", *GRID_COLUMNS, "replaced_at", "community_code")
+    conn.executemany(
+        f"INSERT INTO grid_history ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        zip(
+            encode(to_multi_any(old.geometry.to_numpy())),
+            *(old[c].astype(object).where(old[c].notna(), None).tolist() for c in GRID_COLUMNS),
+            [replaced_at] * len(old),
+            old["code"].str.slice(0, 12).tolist(),
+            strict=True,
+        ),
+    )
 
 
 def _meets(geoms: np.ndarray, bbox) -> np.ndarray:

@@ -34,7 +34,7 @@ import shapely
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from gis_grid.access import AUDIT_COLUMNS, USER_COLUMNS, AccessRole, new_token, token_hash
+from gis_grid.access import AUDIT_COLUMNS, USER_COLUMNS, new_token, new_user_role, token_hash
 from gis_grid.changes import (
     Existing,
     check_changeset,
@@ -67,8 +67,10 @@ from gis_grid.model import (
     STAFF_COLUMNS,
     Level,
     level_of_code,
+    utc_now,
 )
 from gis_grid.store.base import (
+    PROPOSAL_COLUMNS,
     ChangeSet,
     FeatureReport,
     StoreBase,
@@ -78,6 +80,9 @@ from gis_grid.store.base import (
     empty_lookup,
     feature_filters,
     link_boxes,
+    proposal_frame,
+    proposal_id,
+    proposal_record,
     records,
     registered,
     relinked,
@@ -156,10 +161,6 @@ def _safe(url: str) -> str:
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _iso(value) -> str | None:
@@ -347,7 +348,7 @@ class PostGISStore(StoreBase):
         """Edit existing grids as new versions; a stale edit raises ConflictError."""
         communities = community_of(edits["code"].astype(str))
         codes = edits["code"].astype(str).tolist()
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_now()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c ORDER BY c",
@@ -357,39 +358,8 @@ class PostGISStore(StoreBase):
             cur.execute("SELECT 1 FROM grids WHERE code = ANY(%s) FOR UPDATE", [codes])
             current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
             new = check_update(edits, current, options)
-            cur.execute(
-                "INSERT INTO grid_history (community_code, code, version, parent_code, level, "
-                "name, households, residents, special_care, updated_at, replaced_at, geom) "
-                "SELECT community_code, code, version, parent_code, level, name, households, "
-                "residents, special_care, updated_at, %s, geom FROM grids WHERE code = ANY(%s)",
-                [now, codes],
-            )
-            cur.execute(
-                "CREATE TEMP TABLE edited (code text, name text, households int, "
-                "residents int, special_care int, version int, updated_at text, "
-                "geom geometry) ON COMMIT DROP"
-            )
-            ewkb = shapely.to_wkb(
-                shapely.set_srid(to_multi_any(new.geometry.to_numpy()), 4326),
-                hex=True,
-                include_srid=True,
-            )
-            cols = ("code", "name", *AGGREGATES, "version", "updated_at")
-            with cur.copy(f"COPY edited ({', '.join(cols)}, geom) FROM STDIN") as copy:
-                for row in zip(*(new[c].tolist() for c in cols), ewkb, strict=True):
-                    copy.write_row(row)
-            sets = ", ".join(f"{c} = e.{c}" for c in cols[1:])
-            cur.execute(
-                f"UPDATE grids g SET {sets}, geom = e.geom FROM edited e "
-                "WHERE g.community_code = left(e.code, 12) AND g.code = e.code"
-            )
-            cur.execute("DELETE FROM grid_parts WHERE code = ANY(%s)", [codes])
-            cur.execute(
-                "INSERT INTO grid_parts (community_code, code, level, geom) "
-                "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
-                "WHERE code = ANY(%s)",
-                [_SUBDIVIDE, codes],
-            )
+            self._to_history(cur, codes, now)
+            self._update_in_place(cur, new)
             self._rollup(cur, communities)
             old = current.loc[current["code"].isin(codes)]
             self._relink(cur, link_boxes(pd.concat([old, new], ignore_index=True)), codes)
@@ -397,6 +367,53 @@ class PostGISStore(StoreBase):
             for com, payload in write_payloads(new, None, empty, replaced=old).items():
                 self._record(cur, com, "edit", payload, changed=len(payload.after_codes))
         return WriteReport(grids=len(new), communities=communities)
+
+    @staticmethod
+    def _to_history(cur, codes: list[str], replaced_at: str) -> None:
+        """Keep the current rows of ``codes`` as history (before they change or go)."""
+        cur.execute(
+            "INSERT INTO grid_history (community_code, code, version, parent_code, level, "
+            "name, households, residents, special_care, updated_at, replaced_at, geom) "
+            "SELECT community_code, code, version, parent_code, level, name, households, "
+            "residents, special_care, updated_at, %s, geom FROM grids "
+            "WHERE community_code = ANY(%s) AND code = ANY(%s)",
+            [replaced_at, sorted({c[:12] for c in codes}), list(codes)],
+        )
+
+    @staticmethod
+    def _update_in_place(cur, rows: gpd.GeoDataFrame) -> None:
+        """Write new name, counts, version and shape of existing grids (and their parts)."""
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS edited (code text, name text, households int, "
+            "residents int, special_care int, version int, updated_at text, "
+            "geom geometry) ON COMMIT DROP"
+        )
+        ewkb = shapely.to_wkb(
+            shapely.set_srid(to_multi_any(rows.geometry.to_numpy()), 4326),
+            hex=True,
+            include_srid=True,
+        )
+        cols = ("code", "name", *AGGREGATES, "version", "updated_at")
+        with cur.copy(f"COPY edited ({', '.join(cols)}, geom) FROM STDIN") as copy:
+            for row in zip(*(rows[c].tolist() for c in cols), ewkb, strict=True):
+                copy.write_row(row)
+        sets = ", ".join(f"{c} = e.{c}" for c in cols[1:])
+        cur.execute(
+            f"UPDATE grids g SET {sets}, geom = e.geom FROM edited e "
+            "WHERE g.community_code = left(e.code, 12) AND g.code = e.code"
+        )
+        codes = rows["code"].tolist()
+        communities = sorted({c[:12] for c in codes})
+        cur.execute(
+            "DELETE FROM grid_parts WHERE community_code = ANY(%s) AND code = ANY(%s)",
+            [communities, codes],
+        )
+        cur.execute(
+            "INSERT INTO grid_parts (community_code, code, level, geom) "
+            "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
+            "WHERE community_code = ANY(%s) AND code = ANY(%s)",
+            [_SUBDIVIDE, communities, codes],
+        )
 
     @staticmethod
     def _read_assignments(cur, codes: list[str]) -> pd.DataFrame:
@@ -411,7 +428,7 @@ class PostGISStore(StoreBase):
     def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
         """Replace whole subtrees of one community as one revision; all or nothing."""
         community = str(change.remove[0])[:12] if change.remove else ""
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_now()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [community])
             cur.execute("SELECT nextval('generation')")  # tile caches see it
@@ -434,21 +451,10 @@ class PostGISStore(StoreBase):
 
             plan = plan_rewrite(change, current, had, last_versions=last_versions, options=options)
             replaced = plan.replaced["code"].tolist()
-            cur.execute(
-                "INSERT INTO grid_history (community_code, code, version, parent_code, level, "
-                "name, households, residents, special_care, updated_at, replaced_at, geom) "
-                "SELECT community_code, code, version, parent_code, level, name, households, "
-                "residents, special_care, updated_at, %s, geom FROM grids "
-                "WHERE community_code = %s AND code = ANY(%s)",
-                [now, community, replaced],
-            )
+            self._to_history(cur, replaced, now)
             cur.execute(
                 "DELETE FROM assignments WHERE community_code = %s AND grid_code = ANY(%s)",
                 [community, plan.assignment_codes],
-            )
-            cur.execute(
-                "DELETE FROM grid_parts WHERE community_code = %s AND code = ANY(%s)",
-                [community, replaced],
             )
             cur.execute(
                 "DELETE FROM grids WHERE community_code = %s AND code = ANY(%s)",
@@ -456,31 +462,7 @@ class PostGISStore(StoreBase):
             )
             updated = plan.updated.assign(updated_at=now)
             if len(updated):
-                cur.execute(
-                    "CREATE TEMP TABLE rewritten (code text, name text, households int, "
-                    "residents int, special_care int, version int, updated_at text, "
-                    "geom geometry) ON COMMIT DROP"
-                )
-                ewkb = shapely.to_wkb(
-                    shapely.set_srid(to_multi_any(updated.geometry.to_numpy()), 4326),
-                    hex=True,
-                    include_srid=True,
-                )
-                cols = ("code", "name", *AGGREGATES, "version", "updated_at")
-                with cur.copy(f"COPY rewritten ({', '.join(cols)}, geom) FROM STDIN") as copy:
-                    for row in zip(*(updated[c].tolist() for c in cols), ewkb, strict=True):
-                        copy.write_row(row)
-                sets = ", ".join(f"{c} = e.{c}" for c in cols[1:])
-                cur.execute(
-                    f"UPDATE grids g SET {sets}, geom = e.geom FROM rewritten e "
-                    "WHERE g.community_code = left(e.code, 12) AND g.code = e.code"
-                )
-                cur.execute(
-                    "INSERT INTO grid_parts (community_code, code, level, geom) "
-                    "SELECT community_code, code, level, ST_Subdivide(geom, %s) FROM grids "
-                    "WHERE community_code = %s AND code = ANY(%s)",
-                    [_SUBDIVIDE, community, updated["code"].tolist()],
-                )
+                self._update_in_place(cur, updated)
             if len(plan.inserted):
                 inserted = plan.inserted.assign(updated_at=now).sort_values("code")
                 self._copy_grids(cur, inserted)
@@ -535,7 +517,7 @@ class PostGISStore(StoreBase):
                 operation,
                 summary,
                 author,
-                dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                utc_now(),
                 undoes,
                 changed,
                 pack(payload),
@@ -582,7 +564,7 @@ class PostGISStore(StoreBase):
                     parent[:12],
                     parent,
                     change.operation,
-                    dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    utc_now(),
                     author,
                     json.dumps(params, ensure_ascii=False),
                     json.dumps(metrics, ensure_ascii=False),
@@ -593,31 +575,24 @@ class PostGISStore(StoreBase):
 
     def proposals(self, status: str | None = None) -> pd.DataFrame:
         """Stored proposals (without their grids), newest first."""
-        import json
-
-        cols = "id, parent_code, operation, created_at, author, status, revision, params, metrics"
-        frame = self._frame(
-            f"SELECT {cols} FROM proposals"
-            + (" WHERE status = %s" if status else "")
-            + " ORDER BY id DESC",
-            [status] if status else None,
-        )
-        if not len(frame):
-            return pd.DataFrame(columns=cols.split(", "))
-        for col in ("params", "metrics"):
-            frame[col] = frame[col].map(json.loads)
-        return frame
+        with self._cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(PROPOSAL_COLUMNS)} FROM proposals"
+                + (" WHERE status = %s" if status else "")
+                + " ORDER BY id DESC",
+                [status] if status else None,
+            )
+            return proposal_frame(cur.fetchall())
 
     def proposal(self, pid: int) -> tuple[dict, Rewrite]:
         """One proposal: its record and the change it would make."""
-        frame = self.proposals()
-        row = frame.loc[frame["id"] == int(pid)]
-        if not len(row):
-            raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
         with self._cursor() as cur:
-            cur.execute("SELECT payload FROM proposals WHERE id = %s", [int(pid)])
-            blob = cur.fetchone()[0]
-        return row.iloc[0].to_dict(), unpack_rewrite(blob)
+            cur.execute(
+                f"SELECT {', '.join(PROPOSAL_COLUMNS)}, payload FROM proposals WHERE id = %s",
+                [proposal_id(pid)],
+            )
+            record, blob = proposal_record(cur.fetchall(), pid)
+        return record, unpack_rewrite(blob)
 
     def close_proposal(self, pid: int, status: str, revision: int | None = None) -> None:
         """Mark a proposal accepted (with the revision it became) or discarded."""
@@ -686,9 +661,7 @@ class PostGISStore(StoreBase):
 
     def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
         """Add a user; return their token (shown once: the database keeps its hash)."""
-        role = AccessRole.parse(role).value
-        if role == AccessRole.GRID_WORKER and not staff_id:
-            raise InputError("a grid worker is a staff member: give their staff id")
+        role = new_user_role(role, staff_id)
         token = new_token()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if staff_id and not self._present(cur, "staff", "staff_id", [staff_id]):
@@ -698,7 +671,7 @@ class PostGISStore(StoreBase):
             cur.execute(
                 "INSERT INTO users (user_id, name, role, staff_id, token_sha256, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                [user_id, name, role, staff_id, token_hash(token), _now()],
+                [user_id, name, role, staff_id, token_hash(token), utc_now()],
             )
         return token
 
@@ -721,7 +694,7 @@ class PostGISStore(StoreBase):
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "UPDATE users SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
-                [_now(), user_id],
+                [utc_now(), user_id],
             )
             if not cur.rowcount:
                 raise NotFoundError(f"no active user {user_id!r}")
@@ -737,7 +710,7 @@ class PostGISStore(StoreBase):
                 "INSERT INTO audit (at, user_id, role, action, target, revision, detail) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [
-                    _now(),
+                    utc_now(),
                     user["user_id"],
                     user["role"],
                     action,
