@@ -8,6 +8,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tiles.mvt import FEATURE_CAP
+
 
 class Settings(BaseSettings):
     """What the app needs to know; each field can be set as ``GIS_GRID_<NAME>``.
@@ -29,6 +31,9 @@ class Settings(BaseSettings):
         10_000_000, ge=1_000, description="Larger request bodies are refused (413)."
     )
     tile_cache_items: int = Field(4096, ge=0, description="Tiles kept in memory per process.")
+    tile_feature_cap: int = Field(
+        FEATURE_CAP, ge=1, description="Above this many points in a tile, a point layer is hex-binned."
+    )
     max_vertices: int = Field(
         100_000, ge=10, description="Geometries with more vertices are refused (413)."
     )

@@ -354,3 +354,98 @@ def test_tiles_are_cached_until_the_next_write(client):
         for f in mapbox_vector_tile.decode(after.content)["area"]["features"]
     ]
     assert codes == [A1] and cache.hits == 1 and after.headers["etag"] != first.headers["etag"]
+
+
+def _cases(client, points, categories=None):
+    import geopandas as gpd
+
+    from gis_grid.crs import WGS84
+    from gis_grid.features import normalise_features
+    from gis_grid.plugins import get_layer
+
+    schema = get_layer("incidents").schema
+    rows = [
+        {"id": f"E{i}", "reported_at": "2026-11-01", "category": (categories or ["其他"] * 2)[i % 2]}
+        for i in range(len(points))
+    ]
+    cases = gpd.GeoDataFrame(rows, geometry=[at(p) for p in points], crs=WGS84)
+    client.store.write_features(schema, normalise_features(schema, cases))
+
+
+def test_points_above_the_cap_become_hex_bins_with_their_counts(client):
+    """40 incidents, cap 5: the tile holds hexagons whose counts are a brute-force nearest-centre count."""
+    import math
+
+    import mapbox_vector_tile
+    import numpy as np
+
+    from gis_grid.crs import WGS84, reproject
+    from tiles.mvt import EXTENT, MERCATOR, TMS, hex_size
+
+    shapely = __import__("shapely")
+    client.app.state.settings.tile_feature_cap = 5
+    points = [shapely.Point(3 + 29 * (k % 4), 5 + 12 * (k // 4)) for k in range(40)]
+    _cases(client, points)
+    t = _tile_of(at(shapely.Point(60, 30)), 14)
+    layer = mapbox_vector_tile.decode(client.get(f"/tiles/incidents/14/{t.x}/{t.y}.pbf").content)
+    features = layer["incidents"]["features"]
+    assert all(f["geometry"]["type"] == "Polygon" for f in features)
+    b, s = TMS.xy_bounds(t), hex_size(14)
+    scale = (b.right - b.left) / EXTENT
+
+    def cell(x, y):  # the nearest lattice centre, by brute force over a neighbourhood
+        i0, j0 = round(x / (1.5 * s)), round(y / (math.sqrt(3) * s))
+        near = [
+            ((x - 1.5 * s * i) ** 2 + (y - math.sqrt(3) * s * (j + (i % 2) / 2)) ** 2, i, j)
+            for i in range(i0 - 2, i0 + 3)
+            for j in range(j0 - 2, j0 + 3)
+        ]
+        return min(near)[1:]
+
+    got = {}
+    for f in features:
+        ring = np.array(f["geometry"]["coordinates"][0], dtype=float)
+        assert len(ring) == 7  # a whole hexagon (the community is far from the tile's edge)
+        cx, cy = ring[:-1].mean(axis=0)
+        got[cell(b.left + cx * scale, b.bottom + cy * scale)] = f["properties"]["count"]
+    merc = reproject(np.array([at(p) for p in points], dtype=object), WGS84, MERCATOR)
+    expected = {}
+    for p in merc:
+        key = cell(p.x, p.y)
+        expected[key] = expected.get(key, 0) + 1
+    assert got == expected and sum(got.values()) == 40 and len(got) > 1
+    # the same tile under the cap: the points themselves
+    client.app.state.settings.tile_feature_cap = 40
+    layer = mapbox_vector_tile.decode(client.get(f"/tiles/incidents/14/{t.x}/{t.y}.pbf").content)
+    assert len(layer["incidents"]["features"]) == 40
+
+
+def test_tiles_filter_by_category_and_time_and_keep_a_grid_worker_to_their_grids(client):
+    import mapbox_vector_tile
+
+    shapely = __import__("shapely")
+    _cases(
+        client,
+        [shapely.Point(15, 40), shapely.Point(45, 40), shapely.Point(95, 40)],
+        categories=["其他", "市容环境"],
+    )
+    t = _tile_of(at(shapely.Point(60, 30)), 16)
+    path = f"/tiles/incidents/{t.z}/{t.x}/{t.y}.pbf"
+
+    def ids(response, layer="incidents"):
+        assert response.status_code == 200, response.text
+        found = mapbox_vector_tile.decode(response.content).get(layer, {"features": []})
+        return sorted(f["properties"].get("id", f["properties"].get("code")) for f in found["features"])
+
+    assert ids(client.get(path)) == ["E0", "E1", "E2"]
+    assert ids(client.get(path, params={"category": "other"})) == ["E0", "E2"]
+    assert ids(client.get(path, params={"category": ["other", "environment"]})) == ["E0", "E1", "E2"]
+    assert ids(client.get(path, params={"datetime": "2026-11-02/.."})) == []
+    assert ids(client.get(path, params={"datetime": "../2026-11-02"})) == ["E0", "E1", "E2"]
+    worker = as_(client, "grid_worker")  # covers area 001 (x < 60) only
+    assert ids(client.get(path, headers=worker)) == ["E0", "E1"]
+    area = f"/tiles/area/{t.z}/{t.x}/{t.y}.pbf"
+    assert ids(client.get(area, headers=worker), "area") == [A1]
+    assert ids(client.get(area), "area") == [A1, A2]
+    r = client.get(f"/tiles/area/{t.z}/{t.x}/{t.y}.pbf", params={"datetime": "2026-11-02/.."})
+    assert r.status_code == 200  # grid tiles ignore layer filters

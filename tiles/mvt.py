@@ -6,10 +6,18 @@ clipped to the tile (plus a buffer) and encoded with ``mapbox-vector-tile``.
 Grid levels are simplified to about a pixel with GEOS's coverage
 simplification, so neighbouring grids keep one shared edge. Both paths give a
 tile the same features with the same attributes.
+
+A point layer with more than ``cap`` points in a tile is aggregated: the
+points become flat-topped hexagons (PostGIS's ``ST_HexagonGrid`` lattice in
+Web Mercator, :data:`HEXES_ACROSS` to a tile's width) each with a ``count``,
+so a city's million incidents stay a few kilobytes per tile at low zoom.
 """
 
 from __future__ import annotations
 
+import math
+
+import geopandas as gpd
 import mapbox_vector_tile
 import morecantile
 import numpy as np
@@ -28,6 +36,64 @@ MAX_ZOOM = 22
 LEVELS = tuple(level.key for level in Level)
 #: Attributes a grid feature carries in a tile (the same on both stores).
 GRID_ATTRIBUTES = ("code", "name", "level", "households", "version")
+#: Points in a tile above which a point layer is drawn as hexagon bins.
+FEATURE_CAP = 4000
+#: Hexagons across a tile's width when points are binned.
+HEXES_ACROSS = 32
+#: The Web Mercator world's width in metres.
+WORLD = 2 * math.pi * 6378137.0
+
+
+def hex_size(z: int) -> float:
+    """The circumradius (Web Mercator metres) of the bins at zoom ``z``.
+
+    Examples
+    --------
+    >>> round(hex_size(14), 1)
+    76.4
+    """
+    return WORLD / 2**z / HEXES_ACROSS
+
+
+def hex_bins(x: np.ndarray, y: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count points (Web Mercator) per hexagon: columns ``i``, rows ``j``, counts.
+
+    The lattice is ``ST_HexagonGrid``'s: centre (1.5·s·i, √3·s·(j + ½ if i is
+    odd)). A point counts in the hexagon with the nearest centre (ties: the
+    lower column), decided exactly as the PostGIS query decides it.
+
+    Examples
+    --------
+    >>> i, j, n = hex_bins(np.array([0.0, 1.0, 150.0]), np.array([0.0, 1.0, 86.0]), 100.0)
+    >>> list(zip(i.tolist(), j.tolist(), n.tolist()))
+    [(0, 0, 2), (1, 0, 1)]
+    """
+    h = math.sqrt(3) * size
+    i0 = np.floor(x / (1.5 * size))
+    best_i = best_j = best_d = None
+    for i in (i0, i0 + 1):
+        odd = i - 2 * np.floor(i / 2)
+        j = np.floor(y / h - odd / 2 + 0.5)
+        d = (x - 1.5 * size * i) ** 2 + (y - h * (j + odd / 2)) ** 2
+        if best_d is None:
+            best_i, best_j, best_d = i, j, d
+        else:
+            nearer = d < best_d
+            best_i = np.where(nearer, i, best_i)
+            best_j = np.where(nearer, j, best_j)
+    cells, counts = np.unique(np.c_[best_i, best_j].astype(np.int64), axis=0, return_counts=True)
+    return cells[:, 0], cells[:, 1], counts
+
+
+def hexagons(i: np.ndarray, j: np.ndarray, size: float) -> np.ndarray:
+    """The hexagons (Web Mercator) of lattice cells, as ``ST_Hexagon`` draws them."""
+    h = math.sqrt(3) * size
+    cx = 1.5 * size * i
+    cy = h * (j + (i - 2 * np.floor(i / 2)) / 2)
+    dx = size * np.array([-1.0, -0.5, 0.5, 1.0, 0.5, -0.5, -1.0])
+    dy = h / 2 * np.array([0.0, -1.0, -1.0, 0.0, 1.0, 1.0, 0.0])
+    rings = np.stack([cx[:, None] + dx, cy[:, None] + dy], axis=-1)
+    return shapely.polygons(rings)
 
 
 def check_tile(z: int, x: int, y: int) -> morecantile.Tile:
@@ -57,12 +123,21 @@ def lonlat_bounds(tile: morecantile.Tile, buffer: float = 0.0) -> tuple:
     return shapely.bounds(ll)
 
 
-def encode(name: str, frame, tile: morecantile.Tile, attributes: list[str], *, coverage: bool):
-    """MVT bytes of one layer from a lon/lat GeoDataFrame."""
+def encode(
+    name: str,
+    frame,
+    tile: morecantile.Tile,
+    attributes: list[str],
+    *,
+    coverage: bool,
+    mercator: bool = False,
+):
+    """MVT bytes of one layer from a lon/lat (or Web Mercator) GeoDataFrame."""
     b = TMS.xy_bounds(tile)
     if not len(frame):
         return mapbox_vector_tile.encode([{"name": name, "features": []}])
-    merc = reproject(frame.geometry.to_numpy(), WGS84, MERCATOR)
+    geoms = frame.geometry.to_numpy()
+    merc = geoms if mercator else reproject(geoms, WGS84, MERCATOR)
     pad = (b.right - b.left) * BUFFER / EXTENT
     clip = shapely.box(b.left - pad, b.bottom - pad, b.right + pad, b.top + pad)
     pixel = (b.right - b.left) / EXTENT
@@ -105,14 +180,9 @@ def layer_attributes(store, layer: str) -> list[str]:
     """The attributes a tile of ``layer`` carries."""
     if layer in LEVELS:
         return list(GRID_ATTRIBUTES)
-    schemas = store.layers()
-    if layer not in schemas:
-        raise NotFoundError(
-            f"no tile layer {layer!r}; there are {', '.join([*LEVELS, *sorted(schemas)])}"
-        )
     return [
         "id",
-        *[c for c in schemas[layer].kinds() if c != "id"],
+        *[c for c in _schema(store, layer).kinds() if c != "id"],
         "community_code",
         "area_code",
         "courtyard_code",
@@ -121,16 +191,66 @@ def layer_attributes(store, layer: str) -> list[str]:
     ]
 
 
-def tile(store, layer: str, z: int, x: int, y: int) -> bytes:
-    """The MVT of one layer (a grid level or a feature layer) at ``z/x/y``."""
+def _schema(store, layer: str):
+    schemas = store.layers()
+    if layer not in schemas:
+        raise NotFoundError(
+            f"no tile layer {layer!r}; there are {', '.join([*LEVELS, *sorted(schemas)])}"
+        )
+    return schemas[layer]
+
+
+def tile(
+    store,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    under: list[str] | None = None,
+    where: dict | None = None,
+    cap: int = FEATURE_CAP,
+) -> bytes:
+    """The MVT of one layer (a grid level or a feature layer) at ``z/x/y``.
+
+    ``under`` keeps the grids (or features) in those subtrees (a grid
+    worker's own); ``where`` filters a layer's features (``{"category": [...],
+    "reported_at": (since, until)}``). Above ``cap`` points, a point layer's
+    tile holds hexagon bins with a ``count`` each instead of points.
+    """
     t = check_tile(z, x, y)
     attributes = layer_attributes(store, layer)
+    points = layer not in LEVELS and _schema(store, layer).geometry == "Point"
+    if layer in LEVELS and where:
+        raise InputError("grid tiles take no feature filters")
+    size = hex_size(t.z)
     if hasattr(store, "mvt"):
-        return store.mvt(layer, attributes, t.z, t.x, t.y, extent=EXTENT, buffer=BUFFER)
-    box = lonlat_bounds(t, BUFFER / EXTENT)
+        return store.mvt(
+            layer,
+            attributes,
+            t.z,
+            t.x,
+            t.y,
+            extent=EXTENT,
+            buffer=BUFFER,
+            under=under,
+            where=where,
+            cap=cap if points else None,
+            hex_size=size,
+        )
+    box = tuple(lonlat_bounds(t, BUFFER / EXTENT))
     if layer in LEVELS:
-        frame = store.grids(level=layer, bbox=tuple(box))
+        frame = store.grids(level=layer, bbox=box, under=under)
     else:
-        frame = store.features(layer, bbox=tuple(box))
+        frame = store.features(layer, bbox=box, under=under, where=where)
+    if points and len(frame) > cap:
+        # every point of a hexagon that reaches into the tile: 2 radii around it
+        b = TMS.xy_bounds(t)
+        wide = BUFFER / EXTENT + 2 * size / (b.right - b.left)
+        frame = store.features(layer, bbox=tuple(lonlat_bounds(t, wide)), under=under, where=where)
+        merc = reproject(frame.geometry.to_numpy(), WGS84, MERCATOR)
+        i, j, n = hex_bins(shapely.get_x(merc), shapely.get_y(merc), size)
+        bins = gpd.GeoDataFrame({"count": n}, geometry=hexagons(i, j, size))
+        return encode(layer, bins, t, ["count"], coverage=False, mercator=True)
     attributes = [a for a in attributes if a in frame.columns]
     return encode(layer, frame, t, attributes, coverage=layer in LEVELS)

@@ -50,6 +50,36 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return box
 
 
+DatetimeQuery = Annotated[
+    str | None,
+    Query(
+        description="Layers with a time: an instant or an interval a/b ('..' leaves a side open)",
+        examples=["2026-09-01/.."],
+    ),
+]
+
+
+def layer_where(schema, datetime: str | None, params) -> dict | None:
+    """A layer's filters from a request: the time window and any choice column.
+
+    A choice column (``category``, ``status`` …) given once or more as a query
+    parameter keeps the features with one of those values.
+    """
+    where: dict = {}
+    if datetime is not None:
+        when = next((c for c, k in schema.kinds().items() if k == "time"), None)
+        if when is None:
+            raise InputError(f"layer {schema.name!r} has no time to filter by datetime")
+        low, _, high = datetime.partition("/")
+        low = None if low in ("", "..") else low
+        high = (None if high in ("", "..") else high) if "/" in datetime else low
+        where[when] = (low, high)
+    for column, kind in schema.kinds().items():
+        if kind == "choice" and column in params:
+            where[column] = [v for v in params.getlist(column) if v]
+    return where or None
+
+
 def _collections(store) -> list[dict]:
     out = [
         {
@@ -154,12 +184,18 @@ def items(
     under: Annotated[
         str | None, Query(description="Only features in (or grids below) this grid.")
     ] = None,
-    datetime: Annotated[
-        str | None,
-        Query(description="Layers with a time: an instant or interval a/b ('..' open)."),
+    datetime: DatetimeQuery = None,
+    category: Annotated[
+        list[str] | None, Query(description="Layers with a category: keep these categories.")
+    ] = None,
+    status: Annotated[
+        list[str] | None, Query(description="Layers with a status: keep these statuses.")
     ] = None,
 ) -> JSONResponse:
-    """Features of a grid level or a layer, filtered and paged (``next`` link)."""
+    """Features of a grid level or a layer, filtered and paged (``next`` link).
+
+    Any choice column of a layer (``category``, ``status`` …) filters when given.
+    """
     limit = limit or settings.page_limit
     if limit > settings.max_page_limit:
         raise InputError(
@@ -180,16 +216,7 @@ def items(
             frame = frame.loc[frame["parent_code"] == parent]
         frame = frame[[*GRID_PROPERTIES, "geometry"]]
     else:
-        where = None
-        if datetime is not None:
-            kinds = store.layers()[cid].kinds()
-            when = next((c for c, k in kinds.items() if k == "time"), None)
-            if when is None:
-                raise InputError(f"layer {cid!r} has no time to filter by datetime")
-            low, _, high = datetime.partition("/")
-            low = None if low in ("", "..") else low
-            high = (None if high in ("", "..") else high) if "/" in datetime else low
-            where = {when: (low, high)}
+        where = layer_where(store.layers()[cid], datetime, request.query_params)
         frame = store.features(cid, bbox=box, under=scope, where=where)
     matched = len(frame)
     page = frame.iloc[offset : offset + limit]

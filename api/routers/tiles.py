@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import UserDep
-from api.deps import StoreDep
-from tiles.mvt import tile
+from api.deps import SettingsDep, StoreDep
+from api.routers.grids import DatetimeQuery, layer_where
+from tiles.mvt import LEVELS, tile
 
 router = APIRouter(tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -21,18 +24,37 @@ MVT = "application/vnd.mapbox-vector-tile"
     responses={200: {"content": {MVT: {}}}, 304: {"description": "Not modified"}},
 )
 def get_tile(
-    layer: str, z: int, x: int, y: int, request: Request, store: StoreDep, user: UserDep
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    user: UserDep,
+    datetime: DatetimeQuery = None,
+    category: Annotated[list[str] | None, Query(description="Keep these categories.")] = None,
+    status: Annotated[list[str] | None, Query(description="Keep these statuses.")] = None,
 ) -> Response:
     """Features clipped to the tile with a 64/4096 buffer; ETag for revalidation.
 
+    A point layer with more points in the tile than the cap
+    (``GIS_GRID_TILE_FEATURE_CAP``) comes as hexagon bins with a ``count``.
+    Layers filter by time window and choice columns as their items do. A grid
+    worker's tiles hold their own grids (and the features in them) only.
     Tiles are cached in the process until the store's next write.
     """
-    user.check_role(user.role.reads_everything, "read tiles of every grid")
+    where = None
+    if layer not in LEVELS and layer in store.layers():
+        where = layer_where(store.layers()[layer], datetime, request.query_params)
+    scope = None if user.role.reads_everything else (user.grids or ["-"])
     cache = request.app.state.tile_cache
-    key = (store.generation(), layer, z, x, y)
+    key = (store.generation(), layer, z, x, y, repr(where), repr(scope), settings.tile_feature_cap)
     data = cache.get(key)
     if data is None:
-        data = tile(store, layer, z, x, y)
+        data = tile(
+            store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap
+        )
         cache.put(key, data)
     etag = '"' + hashlib.sha1(data).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}

@@ -623,38 +623,84 @@ class PostGISStore(StoreBase):
         *,
         extent: int = 4096,
         buffer: int = 64,
+        under: list[str] | None = None,
+        where: dict | None = None,
+        cap: int | None = None,
+        hex_size: float = 0.0,
     ) -> bytes:
-        """One layer's Mapbox Vector Tile at z/x/y, made in one ``ST_AsMVT`` query.
+        """One layer's Mapbox Vector Tile at z/x/y, made in the database with ``ST_AsMVT``.
 
         ``layer`` is a grid level (``area`` …) or a feature layer; ``attributes``
-        are the columns each feature carries.
+        are the columns each feature carries; ``under`` keeps grids (or features)
+        in those subtrees, ``where`` filters a layer as :meth:`features` does.
+        When a point layer has more than ``cap`` points in the tile they become
+        hexagons of circumradius ``hex_size`` (Web Mercator metres, the lattice of
+        ``ST_HexagonGrid``) with a ``count`` each; each point counts in the
+        hexagon whose centre is nearest (ties: the lower column), and a hexagon
+        crossing the tile edge carries its whole count (see :mod:`tiles.mvt`).
         """
         levels = {lv.key for lv in Level}
-        cols = sql.SQL(", ").join(sql.Identifier(a) for a in attributes)
-        table = sql.Identifier("grids" if layer in levels else layer)
-        where = sql.SQL("AND g.level = %(level)s") if layer in levels else sql.SQL("")
-        query = sql.SQL(
-            "WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, "
-            "ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326) AS ll) "
-            "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
-            "SELECT {cols}, ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.merc, %(extent)s, "
-            "%(buffer)s, true) AS geom FROM {table} g, b WHERE g.geom && b.ll {where}"
-            ") t WHERE t.geom IS NOT NULL"
-        ).format(cols=cols, table=table, where=where)
+        terms, params = [], {}
+        if layer in levels:
+            terms.append(sql.SQL("g.level = %(level)s"))
+            params["level"] = layer
+            if under is not None:
+                terms.append(
+                    sql.SQL(
+                        "EXISTS (SELECT 1 FROM unnest(%(under)s::text[]) r(root) WHERE "
+                        "g.community_code = left(r.root, 12) AND g.code >= r.root "
+                        "AND g.code < r.root || ':')"
+                    )
+                )
+                params["under"] = [str(c) for c in under]
         with self._cursor() as cur:
-            cur.execute(
-                query,
-                {
-                    "z": z,
-                    "x": x,
-                    "y": y,
-                    "margin": buffer / extent,
-                    "name": layer,
-                    "extent": extent,
-                    "buffer": buffer,
-                    "level": layer,
-                },
+            if layer not in levels:
+                schema = registered(_layers(cur), layer)
+                more, values = _feature_terms(schema, under, where)
+                terms += more
+                params |= values
+            filters = sql.SQL("").join(sql.SQL(" AND ") + t for t in terms)
+            params |= {
+                "z": z,
+                "x": x,
+                "y": y,
+                "margin": buffer / extent,
+                "name": layer,
+                "extent": extent,
+                "buffer": buffer,
+                "s": float(hex_size),
+            }
+            table = sql.Identifier("grids" if layer in levels else layer)
+            envelope = (
+                "WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, ST_Transform("
+                "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326) AS ll, "
+                "ST_Transform(ST_Expand(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, "
+                "margin => %(margin)s), 2 * %(s)s), 4326) AS wide) "
             )
+            if cap is not None:
+                params["cap"] = cap + 1
+                cur.execute(
+                    sql.SQL(envelope)
+                    + sql.SQL(
+                        "SELECT count(*) FROM (SELECT 1 FROM {table} g, b "
+                        "WHERE g.geom && b.ll {filters} LIMIT %(cap)s) n"
+                    ).format(table=table, filters=filters),
+                    params,
+                )
+                if cur.fetchone()[0] > cap:
+                    cur.execute(
+                        sql.SQL(envelope + _HEX_BINS).format(table=table, filters=filters),
+                        params,
+                    )
+                    return bytes(cur.fetchone()[0] or b"")
+            cols = sql.SQL(", ").join(sql.Identifier(a) for a in attributes)
+            query = sql.SQL(envelope) + sql.SQL(
+                "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
+                "SELECT {cols}, ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.merc, %(extent)s, "
+                "%(buffer)s, true) AS geom FROM {table} g, b WHERE g.geom && b.ll {filters}"
+                ") t WHERE t.geom IS NOT NULL"
+            ).format(cols=cols, table=table, filters=filters)
+            cur.execute(query, params)
             return bytes(cur.fetchone()[0] or b"")
 
     # -- users and audit
@@ -1009,29 +1055,10 @@ class PostGISStore(StoreBase):
         """A layer's features with their grid chain, filtered."""
         with self._cursor() as cur:
             schema = registered(_layers(cur), layer)
-            terms, params = [], []
+            terms, params = _feature_terms(schema, under, where)
             if bbox is not None:
-                terms.append(sql.SQL("geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"))
-                params += [float(v) for v in bbox]
-            for column, op, value in feature_filters(schema, under=under, where=where):
-                name = sql.Identifier(column) if column else None
-                if op == "null":
-                    terms.append(sql.SQL("{} IS NULL").format(name))
-                elif op == "in":
-                    terms.append(sql.SQL("{} = ANY(%s)").format(name))
-                    params.append([_plain(v) for v in value])
-                elif op == "under":
-                    terms.append(
-                        sql.SQL("(")
-                        + sql.SQL(" OR ").join(
-                            sql.SQL("{} = ANY(%s)").format(sql.Identifier(c)) for c in value
-                        )
-                        + sql.SQL(")")
-                    )
-                    params += list(value.values())
-                else:
-                    terms.append(sql.SQL("{} " + op + " %s").format(name))
-                    params.append(_plain(value))
+                terms.append(sql.SQL("geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326)"))
+                params |= {f"b{i}": float(v) for i, v in enumerate(bbox)}
             kinds = schema.kinds()
             select = [
                 sql.SQL("{}::text").format(sql.Identifier(c))
@@ -1133,3 +1160,52 @@ def metric_srids(cur) -> tuple[list[str], list[int]]:
 
 
 __all__ = ["PostGISStore", "metric_srids", "migrate", "sqlalchemy_url"]
+
+
+def _feature_terms(schema, under, where) -> tuple[list, dict]:
+    """SQL terms (AND-ed) with named parameters for a layer's filters."""
+    terms, params = [], {}
+
+    def value(v) -> sql.Placeholder:
+        name = f"f{len(params)}"
+        params[name] = v
+        return sql.Placeholder(name)
+
+    for column, op, arg in feature_filters(schema, under=under, where=where):
+        name = sql.Identifier(column) if column else None
+        if op == "null":
+            terms.append(sql.SQL("{} IS NULL").format(name))
+        elif op == "in":
+            terms.append(sql.SQL("{} = ANY({})").format(name, value([_plain(v) for v in arg])))
+        elif op == "under":
+            terms.append(
+                sql.SQL("(")
+                + sql.SQL(" OR ").join(
+                    sql.SQL("{} = ANY({})").format(sql.Identifier(c), value(codes))
+                    for c, codes in arg.items()
+                )
+                + sql.SQL(")")
+            )
+        else:
+            terms.append(sql.SQL("{} " + op + " {}").format(name, value(_plain(arg))))
+    return terms, params
+
+
+#: Hexagon bins of a point layer: each point to the nearest lattice centre
+#: (two candidate columns), counted, drawn with ST_Hexagon. See tiles.mvt.hex_bins.
+_HEX_BINS = (
+    ", p AS (SELECT row_number() OVER () AS n, ST_X(m) AS px, ST_Y(m) AS py FROM ("
+    "SELECT ST_Transform(g.geom, 3857) AS m FROM {table} g, b WHERE g.geom && b.wide {filters}"
+    ") q), "
+    "c AS (SELECT n, px, py, i, floor(py / (sqrt(3) * %(s)s) - (i - 2 * floor(i / 2)) / 2 + 0.5)"
+    " AS j FROM p, LATERAL (VALUES (floor(px / (1.5 * %(s)s))), "
+    "(floor(px / (1.5 * %(s)s)) + 1)) v(i)), "
+    "d AS (SELECT DISTINCT ON (n) n, i, j FROM c ORDER BY n, "
+    "(px - 1.5 * %(s)s * i) ^ 2 + (py - sqrt(3) * %(s)s * (j + (i - 2 * floor(i / 2)) / 2)) ^ 2,"
+    " i), "
+    "h AS (SELECT i, j, count(*) AS count FROM d GROUP BY i, j) "
+    "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
+    "SELECT h.count, ST_AsMVTGeom(ST_Hexagon(%(s)s, h.i::int, h.j::int, "
+    "ST_SetSRID(ST_MakePoint(0, 0), 3857)), b.merc, %(extent)s, %(buffer)s, true) AS geom "
+    "FROM h, b) t WHERE t.geom IS NOT NULL"
+)
