@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     )
     tile_cache_items: int = Field(4096, ge=0, description="Tiles kept in memory per process.")
     tile_feature_cap: int = Field(
-        FEATURE_CAP, ge=1, description="Above this many points in a tile, a point layer is hex-binned."
+        FEATURE_CAP,
+        ge=1,
+        description="Above this many points in a tile, a point layer is hex-binned.",
     )
     max_vertices: int = Field(
         100_000, ge=10, description="Geometries with more vertices are refused (413)."

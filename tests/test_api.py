@@ -365,7 +365,11 @@ def _cases(client, points, categories=None):
 
     schema = get_layer("incidents").schema
     rows = [
-        {"id": f"E{i}", "reported_at": "2026-11-01", "category": (categories or ["其他"] * 2)[i % 2]}
+        {
+            "id": f"E{i}",
+            "reported_at": "2026-11-01",
+            "category": (categories or ["其他"] * 2)[i % 2],
+        }
         for i in range(len(points))
     ]
     cases = gpd.GeoDataFrame(rows, geometry=[at(p) for p in points], crs=WGS84)
@@ -373,7 +377,7 @@ def _cases(client, points, categories=None):
 
 
 def test_points_above_the_cap_become_hex_bins_with_their_counts(client):
-    """40 incidents, cap 5: the tile holds hexagons whose counts are a brute-force nearest-centre count."""
+    """40 incidents, cap 5: hexagons counted as a brute-force nearest-centre search counts."""
     import math
 
     import mapbox_vector_tile
@@ -435,11 +439,17 @@ def test_tiles_filter_by_category_and_time_and_keep_a_grid_worker_to_their_grids
     def ids(response, layer="incidents"):
         assert response.status_code == 200, response.text
         found = mapbox_vector_tile.decode(response.content).get(layer, {"features": []})
-        return sorted(f["properties"].get("id", f["properties"].get("code")) for f in found["features"])
+        return sorted(
+            f["properties"].get("id", f["properties"].get("code")) for f in found["features"]
+        )
 
     assert ids(client.get(path)) == ["E0", "E1", "E2"]
     assert ids(client.get(path, params={"category": "other"})) == ["E0", "E2"]
-    assert ids(client.get(path, params={"category": ["other", "environment"]})) == ["E0", "E1", "E2"]
+    assert ids(client.get(path, params={"category": ["other", "environment"]})) == [
+        "E0",
+        "E1",
+        "E2",
+    ]
     assert ids(client.get(path, params={"datetime": "2026-11-02/.."})) == []
     assert ids(client.get(path, params={"datetime": "../2026-11-02"})) == ["E0", "E1", "E2"]
     worker = as_(client, "grid_worker")  # covers area 001 (x < 60) only

@@ -55,7 +55,9 @@ def hex_size(z: int) -> float:
     return WORLD / 2**z / HEXES_ACROSS
 
 
-def hex_bins(x: np.ndarray, y: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hex_bins(
+    x: np.ndarray, y: np.ndarray, size: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Count points (Web Mercator) per hexagon: columns ``i``, rows ``j``, counts.
 
     The lattice is ``ST_HexagonGrid``'s: centre (1.5·s·i, √3·s·(j + ½ if i is

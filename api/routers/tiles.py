@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -52,9 +51,7 @@ def get_tile(
     key = (store.generation(), layer, z, x, y, repr(where), repr(scope), settings.tile_feature_cap)
     data = cache.get(key)
     if data is None:
-        data = tile(
-            store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap
-        )
+        data = tile(store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap)
         cache.put(key, data)
     etag = '"' + hashlib.sha1(data).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}

@@ -1057,7 +1057,9 @@ class PostGISStore(StoreBase):
             schema = registered(_layers(cur), layer)
             terms, params = _feature_terms(schema, under, where)
             if bbox is not None:
-                terms.append(sql.SQL("geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326)"))
+                terms.append(
+                    sql.SQL("geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326)")
+                )
                 params |= {f"b{i}": float(v) for i, v in enumerate(bbox)}
             kinds = schema.kinds()
             select = [
