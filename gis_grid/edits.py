@@ -131,7 +131,7 @@ def _walk_back(store, now: State, revision: int | None) -> State:
 # -- undo, restore, diff ----------------------------------------------------------
 
 
-def undo(store, community: str, *, author: str = "") -> Revision:
+def undo(store, community: str, *, author: str = "", audit: dict | None = None) -> Revision:
     """Undo the community's latest revision, as a new revision (undoing an undo redoes)."""
     log = store.revisions(community)
     if not len(log):
@@ -148,15 +148,17 @@ def undo(store, community: str, *, author: str = "") -> Revision:
         author=author,
         undoes=int(last["id"]),
     )
-    return store.rewrite(change)
+    return _write(store, change, audit)
 
 
-def restore(store, community: str, revision: int, *, author: str = "") -> Revision:
+def restore(
+    store, community: str, revision: int, *, author: str = "", audit: dict | None = None
+) -> Revision:
     """Make the community as it was just after ``revision``, as a new revision."""
     now = current_state(store, community)
     target = _walk_back(store, now, revision)
     change = back_to(now, target, "restore", summary=f"restore revision {revision}", author=author)
-    return store.rewrite(change)
+    return _write(store, change, audit)
 
 
 def compare(store, community: str, a: int, b: int | None = None) -> dict:
@@ -373,7 +375,14 @@ def _one_level(codes: list[str]) -> None:
 # -- the operations -------------------------------------------------------------------
 
 
-def merge(store, codes: list[str], *, name: str | None = None, author: str = "") -> Revision:
+def merge(
+    store,
+    codes: list[str],
+    *,
+    name: str | None = None,
+    author: str = "",
+    audit: dict | None = None,
+) -> Revision:
     """Merge adjacent sibling grids into one (it keeps the smallest code).
 
     The children of the others move under it with the next free serials;
@@ -408,10 +417,12 @@ def merge(store, codes: list[str], *, name: str | None = None, author: str = "")
     a = now.assignments
     others = a.loc[a["grid_code"].isin(codes[1:])].assign(grid_code=codes[0])
     change.assignments = pd.concat([change.assignments, others], ignore_index=True)
-    return store.rewrite(change)
+    return _write(store, change, audit)
 
 
-def move(store, atoms: list[str], to: str, *, author: str = "") -> Revision:
+def move(
+    store, atoms: list[str], to: str, *, author: str = "", audit: dict | None = None
+) -> Revision:
     """Move buildings or courtyards (with their ground) to a neighbouring sibling grid.
 
     ``atoms`` are children of one or more grids; ``to`` is a sibling of
@@ -461,8 +472,10 @@ def move(store, atoms: list[str], to: str, *, author: str = "") -> Revision:
         grids.loc[to, "geometry"] = geometry[to]
     labels = {c: (to if c in atoms else c[: len(to)]) for c in children["code"]}
     plan = Regroup(roots=roots, labels=labels, geometry=geometry, keep={r: r for r in roots})
-    return store.rewrite(
-        build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author)
+    return _write(
+        store,
+        build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author),
+        audit,
     )
 
 
@@ -475,6 +488,7 @@ def split(
     weights: dict | None = None,
     author: str = "",
     seed: int = 0,
+    audit: dict | None = None,
 ) -> Revision:
     """Split a grid along a drawn line, or into ``parts`` grids of equal workload.
 
@@ -553,7 +567,7 @@ def split(
         keep={k: (code if k == keeper else None) for k in geometry},
     )
     summary = f"split {code} " + (f"into {parts} parts" if parts else "along a line")
-    return store.rewrite(build(now, plan, "split", summary=summary, author=author))
+    return _write(store, build(now, plan, "split", summary=summary, author=author), audit)
 
 
 def _cut(polygon, line) -> list:
@@ -572,47 +586,46 @@ def _cut(polygon, line) -> list:
     return list(pieces)
 
 
-def redraw(store, code: str, geometry, *, version: int | None = None, author: str = "") -> Revision:
+def redraw(
+    store,
+    code: str,
+    geometry,
+    *,
+    version: int | None = None,
+    author: str = "",
+    take: bool = True,
+    dry_run: bool = False,
+    audit: dict | None = None,
+) -> Revision:
     """Give a grid a new outline; siblings give up or take the ground in between.
 
-    Siblings the new outline reaches into lose that part; ground the grid
-    gives up goes, piece by piece, to the sibling sharing most edge with it
-    (where siblings must tile their parent) or back to the parent. Children
-    must stay inside their grid: a redraw across a building is refused.
+    Siblings the new outline reaches into lose that part (with ``take=False``
+    such an overlap is refused instead, naming each sibling and the m²);
+    ground the grid gives up goes, piece by piece, to the sibling sharing most
+    edge with it (where siblings must tile their parent) or back to the
+    parent. Children must stay inside their grid: a redraw across a building
+    is refused. ``dry_run`` checks everything the store would and writes
+    nothing (the revision answered has id 0).
     """
-    (code,) = _checked([code])
-    now = current_state(store, code[:12])
+    now, code, geometry = _redraw_input(store, code, geometry, version)
     grids = now.grids.set_index("code")
-    if code not in grids.index:
-        raise NotFoundError(f"no grid {code}")
-    if version is not None and int(grids.loc[code, "version"]) != int(version):
-        from gis_grid.errors import ConflictError
-
-        raise ConflictError(
-            f"{code} changed since the edit was made (edited from version {version}, now "
-            f"{int(grids.loc[code, 'version'])}); reload it and edit again (nothing was saved)"
-        )
-    if isinstance(geometry, str):
-        geometry = shapely.from_wkt(geometry)
-    if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):
-        raise InputError("a new outline is a Polygon in lon/lat")
-    check_lonlat(np.array([geometry], dtype=object))  # swapped or projected numbers, named
-    if not shapely.is_valid(geometry):
-        raise InputError(
-            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
-        )
     level = level_of_code(code)
-    siblings = now.grids.loc[
-        (now.grids["code"].str.len() == len(code))
-        & (now.grids["code"] != code)
-        & (now.grids["code"].str.startswith(_parent(code)) if len(code) > 12 else False)
-    ].reset_index(drop=True)
+    siblings = _siblings(now, code)
     geoms, crs = _metric(np.r_[[grids.loc[code, "geometry"], geometry], siblings.geometry])
     old_m, new_m, sib_m = geoms[0], shapely.set_precision(geoms[1], GRID), geoms[2:]
     if not shapely.is_valid(new_m):
         raise InputError(
             f"the new outline is not a valid polygon: {shapely.is_valid_reason(new_m)}"
         )
+    if not take and len(sib_m):
+        overlap = shapely.area(shapely.intersection(sib_m, new_m, grid_size=GRID))
+        if (overlap > 0.1).any():
+            named = ", ".join(
+                f"{c} by {a:,.0f} m²"
+                for c, a in zip(siblings["code"], overlap, strict=True)
+                if a > 0.1
+            )
+            raise TopologyError(f"the new outline of {code} overlaps {named} (nothing was saved)")
     new_sib = shapely.difference(sib_m, new_m, grid_size=GRID) if len(sib_m) else sib_m
     released = shapely.difference(old_m, new_m, grid_size=GRID)
     if level.tiles_parent and shapely.area(released) > 0.1:
@@ -641,4 +654,90 @@ def redraw(store, code: str, geometry, *, version: int | None = None, author: st
         geometry=geometry_ll,
         keep={r: r for r in roots},
     )
-    return store.rewrite(build(now, plan, "redraw", summary=f"redraw {code}", author=author))
+    change = build(now, plan, "redraw", summary=f"redraw {code}", author=author)
+    change.dry_run = dry_run
+    return _write(store, change, audit)
+
+
+def check_redraw(
+    store, code: str, geometry, *, version: int | None = None, take: bool = True
+) -> dict:
+    """What a planner sees while drawing: the problems of a new outline, nothing saved.
+
+    Answers ``{"ok", "problems": [{"kind", "message", "codes", "geometry"}],
+    "changes": {...}}``; overlaps with siblings carry their shape (lon/lat
+    GeoJSON) so a map can draw them. Any refusal :func:`redraw` would give
+    (a cut building, a gap, a stale version …) is one problem.
+    """
+    from gis_grid.errors import GisGridError
+
+    problems: list[dict] = []
+    try:
+        now, code, geometry = _redraw_input(store, code, geometry, version)
+        siblings = _siblings(now, code)
+        if not take and len(siblings):
+            cut = shapely.intersection(siblings.geometry.to_numpy(), geometry)
+            metric, _ = _metric(cut)
+            for c, piece, area in zip(siblings["code"], cut, shapely.area(metric), strict=True):
+                if area > 0.1:
+                    problems.append(
+                        {
+                            "kind": "overlap",
+                            "message": f"overlaps {c} by {area:,.0f} m²",
+                            "codes": [code, c],
+                            "geometry": shapely.geometry.mapping(piece),
+                        }
+                    )
+        if not problems:
+            revision = redraw(store, code, geometry, version=version, take=take, dry_run=True)
+            return {
+                "ok": True,
+                "problems": [],
+                "changes": {"updated": revision.updated, "inserted": revision.inserted},
+            }
+    except GisGridError as exc:
+        problems.append(
+            {"kind": type(exc).__name__, "message": str(exc), "codes": [code], "geometry": None}
+        )
+    return {"ok": False, "problems": problems, "changes": {}}
+
+
+def _redraw_input(store, code: str, geometry, version: int | None):
+    """The community's state, the checked code and the checked outline of a redraw."""
+    (code,) = _checked([code])
+    now = current_state(store, code[:12])
+    grids = now.grids.set_index("code")
+    if code not in grids.index:
+        raise NotFoundError(f"no grid {code}")
+    if version is not None and int(grids.loc[code, "version"]) != int(version):
+        from gis_grid.errors import ConflictError
+
+        raise ConflictError(
+            f"{code} changed since the edit was made (edited from version {version}, now "
+            f"{int(grids.loc[code, 'version'])}); reload it and edit again (nothing was saved)"
+        )
+    if isinstance(geometry, str):
+        geometry = shapely.from_wkt(geometry)
+    if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InputError("a new outline is a Polygon in lon/lat")
+    check_lonlat(np.array([geometry], dtype=object))  # swapped or projected numbers, named
+    if not shapely.is_valid(geometry):
+        raise InputError(
+            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
+        )
+    return now, code, geometry
+
+
+def _siblings(now: State, code: str) -> gpd.GeoDataFrame:
+    """The other grids under the same parent (none for a community)."""
+    return now.grids.loc[
+        (now.grids["code"].str.len() == len(code))
+        & (now.grids["code"] != code)
+        & (now.grids["code"].str.startswith(_parent(code)) if len(code) > 12 else False)
+    ].reset_index(drop=True)
+
+
+def _write(store, change: Rewrite, audit: dict | None = None) -> Revision:
+    """Write a change (audited in its transaction when ``audit`` says who asked)."""
+    change.audit = audit
+    return store.rewrite(change)

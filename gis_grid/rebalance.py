@@ -883,6 +883,7 @@ def propose(
     narrow: bool = True,
     author: str = "",
     save: bool = True,
+    audit: dict | None = None,
 ) -> dict:
     """Propose a rebalanced partition of ``parent``'s grids; store it as a proposal.
 
@@ -957,6 +958,7 @@ def propose(
             },
             metrics={m: v for m, v in metrics.items() if m != "proposal"},
             author=author,
+            audit=audit,
         )
     metrics["_change"] = change
     return metrics
@@ -975,20 +977,21 @@ def before_after(store, change) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=WGS84)
 
 
-def accept(store, pid: int, *, author: str = ""):
+def accept(store, pid: int, *, author: str = "", audit: dict | None = None):
     """Apply a stored proposal as a new revision (refused if its grids changed since)."""
     record, change = store.proposal(pid)
     if record["status"] != "open":
         raise InputError(f"proposal {pid} is {record['status']}, not open")
     change.author = author or change.author
+    change.audit = audit
     revision = store.rewrite(change)
     store.close_proposal(pid, "accepted", revision.id)
     return revision
 
 
-def discard(store, pid: int) -> None:
+def discard(store, pid: int, *, audit: dict | None = None) -> None:
     """Mark a stored proposal discarded."""
     record, _ = store.proposal(pid)
     if record["status"] != "open":
         raise InputError(f"proposal {pid} is {record['status']}, not open")
-    store.close_proposal(pid, "discarded")
+    store.close_proposal(pid, "discarded", audit=audit)

@@ -86,6 +86,12 @@ class Rewrite:
     author: str = ""
     based_on: dict[str, int] | None = None
     undoes: int | None = None
+    #: Check only: the store plans and validates the change, writes nothing and
+    #: answers with the revision it would have written (id 0).
+    dry_run: bool = False
+    #: Who asked, through what (``user_id``, ``role``, ``action``, ``target``,
+    #: ``detail``): recorded in the audit log in the change's own transaction.
+    audit: dict | None = None
 
 
 @dataclass
@@ -695,3 +701,24 @@ class Revision:
     def changed(self) -> int:
         """How many grids the revision removed, changed or added."""
         return len(self.deleted) + len(self.updated) + len(self.inserted)
+
+    @classmethod
+    def of(cls, rid: int, plan: Plan, change: Rewrite) -> Revision:
+        """The revision a store wrote (or, with id 0, would write) for a plan."""
+        return cls(
+            id=rid,
+            community=plan.community,
+            operation=change.operation,
+            deleted=plan.deleted["code"].tolist(),
+            updated=plan.updated["code"].tolist(),
+            inserted=plan.inserted["code"].tolist(),
+            warnings=plan.warnings,
+        )
+
+
+class DryRun(Exception):  # noqa: N818 - a signal, not an error
+    """Raised inside a store's transaction to roll a checked change back."""
+
+    def __init__(self, revision: Revision) -> None:
+        super().__init__("dry run")
+        self.revision = revision

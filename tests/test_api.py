@@ -13,7 +13,7 @@ from api.main import create_app
 from api.settings import Settings
 from gis_grid.edits import move
 from tests.conftest import COMMUNITY, at
-from tests.test_planning import A1, A2, C1, C2, line, planned
+from tests.test_planning import A1, A2, C1, C2, C3, line, planned
 
 PROBLEM = "application/problem+json"
 
@@ -229,6 +229,43 @@ def test_edits_over_http_undo_and_refusals(client):
     actions = client.get("/audit").json()["audit"]
     assert [a["action"] for a in actions] == ["move", "redraw", "undo", "propose", "accept"]
     assert client.get("/audit", headers=as_(client, "planner")).status_code == 403
+
+
+def test_outline_check_shows_an_overlap_and_saves_nothing(client):
+    shapely = __import__("shapely")
+    before = client.store.revisions()
+    version = client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"]
+    wide = shapely.geometry.mapping(at(shapely.box(0, 0, 62, 60)))  # 2 m into A2
+    body = {"geometry": wide, "version": version, "take": False}
+    r = client.post(f"/grids/{A1}/outline/check", json=body)
+    assert r.status_code == 200 and not r.json()["ok"]
+    (problem,) = r.json()["problems"]
+    assert problem["kind"] == "overlap" and problem["codes"] == [A1, A2]
+    assert "120 m²" in problem["message"]
+    shape = shapely.geometry.shape(problem["geometry"])
+    assert shape.bounds == pytest.approx(at(shapely.box(60, 0, 62, 60)).bounds, abs=1e-7)
+    r = client.put(f"/grids/{A1}/outline", json=body)
+    assert r.status_code == 422 and f"overlaps {A2} by 120 m²" in r.json()["detail"]
+    r = client.post(f"/grids/{A1}/outline/check", json=body | {"take": True})
+    assert r.json()["ok"] and r.json()["changes"]["updated"] == [A1, A2]  # a dry run
+    deep = shapely.geometry.mapping(at(shapely.box(0, 0, 75, 60)))  # across courtyard C3
+    r = client.post(f"/grids/{A1}/outline/check", json=body | {"geometry": deep, "take": True})
+    assert not r.json()["ok"] and C3 in r.json()["problems"][0]["message"]
+    r = client.post(f"/grids/{A1}/outline/check", json=body | {"version": version + 1})
+    assert r.json()["problems"][0]["kind"] == "ConflictError"
+    assert len(client.store.revisions()) == len(before) and not len(client.store.audit_log())
+    assert client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"] == version
+
+
+def test_a_failed_audit_leaves_the_store_as_it_was(client):
+    from gis_grid.edits import merge
+
+    before = client.store.grids(under=[COMMUNITY])
+    with pytest.raises(KeyError):  # an audit record without a role: fails inside the write
+        merge(client.store, [A1, A2], audit={"user_id": "u", "action": "merge", "target": A1})
+    after = client.store.grids(under=[COMMUNITY])
+    assert after["code"].tolist() == before["code"].tolist()
+    assert not len(client.store.audit_log()) and len(client.store.revisions()) == 1
 
 
 def test_oversized_and_invalid_geometry_are_refused(client):

@@ -47,10 +47,24 @@ class MoveRequest(BaseModel):
 
 
 class OutlineRequest(BaseModel):
-    """A new outline (GeoJSON Polygon, lon/lat) and the version it was drawn on."""
+    """A new outline (GeoJSON Polygon, lon/lat) and the version it was drawn on.
 
-    geometry: dict[str, Any]
+    ``take``: siblings give up the ground the outline reaches into; without it
+    an overlap with a sibling is refused (the planner page's default).
+    """
+
+    geometry: dict[str, Any] = Field(
+        examples=[
+            {
+                "type": "Polygon",
+                "coordinates": [
+                    [[123.56, 42.45], [123.561, 42.45], [123.561, 42.451], [123.56, 42.45]]
+                ],
+            }
+        ]
+    )
     version: int | None = Field(None, ge=1)
+    take: bool = True
 
 
 class RebalanceRequest(BaseModel):
@@ -82,13 +96,12 @@ def geometry_of(doc: dict | None, settings, kinds: tuple[str, ...]):
     return geom
 
 
-def _done(store, user: User, action: str, target: str, revision, request: dict) -> dict:
-    detail = {
-        "request": request,
-        "before": sorted(revision.deleted + revision.updated),
-        "after": sorted(revision.updated + revision.inserted),
-    }
-    store.record_audit(user.record(), action, target, revision.id, detail)
+def _audit(user: User, action: str, target: str, request: dict) -> dict:
+    """Who asks for what: recorded in the audit log inside the write's own transaction."""
+    return {**user.record(), "action": action, "target": target, "detail": {"request": request}}
+
+
+def _done(revision) -> dict:
     flagged = (
         [
             {"kind": r.kind, "codes": list(r.codes), "detail": r.detail}
@@ -117,8 +130,8 @@ def merge(body: MergeRequest, store: StoreDep, user: UserDep) -> dict:
     from gis_grid.edits import merge as run
 
     _planner(user)
-    revision = run(store, body.codes, name=body.name, author=user.user_id)
-    return _done(store, user, "merge", ",".join(body.codes), revision, body.model_dump())
+    audit = _audit(user, "merge", ",".join(body.codes), body.model_dump())
+    return _done(run(store, body.codes, name=body.name, author=user.user_id, audit=audit))
 
 
 @router.post("/grids/{code}/split", summary="Split a grid along a line or into parts")
@@ -131,9 +144,15 @@ def split(
     _planner(user)
     line = geometry_of(body.line, settings, ("LineString", "MultiLineString"))
     revision = run(
-        store, code, line=line, parts=body.parts, weights=body.weights, author=user.user_id
+        store,
+        code,
+        line=line,
+        parts=body.parts,
+        weights=body.weights,
+        author=user.user_id,
+        audit=_audit(user, "split", code, body.model_dump()),
     )
-    return _done(store, user, "split", code, revision, body.model_dump())
+    return _done(revision)
 
 
 @router.post("/grids/move", summary="Move buildings or courtyards to a neighbouring grid")
@@ -142,8 +161,8 @@ def move(body: MoveRequest, store: StoreDep, user: UserDep) -> dict:
     from gis_grid.edits import move as run
 
     _planner(user)
-    revision = run(store, body.atoms, body.to, author=user.user_id)
-    return _done(store, user, "move", body.to, revision, body.model_dump())
+    audit = _audit(user, "move", body.to, body.model_dump())
+    return _done(run(store, body.atoms, body.to, author=user.user_id, audit=audit))
 
 
 @router.put("/grids/{code}/outline", summary="Redraw a grid's outline")
@@ -155,8 +174,31 @@ def outline(
 
     _planner(user)
     geom = geometry_of(body.geometry, settings, ("Polygon", "MultiPolygon"))
-    revision = redraw(store, code, geom, version=body.version, author=user.user_id)
-    return _done(store, user, "redraw", code, revision, {"version": body.version})
+    revision = redraw(
+        store,
+        code,
+        geom,
+        version=body.version,
+        take=body.take,
+        author=user.user_id,
+        audit=_audit(user, "redraw", code, {"version": body.version, "take": body.take}),
+    )
+    return _done(revision)
+
+
+@router.post("/grids/{code}/outline/check", summary="Check a new outline without saving it")
+def check_outline(
+    code: str, body: OutlineRequest, store: StoreDep, user: UserDep, settings: SettingsDep
+) -> dict:
+    """The problems the outline would meet (overlaps drawn as GeoJSON), nothing saved.
+
+    What the planner page asks while a boundary is being drawn.
+    """
+    from gis_grid.edits import check_redraw
+
+    _planner(user)
+    geom = geometry_of(body.geometry, settings, ("Polygon", "MultiPolygon"))
+    return check_redraw(store, code, geom, version=body.version, take=body.take)
 
 
 @router.post("/communities/{community}/undo", summary="Undo the latest revision")
@@ -165,7 +207,8 @@ def undo(community: str, store: StoreDep, user: UserDep) -> dict:
     from gis_grid.edits import undo as run
 
     _planner(user)
-    return _done(store, user, "undo", community, run(store, community, author=user.user_id), {})
+    audit = _audit(user, "undo", community, {})
+    return _done(run(store, community, author=user.user_id, audit=audit))
 
 
 @router.post("/communities/{community}/restore", summary="Go back to an earlier revision")
@@ -179,8 +222,8 @@ def restore(
     from gis_grid.edits import restore as run
 
     _planner(user)
-    written = run(store, community, revision, author=user.user_id)
-    return _done(store, user, "restore", community, written, {"revision": revision})
+    audit = _audit(user, "restore", community, {"revision": revision})
+    return _done(run(store, community, revision, author=user.user_id, audit=audit))
 
 
 @router.post("/rebalance", summary="Propose rebalanced grids")
@@ -197,15 +240,9 @@ def rebalance(body: RebalanceRequest, store: StoreDep, user: UserDep) -> dict:
         tolerance=body.tolerance,
         narrow=body.narrow,
         author=user.user_id,
+        audit=_audit(user, "propose", body.parent, body.model_dump()),
     )
     metrics.pop("_change")
-    store.record_audit(
-        user.record(),
-        "propose",
-        body.parent,
-        None,
-        {"request": body.model_dump(), "proposal": metrics["proposal"]},
-    )
     return metrics
 
 
@@ -215,8 +252,8 @@ def accept(pid: int, store: StoreDep, user: UserDep) -> dict:
     from gis_grid.rebalance import accept as run
 
     _planner(user)
-    revision = run(store, pid, author=user.user_id)
-    return _done(store, user, "accept", f"proposal {pid}", revision, {"proposal": pid})
+    audit = _audit(user, "accept", f"proposal {pid}", {"proposal": pid})
+    return _done(run(store, pid, author=user.user_id, audit=audit))
 
 
 @router.post("/proposals/{pid}/discard", summary="Discard a proposal")
@@ -225,8 +262,7 @@ def discard(pid: int, store: StoreDep, user: UserDep) -> dict:
     from gis_grid.rebalance import discard as run
 
     _planner(user)
-    run(store, pid)
-    store.record_audit(user.record(), "discard", f"proposal {pid}", None, {"proposal": pid})
+    run(store, pid, audit=_audit(user, "discard", f"proposal {pid}", {"proposal": pid}))
     return {"proposal": pid, "status": "discarded"}
 
 

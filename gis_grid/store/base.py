@@ -10,6 +10,7 @@ aggregates and commits — or rolls back and raises, leaving nothing changed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -21,7 +22,7 @@ from numpy.typing import ArrayLike
 
 from gis_grid.errors import InputError, NotFoundError
 from gis_grid.features import CHAIN_COLUMNS, LINK_COLUMNS, FeatureSchema
-from gis_grid.model import Level, level_of_code
+from gis_grid.model import Level, level_of_code, utc_now
 from gis_grid.topology import ValidationOptions
 
 
@@ -377,3 +378,35 @@ def proposal_record(rows: list[tuple], pid) -> tuple[dict, bytes]:
         raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
     frame = proposal_frame([r[:-1] for r in rows])
     return frame.iloc[0].to_dict(), bytes(rows[0][-1])
+
+
+#: The columns an audit row is written with, in order (``id`` is the store's).
+AUDIT_WRITE = ("at", "user_id", "role", "action", "target", "revision", "detail")
+
+
+def audit_row(audit: dict, revision: int | None = None, plan=None) -> tuple:
+    """The values of one audit row: who, when, what, and the grids before/after.
+
+    ``audit`` holds ``user_id``, ``role``, ``action``, ``target`` and an
+    optional ``detail``; with the ``plan`` of a rewrite, the detail also names
+    the codes it replaced (before) and wrote (after).
+
+    Examples
+    --------
+    >>> row = audit_row({"user_id": "u", "role": "planner", "action": "merge", "target": "x"}, 7)
+    >>> row[1:6], row[6]
+    (('u', 'planner', 'merge', 'x', 7), '{}')
+    """
+    detail = dict(audit.get("detail") or {})
+    if plan is not None:
+        detail["before"] = sorted([*plan.deleted["code"], *plan.updated["code"]])
+        detail["after"] = sorted([*plan.updated["code"], *plan.inserted["code"]])
+    return (
+        utc_now(),
+        audit["user_id"],
+        audit["role"],
+        audit["action"],
+        audit["target"],
+        revision,
+        json.dumps(detail, ensure_ascii=False, default=str),
+    )

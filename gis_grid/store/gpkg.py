@@ -60,11 +60,13 @@ from gis_grid.model import (
     utc_now,
 )
 from gis_grid.store.base import (
+    AUDIT_WRITE,
     PROPOSAL_COLUMNS,
     ChangeSet,
     FeatureReport,
     StoreBase,
     WriteReport,
+    audit_row,
     chain_frame,
     check_layer,
     empty_lookup,
@@ -79,6 +81,7 @@ from gis_grid.store.base import (
 )
 from gis_grid.topology import ValidationOptions, validate
 from gis_grid.versions import (
+    DryRun,
     Payload,
     Revision,
     Rewrite,
@@ -601,6 +604,12 @@ class GeoPackageStore(StoreBase):
         """Replace whole subtrees of one community as one revision; all or nothing."""
         community = str(change.remove[0])[:12] if change.remove else ""
         now = utc_now()
+        try:
+            return self._rewrite(change, community, now, options)
+        except DryRun as checked:  # planned and validated, rolled back
+            return checked.revision
+
+    def _rewrite(self, change, community, now, options) -> Revision:
         with self._transaction() as conn:
             current = self.grids(under=[community]) if community else self.grids(codes=[])
             had = self._select(
@@ -611,6 +620,8 @@ class GeoPackageStore(StoreBase):
             plan = plan_rewrite(
                 change, current, had, last_versions=self._last_versions, options=options
             )
+            if change.dry_run:
+                raise DryRun(Revision.of(0, plan, change))
             old = plan.replaced
             _to_history(conn, old, now)
             for sql, values in (
@@ -648,19 +659,13 @@ class GeoPackageStore(StoreBase):
                 author=change.author,
                 undoes=change.undoes,
             )
+            if change.audit:
+                _audit(conn, audit_row(change.audit, rid, plan))
             conn.execute(
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
             )
-        return Revision(
-            id=rid,
-            community=community,
-            operation=change.operation,
-            deleted=plan.deleted["code"].tolist(),
-            updated=plan.updated["code"].tolist(),
-            inserted=plan.inserted["code"].tolist(),
-            warnings=plan.warnings,
-        )
+        return Revision.of(rid, plan, change)
 
     def _last_versions(self, codes: list[str]) -> dict[str, int]:
         found = self._in_chunks(
@@ -718,9 +723,16 @@ class GeoPackageStore(StoreBase):
         return [(int(i), unpack(blob)) for i, blob in rows]
 
     def save_proposal(
-        self, parent: str, change: Rewrite, *, params: dict, metrics: dict, author: str = ""
+        self,
+        parent: str,
+        change: Rewrite,
+        *,
+        params: dict,
+        metrics: dict,
+        author: str = "",
+        audit: dict | None = None,
     ) -> int:
-        """Keep a proposed change (not applied) and return its id."""
+        """Keep a proposed change (not applied) and return its id; audited with it."""
         with self._transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO gis_grid_proposals (parent_code, community_code, operation, "
@@ -736,6 +748,8 @@ class GeoPackageStore(StoreBase):
                     pack_rewrite(change),
                 ),
             )
+            if audit:
+                _audit(conn, audit_row(audit | {"target": f"proposal {cur.lastrowid}"}))
         return int(cur.lastrowid)
 
     def proposals(self, status: str | None = None) -> pd.DataFrame:
@@ -757,13 +771,17 @@ class GeoPackageStore(StoreBase):
         record, blob = proposal_record(rows, pid)
         return record, unpack_rewrite(blob)
 
-    def close_proposal(self, pid: int, status: str, revision: int | None = None) -> None:
+    def close_proposal(
+        self, pid: int, status: str, revision: int | None = None, audit: dict | None = None
+    ) -> None:
         """Mark a proposal accepted (with the revision it became) or discarded."""
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE gis_grid_proposals SET status = ?, revision = ? WHERE id = ?",
                 (status, revision, int(pid)),
             )
+            if audit:
+                _audit(conn, audit_row(audit, revision))
 
     # -- users and audit
 
@@ -813,21 +831,10 @@ class GeoPackageStore(StoreBase):
     def record_audit(
         self, user: dict, action: str, target: str, revision: int | None, detail: dict
     ) -> None:
-        """Record who did what, when, and what it changed."""
+        """Record who did what, when, and what it changed (a write of its own)."""
+        audit = {**user, "action": action, "target": target, "detail": detail}
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO gis_grid_audit (at, user_id, role, action, target, revision, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    utc_now(),
-                    user["user_id"],
-                    user["role"],
-                    action,
-                    target,
-                    revision,
-                    json.dumps(detail, ensure_ascii=False, default=str),
-                ),
-            )
+            _audit(conn, audit_row(audit, revision))
 
     def audit_log(self) -> pd.DataFrame:
         """The audit log, oldest first."""
@@ -1157,3 +1164,10 @@ def _feature_frame(schema: FeatureSchema, frame: pd.DataFrame) -> gpd.GeoDataFra
     blobs = frame.pop("geom").tolist() if "geom" in frame else []
     geoms = from_multi_any(decode(blobs)) if len(blobs) else np.array([], dtype=object)
     return type_features(schema, frame, geoms)
+
+
+def _audit(conn: sqlite3.Connection, row: tuple) -> None:
+    """Add an audit row inside the caller's transaction."""
+    conn.execute(
+        f"INSERT INTO gis_grid_audit ({', '.join(AUDIT_WRITE)}) VALUES (?, ?, ?, ?, ?, ?, ?)", row
+    )

@@ -70,11 +70,13 @@ from gis_grid.model import (
     utc_now,
 )
 from gis_grid.store.base import (
+    AUDIT_WRITE,
     PROPOSAL_COLUMNS,
     ChangeSet,
     FeatureReport,
     StoreBase,
     WriteReport,
+    audit_row,
     chain_frame,
     check_layer,
     empty_lookup,
@@ -89,6 +91,7 @@ from gis_grid.store.base import (
 )
 from gis_grid.topology import ValidationOptions
 from gis_grid.versions import (
+    DryRun,
     Payload,
     Revision,
     Rewrite,
@@ -429,6 +432,12 @@ class PostGISStore(StoreBase):
         """Replace whole subtrees of one community as one revision; all or nothing."""
         community = str(change.remove[0])[:12] if change.remove else ""
         now = utc_now()
+        try:
+            return self._rewrite(change, community, now, options)
+        except DryRun as checked:  # planned and validated, rolled back
+            return checked.revision
+
+    def _rewrite(self, change, community, now, options) -> Revision:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [community])
             cur.execute("SELECT nextval('generation')")  # tile caches see it
@@ -450,6 +459,8 @@ class PostGISStore(StoreBase):
                 return dict(cur.fetchall())
 
             plan = plan_rewrite(change, current, had, last_versions=last_versions, options=options)
+            if change.dry_run:
+                raise DryRun(Revision.of(0, plan, change))
             replaced = plan.replaced["code"].tolist()
             self._to_history(cur, replaced, now)
             cur.execute(
@@ -485,15 +496,9 @@ class PostGISStore(StoreBase):
                 author=change.author,
                 undoes=change.undoes,
             )
-        return Revision(
-            id=rid,
-            community=community,
-            operation=change.operation,
-            deleted=plan.deleted["code"].tolist(),
-            updated=plan.updated["code"].tolist(),
-            inserted=plan.inserted["code"].tolist(),
-            warnings=plan.warnings,
-        )
+            if change.audit:
+                _audit(cur, audit_row(change.audit, rid, plan))
+        return Revision.of(rid, plan, change)
 
     @staticmethod
     def _record(
@@ -550,9 +555,16 @@ class PostGISStore(StoreBase):
             return [(int(i), unpack(blob)) for i, blob in cur.fetchall()]
 
     def save_proposal(
-        self, parent: str, change: Rewrite, *, params: dict, metrics: dict, author: str = ""
+        self,
+        parent: str,
+        change: Rewrite,
+        *,
+        params: dict,
+        metrics: dict,
+        author: str = "",
+        audit: dict | None = None,
     ) -> int:
-        """Keep a proposed change (not applied) and return its id."""
+        """Keep a proposed change (not applied) and return its id; audited with it."""
         import json
 
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -571,7 +583,10 @@ class PostGISStore(StoreBase):
                     pack_rewrite(change),
                 ],
             )
-            return int(cur.fetchone()[0])
+            pid = int(cur.fetchone()[0])
+            if audit:
+                _audit(cur, audit_row(audit | {"target": f"proposal {pid}"}))
+            return pid
 
     def proposals(self, status: str | None = None) -> pd.DataFrame:
         """Stored proposals (without their grids), newest first."""
@@ -594,13 +609,17 @@ class PostGISStore(StoreBase):
             record, blob = proposal_record(cur.fetchall(), pid)
         return record, unpack_rewrite(blob)
 
-    def close_proposal(self, pid: int, status: str, revision: int | None = None) -> None:
+    def close_proposal(
+        self, pid: int, status: str, revision: int | None = None, audit: dict | None = None
+    ) -> None:
         """Mark a proposal accepted (with the revision it became) or discarded."""
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "UPDATE proposals SET status = %s, revision = %s WHERE id = %s",
                 [status, revision, int(pid)],
             )
+            if audit:
+                _audit(cur, audit_row(audit, revision))
 
     # -- vector tiles
 
@@ -748,23 +767,10 @@ class PostGISStore(StoreBase):
     def record_audit(
         self, user: dict, action: str, target: str, revision: int | None, detail: dict
     ) -> None:
-        """Record who did what, when, and what it changed."""
-        import json
-
+        """Record who did what, when, and what it changed (a write of its own)."""
+        audit = {**user, "action": action, "target": target, "detail": detail}
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO audit (at, user_id, role, action, target, revision, detail) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [
-                    utc_now(),
-                    user["user_id"],
-                    user["role"],
-                    action,
-                    target,
-                    revision,
-                    json.dumps(detail, ensure_ascii=False, default=str),
-                ],
-            )
+            _audit(cur, audit_row(audit, revision))
 
     def audit_log(self) -> pd.DataFrame:
         """The audit log, oldest first."""
@@ -1211,3 +1217,10 @@ _HEX_BINS = (
     "ST_SetSRID(ST_MakePoint(0, 0), 3857)), b.merc, %(extent)s, %(buffer)s, true) AS geom "
     "FROM h, b) t WHERE t.geom IS NOT NULL"
 )
+
+
+def _audit(cur, row: tuple) -> None:
+    """Add an audit row inside the caller's transaction."""
+    cur.execute(
+        f"INSERT INTO audit ({', '.join(AUDIT_WRITE)}) VALUES (%s, %s, %s, %s, %s, %s, %s)", row
+    )
