@@ -45,6 +45,19 @@ class User:
                 f"{code} is not one of them"
             )
 
+    def scope(self, under: list[str] | None = None) -> list[str] | None:
+        """The subtrees a request may read.
+
+        ``under`` (each checked), else a grid worker's own grids, else None (everything).
+        """
+        if under:
+            for code in under:
+                self.check_sees(code)
+            return list(under)
+        if self.role.reads_everything:
+            return None
+        return self.grids or ["-"]  # a grid worker with no grid sees nothing
+
     def check_role(self, allowed: bool, what: str) -> None:
         """Raise 403 unless ``allowed``."""
         if not allowed:

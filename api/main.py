@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import edits, grids, planning, tiles
+from api.routers import analysis, edits, grids, planning, tiles
 from api.settings import Settings
 from gis_grid import __version__
 from tiles.cache import TileCache
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(planning.router)
     app.include_router(edits.router)
     app.include_router(tiles.router)
+    app.include_router(analysis.router)
 
     @app.middleware("http")
     async def limit_body(request, call_next):

@@ -940,28 +940,11 @@ def hotspots(
 ) -> None:
     """Significant hot and cold spots (Gi*, FDR) with week-over-week change and the PAI."""
     from gis_grid.hotspots import find_hotspots
-    from gis_grid.plugins import available, get_layer
+    from gis_grid.plugins import events_layer
 
-    if layer is None:
-        events = [
-            n for n, lay in available().items() if lay.time_field and lay.schema.geometry == "Point"
-        ]
-        if not events:
-            raise InputError("no installed layer has event times; name one with --layer")
-        layer = events[0]
-    plugin = get_layer(layer)
-    if not plugin.time_field:
-        raise InputError(f"layer {layer!r} has no event times to window")
-    categories = None
-    if category:
-        field = next(f for f in plugin.schema.fields if f.name == plugin.category_field)
-        parsed = []
-        for c in category:
-            key = next((k for k, v in field.choices.items() if c in (k, v)), None)
-            if key is None:
-                raise InputError(f"unknown category {c!r}; expected {field.describe_choices()}")
-            parsed.append(key)
-        categories = parsed
+    plugin = events_layer(layer)
+    layer = plugin.name
+    categories = plugin.categories(category)
     with _open(store) as st:
         report = find_hotspots(
             st,

@@ -116,9 +116,9 @@ def finish(
     return out
 
 
-def per_grid(store, ground: Ground, measures: dict) -> pd.DataFrame:
-    """One row per analysed grid: code, name, the measures, its responsible person."""
-    g = ground.grids
+def per_grid(store, grids, measures: dict) -> pd.DataFrame:
+    """One row per analysed grid (a :class:`Ground` or a grids frame): measures and person."""
+    g = grids.grids if isinstance(grids, Ground) else grids
     frame = pd.DataFrame(
         {
             "code": g["code"].to_numpy(),

@@ -101,6 +101,21 @@ class Layer:
         """The layer's gap analysis over the grids of ``level``."""
         raise InputError(f"layer {self.name!r} has no gap analysis")
 
+    def categories(self, values) -> list[str] | None:
+        """Category keys from keys or their Chinese labels; unknown ones are named."""
+        if not values:
+            return None
+        if not self.category_field:
+            raise InputError(f"layer {self.name!r} has no categories")
+        field = next(f for f in self.schema.fields if f.name == self.category_field)
+        keys = []
+        for value in values:
+            key = next((k for k, v in field.choices.items() if value in (k, v)), None)
+            if key is None:
+                raise InputError(f"unknown category {value!r}; expected {field.describe_choices()}")
+            keys.append(key)
+        return keys
+
 
 @cache
 def available() -> dict[str, Layer]:
@@ -115,6 +130,21 @@ def available() -> dict[str, Layer]:
             )
         found[ep.name] = layer
     return dict(sorted(found.items()))
+
+
+def events_layer(name: str | None = None) -> Layer:
+    """The point layer with event times named, or the first installed (incidents)."""
+    if name is None:
+        events = [
+            n for n, lay in available().items() if lay.time_field and lay.schema.geometry == "Point"
+        ]
+        if not events:
+            raise InputError("no installed layer has event times; name one")
+        name = events[0]
+    layer = get_layer(name)
+    if not layer.time_field:
+        raise InputError(f"layer {name!r} has no event times to window")
+    return layer
 
 
 def get_layer(name: str) -> Layer:

@@ -205,11 +205,7 @@ def items(
     ids = {c["id"]: c for c in _collections(store)}
     if cid not in ids:
         raise NotFoundError(f"no collection {cid!r}; there are: {', '.join(ids)}")
-    scope = [under] if under else None
-    if under:
-        user.check_sees(under)
-    elif not user.role.reads_everything:
-        scope = user.grids or ["-"]  # a grid worker's grids only (none: nothing)
+    scope = user.scope([under] if under else None)
     if ids[cid]["kind"] == "grids":
         frame = store.grids(level=cid, bbox=box, under=scope)
         if parent is not None:

@@ -46,7 +46,7 @@ def get_tile(
     where = None
     if layer not in LEVELS and layer in store.layers():
         where = layer_where(store.layers()[layer], datetime, request.query_params)
-    scope = None if user.role.reads_everything else (user.grids or ["-"])
+    scope = user.scope()
     cache = request.app.state.tile_cache
     key = (store.generation(), layer, z, x, y, repr(where), repr(scope), settings.tile_feature_cap)
     data = cache.get(key)

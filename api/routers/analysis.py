@@ -1,0 +1,188 @@
+"""The analyses over HTTP: holes, overdue cases, hot spots, a grid's summary.
+
+Coverage holes, overdue cases, staffing holes, hot spots, and what a map
+pop-up shows about a grid.
+
+Each answers with the same tables the CLI prints (``summary``, ``per_grid``)
+and the findings as GeoJSON, every finding with its grid and the person
+responsible. A grid worker gets their own grids only.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Query
+
+from api.auth import UserDep
+from api.deps import StoreDep
+from gis_grid.errors import InputError, NotFoundError
+from gis_grid.model import Level
+
+router = APIRouter(tags=["analysis"])
+
+
+class Holes(StrEnum):
+    """What to look for holes in."""
+
+    cctv = "cctv"
+    lighting = "lighting"
+    cleaning = "cleaning"
+    incidents = "incidents"
+    staff = "staff"
+    unowned = "unowned"
+
+
+def records(frame) -> list[dict]:
+    """Rows for JSON, missing values as null."""
+    frame = pd.DataFrame(frame)
+    return json.loads(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
+
+
+def geojson(frame) -> dict:
+    """A GeoDataFrame as a GeoJSON FeatureCollection (missing values as null)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if col != frame.geometry.name and str(frame[col].dtype) in ("boolean", "Int64", "string"):
+            frame[col] = frame[col].astype(object)
+    return json.loads(frame.to_json(na="null", drop_id=True, ensure_ascii=False))
+
+
+def when(text: str | None) -> str | None:
+    """An ISO date or time from a query, checked."""
+    if text is None:
+        return None
+    from gis_grid.features import parse_time
+
+    value, bad = parse_time(pd.Series([text]))
+    if bad.any():
+        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
+    return value.iloc[0]
+
+
+@router.get("/analysis/holes/{kind}", summary="Coverage holes, overdue cases, staffing holes")
+def holes(
+    kind: Holes,
+    store: StoreDep,
+    user: UserDep,
+    level: Annotated[
+        str | None, Query(description="Grids measured per (default area; staff: every level)")
+    ] = None,
+    under: Annotated[list[str] | None, Query(description="Only under these grids.")] = None,
+    since: Annotated[str | None, Query(description="Incidents from (ISO)")] = None,
+    until: Annotated[str | None, Query(description="Incidents until (ISO)")] = None,
+) -> dict:
+    """Ranked holes (GeoJSON) with grid and person, the per-grid table and a summary.
+
+    ``cctv``: public space no camera sees; ``lighting``: dark street stretches;
+    ``cleaning``: uncleaned space and overdue zones; ``incidents``: open cases
+    past their step's time limit; ``staff``: grids nobody is assigned to;
+    ``unowned``: features of any layer in no grid.
+    """
+    from gis_grid.gaps import staffing_holes, unowned_features
+    from gis_grid.plugins import get_layer
+
+    scope = user.scope(under)
+    if kind is Holes.unowned:
+        user.check_role(user.role.reads_everything, "see features outside their grids")
+        report = unowned_features(store)
+    elif kind is Holes.staff:
+        report = staffing_holes(store, level=Level.parse(level) if level else None)
+        if scope is not None:
+            keep = report.features["code"].astype(str).str.startswith(tuple(scope))
+            report.features = report.features.loc[keep]
+    else:
+        options = {"under": scope}
+        if kind is not Holes.cleaning:
+            options.update(since=when(since), until=when(until))
+        layer = get_layer(kind.value)
+        if layer.name not in store.layers():
+            raise NotFoundError(f"this store has no {kind.value} layer")
+        report = layer.holes(store, level=Level.parse(level or "area"), **options)
+    return {
+        "summary": report.summary,
+        "per_grid": records(report.per_grid),
+        "holes": geojson(report.features),
+    }
+
+
+@router.get("/analysis/hotspots", summary="Hot and cold spots (Gi*, FDR) of an event layer")
+def hotspots(
+    store: StoreDep,
+    user: UserDep,
+    layer: Annotated[str | None, Query(description="Default: incidents")] = None,
+    since: Annotated[str | None, Query(description="Window start (default: 7 days before)")] = None,
+    until: Annotated[str | None, Query(description="Window end (default: the latest)")] = None,
+    category: Annotated[list[str] | None, Query(description="Keys or labels")] = None,
+    by: Annotated[str, Query(description="h3, or a grid level")] = "h3",
+    resolution: Annotated[int, Query(ge=5, le=13)] = 11,
+    permutations: Annotated[int, Query(ge=0, le=9999)] = 999,
+    seed: int = 12345,
+    alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+) -> dict:
+    """Significant spots, each with its trend (new, persistent, fading), grid and person."""
+    from gis_grid.hotspots import find_hotspots
+    from gis_grid.plugins import events_layer
+
+    user.check_role(user.role.reads_everything, "see hot spots outside their grids")
+    plugin = events_layer(layer)
+    if plugin.name not in store.layers():
+        raise NotFoundError(f"this store has no {plugin.name} layer")
+    report = find_hotspots(
+        store,
+        plugin.name,
+        time_field=plugin.time_field,
+        category_field=plugin.category_field,
+        since=when(since),
+        until=when(until),
+        category=plugin.categories(category),
+        by=by,
+        resolution=resolution,
+        permutations=permutations,
+        seed=seed,
+        alpha=alpha,
+    )
+    return {"summary": report.summary, "spots": geojson(report.spots)}
+
+
+@router.get("/grids/{code}/summary", summary="What a map pop-up shows about a grid")
+def grid_summary(code: str, store: StoreDep, user: UserDep) -> dict:
+    """Name, code, level, households, staff with phones, cases, cameras, lamps, coverage.
+
+    Open and overdue cases, cameras and lamps in the grid, and (community,
+    area, courtyard) the share of public space CCTV sees.
+    """
+    from gis_grid.plugins import get_layer
+    from gis_grid.queries import staff_of
+
+    user.check_sees(code)
+    found = store.grids(codes=[code], geometry=False)
+    if not len(found):
+        raise NotFoundError(f"no grid {code}")
+    grid = records(found)[0]
+    staff = staff_of(store, [code])
+    out = {
+        "code": code,
+        "name": grid["name"],
+        "level": grid["level"],
+        "households": grid.get("households"),
+        "residents": grid.get("residents"),
+        "staff": records(staff.drop(columns="grid_code")),
+    }
+    layers = store.layers()
+    if "incidents" in layers:
+        report = get_layer("incidents").holes(store, level=grid["level"], under=[code])
+        out["open_incidents"] = report.summary["open"]
+        out["overdue_incidents"] = report.summary["overdue"]
+    for name in ("cctv", "lighting"):
+        if name in layers:
+            out[name] = len(store.features(name, under=[code]))
+    level = Level.parse(grid["level"])
+    if "cctv" in layers and level <= Level.COURTYARD:
+        table = get_layer("cctv").holes(store, level=level, under=[code]).per_grid
+        row = table.loc[table["code"] == code]
+        out["coverage_pct"] = float(row["coverage_pct"].iloc[0]) if len(row) else None
+    return out
