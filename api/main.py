@@ -11,9 +11,10 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 
 from api import errors
-from api.routers import analysis, edits, grids, planning, tiles
+from api.routers import analysis, edits, grids, pages, planning, tiles
 from api.settings import Settings
 from gis_grid import __version__
 from tiles.cache import TileCache
@@ -41,8 +42,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=(
             "Grid management (网格化管理): nested community grids with their staff, "
             "point lookup, what a staff member covers, the revision log and "
-            "rebalancing proposals. Grid levels are OGC API – Features collections "
-            "(`/collections/grids-area/items`), so QGIS can add them."
+            "rebalancing proposals, analyses, vector tiles and the map pages "
+            "(`/map/overview`, `/map/supervisor`, `/map/worker`, `/map/planner`). "
+            "Grid levels and layers are OGC API – Features collections "
+            "(`/collections/area/items`), so QGIS can add them. Every route but the "
+            "pages wants `Authorization: Bearer <token>` (`gis-grid user add`)."
         ),
         lifespan=lifespan,
     )
@@ -54,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(edits.router)
     app.include_router(tiles.router)
     app.include_router(analysis.router)
+    app.include_router(pages.router)
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
 
     @app.middleware("http")
     async def limit_body(request, call_next):

@@ -126,8 +126,17 @@ def feature_collection(frame: gpd.GeoDataFrame, matched: int, links: list[dict])
 
 
 @router.get("/", summary="Landing page")
-def landing(request: Request) -> dict:
-    """Links to the API description, the conformance classes and the collections."""
+def landing(request: Request):
+    """Links to the API description, the conformance classes and the collections.
+
+    A browser (``Accept: text/html``) gets the overview map instead.
+    """
+    if "text/html" in request.headers.get("accept", ""):
+        from fastapi.responses import HTMLResponse
+
+        from api.routers.pages import page_html
+
+        return HTMLResponse(page_html("overview"))
     base = str(request.base_url).rstrip("/")
     return {
         "title": "gis-grid",
@@ -162,12 +171,22 @@ def collections(request: Request, store: StoreDep, user: UserDep) -> dict:
 
 @router.get("/collections/{cid}", summary="One collection")
 def collection(cid: str, request: Request, store: StoreDep, user: UserDep) -> dict:
-    """A grid level or a layer, by id (``area``, ``incidents`` …)."""
+    """A grid level or a layer, by id (``area``, ``incidents`` …), with its extent.
+
+    The extent of every grid level is the communities' (they tile them); a
+    grid worker's is their own grids'.
+    """
     found = [c for c in _collections(store) if c["id"] == cid]
     if not found:
         known = ", ".join(c["id"] for c in _collections(store))
         raise NotFoundError(f"no collection {cid!r}; there are: {known}")
-    return {**found[0], "links": _links(request, cid)}
+    out = {**found[0], "links": _links(request, cid)}
+    if found[0]["kind"] == "grids":
+        scope = user.scope()
+        grids = store.grids(level="community") if scope is None else store.grids(codes=scope)
+        if len(grids):
+            out["extent"] = {"spatial": {"bbox": [[float(v) for v in grids.total_bounds]]}}
+    return out
 
 
 @router.get("/collections/{cid}/items", summary="Features of a collection (GeoJSON)")
@@ -274,6 +293,38 @@ def lookup(
     if grids:
         user.check_sees(grids[-1]["code"])
     return {"lon": lon, "lat": lat, "grids": grids}
+
+
+@router.get("/me", summary="Who the token belongs to")
+def me(user: UserDep) -> dict:
+    """The user's id, name, role, staff id and (grid workers) the grids they see."""
+    return {
+        "user_id": user.user_id,
+        "name": user.name,
+        "role": user.role.value,
+        "staff_id": user.staff_id,
+        "grids": user.grids if not user.role.reads_everything else None,
+        "edits_boundaries": user.role.edits_boundaries,
+    }
+
+
+@router.get("/staff", summary="Find staff by name or id")
+def find_staff(
+    store: StoreDep,
+    user: UserDep,
+    q: Annotated[str, Query(min_length=1, max_length=100, description="Name or staff id")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict:
+    """Staff whose name or id contains ``q`` (a grid worker finds themselves only)."""
+    frame = store.staff()
+    if not user.role.reads_everything:
+        frame = frame.loc[frame["staff_id"] == user.staff_id]
+    text = q.strip()
+    hit = frame["staff_id"].astype(str).str.contains(text, case=False, regex=False) | frame[
+        "name"
+    ].astype(str).str.contains(text, case=False, regex=False)
+    found = frame.loc[hit].head(limit)
+    return {"staff": found.astype(object).where(found.notna(), None).to_dict("records")}
 
 
 @router.get("/staff/{staff_id}", summary="What a staff member covers")

@@ -1,0 +1,259 @@
+"""The four map pages in a real browser (Debian's chromium driven by Playwright).
+
+The app serves the demo community (with its layers) from a GeoPackage on
+127.0.0.1; every request the browser makes elsewhere is blocked and counted,
+and the count must stay 0. Screenshots go to ``test-artifacts/``.
+
+Needs ``/usr/bin/chromium`` (``apt-get install chromium``) and the
+``playwright`` package; skipped without them unless GIS_GRID_REQUIRE_BROWSER=1
+(CI sets it), when a missing browser fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import shapely
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--use-angle=swiftshader",  # WebGL in software: maplibre draws with it
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    if not Path(CHROMIUM).exists():
+        return f"no browser at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+_missing = _browser_missing()
+if _missing and os.environ.get("GIS_GRID_REQUIRE_BROWSER") == "1":
+    raise RuntimeError(f"browser tests required (GIS_GRID_REQUIRE_BROWSER=1) but {_missing}")
+pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, demo_file, demo_data):
+    """The app over a copy of the demo with its layers, on a free port; a token per role."""
+    import uvicorn
+
+    from api.main import create_app
+    from api.settings import Settings
+    from gis_grid.demo import add_layers
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    path = tmp_path_factory.mktemp("site") / "demo.gpkg"
+    shutil.copy(demo_file, path)
+    with GeoPackageStore(path) as store:
+        add_layers(store, demo_data)
+        a = store.assignments()
+        worker = a.loc[(a["role"] == "grid_worker") & (a["grid_code"].str.len() == 15)]
+        worker = worker.sort_values("grid_code")["staff_id"].iloc[0]
+        tokens = {
+            role: store.add_user(f"web-{role}", role, role, worker if role == "grid_worker" else None)
+            for role in ("admin", "planner", "supervisor", "leadership", "grid_worker")
+        }
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(Settings(database_url=str(path))),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield {"url": f"http://127.0.0.1:{port}", "tokens": tokens, "store": path, "worker": worker}
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh page; requests to anywhere but 127.0.0.1 are aborted and counted."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    pg = context.new_page()
+    pg.blocked = []
+    pg.errors = []
+
+    def route(r):
+        if r.request.url.startswith(("http://127.0.0.1:", "data:", "blob:")):
+            r.continue_()
+        else:
+            pg.blocked.append(r.request.url)
+            r.abort()
+
+    pg.route("**/*", route)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    context.close()
+    assert pg.blocked == [], f"requests off this machine: {pg.blocked}"
+    assert pg.errors == [], pg.errors
+
+
+def open_page(page, site, name: str, role: str, path: str | None = None) -> None:
+    page.goto(f"{site['url']}{path or f'/map/{name}'}#token={site['tokens'][role]}")
+    page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
+    settle(page)
+
+
+def settle(page) -> None:
+    page.wait_for_function(
+        "gisGrid.map.loaded() && gisGrid.map.areTilesLoaded()", timeout=60_000, polling=200
+    )
+
+
+def drawn(page, layer: str) -> int:
+    """How many grids (distinct codes) a layer of the map draws now."""
+    return page.evaluate(
+        f"new Set(gisGrid.map.queryRenderedFeatures({{layers: ['{layer}']}})"
+        ".map((f) => f.properties.code)).size"
+    )
+
+
+def click_at(page, lonlat) -> None:
+    """A real mouse click where the map shows lon/lat."""
+    box = page.locator("#map canvas").bounding_box()
+    px = page.evaluate(f"gisGrid.map.project([{lonlat[0]}, {lonlat[1]}])")
+    page.mouse.click(box["x"] + px["x"], box["y"] + px["y"])
+
+
+def markers(page) -> int:
+    return page.evaluate("document.querySelectorAll('.maplibregl-marker').length")
+
+
+def _store(site):
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    return GeoPackageStore(site["store"])
+
+
+def test_overview_draws_grids_from_tiles_and_a_unit_click_shows_its_staff(page, site):
+    open_page(page, site, "overview", "leadership")
+    assert drawn(page, "community-line") == 1 and drawn(page, "area-line") == 8
+    with _store(site) as store:
+        units = store.grids(level="unit")
+        unit = units.iloc[len(units) // 2]
+        heads = store.assignments(grid_codes=[unit["code"]])
+        names = store.staff(heads["staff_id"].tolist())["name"].tolist()
+    point = shapely.get_coordinates(unit.geometry.representative_point())[0]
+    page.evaluate(f"gisGrid.map.jumpTo({{center: [{point[0]}, {point[1]}], zoom: 18.5}})")
+    settle(page)
+    assert drawn(page, "unit-line") > 0  # units come from their own tiles at this zoom
+    click_at(page, point)
+    pop = page.locator(f".maplibregl-popup .pop[data-code='{unit['code']}']")
+    pop.wait_for(timeout=30_000)
+    text = pop.inner_text()
+    assert names and all(n in text for n in names) and str(unit["code"]) in text
+    assert markers(page) <= 10_000
+
+
+def test_a_browser_at_the_root_lands_on_the_overview_map(page, site):
+    open_page(page, site, "overview", "leadership", path="/")
+    assert page.evaluate("document.body.dataset.page") == "overview"
+    assert drawn(page, "area-line") == 8
+
+
+def test_supervisor_filter_changes_the_heat_layer(page, site):
+    open_page(page, site, "supervisor", "supervisor")
+    page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)
+    count = "gisGrid.map.querySourceFeatures('incidents', {sourceLayer: 'incidents'}).length"
+    before = page.evaluate(count)
+    assert before > 0
+    assert "hot" in page.inner_text("#spots") and page.locator("#overdue table tr").count() > 0
+    page.select_option("#category", "emergency")  # 2% of the demo's incidents
+    page.wait_for_function("gisGrid.heatParams === 'category=emergency'")
+    settle(page)
+    page.wait_for_function(f"{count} < {before}", timeout=30_000)
+    after = page.evaluate(count)
+    assert 0 < after < before / 5
+    page.wait_for_function("gisGrid.analysed >= 2", timeout=120_000)
+    assert markers(page) <= 10_000
+
+
+def test_grid_worker_sees_their_grids_and_a_tap_answers_who_is_responsible(page, site):
+    open_page(page, site, "worker", "grid_worker")
+    page.wait_for_function("gisGrid.covered !== undefined", timeout=60_000)
+    with _store(site) as store:
+        person = store.staff([site["worker"]]).iloc[0]
+        area = store.assignments(staff_ids=[site["worker"]])["grid_code"].min()
+        shape = store.grids(codes=[area]).geometry.iloc[0]
+    cover = page.inner_text("#cover")
+    assert person["name"] in cover and area in cover
+    settle(page)
+    assert drawn(page, "area-line") == 1  # their own area only, from their tiles
+    point = shapely.get_coordinates(shape.representative_point())[0]
+    click_at(page, point)
+    page.wait_for_function("document.querySelector('#here table') !== null", timeout=30_000)
+    assert person["name"] in page.inner_text("#here")
+    assert markers(page) <= 10_000
+
+
+def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site):
+    open_page(page, site, "planner", "planner")
+    with _store(site) as store:
+        areas = store.grids(level="area").set_index("code")
+        revisions = len(store.revisions())
+    a, b = areas.index[0], areas.index[1]
+    shared = shapely.intersection(areas.geometry[a], areas.geometry[b])
+    south = min(shapely.get_coordinates(shared).tolist(), key=lambda p: p[1])
+    width = areas.geometry[a].bounds[2] - areas.geometry[a].bounds[0]
+    # a real click on the area starts the edit; then drag its corner into the sibling
+    inside = shapely.get_coordinates(areas.geometry[a].representative_point())[0]
+    click_at(page, inside)
+    page.wait_for_function(f"gisGrid.edit.code === '{a}'", timeout=30_000)
+    box = page.locator("#map canvas").bounding_box()
+    start = page.evaluate(f"gisGrid.map.project([{south[0]}, {south[1]}])")
+    end = page.evaluate(f"gisGrid.map.project([{south[0] + 0.15 * width}, {south[1]}])")
+    page.mouse.move(box["x"] + start["x"], box["y"] + start["y"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + end["x"], box["y"] + end["y"], steps=10)
+    page.mouse.up()
+    page.wait_for_function("gisGrid.edit.checks > 0", timeout=30_000)
+    problems = page.inner_text("#check")
+    assert f"overlaps {b}" in problems
+    assert page.evaluate("gisGrid.map.getSource('problems')._data.features.length") == 1
+    assert page.is_disabled("#save")
+    page.locator("#save").click(force=True)  # disabled: nothing is sent
+    page.wait_for_timeout(500)
+    with _store(site) as store:
+        assert len(store.revisions()) == revisions
+        assert shapely.equals(store.grids(codes=[a]).geometry.iloc[0], areas.geometry[a])
+    assert markers(page) <= 10_000
