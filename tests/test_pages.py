@@ -67,9 +67,10 @@ def site(tmp_path_factory, demo_file, demo_data):
         a = store.assignments()
         worker = a.loc[(a["role"] == "grid_worker") & (a["grid_code"].str.len() == 15)]
         worker = worker.sort_values("grid_code")["staff_id"].iloc[0]
+        roles = ("admin", "planner", "supervisor", "leadership", "grid_worker")
         tokens = {
-            role: store.add_user(f"web-{role}", role, role, worker if role == "grid_worker" else None)
-            for role in ("admin", "planner", "supervisor", "leadership", "grid_worker")
+            r: store.add_user(f"web-{r}", r, r, worker if r == "grid_worker" else None)
+            for r in roles
         }
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
