@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Set up and run gis-grid with nothing but Python >= 3.11 and pip.
 
-    python3 dev.py demo    build the demo community into out/demo.gpkg and summarise it
+    python3 dev.py demo    build the demo community into out/demo.gpkg, summarise it and serve
+                           the map pages at http://127.0.0.1:8000 ('demo --no-serve': build only)
     python3 dev.py test    run the whole test suite
     python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md);
                            'bench postgis' runs the PostGIS-beside-embedded benchmark,
                            'bench layers' linking, CCTV holes, Gi* and KDE at city scale,
-                           'bench rebalance' the rebalancer beside GerryChain, spopt, METIS
+                           'bench rebalance' the rebalancer beside GerryChain, spopt, METIS,
+                           'bench web' tiles beside tipg and bare ST_AsMVT, lookups under load
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes. Extra arguments go to the underlying command.
@@ -55,7 +57,11 @@ def main(argv: list[str]) -> None:
     task, rest = argv[0], argv[1:]
     if task == "demo":
         ensure_env("test")
+        serve = "--no-serve" not in rest
+        rest = [a for a in rest if a != "--no-serve"]
         run([BIN / "gis-grid", "demo", "--out", "out/demo.gpkg", *rest])
+        if serve:
+            run([BIN / "gis-grid", "serve", "out/demo.gpkg"])
     elif task == "test":
         ensure_env("test")
         run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "layers", "api", "tiles", "tests", *rest])
@@ -67,6 +73,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_layers.py", *rest[1:]])
         elif rest[:1] == ["rebalance"]:
             run([PY, "bench/bench_rebalance.py", *rest[1:]])
+        elif rest[:1] == ["web"]:
+            run([PY, "bench/bench_web.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

@@ -197,6 +197,13 @@ def demo(
         out.print("\nweb API users (tokens are shown once; 'gis-grid user add' makes more):")
         for role, (user_id, token) in tokens.items():
             out.print(f"  {role:<12} {user_id:<18} {token}")
+        out.print("\nmap pages once served (gis-grid serve; the token rides in the link's #):")
+        for role, page in DEMO_PAGES.items():
+            if role in tokens:
+                out.print(
+                    f"  {page:<10} http://127.0.0.1:8000/map/{page}#token={tokens[role][1]}",
+                    soft_wrap=True,
+                )
         out.print(
             f"\nnext: gis-grid holes {out_path} --layer cctv | lighting | cleaning | staff\n"
             f"      gis-grid hotspots {out_path}\n"
@@ -204,6 +211,15 @@ def demo(
             f"      gis-grid serve {out_path}   (then: curl -H 'Authorization: Bearer TOKEN' "
             "http://127.0.0.1:8000/collections)"
         )
+
+
+#: Which demo user opens which map page.
+DEMO_PAGES = {
+    "leadership": "overview",
+    "supervisor": "supervisor",
+    "grid_worker": "worker",
+    "planner": "planner",
+}
 
 
 def _demo_users(store, assignments) -> dict[str, tuple[str, str]]:
@@ -1006,7 +1022,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
 ) -> None:
-    """Serve the web API over a store (JSON/GeoJSON; OpenAPI at /docs; bearer tokens)."""
+    """Serve the map pages and the web API over a store (OpenAPI at /docs; bearer tokens).
+
+    Pages: /map/overview, /map/supervisor, /map/worker, /map/planner (a browser
+    opening / lands on the overview).
+    """
     import uvicorn
 
     from gis_grid.store import resolve_url
@@ -1015,9 +1035,33 @@ def serve(
     if "://" not in url and not Path(url).exists():
         raise InputError(f"no store at {url}: create one with 'gis-grid demo --out {url}'")
     os.environ["GIS_GRID_DATABASE_URL"] = url
-    err.print(f"serving {url} at http://{host}:{port}/ (OpenAPI: /docs)")
+    err.print(
+        f"serving {url} at http://{host}:{port}/ — map pages /map/overview, /map/supervisor, "
+        "/map/worker, /map/planner; API description /docs. Ctrl-C stops."
+    )
     # by import string: the core never imports the web app
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+
+
+@app.command("map")
+@_fail_cleanly
+def map_export(
+    store: StoreArg,
+    code: Annotated[str, typer.Argument(help="The grid to map.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "grid.html"
+    ),
+    layers: Annotated[
+        bool, typer.Option(help="Draw streets, cameras, lamps and open incidents too.")
+    ] = True,
+) -> None:
+    """Write a map of a grid as one self-contained HTML file (opens offline)."""
+    from gis_grid.maps import grid_map_html
+
+    with _open(store) as st:
+        html = grid_map_html(st, code, layers=layers)
+    out_file.write_text(html, encoding="utf-8")
+    err.print(f"wrote {out_file} ({len(html.encode()) / 1e6:.1f} MB, no external files)")
 
 
 user_app = typer.Typer(help="Users of the web API: add (prints a token), list, revoke.")

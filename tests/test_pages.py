@@ -160,6 +160,21 @@ def markers(page) -> int:
     return page.evaluate("document.querySelectorAll('.maplibregl-marker').length")
 
 
+def get(site, path: str, role: str) -> tuple[int, str, str]:
+    """GET with a role's token: status, content type, text."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        site["url"] + path, headers={"Authorization": f"Bearer {site['tokens'][role]}"}
+    )
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.headers["content-type"], r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["content-type"], e.read().decode()
+
+
 def _store(site):
     from gis_grid.store.gpkg import GeoPackageStore
 
@@ -258,3 +273,23 @@ def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site):
         assert len(store.revisions()) == revisions
         assert shapely.equals(store.grids(codes=[a]).geometry.iloc[0], areas.geometry[a])
     assert markers(page) <= 10_000
+
+
+def test_exported_grid_map_is_self_contained(page, site):
+    """The folium export over HTTP: leaflet inlined, the children and staff, nothing fetched."""
+    import json
+    import re
+
+    with _store(site) as store:
+        area = store.grids(level="area")["code"].iloc[0]
+        yards = store.grids(under=[area], level="courtyard")
+        staff = store.staff(store.assignments(grid_codes=yards["code"].tolist())["staff_id"])
+    status, kind, html = get(site, f"/grids/{area}/map.html", "leadership")
+    assert status == 200 and kind.startswith("text/html")
+    assert not re.findall(r'<(?:script|link)[^>]*(?:src|href)="https?://', html)
+    escaped = [json.dumps(name)[1:-1] for name in staff["name"]]  # folium writes \\uXXXX
+    assert all(name in html for name in escaped) and all(c in html for c in yards["code"])
+    page.set_content(html)
+    page.wait_for_selector(".leaflet-container")
+    page.wait_for_function("document.querySelectorAll('.leaflet-control-layers label').length >= 3")
+    assert get(site, f"/grids/{area[:-1]}2/map.html", "grid_worker")[0] == 403

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 
 from api.auth import UserDep
 from api.deps import StoreDep
@@ -186,3 +187,23 @@ def grid_summary(code: str, store: StoreDep, user: UserDep) -> dict:
         row = table.loc[table["code"] == code]
         out["coverage_pct"] = float(row["coverage_pct"].iloc[0]) if len(row) else None
     return out
+
+
+@router.get(
+    "/grids/{code}/map.html",
+    summary="A grid as one self-contained HTML map (folium)",
+    response_class=HTMLResponse,
+)
+def grid_map(code: str, store: StoreDep, user: UserDep, layers: bool = True) -> HTMLResponse:
+    """Its outline, its children with households and staff, its layers; opens offline.
+
+    With ``layers``: streets, cameras, lamps and open incidents. leaflet.js is
+    inlined and nothing external is referenced: save the file and open it anywhere.
+    """
+    from gis_grid.maps import grid_map_html
+
+    user.check_sees(code)
+    return HTMLResponse(
+        grid_map_html(store, code, layers=layers),
+        headers={"Content-Disposition": f'inline; filename="grid-{code}.html"'},
+    )
