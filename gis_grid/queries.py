@@ -66,8 +66,11 @@ def point_lonlat(lon: float, lat: float, crs: str | None = None) -> tuple[float,
 def chain(store, lon: float, lat: float) -> list[dict]:
     """The grids containing a point, community first, each with its staff.
 
-    Returns an empty list when the point is in no grid.
+    Returns an empty list when the point is in no grid. A store with its own
+    ``chain`` (PostGIS: one query) answers it.
     """
+    if hasattr(store, "chain"):
+        return store.chain(lon, lat)
     row = store.lookup([lon], [lat]).iloc[0]
     codes = [str(row[lv.key]) for lv in Level if pd.notna(row[lv.key])]
     if not codes:

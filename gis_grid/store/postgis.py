@@ -66,6 +66,7 @@ from gis_grid.model import (
     GRID_COLUMNS,
     STAFF_COLUMNS,
     Level,
+    Role,
     level_of_code,
     utc_now,
 )
@@ -741,13 +742,15 @@ class PostGISStore(StoreBase):
         return token
 
     def user_of_token(self, token: str) -> dict | None:
-        """The active user holding a token, or None."""
-        frame = self._frame(
-            f"SELECT {', '.join(USER_COLUMNS)} FROM users "
-            "WHERE token_sha256 = %s AND revoked_at IS NULL",
-            [token_hash(token)],
-        )
-        return frame.iloc[0].to_dict() if len(frame) else None
+        """The active user holding a token, or None (one indexed read per request)."""
+        with self._cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(USER_COLUMNS)} FROM users "
+                "WHERE token_sha256 = %s AND revoked_at IS NULL",
+                [token_hash(token)],
+            )
+            row = cur.fetchone()
+        return dict(zip(USER_COLUMNS, row, strict=True)) if row else None
 
     def users(self) -> pd.DataFrame:
         """Every user (never their token)."""
@@ -851,6 +854,55 @@ class PostGISStore(StoreBase):
             )
 
     # -- questions
+
+    def chain(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
+        """:func:`gis_grid.queries.chain` for one point in one query (the map's click).
+
+        The same grids (the smallest code covering the point at each level, as
+        :meth:`lookup`) with the same staff in force, in one round trip.
+        """
+        day = (on or dt.date.today()).isoformat()
+        aggregates = ", ".join(f"g.{c}" for c in AGGREGATES)
+        with self._cursor() as cur:
+            cur.execute(
+                "WITH hit AS (SELECT DISTINCT ON (gp.level) gp.level, gp.code FROM grid_parts gp "
+                "WHERE ST_Intersects(gp.geom, ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326)) "
+                "ORDER BY gp.level, gp.code) "
+                f"SELECT g.code, g.level, g.name, {aggregates}, a.staff_id, s.name, a.role, "
+                "s.phone FROM hit JOIN grids g ON g.community_code = left(hit.code, 12) "
+                "AND g.code = hit.code LEFT JOIN assignments a ON a.community_code = "
+                "g.community_code AND a.grid_code = g.code AND coalesce(a.start_date::text, '') "
+                "<= %(day)s AND coalesce(a.end_date::text, '9999-12-31') >= %(day)s "
+                "LEFT JOIN staff s ON s.staff_id = a.staff_id ORDER BY length(g.code), a.staff_id",
+                {"x": float(lon), "y": float(lat), "day": day},
+            )
+            rows = cur.fetchall()
+        out: list[dict] = []
+        n = len(AGGREGATES)
+        for code, level, name, *rest in rows:
+            counts, (staff_id, person, role, phone) = rest[:n], rest[n:]
+            if not out or out[-1]["code"] != code:
+                out.append(
+                    {
+                        "level": level,
+                        "level_zh": Level.parse(level).zh,
+                        "code": code,
+                        "name": name,
+                        **{c: int(v) for c, v in zip(AGGREGATES, counts, strict=True)},
+                        "staff": [],
+                    }
+                )
+            if staff_id is not None:
+                out[-1]["staff"].append(
+                    {
+                        "staff_id": staff_id,
+                        "name": person,
+                        "role": role,
+                        "role_zh": Role.parse(role).zh,
+                        "phone": phone,
+                    }
+                )
+        return out
 
     def lookup(self, lon, lat) -> pd.DataFrame:
         """For each point, the grid code at each level covering it (the embedded rule)."""
@@ -1199,19 +1251,22 @@ def _feature_terms(schema, under, where) -> tuple[list, dict]:
     return terms, params
 
 
-#: Hexagon bins of a point layer: each point to the nearest lattice centre
-#: (two candidate columns), counted, drawn with ST_Hexagon. See tiles.mvt.hex_bins.
+#: Hexagon bins of a point layer in one pass: each point goes to the nearer of
+#: the two candidate centres (columns i0 and i0 + 1; ties to i0), counted and
+#: drawn with ST_Hexagon. The same rule as tiles.mvt.hex_bins.
 _HEX_BINS = (
-    ", p AS (SELECT row_number() OVER () AS n, ST_X(m) AS px, ST_Y(m) AS py FROM ("
+    ", p AS (SELECT ST_X(m) AS px, ST_Y(m) AS py, floor(ST_X(m) / (1.5 * %(s)s)) AS i0 FROM ("
     "SELECT ST_Transform(g.geom, 3857) AS m FROM {table} g, b WHERE g.geom && b.wide {filters}"
     ") q), "
-    "c AS (SELECT n, px, py, i, floor(py / (sqrt(3) * %(s)s) - (i - 2 * floor(i / 2)) / 2 + 0.5)"
-    " AS j FROM p, LATERAL (VALUES (floor(px / (1.5 * %(s)s))), "
-    "(floor(px / (1.5 * %(s)s)) + 1)) v(i)), "
-    "d AS (SELECT DISTINCT ON (n) n, i, j FROM c ORDER BY n, "
-    "(px - 1.5 * %(s)s * i) ^ 2 + (py - sqrt(3) * %(s)s * (j + (i - 2 * floor(i / 2)) / 2)) ^ 2,"
-    " i), "
-    "h AS (SELECT i, j, count(*) AS count FROM d GROUP BY i, j) "
+    "o AS (SELECT px, py, i0, i0 - 2 * floor(i0 / 2) AS odd FROM p), "
+    "k AS (SELECT px, py, i0, odd, floor(py / (sqrt(3) * %(s)s) - odd / 2 + 0.5) AS j0, "
+    "floor(py / (sqrt(3) * %(s)s) - (1 - odd) / 2 + 0.5) AS j1 FROM o), "
+    "c AS (SELECT CASE WHEN near1 THEN i0 + 1 ELSE i0 END AS i, "
+    "CASE WHEN near1 THEN j1 ELSE j0 END AS j FROM (SELECT i0, j0, j1, "
+    "(px - 1.5 * %(s)s * (i0 + 1)) ^ 2 + (py - sqrt(3) * %(s)s * (j1 + (1 - odd) / 2)) ^ 2 "
+    "< (px - 1.5 * %(s)s * i0) ^ 2 + (py - sqrt(3) * %(s)s * (j0 + odd / 2)) ^ 2 AS near1 "
+    "FROM k) d), "
+    "h AS (SELECT i, j, count(*) AS count FROM c GROUP BY i, j) "
     "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
     "SELECT h.count, ST_AsMVTGeom(ST_Hexagon(%(s)s, h.i::int, h.j::int, "
     "ST_SetSRID(ST_MakePoint(0, 0), 3857)), b.merc, %(extent)s, %(buffer)s, true) AS geom "
