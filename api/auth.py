@@ -8,10 +8,12 @@ grids they are assigned to (and everything below them) only: 403 elsewhere.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import StoreDep
 from gis_grid.access import AccessRole
@@ -64,8 +66,20 @@ class User:
             raise ForbiddenError(f"a {self.role.value} may not {what}")
 
 
-def current_user(request: Request, store: StoreDep) -> User:
-    """The user of the request's bearer token (401 without a valid one)."""
+#: How long a checked token is trusted before it is read again (seconds). A token
+#: revoked in another process stops working within this time.
+TOKEN_TTL = 5.0
+_checked: dict[tuple[int, int, str], tuple[float, User]] = {}
+
+
+async def current_user(request: Request, store: StoreDep) -> User:
+    """The user of the request's bearer token (401 without a valid one).
+
+    A valid token is remembered for :data:`TOKEN_TTL` seconds per store, so a
+    burst of map clicks or tiles reads the users table once; a revocation
+    through the same store object takes effect at once. ``async``: a request
+    whose token was just checked does not wait for the thread pool.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -73,8 +87,14 @@ def current_user(request: Request, store: StoreDep) -> User:
             "send 'Authorization: Bearer <token>'; an admin issues tokens with "
             "'gis-grid user add STORE USER --role ROLE'"
         )
-    found = store.user_of_token(token.strip())
+    key = (id(store), store.user_epoch, token.strip())
+    now = time.monotonic()
+    hit = _checked.get(key)
+    if hit is not None and now - hit[0] < TOKEN_TTL:
+        return hit[1]
+    found = await run_in_threadpool(store.user_of_token, token.strip())
     if found is None:
+        _checked.pop(key, None)
         raise UnauthorizedError("this token is not valid (unknown or revoked)")
     user = User(
         user_id=found["user_id"],
@@ -85,8 +105,12 @@ def current_user(request: Request, store: StoreDep) -> User:
     if not user.role.reads_everything:
         from gis_grid.queries import active
 
-        codes = sorted(set(active(store.assignments(staff_ids=[user.staff_id]))["grid_code"]))
+        assigned = await run_in_threadpool(store.assignments, staff_ids=[user.staff_id])
+        codes = sorted(set(active(assigned)["grid_code"]))
         user.grids = [c for c in codes if not any(c != o and c.startswith(o) for o in codes)]
+    if len(_checked) > 10_000:
+        _checked.clear()
+    _checked[key] = (now, user)
     return user
 
 

@@ -26,5 +26,14 @@ def get_store(request: Request) -> Iterator:
         yield request.app.state.store
 
 
+async def shared_store(request: Request):
+    """The app's store when it serves requests at once (PostGIS: a pool).
+
+    Installed over :func:`get_store` for such stores: an ``async`` dependency
+    costs no hop through the thread pool.
+    """
+    return request.app.state.store
+
+
 StoreDep = Annotated[object, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

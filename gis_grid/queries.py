@@ -23,8 +23,11 @@ def active(assignments: pd.DataFrame, on: dt.date | None = None) -> pd.DataFrame
     return assignments.loc[(start <= day) & (end >= day)]
 
 
-def staff_of(store, codes: list[str]) -> pd.DataFrame:
-    """The staff in force on the given grids today (grid_code, staff_id, name, role, phone)."""
+def staff_of(store, codes: list[str] | None) -> pd.DataFrame:
+    """The staff in force on the given grids (None: all) today.
+
+    Columns grid_code, staff_id, name, role (the assignment's), phone.
+    """
     assigned = active(store.assignments(grid_codes=codes))
     if not len(assigned):
         return pd.DataFrame(columns=["grid_code", "staff_id", "name", "role", "phone"])
@@ -61,6 +64,62 @@ def point_lonlat(lon: float, lat: float, crs: str | None = None) -> tuple[float,
         p = to_lonlat(gpd.GeoDataFrame(geometry=[Point(lon, lat)], crs=None), crs).geometry[0]
         lon, lat = p.x, p.y
     return lon, lat
+
+
+class Chains:
+    """Every grid and the staff in force, in memory: :func:`chain` without a query.
+
+    Built from a store (all grids with geometry, staff, assignments) and
+    answering one point in well under a millisecond; ``stamp`` records what it
+    was built from (a store's grid generation and the day) so the store can
+    tell when to build it again.
+    """
+
+    def __init__(self, grids: pd.DataFrame, staff_by_code: dict, stamp=None) -> None:
+        from gis_grid.lookup import GridIndex
+
+        self.stamp = stamp
+        self.index = GridIndex(grids["code"].to_numpy(), grids.geometry.to_numpy())
+        rows = grids[["code", "level", "name", *AGGREGATES]].to_dict("records")
+        self.grids = {
+            r["code"]: {
+                "level": r["level"],
+                "level_zh": Level.parse(r["level"]).zh,
+                "code": r["code"],
+                "name": r["name"],
+                **{c: int(r[c]) for c in AGGREGATES},
+            }
+            for r in rows
+        }
+        self.staff = staff_by_code
+
+    @classmethod
+    def of(cls, store, stamp=None) -> Chains:
+        """The grids and staff in force today of a store."""
+        grids = store.grids(geometry=True)
+        people = staff_of(store, None)
+        staff: dict[str, list[dict]] = {}
+        for p in people.sort_values(["grid_code", "staff_id"]).itertuples():
+            staff.setdefault(p.grid_code, []).append(
+                {
+                    "staff_id": p.staff_id,
+                    "name": p.name,
+                    "role": p.role,
+                    "role_zh": Role.parse(p.role).zh,
+                    "phone": None if pd.isna(p.phone) else p.phone,
+                }
+            )
+        return cls(grids, staff, stamp)
+
+    def chain(self, lon: float, lat: float) -> list[dict]:
+        """The grids at a point, community first, each with its staff (as :func:`chain`)."""
+        row = self.index.lookup([lon], [lat]).iloc[0]
+        out = []
+        for level in Level:
+            code = row[level.key]
+            if pd.notna(code):
+                out.append({**self.grids[str(code)], "staff": list(self.staff.get(str(code), []))})
+        return out
 
 
 def chain(store, lon: float, lat: float) -> list[dict]:

@@ -149,14 +149,23 @@ def test_openapi_documents_every_route(client):
 # -- access control ------------------------------------------------------------------------
 
 
-def test_no_token_or_a_bad_one_is_401(client):
+def test_no_token_or_a_bad_one_is_401(client, monkeypatch):
     r = client.get("/collections", headers={"Authorization": ""})
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert "gis-grid user add" in r.json()["detail"]
     r = client.get("/collections", headers={"Authorization": "Bearer nonsense"})
     assert r.status_code == 401
-    client.store.revoke_user("u-planner")
+    assert client.get("/collections", headers=as_(client, "planner")).status_code == 200
+    client.app.state.store.revoke_user("u-planner")  # by the serving process: at once
     assert client.get("/collections", headers=as_(client, "planner")).status_code == 401
+    # by another process (the CLI): once the checked token's TOKEN_TTL has passed
+    import api.auth
+
+    assert client.get("/collections", headers=as_(client, "supervisor")).status_code == 200
+    client.store.revoke_user("u-supervisor")
+    assert client.get("/collections", headers=as_(client, "supervisor")).status_code == 200
+    monkeypatch.setattr(api.auth, "TOKEN_TTL", 0.0)
+    assert client.get("/collections", headers=as_(client, "supervisor")).status_code == 401
     assert client.get("/").status_code == 200  # the landing page names no data
 
 

@@ -86,8 +86,10 @@ def test_both_stores_give_the_same_answers(tmp_path, demo_data, pg_url):
             _admin(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
-def test_one_query_chain_answers_as_the_generic_one(tmp_path, demo_data, pg_url):
-    """PostGIS's one-query chain (the map click) gives the grids and staff the generic path does."""
+def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monkeypatch):
+    """The map click on PostGIS (in-process index, or one query) = the generic path;
+    the index follows a write through the store at once and another process's in time."""
+    import gis_grid.store.postgis as pgmod
     from gis_grid.queries import chain
 
     class Generic:  # the store without its own chain: queries.chain's generic path
@@ -108,11 +110,35 @@ def test_one_query_chain_answers_as_the_generic_one(tmp_path, demo_data, pg_url)
     with open_store(pg_url) as pg:
         pg.apply(ChangeSet(demo_data.grids, demo_data.staff, demo_data.assignments))
         for x, y in points:
-            fast, slow = pg.chain(x, y), chain(Generic(pg), x, y)
+            indexed, one_query = pg.chain(x, y), pg._chain_sql(x, y)
+            slow = chain(Generic(pg), x, y)
             for grid in slow:
                 grid["staff"] = sorted(grid["staff"], key=lambda s: s["staff_id"])
-            assert fast == slow
+            assert indexed == one_query == slow
         assert sum(len(g["staff"]) for x, y in points for g in pg.chain(x, y)) > 50
+        # a boundary edit through this store: the next click sees it
+        from gis_grid.edits import merge
+
+        areas = sorted(demo_data.grids.loc[demo_data.grids.level == "area", "code"])
+        inside = (
+            units.loc[
+                units.index.intersection(
+                    demo_data.grids.index[demo_data.grids["code"].str.startswith(areas[1])]
+                )
+            ]
+            .iloc[0]
+            .representative_point()
+        )
+        assert pg.chain(inside.x, inside.y)[1]["code"] == areas[1]
+        merge(pg, areas[:2])
+        assert pg.chain(inside.x, inside.y)[1]["code"] == areas[0]
+        # … and through another process's store: within INDEX_RECHECK
+        with open_store(pg_url) as other:
+            from gis_grid.edits import undo
+
+            undo(other, areas[0][:12])
+        monkeypatch.setattr(pgmod, "INDEX_RECHECK", 0.0)
+        assert pg.chain(inside.x, inside.y)[1]["code"] == areas[1]
 
 
 def test_planted_orphans_are_refused_by_both(tmp_path, demo_data, pg_url):
@@ -244,7 +270,7 @@ def test_pilot_to_production_and_back_with_the_cli(tmp_path, demo_file, pg_url, 
     _admin(f"CREATE DATABASE {empty.rsplit('/', 1)[1]}")
     try:
         result = runner.invoke(app, ["migrate", empty])
-        assert result.exit_code == 0 and "revision 0005" in result.stdout
+        assert result.exit_code == 0 and "revision 0006" in result.stdout
         result = runner.invoke(app, ["copy", str(demo_file), empty])
         assert result.exit_code == 0, result.stderr
         assert "copied 503 grids" in result.stdout

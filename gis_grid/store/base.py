@@ -187,6 +187,10 @@ class Store(Protocol):
 class StoreBase:
     """What every store class shares: ``with store: ...`` closes it."""
 
+    #: Advanced by every user change made through this object (revocations):
+    #: what a process caching checked tokens keys them by.
+    user_epoch: int = 0
+
     def close(self) -> None:
         """Release the store's connections (each store defines it)."""
         raise NotImplementedError

@@ -820,6 +820,7 @@ class GeoPackageStore(StoreBase):
 
     def revoke_user(self, user_id: str) -> None:
         """Make a user's token stop working."""
+        self.user_epoch += 1
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE gis_grid_users SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",

@@ -226,3 +226,6 @@ audit = Table(
 
 #: Advanced by every write (migration 0005): a cache key every process can read.
 generation = Sequence("generation", metadata=metadata)
+#: Advanced by grid, staff and assignment writes only (migration 0006): what
+#: in-process lookup indexes key on.
+grid_generation = Sequence("grid_generation", metadata=metadata)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -106,6 +108,24 @@ from gis_grid.versions import (
 )
 
 S = "gis_grid"
+#: Seconds between checks of the grid generation by the in-process lookup index.
+INDEX_RECHECK = 1.0
+
+
+def _refreshes_chains(method):
+    """A grid write through this store: its lookup index rechecks on the next click."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._chains_checked = 0.0
+
+    return wrapper
+
+
 _PG_TYPES = {
     "text": "text",
     "choice": "text",
@@ -186,8 +206,17 @@ class PostGISStore(StoreBase):
         Connections kept at most.
     """
 
-    def __init__(self, url: str, *, create: bool = False, pool_size: int = 4) -> None:
+    def __init__(
+        self, url: str, *, create: bool = False, pool_size: int = 4, lookup_index: bool = True
+    ) -> None:
         self.url = url
+        #: Answer map clicks (:meth:`chain`) from an in-process index of the grids
+        #: and staff, checked against the database's grid generation at most every
+        #: :data:`INDEX_RECHECK` seconds (a change made through this object: at once).
+        self.lookup_index = lookup_index
+        self._chains = None
+        self._chains_checked = 0.0
+        self._chains_lock = threading.Lock()
         try:
             with psycopg.connect(url, connect_timeout=10) as conn:
                 found = conn.execute(
@@ -225,8 +254,14 @@ class PostGISStore(StoreBase):
 
     @contextmanager
     def _cursor(self):
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            yield cur
+        """A cursor for reads: autocommit, so no BEGIN/COMMIT round trips around them."""
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur:
+                    yield cur
+            finally:
+                conn.autocommit = False
 
     def _frame(self, sql: str, params=None) -> pd.DataFrame:
         with self._cursor() as cur:
@@ -292,6 +327,7 @@ class PostGISStore(StoreBase):
 
     # -- writing
 
+    @_refreshes_chains
     def apply(self, changes: ChangeSet, options: ValidationOptions | None = None) -> WriteReport:
         """Write a change set in one transaction; on any error nothing changes."""
         communities = touched_communities(changes)
@@ -303,7 +339,8 @@ class PostGISStore(StoreBase):
                     "ORDER BY c",
                     [communities],
                 )
-                cur.execute("SELECT nextval('generation')")  # tile caches see it
+                # tile caches and lookup indexes see it
+                cur.execute("SELECT nextval('generation'), nextval('grid_generation')")
                 current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
                 existing = Existing(
                     grids=current,
@@ -346,6 +383,7 @@ class PostGISStore(StoreBase):
             ) from exc
         return report
 
+    @_refreshes_chains
     def update(
         self, edits: gpd.GeoDataFrame, options: ValidationOptions | None = None
     ) -> WriteReport:
@@ -358,7 +396,8 @@ class PostGISStore(StoreBase):
                 "SELECT pg_advisory_xact_lock(hashtext(c)) FROM unnest(%s::text[]) c ORDER BY c",
                 [communities],
             )
-            cur.execute("SELECT nextval('generation')")  # tile caches see it
+            # tile caches and lookup indexes see it
+            cur.execute("SELECT nextval('generation'), nextval('grid_generation')")
             cur.execute("SELECT 1 FROM grids WHERE code = ANY(%s) FOR UPDATE", [codes])
             current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
             new = check_update(edits, current, options)
@@ -429,6 +468,7 @@ class PostGISStore(StoreBase):
         frame = pd.DataFrame(cur.fetchall(), columns=list(ASSIGNMENT_COLUMNS))
         return frame.astype(object).where(frame.notna(), None)
 
+    @_refreshes_chains
     def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
         """Replace whole subtrees of one community as one revision; all or nothing."""
         community = str(change.remove[0])[:12] if change.remove else ""
@@ -441,7 +481,8 @@ class PostGISStore(StoreBase):
     def _rewrite(self, change, community, now, options) -> Revision:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [community])
-            cur.execute("SELECT nextval('generation')")  # tile caches see it
+            # tile caches and lookup indexes see it
+            cur.execute("SELECT nextval('generation'), nextval('grid_generation')")
             cur.execute("SELECT 1 FROM grids WHERE community_code = %s FOR UPDATE", [community])
             current = self._read_grids(cur, ["community_code = %s"], [community])
             cur.execute(
@@ -759,6 +800,7 @@ class PostGISStore(StoreBase):
 
     def revoke_user(self, user_id: str) -> None:
         """Make a user's token stop working."""
+        self.user_epoch += 1
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "UPDATE users SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
@@ -856,11 +898,40 @@ class PostGISStore(StoreBase):
     # -- questions
 
     def chain(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
-        """:func:`gis_grid.queries.chain` for one point in one query (the map's click).
+        """:func:`gis_grid.queries.chain` for one point: the map's click, a hot path.
 
-        The same grids (the smallest code covering the point at each level, as
-        :meth:`lookup`) with the same staff in force, in one round trip.
+        With :attr:`lookup_index` (the default) from an in-process
+        :class:`~gis_grid.queries.Chains` of all grids and staff in force,
+        rebuilt when another process's grid write shows in the grid generation
+        (checked at most every :data:`INDEX_RECHECK` seconds); otherwise in one
+        query. Both give the grids :meth:`lookup` gives, with their staff.
         """
+        if self.lookup_index and on is None:
+            return self._chain_index().chain(lon, lat)
+        return self._chain_sql(lon, lat, on)
+
+    def _chain_index(self):
+        from gis_grid.queries import Chains
+
+        now = time.monotonic()
+        chains = self._chains
+        if chains is not None and now - self._chains_checked < INDEX_RECHECK:
+            return chains
+        with self._chains_lock:
+            stamp = (self.grid_generation(), dt.date.today())
+            if self._chains is None or self._chains.stamp != stamp:
+                self._chains = Chains.of(self, stamp)
+            self._chains_checked = time.monotonic()
+            return self._chains
+
+    def grid_generation(self) -> int:
+        """A number only grid, staff and assignment writes advance (migration 0006)."""
+        with self._cursor() as cur:
+            cur.execute("SELECT last_value FROM grid_generation")
+            return int(cur.fetchone()[0])
+
+    def _chain_sql(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
+        """:meth:`chain` in one query (grids, then their staff in force)."""
         day = (on or dt.date.today()).isoformat()
         aggregates = ", ".join(f"g.{c}" for c in AGGREGATES)
         with self._cursor() as cur:
