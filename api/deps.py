@@ -11,8 +11,8 @@ from fastapi import Depends, Request
 from api.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was built with (``async``: no hop through the thread pool)."""
     return request.app.state.settings
 
 

@@ -738,30 +738,28 @@ class PostGISStore(StoreBase):
                 "ST_Transform(ST_Expand(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, "
                 "margin => %(margin)s), 2 * %(s)s), 4326) AS wide) "
             )
-            if cap is not None:
-                params["cap"] = cap + 1
-                cur.execute(
-                    sql.SQL(envelope)
-                    + sql.SQL(
-                        "SELECT count(*) FROM (SELECT 1 FROM {table} g, b "
-                        "WHERE g.geom && b.ll {filters} LIMIT %(cap)s) n"
-                    ).format(table=table, filters=filters),
-                    params,
-                )
-                if cur.fetchone()[0] > cap:
-                    cur.execute(
-                        sql.SQL(envelope + _HEX_BINS).format(table=table, filters=filters),
-                        params,
-                    )
-                    return bytes(cur.fetchone()[0] or b"")
             cols = sql.SQL(", ").join(sql.Identifier(a) for a in attributes)
-            query = sql.SQL(envelope) + sql.SQL(
+            points = sql.SQL(
                 "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
                 "SELECT {cols}, ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.merc, %(extent)s, "
                 "%(buffer)s, true) AS geom FROM {table} g, b WHERE g.geom && b.ll {filters}"
                 ") t WHERE t.geom IS NOT NULL"
             ).format(cols=cols, table=table, filters=filters)
-            cur.execute(query, params)
+            if cap is None:
+                query = sql.SQL(envelope) + points
+            else:  # one round trip: count up to the cap, then only the branch needed runs
+                params["cap"] = cap
+                query = sql.SQL(envelope) + sql.SQL(
+                    "SELECT CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM {table} g, b "
+                    "WHERE g.geom && b.ll {filters} LIMIT %(cap)s + 1) n) > %(cap)s "
+                    "THEN ({bins}) ELSE ({points}) END"
+                ).format(
+                    table=table,
+                    filters=filters,
+                    bins=sql.SQL(_HEX_BINS).format(table=table, filters=filters),
+                    points=points,
+                )
+            cur.execute(query, params, binary=True)  # the tile's bytes as they are
             return bytes(cur.fetchone()[0] or b"")
 
     # -- users and audit
@@ -1322,13 +1320,15 @@ def _feature_terms(schema, under, where) -> tuple[list, dict]:
     return terms, params
 
 
-#: Hexagon bins of a point layer in one pass: each point goes to the nearer of
-#: the two candidate centres (columns i0 and i0 + 1; ties to i0), counted and
-#: drawn with ST_Hexagon. The same rule as tiles.mvt.hex_bins.
+#: Hexagon bins of a point layer in one pass: each point (to Web Mercator by the
+#: spherical formula, which is EPSG:3857, without a PROJ call per point) goes to
+#: the nearer of the two candidate centres (columns i0 and i0 + 1; ties to i0),
+#: counted and drawn with ST_Hexagon. The same rule as tiles.mvt.hex_bins.
 _HEX_BINS = (
-    ", p AS (SELECT ST_X(m) AS px, ST_Y(m) AS py, floor(ST_X(m) / (1.5 * %(s)s)) AS i0 FROM ("
-    "SELECT ST_Transform(g.geom, 3857) AS m FROM {table} g, b WHERE g.geom && b.wide {filters}"
-    ") q), "
+    "WITH m AS MATERIALIZED (SELECT 6378137 * radians(ST_X(g.geom)) AS px, "
+    "6378137 * ln(tan(pi() / 4 + radians(ST_Y(g.geom)) / 2)) AS py "
+    "FROM {table} g, b WHERE g.geom && b.wide {filters}), "
+    "p AS (SELECT px, py, floor(px / (1.5 * %(s)s)) AS i0 FROM m), "
     "o AS (SELECT px, py, i0, i0 - 2 * floor(i0 / 2) AS odd FROM p), "
     "k AS (SELECT px, py, i0, odd, floor(py / (sqrt(3) * %(s)s) - odd / 2 + 0.5) AS j0, "
     "floor(py / (sqrt(3) * %(s)s) - (1 - odd) / 2 + 0.5) AS j1 FROM o), "
