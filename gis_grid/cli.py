@@ -1102,10 +1102,10 @@ def user_list(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
 @user_app.command("revoke")
 @_fail_cleanly
 def user_revoke(store: StoreArg, user_id: Annotated[str, typer.Argument(help="The user.")]) -> None:
-    """Stop a user's token from working."""
+    """Stop a user's token from working (running servers: within 5 seconds)."""
     with _open(store) as s:
         s.revoke_user(user_id)
-    out.print(f"{user_id}: token revoked")
+    out.print(f"{user_id}: token revoked (servers that checked it lately stop within 5 s)")
 
 
 # -- OpenStreetMap -------------------------------------------------------------------

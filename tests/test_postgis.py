@@ -109,8 +109,11 @@ def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monk
     points.append((minx - 1, miny - 1))  # in no grid
     with open_store(pg_url) as pg:
         pg.apply(ChangeSet(demo_data.grids, demo_data.staff, demo_data.assignments))
+        from gis_grid.queries import Chains
+
+        index = Chains.of(pg)
         for x, y in points:
-            indexed, one_query = pg.chain(x, y), pg._chain_sql(x, y)
+            indexed, one_query = index.chain(x, y), pg._chain_sql(x, y)
             slow = chain(Generic(pg), x, y)
             for grid in slow:
                 grid["staff"] = sorted(grid["staff"], key=lambda s: s["staff_id"])
@@ -129,9 +132,11 @@ def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monk
             .iloc[0]
             .representative_point()
         )
+        assert pg.wait_for_index(120) and pg._chains is not None
         assert pg.chain(inside.x, inside.y)[1]["code"] == areas[1]
-        merge(pg, areas[:2])
+        merge(pg, areas[:2])  # answered by query at once, by a new index once built
         assert pg.chain(inside.x, inside.y)[1]["code"] == areas[0]
+        assert pg.wait_for_index(120) and pg.chain(inside.x, inside.y)[1]["code"] == areas[0]
         # … and through another process's store: within INDEX_RECHECK
         with open_store(pg_url) as other:
             from gis_grid.edits import undo
