@@ -10,7 +10,10 @@ tile the same features with the same attributes.
 A point layer with more than ``cap`` points in a tile is aggregated: the
 points become flat-topped hexagons (PostGIS's ``ST_HexagonGrid`` lattice in
 Web Mercator, :data:`HEXES_ACROSS` to a tile's width) each with a ``count``,
-so a city's million incidents stay a few kilobytes per tile at low zoom.
+so a city's million incidents stay a few kilobytes per tile at low zoom. The
+store says whether a tile is over the cap (PostGIS: in the tile's own query)
+and hands over the points' coordinates (PostGIS: one binary multipoint); the
+binning and encoding are this module's, so both stores give the same bins.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import mapbox_vector_tile
 import morecantile
 import numpy as np
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from gis_grid.crs import WGS84, reproject
 from gis_grid.errors import InputError, NotFoundError
@@ -30,6 +33,7 @@ from gis_grid.model import Level
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 MERCATOR = CRS.from_epsg(3857)
+MERCATOR_FROM_WGS84 = Transformer.from_crs(4326, 3857, always_xy=True)
 EXTENT = 4096
 BUFFER = 64
 MAX_ZOOM = 22
@@ -62,7 +66,7 @@ def hex_bins(
 
     The lattice is ``ST_HexagonGrid``'s: centre (1.5·s·i, √3·s·(j + ½ if i is
     odd)). A point counts in the hexagon with the nearest centre (ties: the
-    lower column), decided exactly as the PostGIS query decides it.
+    lower column).
 
     Examples
     --------
@@ -83,8 +87,10 @@ def hex_bins(
             nearer = d < best_d
             best_i = np.where(nearer, i, best_i)
             best_j = np.where(nearer, j, best_j)
-    cells, counts = np.unique(np.c_[best_i, best_j].astype(np.int64), axis=0, return_counts=True)
-    return cells[:, 0], cells[:, 1], counts
+    # one int64 key per cell (columns and rows stay far inside ±2**31 at any zoom)
+    key = (best_i.astype(np.int64) << 32) + (best_j.astype(np.int64) + 2**31)
+    cells, counts = np.unique(key, return_counts=True)
+    return cells >> 32, (cells & 0xFFFFFFFF) - 2**31, counts
 
 
 def hexagons(i: np.ndarray, j: np.ndarray, size: float) -> np.ndarray:
@@ -178,6 +184,28 @@ def _plain(props: dict) -> dict:
     return out
 
 
+def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
+    """The tile of a point layer as hexagon bins with counts (the same on both stores).
+
+    Every point of a hexagon reaching into the tile is counted (the box is grown
+    by two radii), so a hexagon crossing the tile edge has its whole count.
+    """
+    size = hex_size(t.z)
+    b = TMS.xy_bounds(t)
+    box = tuple(lonlat_bounds(t, BUFFER / EXTENT + 2 * size / (b.right - b.left)))
+    if hasattr(store, "point_coordinates"):
+        lon, lat = store.point_coordinates(layer, box, under=under, where=where)
+    else:
+        xy = shapely.get_coordinates(
+            store.features(layer, bbox=box, under=under, where=where).geometry.to_numpy()
+        )
+        lon, lat = xy[:, 0], xy[:, 1]
+    x, y = MERCATOR_FROM_WGS84.transform(lon, lat)
+    i, j, n = hex_bins(np.asarray(x), np.asarray(y), size)
+    bins = gpd.GeoDataFrame({"count": n}, geometry=hexagons(i, j, size))
+    return encode(layer, bins, t, ["count"], coverage=False, mercator=True)
+
+
 def layer_attributes(store, layer: str) -> list[str]:
     """The attributes a tile of ``layer`` carries."""
     if layer in LEVELS:
@@ -225,9 +253,8 @@ def tile(
     points = layer not in LEVELS and _schema(store, layer).geometry == "Point"
     if layer in LEVELS and where:
         raise InputError("grid tiles take no feature filters")
-    size = hex_size(t.z)
     if hasattr(store, "mvt"):
-        return store.mvt(
+        data = store.mvt(
             layer,
             attributes,
             t.z,
@@ -238,21 +265,16 @@ def tile(
             under=under,
             where=where,
             cap=cap if points else None,
-            hex_size=size,
         )
+        if data is not None:
+            return data
+        return _binned(store, layer, t, under, where)
     box = tuple(lonlat_bounds(t, BUFFER / EXTENT))
     if layer in LEVELS:
         frame = store.grids(level=layer, bbox=box, under=under)
     else:
         frame = store.features(layer, bbox=box, under=under, where=where)
     if points and len(frame) > cap:
-        # every point of a hexagon that reaches into the tile: 2 radii around it
-        b = TMS.xy_bounds(t)
-        wide = BUFFER / EXTENT + 2 * size / (b.right - b.left)
-        frame = store.features(layer, bbox=tuple(lonlat_bounds(t, wide)), under=under, where=where)
-        merc = reproject(frame.geometry.to_numpy(), WGS84, MERCATOR)
-        i, j, n = hex_bins(shapely.get_x(merc), shapely.get_y(merc), size)
-        bins = gpd.GeoDataFrame({"count": n}, geometry=hexagons(i, j, size))
-        return encode(layer, bins, t, ["count"], coverage=False, mercator=True)
+        return _binned(store, layer, t, under, where)
     attributes = [a for a in attributes if a in frame.columns]
     return encode(layer, frame, t, attributes, coverage=layer in LEVELS)
