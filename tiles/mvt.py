@@ -12,8 +12,9 @@ points become flat-topped hexagons (PostGIS's ``ST_HexagonGrid`` lattice in
 Web Mercator, :data:`HEXES_ACROSS` to a tile's width) each with a ``count``,
 so a city's million incidents stay a few kilobytes per tile at low zoom. The
 store says whether a tile is over the cap (PostGIS: in the tile's own query)
-and hands over the points' coordinates (PostGIS: one binary multipoint); the
-binning and encoding are this module's, so both stores give the same bins.
+and hands over the points' coordinates (PostGIS: a binary COPY); the binning
+is this module's, so both stores give the same bins (PostGIS then encodes the
+hexagons with ``ST_Hexagon``/``ST_AsMVT``, the embedded store in Python).
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
         lon, lat = xy[:, 0], xy[:, 1]
     x, y = MERCATOR_FROM_WGS84.transform(lon, lat)
     i, j, n = hex_bins(np.asarray(x), np.asarray(y), size)
+    if hasattr(store, "hex_mvt"):  # PostGIS encodes the same hexagons in C
+        return store.hex_mvt(layer, t.z, t.x, t.y, (i, j, n), size, extent=EXTENT, buffer=BUFFER)
     bins = gpd.GeoDataFrame({"count": n}, geometry=hexagons(i, j, size))
     return encode(layer, bins, t, ["count"], coverage=False, mercator=True)
 
