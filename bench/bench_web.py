@@ -267,6 +267,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--skip-tiles", action="store_true", help="lookups and page only")
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
     for tool in ("wrk", "pgbench"):
@@ -368,10 +369,11 @@ def main() -> None:
             "around random incidents"
         )
         say()
-        say("| layer | server | tiles/s | p50 ms | p95 ms | largest KB | ratio |")
-        say("|---|---|---:|---:|---:|---:|---:|")
+        if not args.skip_tiles:
+            say("| layer | server | tiles/s | p50 ms | p95 ms | largest KB | ratio |")
+            say("|---|---|---:|---:|---:|---:|---:|")
         results = {}
-        for layer in ("courtyard", "incidents"):
+        for layer in () if args.skip_tiles else ("courtyard", "incidents"):
             if layer == "incidents":
                 ours_q, tipg_q = "", f"?properties={INCIDENT_ATTRS}"
                 tipg_c = "gis_grid.incidents"

@@ -47,8 +47,8 @@ def self_contained(html: str) -> str:
     --------
     >>> out = self_contained('<link rel="stylesheet" href="https://x/leaflet.css"/>'
     ...                      '<script src="https://x/jquery.js"></script>')
-    >>> "https://" in out, "<style>" in out
-    (False, True)
+    >>> _SCRIPT.search(out) is None, _STYLE.search(out) is None, "<style>" in out
+    (True, True, True)
     """
     base = _leaflet_dir()
 
