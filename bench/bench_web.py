@@ -369,11 +369,10 @@ def main() -> None:
             "around random incidents"
         )
         say()
-        if not args.skip_tiles:
-            say("| layer | server | tiles/s | p50 ms | p95 ms | largest KB | ratio |")
-            say("|---|---|---:|---:|---:|---:|---:|")
         results = {}
         for layer in () if args.skip_tiles else ("courtyard", "incidents"):
+            say("| layer | server | tiles/s | p50 ms | p95 ms | largest KB | ratio |")
+            say("|---|---|---:|---:|---:|---:|---:|")
             if layer == "incidents":
                 ours_q, tipg_q = "", f"?properties={INCIDENT_ATTRS}"
                 tipg_c = "gis_grid.incidents"
