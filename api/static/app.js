@@ -58,7 +58,6 @@
     saved: ['已保存为修订', 'Saved as revision'], stale: ['已被他人修改', 'Changed by someone else'],
     revisions: ['修订记录', 'Revisions'], not_editable: ['多块组成的网格不能在此编辑', 'A grid of several parts cannot be edited here'],
     version: ['版本', 'Version'], none: ['无', 'none'], fallback: ['（上级兜底）', '(falls back to the parent)'],
-    count: ['数量', 'Count'],
   };
   const CATEGORIES = {
     environment: ['市容环境', 'Environment'], advertising: ['宣传广告', 'Advertising'],
@@ -257,7 +256,8 @@
       <h3>${t('community')}</h3><table><tr><th>${t('name')}</th><th>${t('households')}</th><th>${t('residents')}</th></tr>
       ${communities.features.map((f) => `<tr><td>${esc(f.properties.name)}</td><td>${esc(f.properties.households)}</td><td>${esc(f.properties.residents)}</td></tr>`).join('')}</table>
       ${communities.numberMatched > 50 ? `<p class="muted">+${communities.numberMatched - 50}</p>` : ''}
-      <p class="muted">${t('click_grid')}</p><p class="muted">${t('open_incidents')}: ${t('incidents')} · ${t('count')}</p>`;
+      <p class="muted">${t('click_grid')}</p>
+      <div class="legend">${extras.filter((e) => layers.includes(e[0])).map(([l, color]) => `<div><span style="background:${color}"></span>${both(l)}${l === 'incidents' ? ` (${t('open_incidents')})` : ''}</div>`).join('')}</div>`;
     el('panel').querySelectorAll('input[data-layer]').forEach((box) => {
       box.onchange = () => setVisible(map, box.dataset.layer, box.checked);
     });
