@@ -181,7 +181,15 @@ class IncidentsLayer(Layer):
         return features
 
     def holes(
-        self, store, *, level=Level.AREA, under=None, since=None, until=None, now=None
+        self,
+        store,
+        *,
+        level=Level.AREA,
+        under=None,
+        since=None,
+        until=None,
+        now=None,
+        category=None,
     ) -> GapReport:
         """Overdue open cases, most overdue first, each with its grid's person.
 
@@ -195,6 +203,8 @@ class IncidentsLayer(Layer):
         where = {"status": ["reported", "dispatched", "handled"]}
         if since is not None or until is not None:
             where["reported_at"] = (since, until)
+        if category:
+            where["category"] = self.categories(category)
         cases = store.features("incidents", under=under, where=where)
         step_began = pd.to_datetime(cases["reported_at"])
         for status, column in STEPS[:-1]:

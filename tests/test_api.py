@@ -558,3 +558,26 @@ def test_tiles_filter_by_category_and_time_and_keep_a_grid_worker_to_their_grids
     assert ids(client.get(area), "area") == [A1, A2]
     r = client.get(f"/tiles/area/{t.z}/{t.x}/{t.y}.pbf", params={"datetime": "2026-11-02/.."})
     assert r.status_code == 200  # grid tiles ignore layer filters
+
+
+def test_overdue_cases_by_category_with_the_person_responsible(client):
+    shapely = __import__("shapely")
+    _cases(
+        client,
+        [shapely.Point(15, 40), shapely.Point(45, 40), shapely.Point(95, 40)],
+        categories=["其他", "市容环境"],
+    )
+    r = client.get("/analysis/holes/incidents")
+    assert r.status_code == 200 and r.json()["summary"]["overdue"] == 3  # reported 2026-11-01
+    r = client.get("/analysis/holes/incidents", params={"category": "其他"})
+    holes = r.json()["holes"]["features"]
+    assert sorted(f["properties"]["id"] for f in holes) == ["E0", "E2"]
+    e2 = next(f["properties"] for f in holes if f["properties"]["id"] == "E2")
+    assert e2["area_code"] == A2 and e2["staff_name"]  # the person of the grid it is in
+    r = client.get("/analysis/holes/incidents", params={"category": "nonsense"})
+    assert r.status_code == 422 and "unknown category" in r.json()["detail"]
+    worker = client.get("/analysis/holes/incidents", headers=as_(client, "grid_worker"))
+    assert sorted(f["properties"]["id"] for f in worker.json()["holes"]["features"]) == [
+        "E0",
+        "E1",
+    ]

@@ -75,6 +75,9 @@ def holes(
     under: Annotated[list[str] | None, Query(description="Only under these grids.")] = None,
     since: Annotated[str | None, Query(description="Incidents from (ISO)")] = None,
     until: Annotated[str | None, Query(description="Incidents until (ISO)")] = None,
+    category: Annotated[
+        list[str] | None, Query(description="incidents: only these categories (keys or labels)")
+    ] = None,
 ) -> dict:
     """Ranked holes (GeoJSON) with grid and person, the per-grid table and a summary.
 
@@ -99,6 +102,8 @@ def holes(
         options = {"under": scope}
         if kind is not Holes.cleaning:
             options.update(since=when(since), until=when(until))
+        if kind is Holes.incidents and category:
+            options["category"] = category
         layer = get_layer(kind.value)
         if layer.name not in store.layers():
             raise NotFoundError(f"this store has no {kind.value} layer")

@@ -324,7 +324,7 @@
       const spotsQuery = new URLSearchParams(q);
       if (p.get('category')) spotsQuery.set('category', p.get('category'));
       const [spots, overdue] = await Promise.allSettled([
-        api(`/analysis/hotspots?${spotsQuery}`), api(`/analysis/holes/incidents?${q}`),
+        api(`/analysis/hotspots?${spotsQuery}`), api(`/analysis/holes/incidents?${spotsQuery}`),
       ]);
       if (mine !== generation) return;
       if (spots.status === 'fulfilled') {
