@@ -26,6 +26,7 @@ from rich.table import Table
 from gis_grid import __version__
 from gis_grid.errors import GisGridError, InputError
 from gis_grid.model import AGGREGATES, Level, Role
+from gis_grid.tables import geojson_text, records
 
 app = typer.Typer(
     name="gis-grid",
@@ -784,14 +785,6 @@ class OutFormat(StrEnum):
     geojson = "geojson"
 
 
-def _geojson(frame) -> str:
-    frame = frame.copy()
-    for col in frame.columns:
-        if col != frame.geometry.name and frame[col].dtype == "boolean":
-            frame[col] = frame[col].astype(object)
-    return frame.to_json(na="null", drop_id=True, ensure_ascii=False)
-
-
 @app.command()
 @_fail_cleanly
 def holes(
@@ -815,6 +808,7 @@ def holes(
     top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
 ) -> None:
     """Coverage holes with the grid and the person responsible for each, ranked."""
+    from gis_grid.features import parse_when
     from gis_grid.gaps import staffing_holes, unowned_features
     from gis_grid.plugins import get_layer
 
@@ -827,19 +821,19 @@ def holes(
             level = level or "area"
             options = {"under": under or None}
             if layer is not HoleLayer.cleaning:
-                options.update(since=_when(since), until=_when(until))
+                options.update(since=parse_when(since), until=parse_when(until))
             report = get_layer(layer.value).holes(st, level=Level.parse(level), **options)
     if out_file is not None:
         _write_frame(report.features, out_file, f"{layer.value}_holes")
     if fmt is OutFormat.geojson:
-        print(_geojson(report.features))
+        print(geojson_text(report.features))
         return
     if fmt is OutFormat.json:
         _json(
             {
                 "summary": report.summary,
-                "per_grid": _records(report.per_grid),
-                "holes": _records(report.features.drop(columns="geometry")),
+                "per_grid": records(report.per_grid),
+                "holes": records(report.features.drop(columns="geometry")),
             }
         )
         return
@@ -883,23 +877,6 @@ def holes(
         if c in report.features.columns
     ]
     _print_frame(report.features[shown].head(top), "holes, ranked")
-
-
-def _records(frame) -> list[dict]:
-    """Rows for JSON: missing values (NaN, NA) as null."""
-    frame = pd.DataFrame(frame)
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def _when(text: str | None) -> str | None:
-    if text is None:
-        return None
-    from gis_grid.features import parse_time
-
-    value, bad = parse_time(pd.Series([text]))
-    if bad.any():
-        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
-    return value.iloc[0]
 
 
 def _cell(value) -> str:
@@ -955,6 +932,7 @@ def hotspots(
     top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
 ) -> None:
     """Significant hot and cold spots (Gi*, FDR) with week-over-week change and the PAI."""
+    from gis_grid.features import parse_when
     from gis_grid.hotspots import find_hotspots
     from gis_grid.plugins import events_layer
 
@@ -967,8 +945,8 @@ def hotspots(
             layer,
             time_field=plugin.time_field,
             category_field=plugin.category_field,
-            since=_when(since),
-            until=_when(until),
+            since=parse_when(since),
+            until=parse_when(until),
             category=categories,
             by=by,
             resolution=resolution,
@@ -982,10 +960,10 @@ def hotspots(
         else:
             _write_frame(report.surface.bands(), heat_out, "heat")
     if fmt is OutFormat.geojson:
-        print(_geojson(report.spots))
+        print(geojson_text(report.spots))
         return
     if fmt is OutFormat.json:
-        _json({"summary": report.summary, "spots": _records(report.spots.drop(columns="geometry"))})
+        _json({"summary": report.summary, "spots": records(report.spots.drop(columns="geometry"))})
         return
     s = report.summary
     out.print(
@@ -1094,7 +1072,7 @@ def user_list(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
     with _open(store) as s:
         frame = s.users()
     if fmt is Format.json:
-        _json({"users": _records(frame)})
+        _json({"users": records(frame)})
         return
     _print_frame(frame, "users")
 

@@ -28,13 +28,13 @@ from gis_grid.cli import (
     _json,
     _open,
     _print_frame,
-    _records,
     _write_frame,
     app,
     err,
     out,
 )
 from gis_grid.errors import InputError
+from gis_grid.tables import records
 
 AuthorOpt = Annotated[str, typer.Option("--author", help="Who made the change (kept in the log).")]
 CommunityOpt = Annotated[
@@ -219,7 +219,7 @@ def log(
     with _open(store) as s:
         frame = s.revisions(community)
     if fmt is Format.json:
-        _json({"revisions": _records(frame)})
+        _json({"revisions": records(frame)})
         return
     _print_frame(frame, "revisions")
 
@@ -243,8 +243,8 @@ def diff(
         _json(
             {
                 **{k: v for k, v in result.items() if k not in ("grids", "buildings_moved")},
-                "grids": _records(grids),
-                "buildings_moved": _records(result["buildings_moved"]),
+                "grids": records(grids),
+                "buildings_moved": records(result["buildings_moved"]),
             }
         )
         return
@@ -360,7 +360,7 @@ def proposal_list(
     with _open(store) as s:
         frame = s.proposals(status)
     if fmt is Format.json:
-        _json({"proposals": _records(frame)})
+        _json({"proposals": records(frame)})
         return
     rows = pd.DataFrame(
         {

@@ -209,6 +209,22 @@ def _blank(values: pd.Series) -> np.ndarray:
     return np.asarray(values.isna() | (values.astype(str).str.strip() == ""), dtype=bool)
 
 
+def parse_when(text: str | None) -> str | None:
+    """One date or time a person typed (a query, an option), checked; None stays None.
+
+    Examples
+    --------
+    >>> parse_when("2026-05-01")
+    '2026-05-01T00:00:00'
+    """
+    if text is None:
+        return None
+    value, bad = parse_time(pd.Series([text]))
+    if bad.any():
+        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
+    return value.iloc[0]
+
+
 def parse_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """ISO text (seconds) for times given as text or datetimes; and which failed.
 

@@ -132,6 +132,13 @@ def per_grid(store, grids, measures: dict) -> pd.DataFrame:
     return pd.concat([frame, who.drop(columns=["grid_code", "grid_level"])], axis=1)
 
 
+def count_per_grid(found: pd.DataFrame, column: str, codes) -> np.ndarray:
+    """How many of ``found`` lie in each grid of ``codes`` (by their ``column`` code)."""
+    if not len(found):
+        return np.zeros(len(codes), dtype=int)
+    return found[column].value_counts().reindex(codes).fillna(0).astype(int).to_numpy()
+
+
 def chains_of_codes(codes: pd.Series) -> pd.DataFrame:
     """The chain columns of grids from their own codes (a code starts with its parents')."""
     from gis_grid.model import CODE_LENGTHS

@@ -66,6 +66,28 @@ def point_lonlat(lon: float, lat: float, crs: str | None = None) -> tuple[float,
     return lon, lat
 
 
+def grid_entry(code: str, level: str, name: str, counts) -> dict:
+    """One grid of a chain (:func:`chain`), before its staff."""
+    return {
+        "level": level,
+        "level_zh": Level.parse(level).zh,
+        "code": code,
+        "name": name,
+        **{c: int(v) for c, v in zip(AGGREGATES, counts, strict=True)},
+    }
+
+
+def staff_entry(staff_id: str, name: str, role: str, phone) -> dict:
+    """One person of a chain's grid (:func:`chain`)."""
+    return {
+        "staff_id": staff_id,
+        "name": name,
+        "role": role,
+        "role_zh": Role.parse(role).zh,
+        "phone": None if pd.isna(phone) else phone,
+    }
+
+
 class Chains:
     """Every grid and the staff in force, in memory: :func:`chain` without a query.
 
@@ -88,17 +110,8 @@ class Chains:
             if len(rows):
                 geoms = rows.geometry.to_numpy()
                 self.trees.append((np.asarray(rows["code"], dtype=object), shapely.STRtree(geoms)))
-        rows = grids[["code", "level", "name", *AGGREGATES]].to_dict("records")
-        self.grids = {
-            r["code"]: {
-                "level": r["level"],
-                "level_zh": Level.parse(r["level"]).zh,
-                "code": r["code"],
-                "name": r["name"],
-                **{c: int(r[c]) for c in AGGREGATES},
-            }
-            for r in rows
-        }
+        rows = grids[["code", "level", "name", *AGGREGATES]].itertuples(index=False)
+        self.grids = {r[0]: grid_entry(r[0], r[1], r[2], r[3:]) for r in rows}
         self.staff = staff_by_code
 
     @classmethod
@@ -109,13 +122,7 @@ class Chains:
         staff: dict[str, list[dict]] = {}
         for p in people.sort_values(["grid_code", "staff_id"]).itertuples():
             staff.setdefault(p.grid_code, []).append(
-                {
-                    "staff_id": p.staff_id,
-                    "name": p.name,
-                    "role": p.role,
-                    "role_zh": Role.parse(p.role).zh,
-                    "phone": None if pd.isna(p.phone) else p.phone,
-                }
+                staff_entry(p.staff_id, p.name, p.role, p.phone)
             )
         return cls(grids, staff, stamp)
 
@@ -156,20 +163,9 @@ def chain(store, lon: float, lat: float) -> list[dict]:
         people = staff.loc[staff["grid_code"] == code]
         out.append(
             {
-                "level": g["level"],
-                "level_zh": Level.parse(g["level"]).zh,
-                "code": code,
-                "name": g["name"],
-                **{c: int(g[c]) for c in AGGREGATES},
+                **grid_entry(code, g["level"], g["name"], g[list(AGGREGATES)]),
                 "staff": [
-                    {
-                        "staff_id": p.staff_id,
-                        "name": p.name,
-                        "role": p.role,
-                        "role_zh": Role.parse(p.role).zh,
-                        "phone": p.phone,
-                    }
-                    for p in people.itertuples()
+                    staff_entry(p.staff_id, p.name, p.role, p.phone) for p in people.itertuples()
                 ],
             }
         )

@@ -274,6 +274,15 @@ class _Plan:
                     out.setdefault(int(h), []).append(v)
         return {h: sorted(set(vs)) for h, vs in out.items()}
 
+    def move_within(self, v: int, h: int, lo: float, hi: float) -> bool:
+        """Move atom ``v`` to group ``h`` if both loads stay in [lo, hi] and ``v``'s group whole."""
+        w = self.a.weight[v]
+        g = int(self.labels[v])
+        if self.loads[g] - w < lo or self.loads[h] + w > hi or not self.can_leave(v):
+            return False
+        self.move(v, h)
+        return True
+
     def can_leave(self, v: int) -> bool:
         """Whether atom ``v`` can leave its group without cutting the group in two."""
         g = self.labels[v]
@@ -535,12 +544,7 @@ def _compact(plan: _Plan, lo: float, hi: float, rounds: int = 3) -> None:
             h, length = max(others.items(), key=lambda t: t[1])
             if length <= own or length < 0.5 * a.perimeter[v]:
                 continue
-            w = a.weight[v]
-            if not (plan.loads[g] - w >= lo and plan.loads[h] + w <= hi):
-                continue
-            if plan.can_leave(v):
-                plan.move(v, h)
-                changed += 1
+            changed += plan.move_within(v, h, lo, hi)
         if not changed:
             return
 
@@ -639,15 +643,9 @@ def _return_home(plan: _Plan, lo: float, hi: float, rounds: int = 20) -> None:
         ]
         changed = 0
         for v in away:
-            g, h = int(plan.labels[v]), original[int(a.start[v])]
-            w = a.weight[v]
-            if plan.loads[g] - w < lo or plan.loads[h] + w > hi:
-                continue
-            if not any(plan.labels[u] == h for u in a.graph.neighbors(v)):
-                continue
-            if plan.can_leave(v):
-                plan.move(v, h)
-                changed += 1
+            h = original[int(a.start[v])]
+            if any(plan.labels[u] == h for u in a.graph.neighbors(v)):
+                changed += plan.move_within(v, h, lo, hi)
         if not changed:
             return
 

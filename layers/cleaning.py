@@ -16,7 +16,7 @@ import shapely
 
 from gis_grid.coverage import parts, uncovered
 from gis_grid.features import FeatureSchema, Field, now_local
-from gis_grid.gaps import Ground, finish, per_grid
+from gis_grid.gaps import Ground, count_per_grid, finish, per_grid
 from gis_grid.model import Level
 from gis_grid.plugins import GapReport, Layer
 from layers.components import demo_frame, demo_grids
@@ -129,9 +129,7 @@ class CleaningLayer(Layer):
                 },
                 sort=["overdue_hours"],
             )
-            column = f"{level.key}_code"
-            counts = overdue_rows[column].value_counts() if len(overdue_rows) else pd.Series()
-            overdue_per_grid = counts.reindex(codes).fillna(0).astype(int).to_numpy()
+            overdue_per_grid = count_per_grid(overdue_rows, f"{level.key}_code", codes)
         features = pd.concat([gaps, overdue_rows], ignore_index=True)
         features = gpd.GeoDataFrame(features, geometry="geometry", crs="EPSG:4326")
         features["rank"] = np.arange(1, len(features) + 1)

@@ -20,7 +20,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.features import FeatureSchema, Field, now_local, row_error
-from gis_grid.gaps import finish, per_grid
+from gis_grid.gaps import count_per_grid, finish, per_grid
 from gis_grid.model import Level
 from gis_grid.plugins import GapReport, Layer
 from layers.components import demo_frame, demo_grids
@@ -229,16 +229,13 @@ class IncidentsLayer(Layer):
             },
             sort=["overdue_hours"],
         )
-        column = f"{level.key}_code"
-        codes = grids["code"]
+        column, codes = f"{level.key}_code", grids["code"]
         table = per_grid(
             store,
             grids,
             {
-                "open": cases[column].value_counts().reindex(codes).fillna(0).astype(int).values,
-                "overdue": found[column].value_counts().reindex(codes).fillna(0).astype(int).values
-                if len(found)
-                else np.zeros(len(codes), dtype=int),
+                "open": count_per_grid(cases, column, codes),
+                "overdue": count_per_grid(found, column, codes),
             },
         ).sort_values(["overdue", "open"], ascending=False, kind="stable")
         summary = {

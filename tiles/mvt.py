@@ -209,13 +209,13 @@ def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
     return encode(layer, bins, t, ["count"], coverage=False, mercator=True)
 
 
-def layer_attributes(store, layer: str) -> list[str]:
-    """The attributes a tile of ``layer`` carries."""
-    if layer in LEVELS:
+def layer_attributes(schema=None) -> list[str]:
+    """The attributes a tile carries: a layer's (its schema) or a grid level's (None)."""
+    if schema is None:
         return list(GRID_ATTRIBUTES)
     return [
         "id",
-        *[c for c in _schema(store, layer).kinds() if c != "id"],
+        *[c for c in schema.kinds() if c != "id"],
         "community_code",
         "area_code",
         "courtyard_code",
@@ -252,8 +252,9 @@ def tile(
     tile holds hexagon bins with a ``count`` each instead of points.
     """
     t = check_tile(z, x, y)
-    attributes = layer_attributes(store, layer)
-    points = layer not in LEVELS and _schema(store, layer).geometry == "Point"
+    schema = None if layer in LEVELS else _schema(store, layer)
+    attributes = layer_attributes(schema)
+    points = schema is not None and schema.geometry == "Point"
     if layer in LEVELS and where:
         raise InputError("grid tiles take no feature filters")
     if hasattr(store, "mvt"):

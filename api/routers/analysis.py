@@ -14,14 +14,15 @@ import json
 from enum import StrEnum
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from api.auth import UserDep
 from api.deps import StoreDep
-from gis_grid.errors import InputError, NotFoundError
+from gis_grid.errors import NotFoundError
+from gis_grid.features import parse_when
 from gis_grid.model import Level
+from gis_grid.tables import geojson_text, records
 
 router = APIRouter(tags=["analysis"])
 
@@ -37,31 +38,9 @@ class Holes(StrEnum):
     unowned = "unowned"
 
 
-def records(frame) -> list[dict]:
-    """Rows for JSON, missing values as null."""
-    frame = pd.DataFrame(frame)
-    return json.loads(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
-
-
 def geojson(frame) -> dict:
     """A GeoDataFrame as a GeoJSON FeatureCollection (missing values as null)."""
-    frame = frame.copy()
-    for col in frame.columns:
-        if col != frame.geometry.name and str(frame[col].dtype) in ("boolean", "Int64", "string"):
-            frame[col] = frame[col].astype(object)
-    return json.loads(frame.to_json(na="null", drop_id=True, ensure_ascii=False))
-
-
-def when(text: str | None) -> str | None:
-    """An ISO date or time from a query, checked."""
-    if text is None:
-        return None
-    from gis_grid.features import parse_time
-
-    value, bad = parse_time(pd.Series([text]))
-    if bad.any():
-        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
-    return value.iloc[0]
+    return json.loads(geojson_text(frame))
 
 
 @router.get("/analysis/holes/{kind}", summary="Coverage holes, overdue cases, staffing holes")
@@ -101,7 +80,7 @@ def holes(
     else:
         options = {"under": scope}
         if kind is not Holes.cleaning:
-            options.update(since=when(since), until=when(until))
+            options.update(since=parse_when(since), until=parse_when(until))
         if kind is Holes.incidents and category:
             options["category"] = category
         layer = get_layer(kind.value)
@@ -142,8 +121,8 @@ def hotspots(
         plugin.name,
         time_field=plugin.time_field,
         category_field=plugin.category_field,
-        since=when(since),
-        until=when(until),
+        since=parse_when(since),
+        until=parse_when(until),
         category=plugin.categories(category),
         by=by,
         resolution=resolution,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from api.auth import User, UserDep
 from api.deps import SettingsDep, StoreDep
 from gis_grid.errors import InputError, TooLargeError
+from gis_grid.tables import records
 
 router = APIRouter(tags=["edits"])
 
@@ -271,4 +272,4 @@ def audit(store: StoreDep, user: UserDep) -> dict:
     """Every write through the API: who, what, when, the revision and what it changed."""
     user.check_role(user.role.value == "admin", "read the audit log")
     frame = store.audit_log()
-    return {"audit": frame.astype(object).where(frame.notna(), None).to_dict("records")}
+    return {"audit": records(frame)}

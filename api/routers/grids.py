@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import geopandas as gpd
-import pandas as pd
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -15,6 +14,7 @@ from api.deps import SettingsDep, StoreDep
 from gis_grid.crs import WGS84, lonlat_problem
 from gis_grid.errors import InputError, NotFoundError
 from gis_grid.model import AGGREGATES, Level
+from gis_grid.tables import records
 
 router = APIRouter()
 GEOJSON = "application/geo+json"
@@ -268,10 +268,7 @@ def grid(code: str, store: StoreDep, user: UserDep) -> dict:
         "grid": feature,
         "children": children.to_dict("records"),
         "staff": staff.drop(columns="grid_code").to_dict("records"),
-        "history": pd.DataFrame(history.drop(columns="geometry"))
-        .astype(object)
-        .where(history.drop(columns="geometry").notna(), None)
-        .to_dict("records"),
+        "history": records(history.drop(columns="geometry")),
     }
 
 
@@ -325,7 +322,7 @@ def find_staff(
         "name"
     ].astype(str).str.contains(text, case=False, regex=False)
     found = frame.loc[hit].head(limit)
-    return {"staff": found.astype(object).where(found.notna(), None).to_dict("records")}
+    return {"staff": records(found)}
 
 
 @router.get("/staff/{staff_id}", summary="What a staff member covers")

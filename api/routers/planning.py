@@ -5,25 +5,20 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 from fastapi import APIRouter, Query
 
 from api.auth import UserDep
 from api.deps import StoreDep
+from gis_grid.tables import records
 
 router = APIRouter(tags=["planning"])
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    frame = pd.DataFrame(frame)
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 @router.get("/communities/{community}/revisions", summary="A community's revision log")
 def revisions(community: str, store: StoreDep, user: UserDep) -> dict:
     """Every import, edit and boundary operation of the community, oldest first."""
     user.check_role(user.role.reads_everything, "read the revision log")
-    return {"community": community, "revisions": _records(store.revisions(community))}
+    return {"community": community, "revisions": records(store.revisions(community))}
 
 
 @router.get("/communities/{community}/diff", summary="What changed between two revisions")
@@ -45,8 +40,8 @@ def diff(
     result = compare(store, community, old, new)
     return {
         **{k: v for k, v in result.items() if k not in ("grids", "buildings_moved")},
-        "grids": _records(result["grids"]),
-        "buildings_moved": _records(result["buildings_moved"]),
+        "grids": records(result["grids"]),
+        "buildings_moved": records(result["buildings_moved"]),
     }
 
 
@@ -58,7 +53,7 @@ def proposals(
 ) -> dict:
     """Stored proposals with their metrics, newest first."""
     user.check_role(user.role.reads_everything, "read proposals")
-    return {"proposals": _records(store.proposals(status))}
+    return {"proposals": records(store.proposals(status))}
 
 
 @router.get("/proposals/{pid}", summary="One proposal with its grids before and after")

@@ -44,15 +44,20 @@ def get_tile(
     Tiles are cached in the process until the store's next write.
     """
     where = None
-    if layer not in LEVELS and layer in store.layers():
-        where = layer_where(store.layers()[layer], datetime, request.query_params)
+    schema = None if layer in LEVELS else store.layers().get(layer)
+    if schema is not None:
+        where = layer_where(schema, datetime, request.query_params)
     scope = user.scope()
     cache = request.app.state.tile_cache
-    key = (store.generation(), layer, z, x, y, repr(where), repr(scope), settings.tile_feature_cap)
-    data = cache.get(key)
+    key = data = None
+    if cache.items:  # the store's generation is read only for a cache to key on
+        key = (store.generation(), layer, z, x, y, repr(where), repr(scope))
+        key += (settings.tile_feature_cap,)
+        data = cache.get(key)
     if data is None:
         data = tile(store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap)
-        cache.put(key, data)
+        if key is not None:
+            cache.put(key, data)
     etag = '"' + hashlib.sha1(data).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}
     if request.headers.get("if-none-match") == etag:

@@ -70,7 +70,6 @@ from gis_grid.model import (
     GRID_COLUMNS,
     STAFF_COLUMNS,
     Level,
-    Role,
     level_of_code,
     utc_now,
 )
@@ -1040,31 +1039,16 @@ class PostGISStore(StoreBase):
                 {"x": float(lon), "y": float(lat), "day": day},
             )
             rows = cur.fetchall()
+        from gis_grid.queries import grid_entry, staff_entry
+
         out: list[dict] = []
         n = len(AGGREGATES)
         for code, level, name, *rest in rows:
             counts, (staff_id, person, role, phone) = rest[:n], rest[n:]
             if not out or out[-1]["code"] != code:
-                out.append(
-                    {
-                        "level": level,
-                        "level_zh": Level.parse(level).zh,
-                        "code": code,
-                        "name": name,
-                        **{c: int(v) for c, v in zip(AGGREGATES, counts, strict=True)},
-                        "staff": [],
-                    }
-                )
+                out.append({**grid_entry(code, level, name, counts), "staff": []})
             if staff_id is not None:
-                out[-1]["staff"].append(
-                    {
-                        "staff_id": staff_id,
-                        "name": person,
-                        "role": role,
-                        "role_zh": Role.parse(role).zh,
-                        "phone": phone,
-                    }
-                )
+                out[-1]["staff"].append(staff_entry(staff_id, person, role, phone))
         return out
 
     def lookup(self, lon, lat) -> pd.DataFrame:
