@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tile_cache = TileCache(settings.tile_cache_items)
+    app.state.analysis_cache = TileCache(16)  # analysis results cut into tiles
     errors.install(app)
     app.include_router(grids.router)
     app.include_router(planning.router)

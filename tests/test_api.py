@@ -581,3 +581,34 @@ def test_overdue_cases_by_category_with_the_person_responsible(client):
         "E0",
         "E1",
     ]
+
+
+def test_analysis_outputs_come_as_tiles_too(client):
+    """Overdue cases as a tile: the same findings and attributes as the GeoJSON route."""
+    import mapbox_vector_tile
+
+    shapely = __import__("shapely")
+    _cases(
+        client,
+        [shapely.Point(15, 40), shapely.Point(45, 40), shapely.Point(95, 40)],
+        categories=["其他", "市容环境"],
+    )
+    t = _tile_of(at(shapely.Point(60, 30)), 16)
+    path = f"/tiles/analysis/incidents/{t.z}/{t.x}/{t.y}.pbf"
+
+    def found(response):
+        assert response.status_code == 200, response.text
+        layer = mapbox_vector_tile.decode(response.content).get("incidents", {"features": []})
+        return {f["properties"]["id"]: f["properties"] for f in layer["features"]}
+
+    everything = found(client.get(path))
+    assert sorted(everything) == ["E0", "E1", "E2"]
+    geo = client.get("/analysis/holes/incidents").json()["holes"]["features"]
+    e2 = next(f["properties"] for f in geo if f["properties"]["id"] == "E2")
+    assert everything["E2"]["staff_name"] == e2["staff_name"]
+    assert everything["E2"]["overdue_hours"] == pytest.approx(e2["overdue_hours"])
+    assert sorted(found(client.get(path, params={"category": "其他"}))) == ["E0", "E2"]
+    assert sorted(found(client.get(path, headers=as_(client, "grid_worker")))) == ["E0", "E1"]
+    r = client.get(f"/tiles/analysis/nothing/{t.z}/{t.x}/{t.y}.pbf")
+    assert r.status_code == 404 and "hotspots" in r.json()["detail"]
+    assert client.get("/tiles/analysis/incidents/23/0/0.pbf").status_code == 422

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 
 class TileCache:
-    """A thread-safe least-recently-used map of tile keys to MVT bytes.
+    """A thread-safe least-recently-used map of keys to MVT bytes (or analysis results).
 
     Examples
     --------

@@ -185,6 +185,23 @@ def _plain(props: dict) -> dict:
     return out
 
 
+def features_tile(name: str, frame, z: int, x: int, y: int) -> bytes:
+    """The MVT of any lon/lat GeoDataFrame (an analysis's findings) at ``z/x/y``.
+
+    Every column but the geometry is an attribute; features outside the tile
+    (and its buffer) are left out.
+    """
+    t = check_tile(z, x, y)
+    if len(frame):
+        frame = frame.loc[
+            shapely.intersects(
+                frame.geometry.to_numpy(), shapely.box(*lonlat_bounds(t, BUFFER / EXTENT))
+            )
+        ]
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    return encode(name, frame, t, columns, coverage=False)
+
+
 def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
     """The tile of a point layer as hexagon bins with counts (the same on both stores).
 

@@ -14,7 +14,7 @@ import json
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.auth import UserDep
@@ -23,6 +23,7 @@ from gis_grid.errors import NotFoundError
 from gis_grid.features import parse_when
 from gis_grid.model import Level
 from gis_grid.tables import geojson_text, records
+from tiles.mvt import check_tile
 
 router = APIRouter(tags=["analysis"])
 
@@ -41,6 +42,33 @@ class Holes(StrEnum):
 def geojson(frame) -> dict:
     """A GeoDataFrame as a GeoJSON FeatureCollection (missing values as null)."""
     return json.loads(geojson_text(frame))
+
+
+def holes_report(store, user, kind: Holes, level, under, since, until, category):
+    """The gap report of ``kind`` as a user may see it (a grid worker: their grids)."""
+    from gis_grid.gaps import staffing_holes, unowned_features
+    from gis_grid.plugins import get_layer
+
+    scope = user.scope(under)
+    if kind is Holes.unowned:
+        user.check_role(user.role.reads_everything, "see features outside their grids")
+        report = unowned_features(store)
+    elif kind is Holes.staff:
+        report = staffing_holes(store, level=Level.parse(level) if level else None)
+        if scope is not None:
+            keep = report.features["code"].astype(str).str.startswith(tuple(scope))
+            report.features = report.features.loc[keep]
+    else:
+        options = {"under": scope}
+        if kind is not Holes.cleaning:
+            options.update(since=parse_when(since), until=parse_when(until))
+        if kind is Holes.incidents and category:
+            options["category"] = category
+        layer = get_layer(kind.value)
+        if layer.name not in store.layers():
+            raise NotFoundError(f"this store has no {kind.value} layer")
+        report = layer.holes(store, level=Level.parse(level or "area"), **options)
+    return report
 
 
 @router.get("/analysis/holes/{kind}", summary="Coverage holes, overdue cases, staffing holes")
@@ -65,28 +93,7 @@ def holes(
     past their step's time limit; ``staff``: grids nobody is assigned to;
     ``unowned``: features of any layer in no grid.
     """
-    from gis_grid.gaps import staffing_holes, unowned_features
-    from gis_grid.plugins import get_layer
-
-    scope = user.scope(under)
-    if kind is Holes.unowned:
-        user.check_role(user.role.reads_everything, "see features outside their grids")
-        report = unowned_features(store)
-    elif kind is Holes.staff:
-        report = staffing_holes(store, level=Level.parse(level) if level else None)
-        if scope is not None:
-            keep = report.features["code"].astype(str).str.startswith(tuple(scope))
-            report.features = report.features.loc[keep]
-    else:
-        options = {"under": scope}
-        if kind is not Holes.cleaning:
-            options.update(since=parse_when(since), until=parse_when(until))
-        if kind is Holes.incidents and category:
-            options["category"] = category
-        layer = get_layer(kind.value)
-        if layer.name not in store.layers():
-            raise NotFoundError(f"this store has no {kind.value} layer")
-        report = layer.holes(store, level=Level.parse(level or "area"), **options)
+    report = holes_report(store, user, kind, level, under, since, until, category)
     return {
         "summary": report.summary,
         "per_grid": records(report.per_grid),
@@ -94,21 +101,10 @@ def holes(
     }
 
 
-@router.get("/analysis/hotspots", summary="Hot and cold spots (Gi*, FDR) of an event layer")
-def hotspots(
-    store: StoreDep,
-    user: UserDep,
-    layer: Annotated[str | None, Query(description="Default: incidents")] = None,
-    since: Annotated[str | None, Query(description="Window start (default: 7 days before)")] = None,
-    until: Annotated[str | None, Query(description="Window end (default: the latest)")] = None,
-    category: Annotated[list[str] | None, Query(description="Keys or labels")] = None,
-    by: Annotated[str, Query(description="h3, or a grid level")] = "h3",
-    resolution: Annotated[int, Query(ge=5, le=13)] = 11,
-    permutations: Annotated[int, Query(ge=0, le=9999)] = 999,
-    seed: int = 12345,
-    alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
-) -> dict:
-    """Significant spots, each with its trend (new, persistent, fading), grid and person."""
+def hotspots_report(
+    store, user, layer, since, until, category, by, resolution, permutations, seed, alpha
+):
+    """Gi* hot spots of an event layer, for roles that read everything."""
     from gis_grid.hotspots import find_hotspots
     from gis_grid.plugins import events_layer
 
@@ -129,6 +125,27 @@ def hotspots(
         permutations=permutations,
         seed=seed,
         alpha=alpha,
+    )
+    return report
+
+
+@router.get("/analysis/hotspots", summary="Hot and cold spots (Gi*, FDR) of an event layer")
+def hotspots(
+    store: StoreDep,
+    user: UserDep,
+    layer: Annotated[str | None, Query(description="Default: incidents")] = None,
+    since: Annotated[str | None, Query(description="Window start (default: 7 days before)")] = None,
+    until: Annotated[str | None, Query(description="Window end (default: the latest)")] = None,
+    category: Annotated[list[str] | None, Query(description="Keys or labels")] = None,
+    by: Annotated[str, Query(description="h3, or a grid level")] = "h3",
+    resolution: Annotated[int, Query(ge=5, le=13)] = 11,
+    permutations: Annotated[int, Query(ge=0, le=9999)] = 999,
+    seed: int = 12345,
+    alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+) -> dict:
+    """Significant spots, each with its trend (new, persistent, fading), grid and person."""
+    report = hotspots_report(
+        store, user, layer, since, until, category, by, resolution, permutations, seed, alpha
     )
     return {"summary": report.summary, "spots": geojson(report.spots)}
 
@@ -190,4 +207,55 @@ def grid_map(code: str, store: StoreDep, user: UserDep, layers: bool = True) -> 
     return HTMLResponse(
         grid_map_html(store, code, layers=layers),
         headers={"Content-Disposition": f'inline; filename="grid-{code}.html"'},
+    )
+
+
+@router.get(
+    "/tiles/analysis/{kind}/{z}/{x}/{y}.pbf",
+    summary="A vector tile of an analysis output (holes, overdue cases, hot spots)",
+    response_class=Response,
+    responses={200: {"content": {"application/vnd.mapbox-vector-tile": {}}}},
+)
+def analysis_tile(
+    kind: str,
+    z: int,
+    x: int,
+    y: int,
+    request: Request,
+    store: StoreDep,
+    user: UserDep,
+    level: Annotated[str | None, Query(description="As /analysis/holes")] = None,
+    under: Annotated[list[str] | None, Query(description="Only under these grids.")] = None,
+    since: Annotated[str | None, Query(description="Window start (ISO)")] = None,
+    until: Annotated[str | None, Query(description="Window end (ISO)")] = None,
+    category: Annotated[list[str] | None, Query(description="Keys or labels")] = None,
+) -> Response:
+    """The findings of an analysis with every attribute its GeoJSON route gives.
+
+    ``kind``: a holes kind (``cctv`` … ``unowned``) or ``hotspots``. The
+    analysis runs once per store generation and parameters; its tiles are cut
+    from that result.
+    """
+    from tiles.mvt import features_tile
+
+    check_tile(z, x, y)
+    if kind != "hotspots" and kind not in Holes.__members__:
+        raise NotFoundError(
+            f"no analysis {kind!r}; there are {', '.join([*Holes.__members__, 'hotspots'])}"
+        )
+    cache = request.app.state.analysis_cache
+    params = (kind, level, repr(under), since, until, repr(category), repr(user.scope(under)))
+    key = (store.generation(), *params)
+    found = cache.get(key)
+    if found is None:
+        if kind == "hotspots":
+            found = hotspots_report(
+                store, user, None, since, until, category, "h3", 11, 999, 12345, 0.05
+            ).spots
+        else:
+            found = holes_report(store, user, Holes(kind), level, under, since, until, category)
+            found = found.features
+        cache.put(key, found)
+    return Response(
+        features_tile(kind, found, z, x, y), media_type="application/vnd.mapbox-vector-tile"
     )
