@@ -8,9 +8,12 @@ buildings) and 1,000,000 incidents:
 
 - vector tiles, uncached, for a fixed set of z12–z16 tiles over the courtyard
   grids and the incidents: gis-grid (uvicorn, its tile cache off) beside tipg
-  (uvicorn, same database, same tables), one client each, tiles/s and p50/p95
-  latency, the largest tile; and the bare ``ST_AsMVT`` query of the same
-  tiles run by pgbench (one client) as the database's own ceiling;
+  (uvicorn, same database, same tables), one client each, rounds alternating
+  between them, tiles/s and p50/p95 latency, the largest tile; the bare
+  ``ST_AsMVT`` query of the same tiles over the same table run by pgbench (one
+  client) as the database's own ceiling; and gis-grid's own tile statements
+  (``PostGISStore.mvt_sql``) run by pgbench in its tile sessions' settings, so
+  what serving adds shows apart from what the query costs;
 - point lookups (lon/lat → five grids with their staff) under concurrent load
   from wrk;
 - the overview page's initial weight and DOM markers in chromium.
@@ -44,6 +47,7 @@ from gis_grid.demo import CITY, generate
 from gis_grid.features import normalise_features
 from gis_grid.plugins import get_layer
 from gis_grid.store import ChangeSet, open_store
+from gis_grid.store.postgis import TILE_SESSION
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_foundation import RESULTS, machine  # noqa: E402
@@ -51,6 +55,7 @@ from bench_layers import incidents  # noqa: E402
 
 SERVER = os.environ.get("GIS_GRID_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
 DATABASE = "gis_grid_bench_web"
+SEARCH_PATH = "-c search_path=gis_grid,public"  # as the store's sessions have it
 TMS = morecantile.tms.get("WebMercatorQuad")
 GRID_ATTRS = "code,name,level,households,version"
 INCIDENT_ATTRS = (
@@ -146,34 +151,43 @@ def fetch_all(base: str, paths: list[str], headers: dict) -> tuple[list[float], 
     return times, sizes
 
 
-def pgbench_rate(url: str, tiles: list, layer: str, seconds: int) -> float:
-    """Tiles per second of the bare ST_AsMVT query of the same tiles (pgbench, 1 client)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS bench_tiles")
-        conn.execute("CREATE TABLE bench_tiles (id int PRIMARY KEY, z int, x int, y int)")
-        with conn.cursor().copy("COPY bench_tiles FROM STDIN") as copy:
-            for i, (z, x, y) in enumerate(tiles, 1):
-                copy.write_row((i, z, x, y))
+def bare_sql(layer: str, z: int, x: int, y: int) -> str:
+    """The bare ``ST_AsMVT`` query of a tile over the lon/lat table, as a server would write it.
+
+    ``ST_AsMVTGeom`` once per feature (``ST_AsMVT`` skips rows it leaves
+    empty), the envelope transformed to the table's SRID for the index.
+    """
     if layer == "incidents":
         cols, table, where = INCIDENT_ATTRS, "gis_grid.incidents", ""
     else:
         cols, table, where = GRID_ATTRS, "gis_grid.grids", f"AND g.level = '{layer}'"
-    script = (
-        f"\\set i random(1, {len(tiles)})\n"
-        "WITH b AS (SELECT ST_TileEnvelope(z, x, y) AS merc, ST_Transform(ST_TileEnvelope("
-        "z, x, y, margin => 64.0 / 4096), 4326) AS ll FROM bench_tiles WHERE id = :i) "
+    return (
+        f"WITH b AS (SELECT ST_TileEnvelope({z}, {x}, {y}) AS merc, ST_Transform(ST_TileEnvelope("
+        f"{z}, {x}, {y}, margin => 64.0 / 4096), 4326) AS ll) "
         f"SELECT ST_AsMVT(t, '{layer}', 4096, 'geom') FROM (SELECT "
         + ", ".join(f"g.{c}" for c in cols.split(","))
         + ", ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.merc, 4096, 64, true) AS geom "
-        f"FROM {table} g, b WHERE g.geom && b.ll {where}) t WHERE t.geom IS NOT NULL;\n"
+        f"FROM {table} g, b WHERE g.geom && b.ll {where}) t"
     )
+
+
+def pgbench_rate(url: str, statements: list[str], seconds: int, options: str = "") -> float:
+    """Statements per second, one of them at random each time (pgbench, 1 client, simple protocol).
+
+    ``options`` are the sessions' settings (``PGOPTIONS``).
+    """
+    lines = [f"\\set i random(1, {len(statements)})"]
+    for k, statement in enumerate(statements, 1):
+        lines += [f"\\{'if' if k == 1 else 'elif'} :i = {k}", statement.replace("\n", " ") + ";"]
+    lines.append("\\endif")
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(script)
+        f.write("\n".join(lines) + "\n")
     out = subprocess.run(
         ["pgbench", "-n", "-c", "1", "-T", str(seconds), "-f", f.name, url],
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, "PGOPTIONS": options},
     ).stdout
     os.unlink(f.name)
     line = next(s for s in out.splitlines() if s.startswith("tps"))
@@ -264,6 +278,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--per-zoom", type=int, default=40)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the tiles per server")
     parser.add_argument("--connections", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true")
@@ -364,12 +379,18 @@ def main() -> None:
         say(
             f"- servers: gis-grid (`uvicorn --factory api.main:create_app`, tile cache off) and "
             f"tipg {__import__('tipg').__version__} (`uvicorn tipg.main:app`, max features per "
-            f"tile lifted from 10,000), {args.workers} workers each; one client fetching each "
-            f"tile once, in the same order; {len(tiles)} tiles, {args.per_zoom} per zoom z12–z16 "
-            "around random incidents"
+            f"tile lifted from 10,000), {args.workers} workers each; one client fetching every "
+            f"tile in the same order, {args.rounds} rounds alternating between the servers "
+            f"(tiles/s: the median round); {len(tiles)} tiles, {args.per_zoom} per zoom z12–z16 "
+            "around random incidents; pgbench: one client, a tile at random each time, "
+            f"{args.seconds} s"
         )
         say()
-        results = {}
+        with open_store(url) as store:
+            own_sql = {
+                layer: [store.mvt_sql(layer, GRID_ATTRS.split(","), *t) for t in tiles]
+                for layer in ("courtyard",)
+            }
         for layer in () if args.skip_tiles else ("courtyard", "incidents"):
             say("| layer | server | tiles/s | p50 ms | p95 ms | largest KB | ratio |")
             say("|---|---|---:|---:|---:|---:|---:|")
@@ -386,32 +407,52 @@ def main() -> None:
             ]
             fetch_all(f"http://127.0.0.1:{ours_port}", ours_paths[:5], auth)  # warm
             fetch_all(f"http://127.0.0.1:{tipg_port}", tipg_paths[:5], {})
-            t_ours, s_ours = fetch_all(f"http://127.0.0.1:{ours_port}", ours_paths, auth)
-            t_tipg, s_tipg = fetch_all(f"http://127.0.0.1:{tipg_port}", tipg_paths, {})
-            rate = len(tiles) / sum(t_ours)
-            rate_tipg = len(tiles) / sum(t_tipg)
-            bare = pgbench_rate(url, tiles, layer, args.seconds)
-            results[layer] = (rate, rate_tipg, bare, max(s_ours))
+            runs = {"ours": [], "tipg": []}  # rounds alternate, so both meet the same noise
+            for _ in range(args.rounds):
+                runs["ours"].append(fetch_all(f"http://127.0.0.1:{ours_port}", ours_paths, auth))
+                runs["tipg"].append(fetch_all(f"http://127.0.0.1:{tipg_port}", tipg_paths, {}))
+            rate = float(np.median([len(tiles) / sum(t) for t, _ in runs["ours"]]))
+            rate_tipg = float(np.median([len(tiles) / sum(t) for t, _ in runs["tipg"]]))
+            t_ours = [v for t, _ in runs["ours"] for v in t]
+            t_tipg = [v for t, _ in runs["tipg"] for v in t]
+            s_ours, s_tipg = runs["ours"][0][1], runs["tipg"][0][1]
+            bare_statements = [bare_sql(layer, *t) for t in tiles]
+            bare = pgbench_rate(url, bare_statements, args.seconds)
+            bare_tuned = pgbench_rate(url, bare_statements, args.seconds, TILE_SESSION)
+            own = (
+                pgbench_rate(url, own_sql[layer], args.seconds, f"{SEARCH_PATH} {TILE_SESSION}")
+                if layer in own_sql
+                else None
+            )
             say(
-                f"| {layer} | gis-grid | {rate:.1f} | {pct(t_ours, 50):.1f} | "
+                f"| {layer} | gis-grid | **{rate:.1f}** | {pct(t_ours, 50):.1f} | "
                 f"{pct(t_ours, 95):.1f} | {max(s_ours) / 1e3:.0f} | 1.0× |"
             )
             say(
                 f"| {layer} | tipg | {rate_tipg:.1f} | {pct(t_tipg, 50):.1f} | "
                 f"{pct(t_tipg, 95):.1f} | {max(s_tipg) / 1e3:.0f} | "
-                f"gis-grid {rate / rate_tipg:.2f}× tipg |"
+                f"gis-grid **{rate / rate_tipg:.2f}×** tipg |"
             )
             say(
-                f"| {layer} | bare ST_AsMVT, pgbench | {bare:.1f} | | | | "
-                f"gis-grid at {100 * rate / bare:.0f}% of it |"
+                f"| {layer} | bare ST_AsMVT over the table, pgbench | {bare:.1f} | | | | "
+                f"gis-grid at **{100 * rate / bare:.0f}%** of it |"
             )
+            say(
+                f"| {layer} | the same bare query in gis-grid's tile session settings, pgbench | "
+                f"{bare_tuned:.1f} | | | | gis-grid at {100 * rate / bare_tuned:.0f}% of it |"
+            )
+            if own is not None:
+                say(
+                    f"| {layer} | gis-grid's own tile SQL, pgbench | {own:.1f} | | | | "
+                    f"gis-grid at {100 * rate / own:.0f}% of it (the serving cost) |"
+                )
             by_zoom = pd.DataFrame(
                 {
-                    "z": [t[0] for t in tiles],
+                    "z": [t[0] for t in tiles] * args.rounds,
                     "ours": t_ours,
                     "tipg": t_tipg,
-                    "kb_ours": np.array(s_ours) / 1e3,
-                    "kb_tipg": np.array(s_tipg) / 1e3,
+                    "kb_ours": np.array(s_ours * args.rounds) / 1e3,
+                    "kb_tipg": np.array(s_tipg * args.rounds) / 1e3,
                 }
             )
             per = by_zoom.groupby("z").agg(

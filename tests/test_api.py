@@ -437,6 +437,45 @@ def test_layer_tiles_carry_their_features(client):
     assert e0["geometry"]["type"] == "Point"
 
 
+def test_a_redrawn_edge_moves_in_the_tiles(client):
+    """A tile draws each outline as stored now (PostGIS keeps a Web Mercator copy per write).
+
+    Areas A1 and A2 share the edge x = 60 m; A1 redrawn to x = 62 m takes 2 m of A2.
+    """
+    import mapbox_vector_tile
+
+    from gis_grid.crs import WGS84, reproject
+    from tiles.mvt import EXTENT, MERCATOR, TMS
+
+    shapely = __import__("shapely")
+    t = _tile_of(at(shapely.Point(60, 30)), 16)
+    b = TMS.xy_bounds(t)
+
+    def drawn() -> dict:  # west and east edge (tile units) of each area in the tile
+        layer = mapbox_vector_tile.decode(client.get(f"/tiles/area/{t.z}/{t.x}/{t.y}.pbf").content)
+        return {
+            f["properties"]["code"]: shapely.geometry.shape(f["geometry"]).bounds[::2]
+            for f in layer["area"]["features"]
+        }
+
+    def stored(code) -> tuple:  # the same from the store's outline
+        geom = client.store.grids(codes=[code]).geometry.to_numpy()
+        west, _, east, _ = reproject(geom, WGS84, MERCATOR)[0].bounds
+        return tuple((x - b.left) / (b.right - b.left) * EXTENT for x in (west, east))
+
+    before = drawn()
+    assert before[A1][1] == pytest.approx(stored(A1)[1], abs=1)
+    assert before[A2][0] == pytest.approx(stored(A2)[0], abs=1)
+    version = client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"]
+    wide = shapely.geometry.mapping(at(shapely.box(0, 0, 62, 60)))
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": wide, "version": version})
+    assert r.status_code == 200
+    after = drawn()
+    assert after[A1][1] - before[A1][1] > 15  # 2 m at 42°N are ~18 units at z16: it moved
+    assert after[A1][1] == pytest.approx(stored(A1)[1], abs=1)
+    assert after[A2][0] == pytest.approx(stored(A2)[0], abs=1)
+
+
 def test_tiles_are_cached_until_the_next_write(client):
     import mapbox_vector_tile
 

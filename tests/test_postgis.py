@@ -14,8 +14,9 @@ import psycopg
 import pytest
 import shapely
 
-from gis_grid.errors import OrphanError
+from gis_grid.errors import OrphanError, StoreError
 from gis_grid.store import ChangeSet, open_store
+from gis_grid.store.postgis import SCHEMA_REVISION, migrate
 from tests.conftest import snapshot
 
 
@@ -185,6 +186,49 @@ def test_schema_models_match_the_migrations(pg_url):
     assert diff == []
 
 
+def test_the_code_knows_the_newest_migration():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option(
+        "script_location", os.path.join(os.path.dirname(migrate.__code__.co_filename), "migrations")
+    )
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def test_an_older_schema_is_refused_by_name_then_brought_forward(pg_url, demo_data):
+    """A database left at 0006 (before the tile geometry) says what to run, then upgrades."""
+    from tests.conftest import _admin
+
+    old = pg_url + "_old"
+    _admin(f"CREATE DATABASE {old.rsplit('/', 1)[1]}")
+    try:
+        assert migrate(old, "0006") == "0006"
+        with pytest.raises(StoreError, match=f"schema 0006; this gis-grid needs {SCHEMA_REVISION}"):
+            open_store(old)
+        with pytest.raises(StoreError, match="gis-grid migrate"):
+            open_store(old)
+        with psycopg.connect(old) as conn:  # nothing was changed by the refusals
+            assert conn.execute("SELECT version_num FROM gis_grid.alembic_version").fetchone() == (
+                "0006",
+            )
+        with open_store(old, create=True) as store:  # a writing command brings it forward
+            store.apply(ChangeSet(demo_data.grids.loc[demo_data.grids.level == "community"]))
+        with psycopg.connect(old) as conn:
+            version, merc = conn.execute(
+                "SELECT v.version_num, ST_SRID(g.geom_merc) FROM gis_grid.alembic_version v, "
+                "gis_grid.grids g"
+            ).fetchone()
+        assert (version, merc) == (SCHEMA_REVISION, 3857)
+        with psycopg.connect(old, autocommit=True) as conn:
+            conn.execute("UPDATE gis_grid.alembic_version SET version_num = '9999'")
+        with pytest.raises(StoreError, match="newer than this gis-grid knows"):
+            open_store(old)
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {old.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
 def test_the_database_enforces_the_rules_too(pg_url):
     """Constraints catch what bypasses gis-grid (a direct INSERT, another tool)."""
     with open_store(pg_url):
@@ -252,8 +296,8 @@ def test_the_pool_reconnects_after_the_server_drops_it(pg_url, demo_data):
         assert store.stats()["grids"]["community"] == 1
         database = pg_url.rsplit("/", 1)[1]
         with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            killed = admin.execute(  # and wait until they have ended (as after a restart)
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 [database],
             ).fetchone()[0]
@@ -275,7 +319,7 @@ def test_pilot_to_production_and_back_with_the_cli(tmp_path, demo_file, pg_url, 
     _admin(f"CREATE DATABASE {empty.rsplit('/', 1)[1]}")
     try:
         result = runner.invoke(app, ["migrate", empty])
-        assert result.exit_code == 0 and "revision 0006" in result.stdout
+        assert result.exit_code == 0 and f"revision {SCHEMA_REVISION}" in result.stdout
         result = runner.invoke(app, ["copy", str(demo_file), empty])
         assert result.exit_code == 0, result.stderr
         assert "copied 503 grids" in result.stdout

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Computed,
     Date,
     ForeignKeyConstraint,
     Identity,
@@ -33,7 +34,8 @@ from sqlalchemy import (
 SCHEMA = "gis_grid"
 metadata = MetaData(schema=SCHEMA)
 
-_LEVELS = "('community', 'area', 'courtyard', 'building', 'unit')"
+_LEVEL_KEYS = ("community", "area", "courtyard", "building", "unit")
+_LEVELS = "(" + ", ".join(f"'{k}'" for k in _LEVEL_KEYS) + ")"
 _ROLES = "('grid_leader', 'grid_worker', 'building_head', 'unit_head', 'supervisor')"
 
 grids = Table(
@@ -50,6 +52,13 @@ grids = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("updated_at", Text, nullable=False),
     Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False),
+    #: The same polygons in Web Mercator, kept by the database (migration 0007): what
+    #: vector tiles read, through one partial GiST index per level.
+    Column(
+        "geom_merc",
+        Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
+        Computed("ST_Transform(geom, 3857)", persisted=True),
+    ),
     PrimaryKeyConstraint("community_code", "code", name="grids_pkey"),
     ForeignKeyConstraint(
         ["community_code", "parent_code"],
@@ -75,6 +84,13 @@ grids = Table(
 Index("grids_geom_gist", grids.c.geom, postgresql_using="gist")
 Index("grids_parent", grids.c.community_code, grids.c.parent_code)
 Index("grids_level", grids.c.level)
+for _level in _LEVEL_KEYS:
+    Index(
+        f"grids_tile_{_level}",
+        grids.c.geom_merc,
+        postgresql_using="gist",
+        postgresql_where=grids.c.level == _level,
+    )
 
 #: Polygons cut into pieces of at most 64 vertices (ST_Subdivide): point lookups
 #: test small pieces instead of whole communities.

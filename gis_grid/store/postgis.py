@@ -14,9 +14,11 @@ against both), with the heavy work pushed down into SQL:
   community's local metric CRS (the SRIDs :func:`gis_grid.crs.local_metric_crs`
   picks, so both stores measure in the same projection).
 
-Connections come from a psycopg 3 pool that checks each connection on checkout,
-so the store carries on after a PostgreSQL restart. Values only ever travel as
-parameters; identifiers are fixed in this module.
+Connections come from a psycopg 3 pool that checks each connection on checkout
+(:func:`_check_connection`), so the store carries on after a PostgreSQL
+restart. Vector tiles come from a second, small pool whose sessions never plan
+in parallel nor JIT-compile (see :data:`TILE_SESSION`). Values only ever
+travel as parameters; identifiers are fixed in this module.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import datetime as dt
 import gc
 import logging
 import os
+import select
 import threading
 import time
 from contextlib import contextmanager
@@ -109,8 +112,29 @@ from gis_grid.versions import (
 )
 
 S = "gis_grid"
+#: The Alembic revision this code reads and writes (the newest migration).
+SCHEMA_REVISION = "0007"
 #: Seconds between checks of the grid generation by the in-process lookup index.
 INDEX_RECHECK = 1.0
+#: Session settings of the connections tiles are made on. A tile is one short query
+#: waited on by a map: PostgreSQL picks parallel plans for low-zoom tiles whose
+#: partial ``ST_AsMVT`` states then travel between processes (a z12 tile of 2,300
+#: courtyards took 19 ms so against 7.7 ms in one process), and a costly plan
+#: JIT-compiles for longer than it runs. Validation keeps both: it gains from them.
+TILE_SESSION = "-c jit=off -c max_parallel_workers_per_gather=0"
+
+
+def _check_connection(conn: psycopg.Connection) -> None:
+    """Check a pooled connection on checkout; a round trip only when it may be gone.
+
+    An idle connection has nothing to read. When the server ends it (a restart,
+    ``pg_terminate_backend``) its socket turns readable — the goodbye message or
+    the end of the stream — and only then does the full check run (an empty
+    query, which fails, so the pool connects anew). Checking every checkout by
+    a round trip cost 0.14 ms: as much as a whole z16 tile.
+    """
+    if conn.closed or select.select([conn.pgconn.socket], [], [], 0)[0]:
+        ConnectionPool.check_connection(conn)
 
 
 def _refreshes_chains(method):
@@ -140,6 +164,9 @@ _PG_GEOMETRY = {"Point": "Point", "LineString": "MultiLineString", "Polygon": "M
 #: Above this many points a lookup goes through COPY into a temporary table.
 _COPY_FROM = 2_000
 _SUBDIVIDE = 64
+#: A write of at least this many rows to a table refreshes its statistics at once.
+_ANALYZE_AFTER = 10_000
+LEVEL_KEYS = frozenset(level.key for level in Level)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -148,11 +175,12 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def migrate(url: str) -> str:
+def migrate(url: str, revision: str = "head") -> str:
     """Create or upgrade the gis-grid schema in a PostGIS database; return its revision.
 
     Runs the Alembic migrations shipped in ``gis_grid/store/migrations``
-    (``CREATE EXTENSION postgis`` included).
+    (``CREATE EXTENSION postgis`` included) up to ``revision`` (the newest:
+    :data:`SCHEMA_REVISION`, which this code needs).
     """
     from alembic import command
     from alembic.config import Config
@@ -164,7 +192,7 @@ def migrate(url: str) -> str:
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
         with engine.connect() as connection:
             from sqlalchemy import text
 
@@ -186,6 +214,22 @@ def _safe(url: str) -> str:
     user = f"{parts.username}@" if parts.username else ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _schema_revision(url: str) -> str | None:
+    """The Alembic revision of the gis-grid schema in a database (None: no schema)."""
+    try:
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            if not conn.execute(
+                "SELECT to_regclass('gis_grid.alembic_version') IS NOT NULL"
+            ).fetchone()[0]:
+                return None
+            row = conn.execute(f"SELECT version_num FROM {S}.alembic_version").fetchone()
+    except psycopg.OperationalError as exc:
+        raise StoreError(
+            f"cannot connect to {_safe(url)}: {str(exc).strip().splitlines()[-1]}"
+        ) from exc
+    return row[0] if row else None
 
 
 def _iso(value) -> str | None:
@@ -219,35 +263,38 @@ class PostGISStore(StoreBase):
         self._chains_building = False
         self._chains_checked = -INDEX_RECHECK
         self._chains_lock = threading.Lock()
-        try:
-            with psycopg.connect(url, connect_timeout=10) as conn:
-                found = conn.execute(
-                    "SELECT to_regclass('gis_grid.alembic_version') IS NOT NULL"
-                ).fetchone()[0]
-        except psycopg.OperationalError as exc:
-            raise StoreError(
-                f"cannot connect to {_safe(url)}: {str(exc).strip().splitlines()[-1]}"
-            ) from exc
-        if not found:
-            if not create:
+        revision = _schema_revision(url)
+        if revision != SCHEMA_REVISION:
+            if revision is not None and revision > SCHEMA_REVISION:
                 raise StoreError(
-                    f"{_safe(url)} has no gis-grid schema: run "
+                    f"{_safe(url)} has gis-grid schema {revision}, newer than this "
+                    f"gis-grid knows ({SCHEMA_REVISION}): upgrade gis-grid"
+                )
+            if not create:
+                what = "no gis-grid schema" if revision is None else f"schema {revision}"
+                raise StoreError(
+                    f"{_safe(url)} has {what}; this gis-grid needs {SCHEMA_REVISION}: run "
                     f"'gis-grid migrate {_safe(url)}' first"
                 )
             migrate(url)
+        self.pool_size = pool_size
         self._pool = ConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             open=True,
             name="gis-grid",
-            check=ConnectionPool.check_connection,
+            check=_check_connection,
             kwargs={"options": f"-c search_path={S},public"},
         )
+        self._tile_pool: ConnectionPool | None = None
+        self._tile_pool_lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the pool."""
+        """Close the pools."""
         self._pool.close()
+        if self._tile_pool is not None:
+            self._tile_pool.close()
 
     def __repr__(self) -> str:
         return f"PostGISStore({_safe(self.url)!r})"
@@ -264,6 +311,31 @@ class PostGISStore(StoreBase):
                     yield cur
             finally:
                 conn.autocommit = False
+
+    @contextmanager
+    def _tile_cursor(self):
+        """A cursor for tiles: autocommit, from the pool of :data:`TILE_SESSION` sessions.
+
+        The pool opens on the first tile, so a command that makes none holds
+        no connection for it.
+        """
+        if self._tile_pool is None:
+            with self._tile_pool_lock:
+                if self._tile_pool is None:
+                    self._tile_pool = ConnectionPool(
+                        self.url,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        open=True,
+                        name="gis-grid-tiles",
+                        check=_check_connection,
+                        kwargs={
+                            "autocommit": True,
+                            "options": f"-c search_path={S},public {TILE_SESSION}",
+                        },
+                    )
+        with self._tile_pool.connection() as conn, conn.cursor() as cur:
+            yield cur
 
     def _frame(self, sql: str, params=None) -> pd.DataFrame:
         with self._cursor() as cur:
@@ -374,6 +446,14 @@ class PostGISStore(StoreBase):
                     report.assignments = len(assignments)
                 for com, payload in write_payloads(grids, assignments, had).items():
                     self._record(cur, com, "import", payload, changed=len(payload.after_codes))
+            self._analyze(
+                {
+                    "grids": report.grids,
+                    "grid_parts": report.grids,
+                    "staff": report.staff,
+                    "assignments": report.assignments,
+                }
+            )
         except psycopg.errors.UniqueViolation as exc:  # a concurrent writer got there first
             raise DuplicateCodeError(f"already in the store: {exc.diag.message_detail}") from exc
         except psycopg.errors.ForeignKeyViolation as exc:
@@ -697,49 +777,101 @@ class PostGISStore(StoreBase):
         in those subtrees, ``where`` filters a layer as :meth:`features` does.
         With ``cap``, a tile of more features than that is not made: None says
         so (the caller aggregates them, see :mod:`tiles.mvt`). One round trip.
+
+        A grid level is read in Web Mercator (``geom_merc``) through its own
+        partial GiST index: nothing is transformed, no other level is scanned.
+        ``ST_AsMVTGeom`` runs once per feature: ``ST_AsMVT`` skips the rows it
+        leaves empty, so they are not filtered out first (which evaluated it twice).
         """
-        with self._cursor() as cur:
-            table, filters, params = self._tile_terms(cur, layer, under, where)
-            params |= {
-                "z": z,
-                "x": x,
-                "y": y,
-                "margin": buffer / extent,
-                "name": layer,
-                "extent": extent,
-                "buffer": buffer,
-            }
-            cols = sql.SQL(", ").join(sql.Identifier(a) for a in attributes)
-            envelope = sql.SQL(
-                "WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, ST_Transform("
-                "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326) AS ll) "
+        with self._tile_cursor() as cur:
+            query, params = self._mvt_statement(
+                cur,
+                layer,
+                attributes,
+                z,
+                x,
+                y,
+                extent=extent,
+                buffer=buffer,
+                under=under,
+                where=where,
+                cap=cap,
             )
-            if cap is None:
-                query = envelope + sql.SQL(
-                    "SELECT false, ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
-                    "SELECT {cols}, ST_AsMVTGeom(ST_Transform(g.geom, 3857), b.merc, "
-                    "%(extent)s, %(buffer)s, true) AS geom FROM {table} g, b "
-                    "WHERE g.geom && b.ll {filters}) t WHERE t.geom IS NOT NULL"
-                ).format(cols=cols, table=table, filters=filters)
-            else:  # one scan of at most cap + 1 features: over the cap, no tile is made
-                params["cap"] = cap
-                query = envelope + sql.SQL(
-                    ", f AS MATERIALIZED (SELECT {cols}, g.geom FROM {table} g, b "
-                    "WHERE g.geom && b.ll {filters} LIMIT %(cap)s + 1), "
-                    "n AS (SELECT count(*) > %(cap)s AS over FROM f) "
-                    "SELECT n.over, CASE WHEN n.over THEN NULL ELSE (SELECT ST_AsMVT(t, "
-                    "%(name)s, %(extent)s, 'geom') FROM (SELECT {fcols}, ST_AsMVTGeom("
-                    "ST_Transform(f.geom, 3857), b.merc, %(extent)s, %(buffer)s, true) AS geom "
-                    "FROM f, b) t WHERE t.geom IS NOT NULL) END FROM n"
-                ).format(
-                    cols=sql.SQL(", ").join(sql.SQL("g.") + sql.Identifier(a) for a in attributes),
-                    fcols=sql.SQL(", ").join(sql.SQL("f.") + sql.Identifier(a) for a in attributes),
-                    table=table,
-                    filters=filters,
-                )
             cur.execute(query, params, binary=True)  # the tile's bytes as they are
             over, data = cur.fetchone()
             return None if over else bytes(data or b"")
+
+    def mvt_sql(self, layer: str, attributes: list[str], z: int, x: int, y: int, **options) -> str:
+        """The statement :meth:`mvt` runs for a tile, values in place (for EXPLAIN, pgbench).
+
+        ``options`` are :meth:`mvt`'s; it runs in a session with :data:`TILE_SESSION`.
+        """
+        with self._tile_cursor() as cur:
+            query, params = self._mvt_statement(cur, layer, attributes, z, x, y, **options)
+            return psycopg.ClientCursor(cur.connection).mogrify(query, params)
+
+    def _mvt_statement(
+        self,
+        cur,
+        layer,
+        attributes,
+        z,
+        x,
+        y,
+        *,
+        extent=4096,
+        buffer=64,
+        under=None,
+        where=None,
+        cap=None,
+    ) -> tuple[sql.Composed, dict]:
+        """The query of :meth:`mvt` and its parameters."""
+        table, filters, params = self._tile_terms(cur, layer, under, where)
+        params |= {
+            "z": z,
+            "x": x,
+            "y": y,
+            "margin": buffer / extent,
+            "name": layer,
+            "extent": extent,
+            "buffer": buffer,
+        }
+        margin = "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)"
+        if layer in LEVEL_KEYS:  # kept in Web Mercator, one partial index per level
+            box, column, merc = margin, "g.geom_merc", "g.geom_merc"
+        else:
+            box, column, merc = (
+                f"ST_Transform({margin}, 4326)",
+                "g.geom",
+                "ST_Transform(g.geom, 3857)",
+            )
+        cols = sql.SQL(", ").join(sql.SQL("g.") + sql.Identifier(a) for a in attributes)
+        envelope = sql.SQL(
+            f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, {box} AS box) "
+        )
+        if cap is None:
+            query = envelope + sql.SQL(
+                f"SELECT false, ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
+                f"SELECT {{cols}}, ST_AsMVTGeom({merc}, b.merc, %(extent)s, %(buffer)s, true) "
+                f"AS geom FROM {{table}} g, b WHERE {column} && b.box {{filters}}) t"
+            ).format(cols=cols, table=table, filters=filters)
+        else:  # one scan of at most cap + 1 features: over the cap, no tile is made
+            params["cap"] = cap
+            query = envelope + sql.SQL(
+                ", f AS MATERIALIZED (SELECT {cols}, g.geom FROM {table} g, b "
+                "WHERE g.geom && b.box {filters} LIMIT %(cap)s + 1), "
+                "n AS (SELECT count(*) > %(cap)s AS over FROM f) "
+                "SELECT n.over, CASE WHEN n.over THEN NULL ELSE (SELECT ST_AsMVT(t, "
+                "%(name)s, %(extent)s, 'geom') FROM (SELECT {fcols}, ST_AsMVTGeom("
+                "ST_Transform(f.geom, 3857), b.merc, %(extent)s, %(buffer)s, true) AS geom "
+                "FROM f, b) t) END FROM n"
+            ).format(
+                cols=cols,
+                fcols=sql.SQL(", ").join(sql.SQL("f.") + sql.Identifier(a) for a in attributes),
+                table=table,
+                filters=filters,
+            )
+        return query, params
 
     def hex_mvt(
         self, layer: str, z: int, x: int, y: int, bins, size: float, *, extent=4096, buffer=64
@@ -750,7 +882,7 @@ class PostGISStore(StoreBase):
         Mercator origin; PostGIS encodes them (C speed, one round trip).
         """
         i, j, counts = (np.asarray(a, dtype=np.int64).tolist() for a in bins)
-        with self._cursor() as cur:
+        with self._tile_cursor() as cur:
             cur.execute(
                 "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM (SELECT u.c AS count, "
                 "ST_AsMVTGeom(ST_Hexagon(%(s)s, u.i, u.j, ST_SetSRID(ST_MakePoint(0, 0), 3857)), "
@@ -781,7 +913,7 @@ class PostGISStore(StoreBase):
         The pairs come as PostgreSQL's binary COPY, read by numpy at once, not
         a Python object per point: what binning a city's incidents reads.
         """
-        with self._cursor() as cur:
+        with self._tile_cursor() as cur:
             table, filters, params = self._tile_terms(cur, layer, under, where)
             params |= {f"b{i}": float(v) for i, v in enumerate(bbox)}
             query = sql.SQL(
@@ -801,11 +933,10 @@ class PostGISStore(StoreBase):
 
     def _tile_terms(self, cur, layer: str, under, where) -> tuple:
         """The table, the AND-ed filter terms and their parameters of a tile's layer."""
-        levels = {lv.key for lv in Level}
         terms, params = [], {}
-        if layer in levels:
-            terms.append(sql.SQL("g.level = %(level)s"))
-            params["level"] = layer
+        if layer in LEVEL_KEYS:
+            # a literal, so that the level's partial index (grids_tile_<level>) fits any plan
+            terms.append(sql.SQL("g.level = {}").format(sql.Literal(layer)))
             if under is not None:
                 terms.append(
                     sql.SQL(
@@ -818,7 +949,7 @@ class PostGISStore(StoreBase):
         else:
             schema = registered(_layers(cur), layer)
             terms, params = _feature_terms(schema, under, where)
-        table = sql.Identifier("grids" if layer in levels else layer)
+        table = sql.Identifier("grids" if layer in LEVEL_KEYS else layer)
         return table, sql.SQL("").join(sql.SQL(" AND ") + t for t in terms), params
 
     # -- users and audit
@@ -1254,7 +1385,24 @@ class PostGISStore(StoreBase):
             with cur.copy(copy_sql) as copy:
                 for row, geom in zip(records(rows, cols), ewkb, strict=True):
                     copy.write_row((*row, geom))
+        self._analyze({schema.name: report.written})
         return report
+
+    def _analyze(self, written: dict[str, int]) -> None:
+        """Refresh the planner's statistics of tables that just took a bulk load.
+
+        ``written`` maps tables to the rows just written; those with at least
+        :data:`_ANALYZE_AFTER` are analysed (after the commit: the write is
+        already safe). Autovacuum gets there within a minute or so; until then
+        a freshly loaded city is planned as if empty — tiles of a 511,466-grid
+        load were planned for 53 rows where there were 58,000.
+        """
+        tables = [table for table, rows in written.items() if rows >= _ANALYZE_AFTER]
+        if tables:
+            with self._cursor() as cur:
+                cur.execute(
+                    sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+                )
 
     def features(self, layer, *, bbox=None, under=None, where=None) -> gpd.GeoDataFrame:
         """A layer's features with their grid chain, filtered."""
