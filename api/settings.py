@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     tile_feature_cap: int = Field(
         FEATURE_CAP,
         ge=1,
-        description="Above this many points in a tile, a point layer is hex-binned.",
+        description="Above this many features in a tile, a point layer or grid level is binned.",
     )
     max_vertices: int = Field(
         100_000, ge=10, description="Geometries with more vertices are refused (413)."

@@ -6,6 +6,8 @@ courtyards with two buildings each).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -514,15 +516,75 @@ def _cases(client, points, categories=None):
     client.store.write_features(schema, normalise_features(schema, cases))
 
 
+def _nearest_cell(x, y, s):
+    """The hexagon lattice cell (i, j) nearest a Web Mercator point, by brute force."""
+    i0, j0 = round(x / (1.5 * s)), round(y / (math.sqrt(3) * s))
+    near = [
+        ((x - 1.5 * s * i) ** 2 + (y - math.sqrt(3) * s * (j + (i % 2) / 2)) ** 2, i, j)
+        for i in range(i0 - 2, i0 + 3)
+        for j in range(j0 - 2, j0 + 3)
+    ]
+    return min(near)[1:]
+
+
+def _bins_of(features, t) -> dict:
+    """Each whole hexagon of a decoded tile by its lattice cell: its properties."""
+    import numpy as np
+
+    from tiles.mvt import EXTENT, TMS, hex_size
+
+    b = TMS.xy_bounds(t)
+    scale = (b.right - b.left) / EXTENT
+    found = {}
+    for f in features:
+        assert f["geometry"]["type"] == "Polygon"
+        ring = np.array(f["geometry"]["coordinates"][0], dtype=float)
+        assert len(ring) == 7  # a whole hexagon (the community is far from the tile's edge)
+        cx, cy = ring[:-1].mean(axis=0)
+        found[_nearest_cell(b.left + cx * scale, b.bottom + cy * scale, hex_size(t.z))] = f[
+            "properties"
+        ]
+    return found
+
+
+def test_grids_above_the_cap_become_hex_bins_with_counts_and_households(client):
+    """8 buildings, 360 households; cap 3 at z14: bins hold the buildings whose centroid
+    is nearest their centre, counted and with their households summed; cap 8: buildings."""
+    import mapbox_vector_tile
+    import numpy as np
+    import shapely
+
+    from gis_grid.crs import WGS84, reproject
+    from tiles.mvt import MERCATOR, hex_size
+
+    t = _tile_of(at(shapely.Point(60, 30)), 14)
+    path = f"/tiles/building/{t.z}/{t.x}/{t.y}.pbf"
+    client.app.state.settings.tile_feature_cap = 3
+    features = mapbox_vector_tile.decode(client.get(path).content)["building"]["features"]
+    got = _bins_of(features, t)
+    buildings = client.store.grids(level="building")
+    centres = reproject(shapely.centroid(buildings.geometry.to_numpy()), WGS84, MERCATOR)
+    expected = {}
+    for c, households in zip(centres, buildings["households"], strict=True):
+        key = _nearest_cell(c.x, c.y, hex_size(14))
+        count, total = expected.get(key, (0, 0))
+        expected[key] = (count + 1, total + int(households))
+    assert {k: (v["count"], v["households"]) for k, v in got.items()} == expected
+    assert sum(v["count"] for v in got.values()) == 8 and len(got) > 1
+    assert sum(v["households"] for v in got.values()) == 360
+    client.app.state.settings.tile_feature_cap = 8  # at the cap, not over it: the polygons
+    features = mapbox_vector_tile.decode(client.get(path).content)["building"]["features"]
+    assert sorted(f["properties"]["code"] for f in features) == sorted(buildings["code"])
+    assert np.all([set(f["properties"]) >= {"code", "households"} for f in features])
+
+
 def test_points_above_the_cap_become_hex_bins_with_their_counts(client):
     """40 incidents, cap 5: hexagons counted as a brute-force nearest-centre search counts."""
-    import math
-
     import mapbox_vector_tile
     import numpy as np
 
     from gis_grid.crs import WGS84, reproject
-    from tiles.mvt import EXTENT, MERCATOR, TMS, hex_size
+    from tiles.mvt import MERCATOR, hex_size
 
     shapely = __import__("shapely")
     client.app.state.settings.tile_feature_cap = 5
@@ -532,28 +594,11 @@ def test_points_above_the_cap_become_hex_bins_with_their_counts(client):
     layer = mapbox_vector_tile.decode(client.get(f"/tiles/incidents/14/{t.x}/{t.y}.pbf").content)
     features = layer["incidents"]["features"]
     assert all(f["geometry"]["type"] == "Polygon" for f in features)
-    b, s = TMS.xy_bounds(t), hex_size(14)
-    scale = (b.right - b.left) / EXTENT
-
-    def cell(x, y):  # the nearest lattice centre, by brute force over a neighbourhood
-        i0, j0 = round(x / (1.5 * s)), round(y / (math.sqrt(3) * s))
-        near = [
-            ((x - 1.5 * s * i) ** 2 + (y - math.sqrt(3) * s * (j + (i % 2) / 2)) ** 2, i, j)
-            for i in range(i0 - 2, i0 + 3)
-            for j in range(j0 - 2, j0 + 3)
-        ]
-        return min(near)[1:]
-
-    got = {}
-    for f in features:
-        ring = np.array(f["geometry"]["coordinates"][0], dtype=float)
-        assert len(ring) == 7  # a whole hexagon (the community is far from the tile's edge)
-        cx, cy = ring[:-1].mean(axis=0)
-        got[cell(b.left + cx * scale, b.bottom + cy * scale)] = f["properties"]["count"]
+    got = {cell: props["count"] for cell, props in _bins_of(features, t).items()}
     merc = reproject(np.array([at(p) for p in points], dtype=object), WGS84, MERCATOR)
     expected = {}
     for p in merc:
-        key = cell(p.x, p.y)
+        key = _nearest_cell(p.x, p.y, hex_size(14))
         expected[key] = expected.get(key, 0) + 1
     assert got == expected and sum(got.values()) == 40 and len(got) > 1
     # the same tile under the cap: the points themselves

@@ -37,8 +37,9 @@ def get_tile(
 ) -> Response:
     """Features clipped to the tile with a 64/4096 buffer; ETag for revalidation.
 
-    A point layer with more points in the tile than the cap
-    (``GIS_GRID_TILE_FEATURE_CAP``) comes as hexagon bins with a ``count``.
+    A point layer or grid level with more features in the tile than the cap
+    (``GIS_GRID_TILE_FEATURE_CAP``) comes as hexagon bins with a ``count``
+    (grids: and their summed ``households``).
     Layers filter by time window and choice columns as their items do. A grid
     worker's tiles hold their own grids (and the features in them) only.
     Tiles are cached in the process until the store's next write.

@@ -775,7 +775,7 @@ class PostGISStore(StoreBase):
         ``layer`` is a grid level (``area`` …) or a feature layer; ``attributes``
         are the columns each feature carries; ``under`` keeps grids (or features)
         in those subtrees, ``where`` filters a layer as :meth:`features` does.
-        With ``cap``, a tile of more features than that is not made: None says
+        With ``cap``, a tile of more features than that is not returned: None says
         so (the caller aggregates them, see :mod:`tiles.mvt`). One round trip.
 
         A grid level is read in Web Mercator (``geom_merc``) through its own
@@ -849,76 +849,95 @@ class PostGISStore(StoreBase):
         envelope = sql.SQL(
             f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, {box} AS box) "
         )
-        if cap is None:
-            query = envelope + sql.SQL(
-                f"SELECT false, ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
-                f"SELECT {{cols}}, ST_AsMVTGeom({merc}, b.merc, %(extent)s, %(buffer)s, true) "
-                f"AS geom FROM {{table}} g, b WHERE {column} && b.box {{filters}}) t"
-            ).format(cols=cols, table=table, filters=filters)
-        else:  # one scan of at most cap + 1 features: over the cap, no tile is made
+        # With a cap, at most cap + 1 rows are read (and encoded): beyond the cap the
+        # caller bins instead. Counting beside ST_AsMVT costs ~3% of a tile; a first
+        # counting pass, or a materialised one, 10%.
+        query = envelope + sql.SQL(
+            f"SELECT {'count(*) > %(cap)s' if cap is not None else 'false'}, "
+            f"ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM ("
+            f"SELECT {{cols}}, ST_AsMVTGeom({merc}, b.merc, %(extent)s, %(buffer)s, true) "
+            f"AS geom FROM {{table}} g, b WHERE {column} && b.box {{filters}}"
+            f"{' LIMIT %(cap)s + 1' if cap is not None else ''}) t"
+        ).format(cols=cols, table=table, filters=filters)
+        if cap is not None:
             params["cap"] = cap
-            query = envelope + sql.SQL(
-                ", f AS MATERIALIZED (SELECT {cols}, g.geom FROM {table} g, b "
-                "WHERE g.geom && b.box {filters} LIMIT %(cap)s + 1), "
-                "n AS (SELECT count(*) > %(cap)s AS over FROM f) "
-                "SELECT n.over, CASE WHEN n.over THEN NULL ELSE (SELECT ST_AsMVT(t, "
-                "%(name)s, %(extent)s, 'geom') FROM (SELECT {fcols}, ST_AsMVTGeom("
-                "ST_Transform(f.geom, 3857), b.merc, %(extent)s, %(buffer)s, true) AS geom "
-                "FROM f, b) t) END FROM n"
-            ).format(
-                cols=cols,
-                fcols=sql.SQL(", ").join(sql.SQL("f.") + sql.Identifier(a) for a in attributes),
-                table=table,
-                filters=filters,
-            )
         return query, params
 
     def hex_mvt(
-        self, layer: str, z: int, x: int, y: int, bins, size: float, *, extent=4096, buffer=64
+        self,
+        layer: str,
+        z: int,
+        x: int,
+        y: int,
+        i: np.ndarray,
+        j: np.ndarray,
+        values: dict[str, np.ndarray],
+        size: float,
+        *,
+        extent: int = 4096,
+        buffer: int = 64,
     ) -> bytes:
-        """A tile of hexagon bins ``(i, j, count)`` (:func:`tiles.mvt.hex_bins`) by ST_AsMVT.
+        """A tile of hexagon bins (:func:`tiles.mvt.hex_bins`) made by ``ST_AsMVT``.
 
-        The hexagons are ``ST_Hexagon``'s of circumradius ``size`` on the Web
-        Mercator origin; PostGIS encodes them (C speed, one round trip).
+        Cell ``(i[k], j[k])`` carries ``values[name][k]`` as the attribute
+        ``name`` (whole numbers: ``count``, ``households`` …). The hexagons are
+        ``ST_Hexagon``'s of circumradius ``size`` on the Web Mercator origin;
+        PostGIS encodes them (C speed, one round trip).
         """
-        i, j, counts = (np.asarray(a, dtype=np.int64).tolist() for a in bins)
+        names = list(values)
+        params = {
+            "name": layer,
+            "extent": extent,
+            "buffer": buffer,
+            "s": float(size),
+            "z": z,
+            "x": x,
+            "y": y,
+            "i": np.asarray(i, dtype=np.int64).tolist(),
+            "j": np.asarray(j, dtype=np.int64).tolist(),
+        }
+        params |= {
+            f"v{k}": np.asarray(values[n], dtype=np.int64).tolist() for k, n in enumerate(names)
+        }
+        query = sql.SQL(
+            "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM (SELECT {attributes}, "
+            "ST_AsMVTGeom(ST_Hexagon(%(s)s, u.i, u.j, ST_SetSRID(ST_MakePoint(0, 0), 3857)), "
+            "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s, true) AS geom "
+            "FROM unnest(%(i)s::int[], %(j)s::int[], {arrays}) u(i, j, {columns})) t"
+        ).format(
+            attributes=sql.SQL(", ").join(
+                sql.SQL("u.{} AS {}").format(sql.Identifier(f"v{k}"), sql.Identifier(n))
+                for k, n in enumerate(names)
+            ),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("%({})s::bigint[]").format(sql.SQL(f"v{k}")) for k in range(len(names))
+            ),
+            columns=sql.SQL(", ").join(sql.Identifier(f"v{k}") for k in range(len(names))),
+        )
         with self._tile_cursor() as cur:
-            cur.execute(
-                "SELECT ST_AsMVT(t, %(name)s, %(extent)s, 'geom') FROM (SELECT u.c AS count, "
-                "ST_AsMVTGeom(ST_Hexagon(%(s)s, u.i, u.j, ST_SetSRID(ST_MakePoint(0, 0), 3857)), "
-                "ST_TileEnvelope(%(z)s, %(x)s, %(y)s), %(extent)s, %(buffer)s, true) AS geom "
-                "FROM unnest(%(i)s::int[], %(j)s::int[], %(c)s::bigint[]) u(i, j, c)) t "
-                "WHERE t.geom IS NOT NULL",
-                {
-                    "name": layer,
-                    "extent": extent,
-                    "buffer": buffer,
-                    "s": float(size),
-                    "z": z,
-                    "x": x,
-                    "y": y,
-                    "i": i,
-                    "j": j,
-                    "c": counts,
-                },
-                binary=True,
-            )
+            cur.execute(query, params, binary=True)
             return bytes(cur.fetchone()[0] or b"")
 
     def point_coordinates(
         self, layer: str, bbox, *, under=None, where=None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Lon/lat of a point layer's features in a box, filtered: two arrays, fast.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """What a binned tile counts in a box: lon, lat and households (grids) or None.
 
-        The pairs come as PostgreSQL's binary COPY, read by numpy at once, not
-        a Python object per point: what binning a city's incidents reads.
+        A point layer's features, filtered; a grid level's centroids with their
+        households. The rows come as PostgreSQL's binary COPY, read by numpy at
+        once, not a Python object per point: what binning a city's incidents reads.
         """
+        grid_level = layer in LEVEL_KEYS
         with self._tile_cursor() as cur:
             table, filters, params = self._tile_terms(cur, layer, under, where)
-            params |= {f"b{i}": float(v) for i, v in enumerate(bbox)}
+            if grid_level:  # each centroid once (OFFSET 0: the subquery is not inlined twice)
+                inner, outer = "ST_Centroid(g.geom) AS p, g.households", "households::float8"
+            else:
+                inner, outer = "g.geom AS p", ""
             query = sql.SQL(
-                "COPY (SELECT ST_X(g.geom), ST_Y(g.geom) FROM {table} g WHERE g.geom && "
-                "ST_MakeEnvelope({b0}, {b1}, {b2}, {b3}, 4326) {filters}) TO STDOUT "
+                f"COPY (SELECT ST_X(p), ST_Y(p){', ' if outer else ''}{outer} FROM (SELECT "
+                f"{inner} FROM {{table}} g WHERE g.geom && "
+                "ST_MakeEnvelope({b0}, {b1}, {b2}, {b3}, 4326) {filters} OFFSET 0) s) TO STDOUT "
                 "(FORMAT BINARY)"
             ).format(
                 table=table,
@@ -929,7 +948,8 @@ class PostGISStore(StoreBase):
             query = sql.SQL(query.as_string(cur) % {k: _literal(cur, v) for k, v in params.items()})
             with cur.copy(query) as copy:
                 data = b"".join(bytes(chunk) for chunk in copy)
-        return _xy_of_binary_copy(data)
+        found = _floats_of_binary_copy(data, 3 if grid_level else 2)
+        return found[0], found[1], found[2] if grid_level else None
 
     def _tile_terms(self, cur, layer: str, under, where) -> tuple:
         """The table, the AND-ed filter terms and their parameters of a tile's layer."""
@@ -1558,13 +1578,17 @@ def _literal(cur, value) -> str:
     return sql.Literal(value).as_string(cur)
 
 
-#: One row of a binary COPY of two float8 columns: field count, then per field
-#: its length and big-endian value.
-_XY_ROW = np.dtype([("n", ">i2"), ("lx", ">i4"), ("x", ">f8"), ("ly", ">i4"), ("y", ">f8")])
+def _floats_of_binary_copy(data: bytes, columns: int) -> list[np.ndarray]:
+    """The columns of a binary COPY of ``columns`` float8 columns (no nulls).
 
-
-def _xy_of_binary_copy(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """The x and y columns of a binary COPY of ``SELECT x, y`` (no nulls)."""
+    A row is the field count (int16), then per field its length (int32) and
+    its big-endian value.
+    """
+    row = np.dtype(
+        [("n", ">i2")] + [f for k in range(columns) for f in ((f"l{k}", ">i4"), (f"v{k}", ">f8"))]
+    )
     header = 11 + 4 + 4 + int.from_bytes(data[15:19], "big")  # signature, flags, extension
-    rows = np.frombuffer(data, dtype=_XY_ROW, count=(len(data) - header - 2) // 26, offset=header)
-    return rows["x"].astype(float), rows["y"].astype(float)
+    rows = np.frombuffer(
+        data, dtype=row, count=(len(data) - header - 2) // row.itemsize, offset=header
+    )
+    return [rows[f"v{k}"].astype(float) for k in range(columns)]
