@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,23 +16,22 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> Iterator:
-    """The app's store; an embedded (SQLite) store serves one request at a time."""
-    lock: threading.Lock | None = request.app.state.store_lock
+async def get_store(request: Request) -> AsyncIterator:
+    """The app's store, for the length of the request.
+
+    PostGIS serves requests at once (a pool): the store as it is, with no hop
+    through the thread pool. An embedded (SQLite) store serves one request at
+    a time: its ``asyncio`` lock is held until the request is done (waiting in
+    the event loop; a cancelled request gives it back). One dependency for
+    both, not an override: with any dependency overridden, FastAPI inspects
+    every dependency's signature again on every request.
+    """
+    lock: asyncio.Lock | None = request.app.state.store_lock
     if lock is None:
         yield request.app.state.store
         return
-    with lock:
+    async with lock:
         yield request.app.state.store
-
-
-async def shared_store(request: Request):
-    """The app's store when it serves requests at once (PostGIS: a pool).
-
-    Installed over :func:`get_store` for such stores: an ``async`` dependency
-    costs no hop through the thread pool.
-    """
-    return request.app.state.store
 
 
 StoreDep = Annotated[object, Depends(get_store)]

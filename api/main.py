@@ -7,13 +7,13 @@ Run it with ``gis-grid serve STORE`` (uvicorn, factory mode) or::
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
-from api import deps, errors
+from api import errors
 from api.routers import analysis, edits, grids, pages, planning, tiles
 from api.settings import Settings
 from gis_grid import __version__
@@ -30,9 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         store = open_store(settings.database_url)
         app.state.store = store
-        app.state.store_lock = None if "://" in store.url else threading.Lock()
-        if app.state.store_lock is None:
-            app.dependency_overrides[deps.get_store] = deps.shared_store
+        app.state.store_lock = None if "://" in store.url else asyncio.Lock()
         try:
             yield
         finally:

@@ -302,6 +302,7 @@ class PostGISStore(StoreBase):
         )
         self._tile_pool: ConnectionPool | None = None
         self._tile_pool_lock = threading.Lock()
+        self._grid_tile_queries: dict[tuple, str] = {}
 
     def close(self) -> None:
         """Close the pools."""
@@ -837,8 +838,13 @@ class PostGISStore(StoreBase):
         under=None,
         where=None,
         cap=None,
-    ) -> tuple[sql.Composed, dict]:
-        """The query of :meth:`mvt` and its parameters."""
+    ) -> tuple[str, dict]:
+        """The query of :meth:`mvt` and its parameters.
+
+        A grid level's query depends on its shape only (level, attributes, a
+        subtree or not, a cap or not): it is composed once per store (composing
+        it cost a tenth of a z16 tile's time in the server).
+        """
         table, filters, params = self._tile_terms(cur, layer, under, where)
         params |= {
             "z": z,
@@ -849,6 +855,11 @@ class PostGISStore(StoreBase):
             "extent": extent,
             "buffer": buffer,
         }
+        if cap is not None:
+            params["cap"] = cap
+        shape = (layer, tuple(attributes), under is None, cap is None)
+        if layer in LEVEL_KEYS and shape in self._grid_tile_queries:
+            return self._grid_tile_queries[shape], params
         margin = "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)"
         if layer in LEVEL_KEYS:  # kept in Web Mercator, one partial index per level
             box, column, merc = margin, "g.geom_merc", "g.geom_merc"
@@ -872,9 +883,10 @@ class PostGISStore(StoreBase):
             f"AS geom FROM {{table}} g, b WHERE {column} && b.box {{filters}}"
             f"{' LIMIT %(cap)s + 1' if cap is not None else ''}) t"
         ).format(cols=cols, table=table, filters=filters)
-        if cap is not None:
-            params["cap"] = cap
-        return query, params
+        text = query.as_string(cur)
+        if layer in LEVEL_KEYS:
+            self._grid_tile_queries[shape] = text
+        return text, params
 
     def hex_mvt(
         self,
