@@ -845,8 +845,7 @@ class PostGISStore(StoreBase):
         subtree or not, a cap or not): it is composed once per store (composing
         it cost a tenth of a z16 tile's time in the server).
         """
-        table, filters, params = self._tile_terms(cur, layer, under, where)
-        params |= {
+        tile = {
             "z": z,
             "x": x,
             "y": y,
@@ -856,10 +855,12 @@ class PostGISStore(StoreBase):
             "buffer": buffer,
         }
         if cap is not None:
-            params["cap"] = cap
+            tile["cap"] = cap
         shape = (layer, tuple(attributes), under is None, cap is None)
         if layer in LEVEL_KEYS and shape in self._grid_tile_queries:
-            return self._grid_tile_queries[shape], params
+            return self._grid_tile_queries[shape], _grid_params(under) | tile
+        table, filters, params = self._tile_terms(cur, layer, under, where)
+        params |= tile
         margin = "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)"
         if layer in LEVEL_KEYS:  # kept in Web Mercator, one partial index per level
             box, column, merc = margin, "g.geom_merc", "g.geom_merc"
@@ -978,7 +979,7 @@ class PostGISStore(StoreBase):
 
     def _tile_terms(self, cur, layer: str, under, where) -> tuple:
         """The table, the AND-ed filter terms and their parameters of a tile's layer."""
-        terms, params = [], {}
+        terms = []
         if layer in LEVEL_KEYS:
             # a literal, so that the level's partial index (grids_tile_<level>) fits any plan
             terms.append(sql.SQL("g.level = {}").format(sql.Literal(layer)))
@@ -990,7 +991,7 @@ class PostGISStore(StoreBase):
                         "AND g.code < r.root || ':')"
                     )
                 )
-                params["under"] = [str(c) for c in under]
+            params = _grid_params(under)
         else:
             schema = registered(_layers(cur), layer)
             terms, params = _feature_terms(schema, under, where)
@@ -1596,6 +1597,11 @@ def _audit(cur, row: tuple) -> None:
     cur.execute(
         f"INSERT INTO audit ({', '.join(AUDIT_WRITE)}) VALUES (%s, %s, %s, %s, %s, %s, %s)", row
     )
+
+
+def _grid_params(under) -> dict:
+    """The parameters of a grid level's tile terms (:meth:`PostGISStore._tile_terms`)."""
+    return {} if under is None else {"under": [str(c) for c in under]}
 
 
 def _literal(cur, value) -> str:
