@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import StoreDep
-from gis_grid.access import AccessRole
-from gis_grid.errors import ForbiddenError, UnauthorizedError
+from gis_grid.domain.access import AccessRole
+from gis_grid.domain.errors import ForbiddenError, UnauthorizedError
 
 
 @dataclass
@@ -103,7 +103,7 @@ async def current_user(request: Request, store: StoreDep) -> User:
         staff_id=found.get("staff_id"),
     )
     if not user.role.reads_everything:
-        from gis_grid.queries import active
+        from gis_grid.grids.queries import active
 
         assigned = await run_in_threadpool(store.assignments, staff_ids=[user.staff_id])
         codes = sorted(set(active(assigned)["grid_code"]))

@@ -1,7 +1,7 @@
 """Errors as ``application/problem+json`` (RFC 9457), from one table.
 
-Every :class:`~gis_grid.errors.GisGridError` answers with the status
-:func:`gis_grid.errors.http_status` gives it and its user-safe message;
+Every :class:`~gis_grid.domain.errors.GisGridError` answers with the status
+:func:`gis_grid.domain.errors.http_status` gives it and its user-safe message;
 request validation errors answer 422; anything else 500 with a message that
 reveals nothing (the detail goes to the log).
 """
@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis_grid.errors import GisGridError, http_status
+from gis_grid.domain.errors import GisGridError, http_status
 
 log = logging.getLogger("gis_grid.api")
 PROBLEM = "application/problem+json"

@@ -35,13 +35,13 @@ import pyogrio
 import shapely
 
 import gis_grid
-from gis_grid.crs import WGS84, local_metric_crs
-from gis_grid.demo import CITY, generate
-from gis_grid.lookup import GridIndex
-from gis_grid.model import Level
+from gis_grid.domain.model import Level
+from gis_grid.geo.crs import WGS84, local_metric_crs
+from gis_grid.grids.lookup import GridIndex
+from gis_grid.grids.topology import validate
+from gis_grid.sources.demo import CITY, generate
 from gis_grid.store import ChangeSet
 from gis_grid.store.gpkg import GeoPackageStore
-from gis_grid.topology import validate
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.coverage import parts, public_space, uncovered, view_sectors
-from gis_grid.crs import project
-from gis_grid.demo import CITY, generate
-from gis_grid.features import link_points
-from gis_grid.hotspots import gi_star, h3_cells, h3_units, kernel_density
-from gis_grid.lookup import GridIndex
+from gis_grid.analysis.hotspots import gi_star, h3_cells, h3_units, kernel_density
+from gis_grid.geo.coverage import parts, public_space, uncovered, view_sectors
+from gis_grid.geo.crs import project
+from gis_grid.grids.lookup import GridIndex
+from gis_grid.layers.features import link_points
+from gis_grid.sources.demo import CITY, generate
 from gis_grid.store.base import chain_frame
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -103,8 +103,8 @@ def main() -> None:
     say()
 
     # -- the incidents as an import would have them ---------------------------------------
-    from gis_grid.features import normalise_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
 
     layer = get_layer("incidents")
     schema = layer.schema

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from gis_grid.demo import CITY, generate
+from gis_grid.sources.demo import CITY, generate
 from gis_grid.store import ChangeSet, open_store
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -4,7 +4,7 @@ Run with ``python3 dev.py bench rebalance``. In one script, on the same atoms,
 the same adjacency (cells sharing an edge), the same workload (households)
 and the same tolerance (±5%), starting from the same current plan:
 
-- gis-grid's rebalancer (``gis_grid.rebalance.partition``);
+- gis-grid's rebalancer (``gis_grid.planning.rebalance.partition``);
 - GerryChain ReCom from the current plan (pairs of grids merged and re-split
   within ε of the target by random spanning trees), run for the same time
   budget as the target (60 s) or until every grid is within the tolerance,
@@ -22,7 +22,7 @@ contiguity of every grid, mean Polsby–Popper of the grids (from the cells),
 households moved from the current plan (new grids matched one-to-one to the
 current grids by shared households), edge cut, and time. Datasets: (a) the
 demo community (8 areas from 30 courtyards) and (b) a parent of 10,000
-buildings in 100 courtyards (``gis_grid.demo.planning_area``).
+buildings in 100 courtyards (``gis_grid.sources.demo.planning_area``).
 
 Appends a section to bench/RESULTS.md.
 """
@@ -40,15 +40,15 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from gis_grid.demo import generate, planning_area
-from gis_grid.edits import current_state
-from gis_grid.rebalance import (
+from gis_grid.planning.edits import current_state
+from gis_grid.planning.rebalance import (
     Atoms,
     atoms_of,
     households_moved,
     partition,
     polsby_popper,
 )
+from gis_grid.sources.demo import generate, planning_area
 from gis_grid.store import ChangeSet
 from gis_grid.store.gpkg import GeoPackageStore
 
@@ -252,7 +252,7 @@ def dataset(which: str, root: Path):
 
 def end_to_end(path: Path, parent: str) -> tuple[float, float, dict]:
     """``propose`` (cells, partition, rewrite built) and ``accept`` (checked, written)."""
-    from gis_grid.rebalance import accept, propose
+    from gis_grid.planning.rebalance import accept, propose
 
     with GeoPackageStore(path) as store:
         t = time.perf_counter()

@@ -43,9 +43,9 @@ import pandas as pd
 import psycopg
 import shapely
 
-from gis_grid.demo import CITY, generate
-from gis_grid.features import normalise_features
-from gis_grid.plugins import get_layer
+from gis_grid.layers.features import normalise_features
+from gis_grid.layers.plugins import get_layer
+from gis_grid.sources.demo import CITY, generate
 from gis_grid.store import ChangeSet, open_store
 from gis_grid.store.postgis import TILE_SESSION
 
@@ -479,7 +479,7 @@ def main() -> None:
         inside = cand[shapely.contains_xy(union, cand[:, 0], cand[:, 1])][:1000]
         # each worker builds its lookup index in the background after its first click
         # (answering by query meanwhile): time one build here, trigger theirs, wait
-        from gis_grid.queries import Chains
+        from gis_grid.grids.queries import Chains
 
         with open_store(url) as store:
             t_index = time.perf_counter()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from gis_grid.lookup import GridIndex
-from gis_grid.model import Level, Role
-from gis_grid.topology import ValidationOptions, validate
+from gis_grid.domain.model import Level, Role
+from gis_grid.grids.lookup import GridIndex
+from gis_grid.grids.topology import ValidationOptions, validate
 
 __all__ = ["GridIndex", "Level", "Role", "ValidationOptions", "__version__", "validate"]

@@ -3,7 +3,7 @@
 A camera has a heading (compass degrees, clockwise from north), a field of
 view (degrees, up to 360 for a dome) and a useful range (metres). Its view is
 the sector those describe, cut short by building footprints (a wall blocks the
-view; see :func:`gis_grid.coverage.view_sectors`). A coverage hole is public
+view; see :func:`gis_grid.geo.coverage.view_sectors`). A coverage hole is public
 space (grid minus buildings) that no *working* camera sees, of at least
 ``min_area`` m², ranked by the incidents reported inside it.
 """
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.coverage import parts, uncovered, view_sectors
-from gis_grid.features import FeatureSchema, Field, row_error
-from gis_grid.gaps import Ground, finish, per_grid
-from gis_grid.model import Level
-from gis_grid.plugins import GapReport, Layer
+from gis_grid.analysis.gaps import Ground, finish, per_grid
+from gis_grid.domain.model import Level
+from gis_grid.geo.coverage import parts, uncovered, view_sectors
+from gis_grid.layers.features import FeatureSchema, Field, row_error
+from gis_grid.layers.plugins import GapReport, Layer
 from layers.components import COMPONENT_FIELDS, demo_frame, demo_grids, osm_tags
 from layers.incidents import incidents_in
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.coverage import parts, uncovered
-from gis_grid.features import FeatureSchema, Field, now_local
-from gis_grid.gaps import Ground, count_per_grid, finish, per_grid
-from gis_grid.model import Level
-from gis_grid.plugins import GapReport, Layer
+from gis_grid.analysis.gaps import Ground, count_per_grid, finish, per_grid
+from gis_grid.domain.model import Level
+from gis_grid.geo.coverage import parts, uncovered
+from gis_grid.layers.features import FeatureSchema, Field, now_local
+from gis_grid.layers.plugins import GapReport, Layer
 from layers.components import demo_frame, demo_grids
 
 #: The demo leaves this area (by position) out of every zone, and lets two zones run overdue.

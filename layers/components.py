@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gis_grid.features import Field
+from gis_grid.layers.features import Field
 
 STATES = {"intact": "完好", "damaged": "破损", "lost": "丢失", "occupied": "占用"}
 
@@ -28,7 +28,7 @@ def demo_grids(data, level: str):
     """The demo's grids of one level: codes and polygons in the demo's metres."""
     import numpy as np
 
-    from gis_grid.crs import project
+    from gis_grid.geo.crs import project
 
     rows = data.grids.loc[data.grids["level"] == level].sort_values("code")
     return (
@@ -42,7 +42,7 @@ def demo_frame(columns: dict, metric_geoms, data):
     """Demo features in lon/lat from metric geometries."""
     import geopandas as gpd
 
-    from gis_grid.crs import WGS84, reproject
+    from gis_grid.geo.crs import WGS84, reproject
 
     return gpd.GeoDataFrame(
         columns, geometry=reproject(metric_geoms, data.metric_crs, WGS84), crs=WGS84

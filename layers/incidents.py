@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.features import FeatureSchema, Field, now_local, row_error
-from gis_grid.gaps import count_per_grid, finish, per_grid
-from gis_grid.model import Level
-from gis_grid.plugins import GapReport, Layer
+from gis_grid.analysis.gaps import count_per_grid, finish, per_grid
+from gis_grid.domain.model import Level
+from gis_grid.layers.features import FeatureSchema, Field, now_local, row_error
+from gis_grid.layers.plugins import GapReport, Layer
 from layers.components import demo_frame, demo_grids
 
 CATEGORIES = {

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.coverage import parts, uncovered
-from gis_grid.errors import InputError
-from gis_grid.features import FeatureSchema, Field
-from gis_grid.gaps import Ground, finish, per_grid
-from gis_grid.model import Level
-from gis_grid.plugins import GapReport, Layer
+from gis_grid.analysis.gaps import Ground, finish, per_grid
+from gis_grid.domain.errors import InputError
+from gis_grid.domain.model import Level
+from gis_grid.geo.coverage import parts, uncovered
+from gis_grid.layers.features import FeatureSchema, Field
+from gis_grid.layers.plugins import GapReport, Layer
 from layers.components import COMPONENT_FIELDS, demo_frame, demo_grids, night, osm_tags
 from layers.incidents import incidents_in
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.features import FeatureSchema, Field
-from gis_grid.plugins import Layer
+from gis_grid.layers.features import FeatureSchema, Field
+from gis_grid.layers.plugins import Layer
 from layers.components import demo_frame, demo_grids
 
 LIT = {"yes": "有照明", "no": "无照明", "unknown": "未知"}

@@ -26,9 +26,9 @@ import shapely
 from pyproj import CRS
 from shapely import box
 
-from gis_grid.crs import WGS84, reproject
-from gis_grid.demo import generate
-from gis_grid.model import GRID_COLUMNS
+from gis_grid.domain.model import GRID_COLUMNS
+from gis_grid.geo.crs import WGS84, reproject
+from gis_grid.sources.demo import generate
 
 METRIC = CRS.from_epsg(4550)
 X0, Y0 = 546_000.0, 4_700_000.0  # near 123.556°E, 42.45°N

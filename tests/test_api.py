@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import Settings
-from gis_grid.edits import move
+from gis_grid.planning.edits import move
 from tests.conftest import COMMUNITY, at
 from tests.test_planning import A1, A2, C1, C2, C3, line, planned
 
@@ -97,7 +97,7 @@ def test_lookup_and_coverage(client):
 
 
 def test_revisions_diff_and_proposals(client):
-    from gis_grid.rebalance import propose
+    from gis_grid.planning.rebalance import propose
 
     move(client.store, [C2], A2)
     log = client.get(f"/communities/{COMMUNITY}/revisions").json()["revisions"]
@@ -299,7 +299,7 @@ def test_outline_check_shows_an_overlap_and_saves_nothing(client):
 
 
 def test_a_failed_audit_leaves_the_store_as_it_was(client):
-    from gis_grid.edits import merge
+    from gis_grid.planning.edits import merge
 
     before = client.store.grids(under=[COMMUNITY])
     with pytest.raises(KeyError):  # an audit record without a role: fails inside the write
@@ -416,9 +416,9 @@ def test_layer_tiles_carry_their_features(client):
     import geopandas as gpd
     import mapbox_vector_tile
 
-    from gis_grid.crs import WGS84
-    from gis_grid.features import normalise_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.geo.crs import WGS84
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
 
     shapely = __import__("shapely")
     plugin = get_layer("incidents")
@@ -446,7 +446,7 @@ def test_a_redrawn_edge_moves_in_the_tiles(client):
     """
     import mapbox_vector_tile
 
-    from gis_grid.crs import WGS84, reproject
+    from gis_grid.geo.crs import WGS84, reproject
     from tiles.mvt import EXTENT, MERCATOR, TMS
 
     shapely = __import__("shapely")
@@ -499,9 +499,9 @@ def test_tiles_are_cached_until_the_next_write(client):
 def _cases(client, points, categories=None):
     import geopandas as gpd
 
-    from gis_grid.crs import WGS84
-    from gis_grid.features import normalise_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.geo.crs import WGS84
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
 
     schema = get_layer("incidents").schema
     rows = [
@@ -554,7 +554,7 @@ def test_grids_above_the_cap_become_hex_bins_with_counts_and_households(client):
     import numpy as np
     import shapely
 
-    from gis_grid.crs import WGS84, reproject
+    from gis_grid.geo.crs import WGS84, reproject
     from tiles.mvt import MERCATOR, hex_size
 
     t = _tile_of(at(shapely.Point(60, 30)), 14)
@@ -583,7 +583,7 @@ def test_points_above_the_cap_become_hex_bins_with_their_counts(client):
     import mapbox_vector_tile
     import numpy as np
 
-    from gis_grid.crs import WGS84, reproject
+    from gis_grid.geo.crs import WGS84, reproject
     from tiles.mvt import MERCATOR, hex_size
 
     shapely = __import__("shapely")

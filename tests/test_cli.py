@@ -109,7 +109,7 @@ def test_lookup_json_and_outside(demo_copy):
 
 
 def test_lookup_of_a_gaode_click(demo_copy):
-    from gis_grid.crs import wgs84_to_gcj02
+    from gis_grid.geo.crs import wgs84_to_gcj02
 
     units = pyogrio.read_dataframe(demo_copy, layer="grids", where="level = 'unit'")
     p = units.geometry.iloc[3].representative_point()
@@ -165,8 +165,8 @@ def test_user_errors_are_one_clear_line(tmp_path, demo_copy, args, words):
 
 
 def test_oversized_files_are_refused_before_reading(tmp_path):
-    from gis_grid.errors import InputError
-    from gis_grid.io import read_grid_file
+    from gis_grid.domain.errors import InputError
+    from gis_grid.grids.files import read_grid_file
 
     path = tmp_path / "big.geojson"
     grids(**{f"c{COMMUNITY}": box(0, 0, 100, 100)}).to_file(path)

@@ -15,14 +15,14 @@ import pytest
 import shapely
 from shapely import box
 
-from gis_grid.errors import (
+from gis_grid.domain.errors import (
     DuplicateCodeError,
     GeometryError,
     InputError,
     OrphanError,
     TopologyError,
 )
-from gis_grid.model import Level
+from gis_grid.domain.model import Level
 from gis_grid.store import ChangeSet
 from tests.conftest import COMMUNITY, at, grids, seeded, snapshot
 
@@ -203,7 +203,7 @@ def test_units_added_later_roll_up_into_every_ancestor(new_store):
 
 
 def test_lookup_of_every_unit_returns_five_grids_with_staff(demo_store):
-    from gis_grid.queries import chain
+    from gis_grid.grids.queries import chain
 
     units = demo_store.grids(level="unit")
     probe = shapely.point_on_surface(units.geometry.to_numpy())
@@ -219,7 +219,7 @@ def test_lookup_of_every_unit_returns_five_grids_with_staff(demo_store):
 
 
 def test_lookup_outside_and_on_a_shared_edge(new_store):
-    from gis_grid.queries import chain
+    from gis_grid.grids.queries import chain
 
     store = _fresh(new_store)
     assert chain(store, 0.0, 0.0) == []
@@ -238,7 +238,7 @@ def test_lookup_index_follows_writes(new_store):
 
 
 def test_staff_coverage_counts_each_grid_once(demo_store):
-    from gis_grid.queries import coverage
+    from gis_grid.grids.queries import coverage
 
     assignments = demo_store.assignments()
     worker = assignments.loc[assignments.role == "grid_worker", "staff_id"].iloc[0]
@@ -287,7 +287,7 @@ def test_an_edit_makes_a_new_version_and_keeps_the_old(new_store):
 
 
 def test_a_stale_edit_is_refused_and_nothing_changes(new_store):
-    from gis_grid.errors import ConflictError
+    from gis_grid.domain.errors import ConflictError
 
     store = _fresh(new_store)
     code = f"{COMMUNITY}001"
@@ -300,7 +300,7 @@ def test_a_stale_edit_is_refused_and_nothing_changes(new_store):
 
 def test_two_editors_of_one_grid_the_second_is_refused(new_store, backend):
     """Two sessions read version 1; the first to save wins, the second is told."""
-    from gis_grid.errors import ConflictError
+    from gis_grid.domain.errors import ConflictError
     from gis_grid.store import open_store
 
     store = _fresh(new_store)
@@ -317,7 +317,7 @@ def test_two_editors_of_one_grid_the_second_is_refused(new_store, backend):
 
 
 def test_an_edit_that_breaks_the_tiling_is_refused(new_store):
-    from gis_grid.errors import NotFoundError
+    from gis_grid.domain.errors import NotFoundError
 
     store = _fresh(new_store)
     before = snapshot(store)

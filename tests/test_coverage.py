@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import LineString, box
 
-from gis_grid.coverage import parts, public_space, uncovered, view_sectors
+from gis_grid.geo.coverage import parts, public_space, uncovered, view_sectors
 
 
 @pytest.mark.parametrize("fov", [30.0, 90.0, 120.0, 359.0, 360.0])

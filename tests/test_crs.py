@@ -9,8 +9,8 @@ import shapely
 from pyproj import CRS
 from shapely import Point, box
 
-from gis_grid import crs
-from gis_grid.errors import CRSError
+from gis_grid.domain.errors import CRSError
+from gis_grid.geo import crs
 
 
 def test_gcj02_matches_the_fast_geocn_reference():

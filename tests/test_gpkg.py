@@ -15,7 +15,7 @@ import pytest
 import shapely
 from shapely import box
 
-from gis_grid.errors import StoreError
+from gis_grid.domain.errors import StoreError
 from gis_grid.store import open_store
 from gis_grid.store.gpkg import GeoPackageStore
 from tests.conftest import COMMUNITY, digest, seeded
@@ -105,8 +105,8 @@ def test_bulk_writes_keep_gdals_rtree_counts_and_triggers(tmp_path):
 
     import pyogrio
 
-    from gis_grid.features import normalise_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
     from tests.conftest import seeded
 
     path = tmp_path / "s.gpkg"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 
-from gis_grid.hotspots import gi_star, grid_units, kernel_density, pai, trend
+from gis_grid.analysis.hotspots import gi_star, grid_units, kernel_density, pai, trend
 
 
 def lattice(n: int = 20, size: float = 50.0):

@@ -20,10 +20,10 @@ import pytest
 import shapely
 from shapely import LineString, Point, box
 
-from gis_grid.crs import WGS84
-from gis_grid.errors import DuplicateCodeError, InputError, NotFoundError, RowError
-from gis_grid.features import normalise_features, read_feature_file
-from gis_grid.plugins import available, get_layer
+from gis_grid.domain.errors import DuplicateCodeError, InputError, NotFoundError, RowError
+from gis_grid.geo.crs import WGS84
+from gis_grid.layers.features import normalise_features, read_feature_file
+from gis_grid.layers.plugins import available, get_layer
 from gis_grid.store import ChangeSet
 from tests.conftest import COMMUNITY, at, grids, seeded, snapshot, staff_for
 
@@ -159,7 +159,7 @@ def test_times_out_of_order_are_row_errors():
 
 
 def test_staff_falls_back_to_the_nearest_ancestor_and_says_so(new_store):
-    from gis_grid.linkage import responsible
+    from gis_grid.grids.linkage import responsible
 
     store = new_store()
     base = grids(
@@ -284,7 +284,7 @@ def test_cleaning_gaps_and_overdue_zones(new_store):
 
 
 def test_staffing_holes_name_who_answers_instead(new_store):
-    from gis_grid.gaps import staffing_holes
+    from gis_grid.analysis.gaps import staffing_holes
 
     store = new_store()
     base = grids(
@@ -302,7 +302,7 @@ def test_staffing_holes_name_who_answers_instead(new_store):
 
 
 def test_a_csv_in_gcj02_is_converted(tmp_path):
-    from gis_grid.crs import wgs84_to_gcj02
+    from gis_grid.geo.crs import wgs84_to_gcj02
 
     lon, lat = wgs84_to_gcj02(np.array([123.556]), np.array([42.45]))
     csv = tmp_path / "e.csv"
@@ -325,7 +325,7 @@ def test_features_come_back_in_code_point_order_in_both_stores(new_store):
 
 
 def test_unowned_features_are_holes_with_the_nearest_community(new_store):
-    from gis_grid.gaps import unowned_features
+    from gis_grid.analysis.gaps import unowned_features
 
     store = seeded(new_store())
     put(store, "incidents", [incident("E1", 20, 20), incident("E2", 150, 50)])
@@ -343,7 +343,7 @@ def test_unowned_features_are_holes_with_the_nearest_community(new_store):
 
 
 def test_the_person_whose_role_fits_the_level_answers(new_store):
-    from gis_grid.linkage import people
+    from gis_grid.grids.linkage import people
 
     store = seeded(new_store())
     extra = pd.DataFrame(

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import box
 
-from gis_grid.lookup import GridIndex
-from gis_grid.model import Level
+from gis_grid.domain.model import Level
+from gis_grid.grids.lookup import GridIndex
 
 
 def brute_force(codes, geoms, x, y) -> pd.DataFrame:

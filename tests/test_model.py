@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from shapely import box
 
-from gis_grid.errors import InputError
-from gis_grid.model import Level, Role, child_code, level_of_code, parent_code, rollup
-from gis_grid.numbering import assign_codes, reading_order
+from gis_grid.domain.errors import InputError
+from gis_grid.domain.model import Level, Role, child_code, level_of_code, parent_code, rollup
+from gis_grid.domain.numbering import assign_codes, reading_order
 
 
 def test_code_lengths_and_parents():

@@ -57,7 +57,7 @@ def site(tmp_path_factory, demo_file, demo_data):
 
     from api.main import create_app
     from api.settings import Settings
-    from gis_grid.demo import add_layers
+    from gis_grid.sources.demo import add_layers
     from gis_grid.store.gpkg import GeoPackageStore
 
     path = tmp_path_factory.mktemp("site") / "demo.gpkg"

@@ -28,12 +28,12 @@ from shapely import box
 from typer.testing import CliRunner
 
 from gis_grid.cli import app
-from gis_grid.crs import WGS84, reproject
-from gis_grid.edits import compare, merge, move, redraw, restore, split, undo
-from gis_grid.errors import ConflictError, InputError, TopologyError
-from gis_grid.rebalance import accept, propose
+from gis_grid.domain.errors import ConflictError, InputError, TopologyError
+from gis_grid.geo.crs import WGS84, reproject
+from gis_grid.geo.tessellation import tessellate
+from gis_grid.planning.edits import compare, merge, move, redraw, restore, split, undo
+from gis_grid.planning.rebalance import accept, propose
 from gis_grid.store import ChangeSet
-from gis_grid.tessellation import tessellate
 from tests.conftest import COMMUNITY, METRIC, at, grids, staff_for
 
 A1, A2 = f"{COMMUNITY}001", f"{COMMUNITY}002"
@@ -182,8 +182,8 @@ def test_split_into_parts_balances_the_children(new_store):
 def test_move_a_courtyard_with_its_ground(new_store):
     import geopandas as gpd
 
-    from gis_grid.features import normalise_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
 
     store = planned(new_store())
     plugin = get_layer("incidents")
@@ -323,7 +323,7 @@ def test_a_proposal_on_grids_changed_since_is_refused(new_store):
 
 
 def test_rebalance_at_scale_meets_the_tolerance_and_validates(new_store):
-    from gis_grid.demo import planning_area
+    from gis_grid.sources.demo import planning_area
 
     store = new_store()
     data = planning_area(side=24, blocks=4, seed=3)
@@ -384,7 +384,7 @@ def test_cells_tile_the_parent_and_hold_their_atom(case):
 def test_rebalance_and_accept_from_the_command_line(tmp_path):
     import json
 
-    from gis_grid.demo import planning_area
+    from gis_grid.sources.demo import planning_area
     from gis_grid.store.gpkg import GeoPackageStore
 
     path = tmp_path / "plan.gpkg"
@@ -496,8 +496,8 @@ def test_leaf_grids_keep_their_households_through_split_merge_and_redraw(new_sto
 def _streets(store, *lines):
     import geopandas as gpd
 
-    from gis_grid.features import normalise_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
 
     plugin = get_layer("streets")
     frame = gpd.GeoDataFrame(

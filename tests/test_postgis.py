@@ -14,9 +14,9 @@ import psycopg
 import pytest
 import shapely
 
-from gis_grid.errors import OrphanError, StoreError
+from gis_grid.domain.errors import OrphanError, StoreError
 from gis_grid.store import ChangeSet, open_store
-from gis_grid.store.postgis import SCHEMA_REVISION, migrate
+from gis_grid.store.postgis import MIGRATIONS, SCHEMA_REVISION, migrate
 from tests.conftest import snapshot
 
 
@@ -91,7 +91,7 @@ def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monk
     """The map click on PostGIS (in-process index, or one query) = the generic path;
     the index follows a write through the store at once and another process's in time."""
     import gis_grid.store.postgis as pgmod
-    from gis_grid.queries import chain
+    from gis_grid.grids.queries import chain
 
     class Generic:  # the store without its own chain: queries.chain's generic path
         def __init__(self, store):
@@ -110,7 +110,7 @@ def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monk
     points.append((minx - 1, miny - 1))  # in no grid
     with open_store(pg_url) as pg:
         pg.apply(ChangeSet(demo_data.grids, demo_data.staff, demo_data.assignments))
-        from gis_grid.queries import Chains
+        from gis_grid.grids.queries import Chains
 
         index = Chains.of(pg)
         for x, y in points:
@@ -121,7 +121,7 @@ def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monk
             assert indexed == one_query == slow
         assert sum(len(g["staff"]) for x, y in points for g in pg.chain(x, y)) > 50
         # a boundary edit through this store: the next click sees it
-        from gis_grid.edits import merge
+        from gis_grid.planning.edits import merge
 
         areas = sorted(demo_data.grids.loc[demo_data.grids.level == "area", "code"])
         inside = (
@@ -140,7 +140,7 @@ def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monk
         assert pg.wait_for_index(120) and pg.chain(inside.x, inside.y)[1]["code"] == areas[0]
         # … and through another process's store: within INDEX_RECHECK
         with open_store(pg_url) as other:
-            from gis_grid.edits import undo
+            from gis_grid.planning.edits import undo
 
             undo(other, areas[0][:12])
         monkeypatch.setattr(pgmod, "INDEX_RECHECK", 0.0)
@@ -166,8 +166,8 @@ def test_schema_models_match_the_migrations(pg_url):
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine
 
-    from gis_grid.store.pg_schema import SCHEMA, metadata
     from gis_grid.store.postgis import sqlalchemy_url
+    from gis_grid.store.postgis.schema import SCHEMA, metadata
 
     engine = create_engine(sqlalchemy_url(pg_url))
     with engine.connect() as conn:
@@ -191,9 +191,7 @@ def test_the_code_knows_the_newest_migration():
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option(
-        "script_location", os.path.join(os.path.dirname(migrate.__code__.co_filename), "migrations")
-    )
+    config.set_main_option("script_location", MIGRATIONS)
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
 
 
@@ -259,7 +257,7 @@ def test_a_killed_100k_import_leaves_nothing(pg_url):
     script = textwrap.dedent(f"""
         from dataclasses import replace
         import gis_grid.store.postgis as pg
-        from gis_grid.demo import CITY, generate
+        from gis_grid.sources.demo import CITY, generate
         from gis_grid.store import ChangeSet, open_store
 
         data = generate(replace(CITY, communities=40))

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely import box
 
-from gis_grid.topology import ValidationOptions, validate
+from gis_grid.grids.topology import ValidationOptions, validate
 from tests.conftest import COMMUNITY, at, grids, staff_for
 
 A1, A2 = COMMUNITY + "001", COMMUNITY + "002"

@@ -28,9 +28,9 @@ import numpy as np
 import shapely
 from pyproj import CRS, Transformer
 
-from gis_grid.crs import WGS84, reproject
-from gis_grid.errors import InputError, NotFoundError
-from gis_grid.model import Level
+from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.model import Level
+from gis_grid.geo.crs import WGS84, reproject
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 MERCATOR = CRS.from_epsg(3857)

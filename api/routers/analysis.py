@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse
 
 from api.auth import UserDep
 from api.deps import StoreDep
-from gis_grid.errors import NotFoundError
-from gis_grid.features import parse_when
-from gis_grid.model import Level
+from gis_grid.domain.errors import NotFoundError
+from gis_grid.domain.model import Level
+from gis_grid.layers.features import parse_when
 from gis_grid.tables import geojson_text, records
 from tiles.mvt import check_tile
 
@@ -46,8 +46,8 @@ def geojson(frame) -> dict:
 
 def holes_report(store, user, kind: Holes, level, under, since, until, category):
     """The gap report of ``kind`` as a user may see it (a grid worker: their grids)."""
-    from gis_grid.gaps import staffing_holes, unowned_features
-    from gis_grid.plugins import get_layer
+    from gis_grid.analysis.gaps import staffing_holes, unowned_features
+    from gis_grid.layers.plugins import get_layer
 
     scope = user.scope(under)
     if kind is Holes.unowned:
@@ -105,8 +105,8 @@ def hotspots_report(
     store, user, layer, since, until, category, by, resolution, permutations, seed, alpha
 ):
     """Gi* hot spots of an event layer, for roles that read everything."""
-    from gis_grid.hotspots import find_hotspots
-    from gis_grid.plugins import events_layer
+    from gis_grid.analysis.hotspots import find_hotspots
+    from gis_grid.layers.plugins import events_layer
 
     user.check_role(user.role.reads_everything, "see hot spots outside their grids")
     plugin = events_layer(layer)
@@ -157,8 +157,8 @@ def grid_summary(code: str, store: StoreDep, user: UserDep) -> dict:
     Open and overdue cases, cameras and lamps in the grid, and (community,
     area, courtyard) the share of public space CCTV sees.
     """
-    from gis_grid.plugins import get_layer
-    from gis_grid.queries import staff_of
+    from gis_grid.grids.queries import staff_of
+    from gis_grid.layers.plugins import get_layer
 
     user.check_sees(code)
     found = store.grids(codes=[code], geometry=False)
@@ -201,7 +201,7 @@ def grid_map(code: str, store: StoreDep, user: UserDep, layers: bool = True) -> 
     With ``layers``: streets, cameras, lamps and open incidents. leaflet.js is
     inlined and nothing external is referenced: save the file and open it anywhere.
     """
-    from gis_grid.maps import grid_map_html
+    from gis_grid.analysis.maps import grid_map_html
 
     user.check_sees(code)
     return HTMLResponse(

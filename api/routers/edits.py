@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import User, UserDep
 from api.deps import SettingsDep, StoreDep
-from gis_grid.errors import InputError, TooLargeError
+from gis_grid.domain.errors import InputError, TooLargeError
 from gis_grid.tables import records
 
 router = APIRouter(tags=["edits"])
@@ -128,7 +128,7 @@ def _planner(user: User) -> None:
 @router.post("/grids/merge", summary="Merge adjacent sibling grids")
 def merge(body: MergeRequest, store: StoreDep, user: UserDep) -> dict:
     """The merged grid keeps the smallest code and every assignment."""
-    from gis_grid.edits import merge as run
+    from gis_grid.planning.edits import merge as run
 
     _planner(user)
     audit = _audit(user, "merge", ",".join(body.codes), body.model_dump())
@@ -140,7 +140,7 @@ def split(
     code: str, body: SplitRequest, store: StoreDep, user: UserDep, settings: SettingsDep
 ) -> dict:
     """Children are never cut; the busier part keeps the code and the staff."""
-    from gis_grid.edits import split as run
+    from gis_grid.planning.edits import split as run
 
     _planner(user)
     line = geometry_of(body.line, settings, ("LineString", "MultiLineString"))
@@ -159,7 +159,7 @@ def split(
 @router.post("/grids/move", summary="Move buildings or courtyards to a neighbouring grid")
 def move(body: MoveRequest, store: StoreDep, user: UserDep) -> dict:
     """The ground between buildings moves with them."""
-    from gis_grid.edits import move as run
+    from gis_grid.planning.edits import move as run
 
     _planner(user)
     audit = _audit(user, "move", body.to, body.model_dump())
@@ -171,7 +171,7 @@ def outline(
     code: str, body: OutlineRequest, store: StoreDep, user: UserDep, settings: SettingsDep
 ) -> dict:
     """Neighbours give up or take the ground in between; a stale version is refused (409)."""
-    from gis_grid.edits import redraw
+    from gis_grid.planning.edits import redraw
 
     _planner(user)
     geom = geometry_of(body.geometry, settings, ("Polygon", "MultiPolygon"))
@@ -195,7 +195,7 @@ def check_outline(
 
     What the planner page asks while a boundary is being drawn.
     """
-    from gis_grid.edits import check_redraw
+    from gis_grid.planning.edits import check_redraw
 
     _planner(user)
     geom = geometry_of(body.geometry, settings, ("Polygon", "MultiPolygon"))
@@ -205,7 +205,7 @@ def check_outline(
 @router.post("/communities/{community}/undo", summary="Undo the latest revision")
 def undo(community: str, store: StoreDep, user: UserDep) -> dict:
     """As a new revision; undoing an undo redoes."""
-    from gis_grid.edits import undo as run
+    from gis_grid.planning.edits import undo as run
 
     _planner(user)
     audit = _audit(user, "undo", community, {})
@@ -220,7 +220,7 @@ def restore(
     revision: Annotated[int, Body(embed=True, ge=0)],
 ) -> dict:
     """The community as it was just after ``revision``, as a new revision."""
-    from gis_grid.edits import restore as run
+    from gis_grid.planning.edits import restore as run
 
     _planner(user)
     audit = _audit(user, "restore", community, {"revision": revision})
@@ -230,7 +230,7 @@ def restore(
 @router.post("/rebalance", summary="Propose rebalanced grids")
 def rebalance(body: RebalanceRequest, store: StoreDep, user: UserDep) -> dict:
     """Stores a proposal and answers with its metrics; nothing changes until accepted."""
-    from gis_grid.rebalance import propose
+    from gis_grid.planning.rebalance import propose
 
     _planner(user)
     metrics = propose(
@@ -250,7 +250,7 @@ def rebalance(body: RebalanceRequest, store: StoreDep, user: UserDep) -> dict:
 @router.post("/proposals/{pid}/accept", summary="Accept a proposal as a new revision")
 def accept(pid: int, store: StoreDep, user: UserDep) -> dict:
     """Refused (409) if its grids changed since it was made."""
-    from gis_grid.rebalance import accept as run
+    from gis_grid.planning.rebalance import accept as run
 
     _planner(user)
     audit = _audit(user, "accept", f"proposal {pid}", {"proposal": pid})
@@ -260,7 +260,7 @@ def accept(pid: int, store: StoreDep, user: UserDep) -> dict:
 @router.post("/proposals/{pid}/discard", summary="Discard a proposal")
 def discard(pid: int, store: StoreDep, user: UserDep) -> dict:
     """The proposal stays in the list, marked discarded."""
-    from gis_grid.rebalance import discard as run
+    from gis_grid.planning.rebalance import discard as run
 
     _planner(user)
     run(store, pid, audit=_audit(user, "discard", f"proposal {pid}", {"proposal": pid}))

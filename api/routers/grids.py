@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from api.auth import UserDep
 from api.deps import SettingsDep, StoreDep
-from gis_grid.crs import WGS84, lonlat_problem
-from gis_grid.errors import InputError, NotFoundError
-from gis_grid.model import AGGREGATES, Level
+from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.model import AGGREGATES, Level
+from gis_grid.geo.crs import WGS84, lonlat_problem
 from gis_grid.tables import records
 
 router = APIRouter()
@@ -253,7 +253,7 @@ def items(
 @router.get("/grids/{code}", summary="One grid with its children, staff and history")
 def grid(code: str, store: StoreDep, user: UserDep) -> dict:
     """A grid (GeoJSON feature), its children, its staff in force and its earlier versions."""
-    from gis_grid.queries import staff_of
+    from gis_grid.grids.queries import staff_of
 
     user.check_sees(code)
     found = store.grids(codes=[code])
@@ -283,7 +283,7 @@ def lookup(
     ] = None,
 ) -> JSONResponse:
     """Community down to unit for one point, each grid with its staff."""
-    from gis_grid.queries import chain, point_lonlat
+    from gis_grid.grids.queries import chain, point_lonlat
 
     lon, lat = point_lonlat(lon, lat, crs)
     grids = chain(store, lon, lat)
@@ -328,7 +328,7 @@ def find_staff(
 @router.get("/staff/{staff_id}", summary="What a staff member covers")
 def staff(staff_id: str, store: StoreDep, user: UserDep) -> dict:
     """A person's grids and the buildings, units and households under them."""
-    from gis_grid.queries import coverage
+    from gis_grid.grids.queries import coverage
 
     user.check_role(
         user.role.reads_everything or staff_id == user.staff_id, "see another person's grids"

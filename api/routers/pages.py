@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
-from gis_grid.errors import NotFoundError
+from gis_grid.domain.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)
 

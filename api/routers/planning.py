@@ -34,7 +34,7 @@ def diff(
     ] = None,
 ) -> dict:
     """Grids added, removed and reshaped; ground, buildings, households and staff moved."""
-    from gis_grid.edits import compare
+    from gis_grid.planning.edits import compare
 
     user.check_role(user.role.reads_everything, "compare revisions")
     result = compare(store, community, old, new)
@@ -59,7 +59,7 @@ def proposals(
 @router.get("/proposals/{pid}", summary="One proposal with its grids before and after")
 def proposal(pid: int, store: StoreDep, user: UserDep) -> dict:
     """A proposal's record and a GeoJSON of the grids it replaces (before) and writes (after)."""
-    from gis_grid.rebalance import before_after
+    from gis_grid.planning.rebalance import before_after
 
     user.check_role(user.role.reads_everything, "read proposals")
     record, change = store.proposal(pid)

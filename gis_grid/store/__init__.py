@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gis_grid.errors import StoreError
+from gis_grid.domain.errors import StoreError
 from gis_grid.store.base import ChangeSet, Store, WriteReport
 
 __all__ = ["ChangeSet", "Store", "WriteReport", "open_store", "resolve_url"]

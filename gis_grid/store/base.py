@@ -4,7 +4,7 @@ A store holds three tables — grids (polygons in EPSG:4326), staff, and
 assignments of staff to grids — and answers the questions the platform asks.
 Writes go through :meth:`Store.apply` with a :class:`ChangeSet`: the store
 opens one transaction, hands the current state of the affected communities to
-:func:`gis_grid.changes.check_changeset`, writes, recomputes the workload
+:func:`gis_grid.store.checks.check_changeset`, writes, recomputes the workload
 aggregates and commits — or rolls back and raises, leaving nothing changed.
 """
 
@@ -20,10 +20,10 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike
 
-from gis_grid.errors import InputError, NotFoundError
-from gis_grid.features import CHAIN_COLUMNS, LINK_COLUMNS, FeatureSchema
-from gis_grid.model import Level, level_of_code, utc_now
-from gis_grid.topology import ValidationOptions
+from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS, Level, level_of_code, utc_now
+from gis_grid.grids.topology import ValidationOptions
+from gis_grid.layers.features import FeatureSchema
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ChangeSet:
     Attributes
     ----------
     grids : geopandas.GeoDataFrame, optional
-        Columns as :data:`gis_grid.model.GRID_COLUMNS` (``parent_code``,
+        Columns as :data:`gis_grid.domain.model.GRID_COLUMNS` (``parent_code``,
         ``version`` and ``updated_at`` are filled in), EPSG:4326.
     staff : pandas.DataFrame, optional
         Columns ``staff_id``, ``name``, ``role``, ``phone``.
@@ -121,8 +121,8 @@ class Store(Protocol):
 
         ``edits`` has ``code``, ``version`` (the version the edit is based on)
         and the columns to change (``name``, aggregates, geometry). An edit
-        based on a stale version raises :class:`~gis_grid.errors.ConflictError`;
-        one that breaks the topology raises :class:`~gis_grid.errors.TopologyError`.
+        based on a stale version raises :class:`~gis_grid.domain.errors.ConflictError`;
+        one that breaks the topology raises :class:`~gis_grid.domain.errors.TopologyError`.
         """
         ...
 
@@ -139,7 +139,7 @@ class Store(Protocol):
         ...
 
     def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:
-        """All topology problems of the store (see :func:`gis_grid.topology.validate`)."""
+        """All topology problems of the store (see :func:`gis_grid.grids.topology.validate`)."""
         ...
 
     def layers(self) -> dict[str, FeatureSchema]:
@@ -149,7 +149,7 @@ class Store(Protocol):
     def write_features(
         self, schema: FeatureSchema, features: gpd.GeoDataFrame, *, mode: str = "append"
     ) -> FeatureReport:
-        """Write checked features (see :func:`gis_grid.features.normalise_features`), linked.
+        """Write checked features (see :func:`gis_grid.layers.features.normalise_features`), linked.
 
         Each feature is linked to the grids containing its link point (the
         store's ``lookup`` rule). ``mode``: ``append`` refuses ids already
@@ -171,7 +171,7 @@ class Store(Protocol):
         ``under`` keeps features linked to any of the given grids (at the
         grid's level); ``where`` maps a column to a value, a list of values, or
         a ``(low, high)`` tuple (inclusive; None for open). Unknown layers raise
-        :class:`~gis_grid.errors.NotFoundError`.
+        :class:`~gis_grid.domain.errors.NotFoundError`.
         """
         ...
 
@@ -319,9 +319,9 @@ def relinked(candidates: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
     """The candidates (``lon``, ``lat``, chain columns) whose chain changes, with the new chain.
 
     ``grids`` are all grids around the candidates (read inside the writing
-    transaction); the rule is :class:`~gis_grid.lookup.GridIndex`'s.
+    transaction); the rule is :class:`~gis_grid.grids.lookup.GridIndex`'s.
     """
-    from gis_grid.lookup import GridIndex
+    from gis_grid.grids.lookup import GridIndex
 
     if not len(candidates):
         return candidates.iloc[:0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from gis_grid.store.pg_schema import SCHEMA, metadata
+from gis_grid.store.postgis.schema import SCHEMA, metadata
 
 config = context.config
 

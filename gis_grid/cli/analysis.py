@@ -1,0 +1,233 @@
+"""Analyses: ``holes`` (coverage gaps with the person responsible) and ``hotspots`` (Gi*)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gis_grid.cli.common import (
+    StoreArg,
+    app,
+    fail_cleanly,
+    open_arg,
+    out,
+    print_frame,
+    print_json,
+    write_frame,
+)
+from gis_grid.domain.model import Level
+from gis_grid.tables import geojson_text, records
+
+# -- holes ---------------------------------------------------------------------------
+
+
+class HoleLayer(StrEnum):
+    """What kind of hole."""
+
+    cctv = "cctv"
+    lighting = "lighting"
+    cleaning = "cleaning"
+    staff = "staff"
+    unowned = "unowned"
+
+
+class OutFormat(StrEnum):
+    """Output formats of analyses."""
+
+    table = "table"
+    json = "json"
+    geojson = "geojson"
+
+
+@app.command()
+@fail_cleanly
+def holes(
+    store: StoreArg,
+    layer: Annotated[
+        HoleLayer, typer.Option(help="cctv, lighting, cleaning, staff, or unowned features.")
+    ] = (HoleLayer.cctv),
+    level: Annotated[
+        str | None,
+        typer.Option(help="The grids to measure per (default: area; staff: every level)."),
+    ] = None,
+    under: Annotated[list[str] | None, typer.Option(help="Only under this grid code.")] = None,
+    since: Annotated[str | None, typer.Option(help="Incidents from (ISO date/time).")] = None,
+    until: Annotated[str | None, typer.Option(help="Incidents until (ISO date/time).")] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table, json or geojson.")] = (
+        OutFormat.table
+    ),
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the holes to a file.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
+) -> None:
+    """Coverage holes with the grid and the person responsible for each, ranked."""
+    from gis_grid.analysis.gaps import staffing_holes, unowned_features
+    from gis_grid.layers.features import parse_when
+    from gis_grid.layers.plugins import get_layer
+
+    with open_arg(store) as st:
+        if layer is HoleLayer.unowned:
+            report = unowned_features(st)
+        elif layer is HoleLayer.staff:
+            report = staffing_holes(st, level=Level.parse(level) if level else None)
+        else:
+            level = level or "area"
+            options = {"under": under or None}
+            if layer is not HoleLayer.cleaning:
+                options.update(since=parse_when(since), until=parse_when(until))
+            report = get_layer(layer.value).holes(st, level=Level.parse(level), **options)
+    if out_file is not None:
+        write_frame(report.features, out_file, f"{layer.value}_holes")
+    if fmt is OutFormat.geojson:
+        print(geojson_text(report.features))
+        return
+    if fmt is OutFormat.json:
+        print_json(
+            {
+                "summary": report.summary,
+                "per_grid": records(report.per_grid),
+                "holes": records(report.features.drop(columns="geometry")),
+            }
+        )
+        return
+    out.print(
+        f"[bold]{layer.value} holes[/] in {store}: "
+        + ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in report.summary.items()
+        )
+    )
+    title = (
+        "per layer"
+        if layer is HoleLayer.unowned
+        else f"per {level} grid"
+        if level
+        else ("per level")
+    )
+    print_frame(report.per_grid.head(top), title)
+    shown = [
+        c
+        for c in (
+            "rank",
+            "kind",
+            "layer",
+            "id",
+            "code",
+            "grid",
+            "level",
+            "area_m2",
+            "length_m",
+            "incidents",
+            "night_incidents",
+            "overdue_hours",
+            "nearest_community",
+            "distance_m",
+            "grid_code",
+            "staff_name",
+            "staff_role",
+            "staff_phone",
+            "staff_fallback",
+        )
+        if c in report.features.columns
+    ]
+    print_frame(report.features[shown].head(top), "holes, ranked")
+
+
+# -- hotspots ------------------------------------------------------------------------
+
+
+@app.command()
+@fail_cleanly
+def hotspots(
+    store: StoreArg,
+    layer: Annotated[
+        str | None,
+        typer.Option(help="A point layer with times (default: the events layer, incidents)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Window start (default: 7 days before until).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Window end (default: the latest event).")
+    ] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only these categories.")] = None,
+    by: Annotated[str, typer.Option(help="h3, or a grid level (area, courtyard …).")] = "h3",
+    resolution: Annotated[
+        int, typer.Option(help="H3 resolution (11: cells of ~0.2 ha).", min=5, max=13)
+    ] = 11,
+    permutations: Annotated[int, typer.Option(min=0, max=99_999)] = 999,
+    seed: Annotated[int, typer.Option(help="Seed of the permutations.")] = 12345,
+    alpha: Annotated[float, typer.Option(help="False discovery rate.")] = 0.05,
+    heat_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--heat-out", help="Write the kernel-density heat surface: .tif, or .geojson bands."
+        ),
+    ] = None,
+    fmt: Annotated[OutFormat, typer.Option("--format", "-f", help="table, json or geojson.")] = (
+        OutFormat.table
+    ),
+    top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
+) -> None:
+    """Significant hot and cold spots (Gi*, FDR) with week-over-week change and the PAI."""
+    from gis_grid.analysis.hotspots import find_hotspots
+    from gis_grid.layers.features import parse_when
+    from gis_grid.layers.plugins import events_layer
+
+    plugin = events_layer(layer)
+    layer = plugin.name
+    categories = plugin.categories(category)
+    with open_arg(store) as st:
+        report = find_hotspots(
+            st,
+            layer,
+            time_field=plugin.time_field,
+            category_field=plugin.category_field,
+            since=parse_when(since),
+            until=parse_when(until),
+            category=categories,
+            by=by,
+            resolution=resolution,
+            permutations=permutations,
+            seed=seed,
+            alpha=alpha,
+        )
+    if heat_out is not None:
+        if heat_out.suffix.lower() in (".tif", ".tiff"):
+            report.surface.to_geotiff(heat_out)
+        else:
+            write_frame(report.surface.bands(), heat_out, "heat")
+    if fmt is OutFormat.geojson:
+        print(geojson_text(report.spots))
+        return
+    if fmt is OutFormat.json:
+        print_json(
+            {"summary": report.summary, "spots": records(report.spots.drop(columns="geometry"))}
+        )
+        return
+    s = report.summary
+    out.print(
+        f"[bold]{layer} hot spots[/] {s['since'][:16]} → {s['until'][:16]} by {s['by']}: "
+        f"{s['incidents']:,} incidents ({s['incidents_before']:,} the window before) in "
+        f"{s['units']:,} units; [red]{s['hot']} hot[/], [blue]{s['cold']} cold[/] (FDR "
+        f"{s['alpha']}); new {s['new']}, persistent {s['persistent']}, fading {s['fading']}; "
+        f"hot spots hold {s['captured_pct']}% of incidents on {s['area_pct']}% of the area: "
+        f"PAI {s['pai']}"
+    )
+    cols = [
+        "rank",
+        "spot",
+        "trend",
+        "unit",
+        "incidents",
+        "z",
+        "p_fdr",
+        "grid_code",
+        "staff_name",
+        "staff_phone",
+        "staff_fallback",
+    ]
+    print_frame(report.spots[cols].head(top), "spots, strongest first")

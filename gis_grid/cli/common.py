@@ -1,0 +1,190 @@
+"""What every command shares: the app, consoles, the store argument, output and errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gis_grid import __version__
+from gis_grid.domain.errors import GisGridError, InputError
+from gis_grid.domain.model import Level
+
+app = typer.Typer(
+    name="gis-grid",
+    help="Grid management (网格化管理): nested community grids with their staff.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class Format(StrEnum):
+    """Output formats."""
+
+    table = "table"
+    json = "json"
+
+
+class Size(StrEnum):
+    """Demo sizes."""
+
+    reference = "reference"
+    city = "city"
+
+
+StoreArg = Annotated[
+    str,
+    typer.Argument(
+        help="The store: a .gpkg file or a postgresql:// URL (default: $GIS_GRID_DATABASE_URL).",
+        show_default=False,
+        envvar="GIS_GRID_DATABASE_URL",
+    ),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json.")]
+
+
+def fail_cleanly(func):
+    """Turn user errors into one clear line and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except GisGridError as exc:
+            err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def print_json(obj) -> None:
+    """One JSON object on stdout (NaN as null, numpy scalars as numbers)."""
+
+    def default(value):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if hasattr(value, "item"):
+            return value.item()
+        return str(value)
+
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=default, allow_nan=False))
+
+
+def open_arg(store: str, *, create: bool = False):
+    """Open the store a command was given; a clear error when there is none."""
+    from gis_grid.store import open_store, resolve_url
+
+    store = resolve_url(store)
+    if not create and "://" not in store and not Path(store).exists():
+        raise InputError(
+            f"no store at {store}: create one with 'gis-grid demo --out {store}' "
+            "or 'gis-grid import'"
+        )
+    return open_store(store, create=create)
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    """Grid management (网格化管理): nested community grids with their staff."""
+    if version:
+        out.print(f"gis-grid {__version__}")
+        raise typer.Exit()
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr that disappears when done."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def write_frame(frame, file: Path, name: str) -> None:
+    """A GeoDataFrame to .geojson / .gpkg / .csv (CSV: lon/lat, plus WKT for lines and polygons)."""
+    import pyogrio
+    import shapely
+
+    suffix = file.suffix.lower()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        plain = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        if not (shapely.get_type_id(frame.geometry.to_numpy()) == 0).all():
+            plain["wkt"] = shapely.to_wkt(frame.geometry.to_numpy(), rounding_precision=7)
+        plain.to_csv(file, index=False)
+    elif suffix in (".geojson", ".json", ".gpkg"):
+        file.unlink(missing_ok=True)
+        frame = frame.copy()
+        for col in frame.columns:
+            if frame[col].dtype == "boolean":
+                frame[col] = frame[col].astype(object)
+        pyogrio.write_dataframe(
+            frame, file, layer=name, driver="GPKG" if suffix == ".gpkg" else "GeoJSON"
+        )
+    else:
+        raise InputError(f"unknown file type {file.suffix!r}: use .geojson, .gpkg or .csv")
+
+
+def cell(value) -> str:
+    """A table cell: missing blank, small p-values in e-notation, numbers with separators."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1e}" if 0 < abs(value) < 0.01 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def print_frame(frame, title: str) -> None:
+    """A table of a frame's rows in the terminal."""
+    table = Table(*[str(c) for c in frame.columns], title=title, title_justify="left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[cell(v) for v in row])
+    out.print(table)
+
+
+def print_stats(stats: dict) -> None:
+    """A store's counts per level, aggregates and staff."""
+    table = Table("level", "级别", "grids")
+    for lv in Level:
+        table.add_row(lv.key, lv.zh, f"{stats['grids'][lv.key]:,}")
+    out.print(table)
+    out.print(
+        f"households {stats['households']:,} · residents {stats['residents']:,} · "
+        f"special care {stats['special_care']:,} · staff {stats['staff']:,} · "
+        f"assignments {stats['assignments']:,} · staffed grids {stats['staffed_grids']:,}"
+    )
+
+
+def print_chain(chain: list[dict]) -> None:
+    """The grids at a point, community down to unit, with their staff."""
+    table = Table("level", "code", "name", "households", "staff")
+    table.columns[1].no_wrap = True
+    table.columns[1].min_width = 23
+    for g in chain:
+        people = (
+            "\n".join(
+                f"{p['name']} {p['role_zh']} {p['phone']} ({p['staff_id']})" for p in g["staff"]
+            )
+            or "[yellow]none (属地兜底: see parent)[/]"
+        )
+        table.add_row(
+            f"{g['level']} {g['level_zh']}", g["code"], g["name"], f"{g['households']:,}", people
+        )
+    out.print(table)

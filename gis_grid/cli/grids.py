@@ -1,0 +1,376 @@
+"""Commands over grids and staff.
+
+``migrate``, ``copy``, ``import``, ``import-staff``, ``export``, ``validate``,
+``stats``, ``lookup`` and ``staff``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from gis_grid.cli.common import (
+    Format,
+    FormatOpt,
+    StoreArg,
+    app,
+    fail_cleanly,
+    open_arg,
+    out,
+    print_chain,
+    print_json,
+    print_stats,
+    progress_bar,
+)
+from gis_grid.domain.errors import InputError
+from gis_grid.domain.model import AGGREGATES, Level, Role
+
+# -- stores ---------------------------------------------------------------------
+
+
+@app.command()
+@fail_cleanly
+def migrate(store: StoreArg) -> None:
+    """Create or upgrade the gis-grid schema in a PostGIS database (postgresql:// URL)."""
+    from gis_grid.store import resolve_url
+
+    url = resolve_url(store)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise InputError(
+            "migrate is for PostGIS stores (postgresql:// URLs); a GeoPackage "
+            "store is created by 'gis-grid demo' or 'gis-grid import'"
+        )
+    from gis_grid.store.postgis import migrate as run_migrations
+
+    revision = run_migrations(url)
+    out.print(f"schema at revision {revision}")
+
+
+@app.command()
+@fail_cleanly
+def copy(
+    source: Annotated[str, typer.Argument(help="The store to copy from (.gpkg or URL).")],
+    target: Annotated[str, typer.Argument(help="An empty store to copy into (.gpkg or URL).")],
+) -> None:
+    """Copy a whole store (grids, staff, assignments, then each layer) into an empty one."""
+    from gis_grid.store import ChangeSet
+
+    with open_arg(source) as src, open_arg(target, create=True) as dst:
+        if sum(dst.stats()["grids"].values()) or dst.stats()["staff"]:
+            raise InputError(f"{target} is not empty: copy into a new store")
+        with progress_bar() as progress:
+            progress.add_task("reading", total=None)
+            changes = ChangeSet(src.grids(), src.staff(), src.assignments(), accept_problems=True)
+            progress.add_task("checking and writing", total=None)
+            report = dst.apply(changes)
+            layers = {}
+            for name, schema in src.layers().items():
+                progress.add_task(f"copying layer {name}", total=None)
+                frame = src.features(name)
+                layers[name] = dst.write_features(
+                    schema, frame[[*schema.columns, "geometry"]], mode="replace"
+                ).written
+    out.print(
+        f"copied {report.grids:,} grids, {report.staff:,} staff and "
+        f"{report.assignments:,} assignments"
+        + "".join(f", {n:,} {name}" for name, n in layers.items())
+    )
+
+
+# -- import / export ------------------------------------------------------------
+
+
+@app.command("import")
+@fail_cleanly
+def import_(
+    store: StoreArg,
+    file: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv (WKT column).")],
+    level: Annotated[
+        str,
+        typer.Option(
+            help="community, area, courtyard, building or unit (or 社区/片区/院落/楼栋/单元)."
+        ),
+    ],
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="What the coordinates are: EPSG:4326, EPSG:4490, a projected EPSG code, "
+            "gcj02 (Gaode/Tencent) or bd09 (Baidu). Required when the file declares none."
+        ),
+    ] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage to read.")] = None,
+    accept_problems: Annotated[
+        bool,
+        typer.Option(
+            "--accept-problems",
+            help="Import even when grids overlap siblings or leave their parent; "
+            "'validate' then lists them.",
+        ),
+    ] = False,
+    make_valid: Annotated[
+        bool,
+        typer.Option(
+            "--make-valid",
+            help="Repair self-intersecting polygons (GEOS make_valid) instead of refusing them.",
+        ),
+    ] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Import grids of one level from a file, all or nothing."""
+    from gis_grid.grids.files import assign_missing_codes, read_grid_file, repair_geometries
+    from gis_grid.store import ChangeSet
+
+    lv = Level.parse(level)
+    frame = read_grid_file(file, crs=crs, layer=layer)
+    repaired = 0
+    if make_valid:
+        frame, repaired = repair_geometries(frame)
+    if "level" not in frame.columns:
+        frame["level"] = lv.key
+    elif any(Level.parse(v) != lv for v in frame["level"].astype(str).unique()):
+        raise InputError(
+            f"{file.name} holds grids of other levels than {lv.key}; import one "
+            "level at a time (or drop the --level mismatch)"
+        )
+    with open_arg(store, create=True) as st:
+        frame = assign_missing_codes(frame, lv, st)
+        with progress_bar() as progress:
+            progress.add_task(f"checking and writing {len(frame)} {lv.key} grids", total=None)
+            report = st.apply(ChangeSet(grids=frame, accept_problems=accept_problems))
+    warnings = report.warnings if report.warnings is not None else None
+    if fmt is Format.json:
+        print_json(
+            {
+                "imported": report.grids,
+                "repaired": repaired,
+                "communities": report.communities,
+                "warnings": _problem_records(warnings) if warnings is not None else [],
+            }
+        )
+        return
+    out.print(
+        f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {store}"
+        + (f"; repaired {repaired} invalid polygons" if repaired else "")
+    )
+    if warnings is not None and len(warnings):
+        out.print(f"{len(warnings)} problems to look at (run 'gis-grid validate {store}'):")
+        _print_problems(warnings.head(10))
+
+
+@app.command("import-staff")
+@fail_cleanly
+def import_staff(
+    store: StoreArg,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: staff_id, name, role, phone; with grid_code (and start_date, end_date) a "
+            "row also assigns the person to that grid."
+        ),
+    ],
+) -> None:
+    """Import staff and their grid assignments from a CSV file, all or nothing."""
+    from gis_grid.store import ChangeSet
+
+    if not file.exists():
+        raise InputError(f"no such file: {file}")
+    rows = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
+    if "staff_id" not in rows.columns:
+        raise InputError("the staff CSV needs a staff_id column")
+    with open_arg(store) as st:
+        existing = set(st.staff(rows["staff_id"].dropna().unique())["staff_id"])
+        people = rows.drop_duplicates("staff_id")
+        people = people.loc[~people["staff_id"].isin(existing)]
+        cols = [c for c in ("staff_id", "name", "role", "phone") if c in people.columns]
+        assignments = None
+        if "grid_code" in rows.columns:
+            assignments = rows.loc[rows["grid_code"].notna()].copy()
+            if "grid_role" in assignments.columns:
+                assignments["role"] = assignments["grid_role"].fillna(assignments.get("role"))
+        report = st.apply(
+            ChangeSet(staff=people[cols] if len(people) else None, assignments=assignments)
+        )
+    out.print(f"imported {report.staff} staff and {report.assignments} assignments into {store}")
+
+
+@app.command()
+@fail_cleanly
+def export(
+    store: StoreArg,
+    file: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv")],
+    level: Annotated[str | None, typer.Option(help="Only this level.")] = None,
+) -> None:
+    """Export grids (code, parent_code, level, name, aggregates) to a file."""
+    from gis_grid.grids.files import write_grid_file
+
+    with open_arg(store) as st:
+        grids = st.grids(level=Level.parse(level) if level else None)
+    if not len(grids):
+        raise InputError(f"no grids{f' of level {level}' if level else ''} in {store}")
+    write_grid_file(grids, file)
+    out.print(f"wrote {len(grids)} grids to {file}")
+
+
+# -- validate / stats -------------------------------------------------------------
+
+
+def _problem_records(problems) -> list[dict]:
+    return [
+        {
+            "kind": r.kind,
+            "severity": r.severity,
+            "level": r.level,
+            "codes": list(r.codes),
+            "area_m2": None if pd.isna(r.area_m2) else round(float(r.area_m2), 3),
+            "detail": r.detail,
+        }
+        for r in problems.itertuples()
+    ]
+
+
+def _print_problems(problems) -> None:
+    table = Table("kind", "level", "codes", "area m²", "detail", show_lines=False)
+    table.columns[2].no_wrap = True
+    for r in problems.itertuples():
+        colour = "red" if r.severity == "error" else "yellow"
+        table.add_row(
+            f"[{colour}]{r.kind}[/]",
+            r.level or "",
+            "\n".join(r.codes),
+            "" if pd.isna(r.area_m2) else f"{r.area_m2:,.1f}",
+            r.detail,
+        )
+    out.print(table)
+
+
+@app.command()
+@fail_cleanly
+def validate(
+    store: StoreArg,
+    fmt: FormatOpt = Format.table,
+    tolerance: Annotated[
+        float, typer.Option(help="How far (m) a child may reach beyond its parent.", min=0)
+    ] = 0.5,
+    min_area: Annotated[
+        float, typer.Option(help="Overlaps and gaps smaller than this (m²) are ignored.", min=0)
+    ] = 0.1,
+    strict: Annotated[bool, typer.Option(help="Treat warnings (no_staff) as errors.")] = False,
+    problems_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--problems-out",
+            help="Also write the problems with their geometry (.geojson/.gpkg) "
+            "to open beside the grids in QGIS.",
+        ),
+    ] = None,
+) -> None:
+    """Check topology (gaps, overlaps, nesting), codes and staffing; exit 1 on errors."""
+    from gis_grid.grids.topology import ValidationOptions
+
+    with open_arg(store) as st:
+        with progress_bar() as progress:
+            progress.add_task("validating", total=None)
+            problems = st.validate(ValidationOptions(tolerance_m=tolerance, min_area_m2=min_area))
+    if problems_out is not None:
+        if problems_out.exists():
+            problems_out.unlink()
+        frame = problems.copy()
+        frame["codes"] = frame["codes"].map(",".join)
+        frame.to_file(problems_out)
+    errors = int((problems["severity"] == "error").sum())
+    warnings = len(problems) - errors
+    if fmt is Format.json:
+        print_json(
+            {
+                "problems": _problem_records(problems),
+                "summary": {
+                    "errors": errors,
+                    "warnings": warnings,
+                    **problems["kind"].value_counts().to_dict(),
+                },
+            }
+        )
+    else:
+        if len(problems):
+            _print_problems(problems)
+        out.print(f"{errors} errors, {warnings} warnings")
+    if errors or (strict and warnings):
+        raise typer.Exit(1)
+
+
+@app.command()
+@fail_cleanly
+def stats(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
+    """Counts per level, households, residents and staff."""
+    with open_arg(store) as st:
+        result = st.stats()
+    if fmt is Format.json:
+        print_json(result)
+    else:
+        print_stats(result)
+
+
+# -- lookup / staff -------------------------------------------------------------
+
+
+@app.command()
+@fail_cleanly
+def lookup(
+    store: StoreArg,
+    lon: Annotated[float, typer.Option(help="Longitude.")],
+    lat: Annotated[float, typer.Option(help="Latitude.")],
+    crs: Annotated[
+        str | None,
+        typer.Option(help="The point's CRS when not EPSG:4326 (e.g. gcj02 for a Gaode map click)."),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """The grids containing a point, community down to unit, with their staff."""
+    from gis_grid.grids.queries import chain, point_lonlat
+
+    lon, lat = point_lonlat(lon, lat, crs)
+    with open_arg(store) as st:
+        result = chain(st, lon, lat)
+    if fmt is Format.json:
+        print_json({"lon": lon, "lat": lat, "grids": result})
+        return
+    if not result:
+        out.print(f"the point ({lon}, {lat}) lies in no grid of {store}")
+        return
+    print_chain(result)
+
+
+@app.command()
+@fail_cleanly
+def staff(
+    store: StoreArg,
+    staff_id: Annotated[str, typer.Argument(help="The staff id.")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """What a person covers: their grids, buildings, units, households and residents."""
+    from gis_grid.grids.queries import coverage
+
+    with open_arg(store) as st:
+        result = coverage(st, staff_id)
+    if fmt is Format.json:
+        print_json(result)
+        return
+    out.print(
+        f"[bold]{result['name']}[/] {result['role_zh']} ({Role(result['role']).value}) "
+        f"· {result['phone']} · {result['staff_id']}"
+    )
+    table = Table("code", "level", "name", "role")
+    table.columns[0].no_wrap = True
+    for g in result["grids"]:
+        table.add_row(g["code"], g["level"], g["name"], Role(g["role"]).zh)
+    out.print(table)
+    counts = result["counts"]
+    out.print(
+        " · ".join(f"{lv.zh} {counts[lv.key]:,}" for lv in Level if counts[lv.key])
+        + " · "
+        + " · ".join(f"{c} {result[c]:,}" for c in AGGREGATES)
+    )

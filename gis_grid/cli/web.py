@@ -1,0 +1,69 @@
+"""The web application: ``serve`` and self-contained ``map`` exports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gis_grid.cli.common import (
+    StoreArg,
+    app,
+    err,
+    fail_cleanly,
+    open_arg,
+)
+from gis_grid.domain.errors import InputError
+
+# -- the web application ------------------------------------------------------------
+
+
+@app.command()
+@fail_cleanly
+def serve(
+    store: StoreArg,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the map pages and the web API over a store (OpenAPI at /docs; bearer tokens).
+
+    Pages: /map/overview, /map/supervisor, /map/worker, /map/planner (a browser
+    opening / lands on the overview).
+    """
+    import uvicorn
+
+    from gis_grid.store import resolve_url
+
+    url = resolve_url(store)
+    if "://" not in url and not Path(url).exists():
+        raise InputError(f"no store at {url}: create one with 'gis-grid demo --out {url}'")
+    os.environ["GIS_GRID_DATABASE_URL"] = url
+    err.print(
+        f"serving {url} at http://{host}:{port}/ — map pages /map/overview, /map/supervisor, "
+        "/map/worker, /map/planner; API description /docs. Ctrl-C stops."
+    )
+    # by import string: the core never imports the web app
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+
+
+@app.command("map")
+@fail_cleanly
+def map_export(
+    store: StoreArg,
+    code: Annotated[str, typer.Argument(help="The grid to map.")],
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "grid.html"
+    ),
+    layers: Annotated[
+        bool, typer.Option(help="Draw streets, cameras, lamps and open incidents too.")
+    ] = True,
+) -> None:
+    """Write a map of a grid as one self-contained HTML file (opens offline)."""
+    from gis_grid.analysis.maps import grid_map_html
+
+    with open_arg(store) as st:
+        html = grid_map_html(st, code, layers=layers)
+    out_file.write_text(html, encoding="utf-8")
+    err.print(f"wrote {out_file} ({len(html.encode()) / 1e6:.1f} MB, no external files)")

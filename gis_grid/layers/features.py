@@ -1,0 +1,645 @@
+"""Feature layers in the core: schemas, checking rows, reading files, multi-part forms.
+
+A thematic layer (incidents, cameras, lamps, streets, cleaning zones — see the
+``layers`` package) declares a :class:`FeatureSchema`: its geometry type and
+its typed fields. The core knows nothing more about it: it checks rows against
+the schema (:func:`normalise_features`), reads CSV / GeoJSON / GeoPackage files
+(:func:`read_feature_file`), and the stores keep one table per layer with the
+declared columns plus the link to the grids (:data:`LINK_COLUMNS`).
+
+Every bad row is reported at once, by row number and id, with what is wrong
+and what is expected; nothing is written unless every row is good.
+
+Examples
+--------
+>>> schema = FeatureSchema(
+...     "lamps", "路灯", "Point",
+...     (Field("status", "choice", choices={"working": "正常", "damaged": "损坏"}),
+...      Field("radius_m", "float", minimum=0)))
+>>> frame = gpd.GeoDataFrame({"id": ["L1"], "status": ["损坏"], "radius_m": ["12"]},
+...                          geometry=[shapely.Point(123.55, 42.45)], crs="EPSG:4326")
+>>> normalise_features(schema, frame)[["id", "status", "radius_m"]].to_dict("records")
+[{'id': 'L1', 'status': 'damaged', 'radius_m': 12.0}]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from gis_grid.domain.errors import CRSError, InputError, RowError
+from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS
+from gis_grid.geo.crs import WGS84, InputCRS, parse_crs, to_lonlat
+
+Kind = Literal["text", "int", "float", "time", "date", "choice", "bool"]
+GeometryType = Literal["Point", "LineString", "Polygon"]
+
+#: Refuse feature files larger than this (bytes) unless told otherwise.
+MAX_FILE_BYTES = 2 * 1024**3
+_LON = ("lon", "lng", "long", "longitude", "x", "经度")
+_LAT = ("lat", "latitude", "y", "纬度")
+_TRUE = {"1", "true", "yes", "y", "t", "是", "有"}
+_FALSE = {"0", "false", "no", "n", "f", "否", "无"}
+_TYPE_NAMES = (
+    "Point",
+    "LineString",
+    "LinearRing",
+    "Polygon",
+    "MultiPoint",
+    "MultiLineString",
+    "MultiPolygon",
+    "GeometryCollection",
+)
+_SHOWN = 20  # row errors listed in a message; the rest are counted and kept in ``detail``
+
+
+@dataclass(frozen=True)
+class Field:
+    """One typed column of a layer.
+
+    Attributes
+    ----------
+    name : str
+        Column name (English key, as stored).
+    kind : {"text", "int", "float", "time", "date", "choice", "bool"}
+        ``time`` is stored as ISO text ``YYYY-MM-DDTHH:MM:SS`` (local time);
+        ``choice`` stores the English key and reads the key or the Chinese label.
+    zh : str
+        Chinese label, also accepted as a column name in files.
+    required : bool
+        A missing value is a row error.
+    choices : mapping of str to str
+        For ``choice``: key → Chinese label, in display order.
+    minimum, maximum : float, optional
+        Inclusive bounds for numbers.
+    aliases : tuple of str
+        Other column names accepted in files.
+    default : Any
+        Value used when the column is absent or the cell empty (not for required fields).
+    """
+
+    name: str
+    kind: Kind = "text"
+    zh: str = ""
+    required: bool = False
+    choices: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    minimum: float | None = None
+    maximum: float | None = None
+    aliases: tuple[str, ...] = ()
+    default: Any = None
+
+    def names(self) -> tuple[str, ...]:
+        """Column names that mean this field in a file, lower case."""
+        return tuple(n.lower() for n in (self.name, self.zh, *self.aliases) if n)
+
+    def describe_choices(self) -> str:
+        """The accepted values of a choice field, for messages."""
+        return ", ".join(f"{k} ({v})" if v else k for k, v in self.choices.items())
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What a layer's features are: a name, a geometry type and typed fields.
+
+    Every feature also has a text ``id``, unique within its layer.
+    """
+
+    name: str
+    zh: str
+    geometry: GeometryType
+    fields: tuple[Field, ...] = ()
+    description: str = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Stored attribute columns, ``id`` first."""
+        return ("id", *(f.name for f in self.fields))
+
+    def kinds(self) -> dict[str, str]:
+        """Column → kind, ``id`` included (for the stores)."""
+        return {"id": "text", **{f.name: f.kind for f in self.fields}}
+
+    def to_json(self) -> str:
+        """What a store keeps about the layer, so it can be read without the plugin."""
+        return json.dumps(
+            {"name": self.name, "zh": self.zh, "geometry": self.geometry, "kinds": self.kinds()},
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSchema:
+        """A schema as a store recorded it (fields carry their kinds only)."""
+        data = json.loads(text)
+        fields = tuple(Field(n, k) for n, k in data["kinds"].items() if n != "id")
+        return cls(data["name"], data["zh"], data["geometry"], fields)
+
+
+# -- checking rows -----------------------------------------------------------
+
+
+class _RowProblems:
+    def __init__(self, ids: pd.Series, first_row: int) -> None:
+        self.items: list[dict] = []
+        self._ids = ids
+        self._first = first_row
+
+    def add(self, mask: np.ndarray, column: str, values: pd.Series | None, message: str) -> None:
+        for i in np.flatnonzero(mask):
+            value = None if values is None else values.iloc[i]
+            ident = self._ids.iloc[i]
+            self.items.append(
+                {
+                    "row": int(i) + self._first,
+                    "id": None if pd.isna(ident) else str(ident),
+                    "column": column,
+                    "value": None if value is None or pd.isna(value) else str(value),
+                    "problem": message.format(value=value),
+                }
+            )
+
+    def raise_if_any(self, what: str) -> None:
+        if self.items:
+            raise row_error(self.items, what)
+
+
+def row_error(rows: list[dict], what: str) -> RowError:
+    """One error for bad rows (``row``, ``id``, ``column``, ``value``, ``problem`` each).
+
+    The message lists the first rows by number and id and says nothing was written.
+    """
+    rows = sorted(rows, key=lambda p: (p["row"], p["column"]))
+    lines = [
+        f"  row {p['row']}{' (id ' + p['id'] + ')' if p['id'] else ''}: {p['problem']}"
+        for p in rows[:_SHOWN]
+    ]
+    more = len(rows) - _SHOWN
+    if more > 0:
+        lines.append(f"  … and {more} more")
+    count = len({p["row"] for p in rows})
+    return RowError(
+        f"{count} row{'s' if count != 1 else ''} of {what} cannot be imported; nothing was "
+        "written:\n" + "\n".join(lines),
+        rows=rows,
+    )
+
+
+def _find(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    return np.asarray(values.isna() | (values.astype(str).str.strip() == ""), dtype=bool)
+
+
+def parse_when(text: str | None) -> str | None:
+    """One date or time a person typed (a query, an option), checked; None stays None.
+
+    Examples
+    --------
+    >>> parse_when("2026-05-01")
+    '2026-05-01T00:00:00'
+    """
+    if text is None:
+        return None
+    value, bad = parse_time(pd.Series([text]))
+    if bad.any():
+        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
+    return value.iloc[0]
+
+
+def parse_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """ISO text (seconds) for times given as text or datetimes; and which failed.
+
+    Time zones are converted to China Standard Time and dropped (the platform
+    stores local wall-clock time, as the city systems do).
+
+    Examples
+    --------
+    >>> parse_time(pd.Series(["2026-05-01 08:30", "2026-05-01T00:30:00Z", "soon"]))[0].tolist()
+    ['2026-05-01T08:30:00', '2026-05-01T08:30:00', None]
+    """
+    values = values.reset_index(drop=True)
+    blank = _blank(values)
+    try:  # one vectorised pass for the usual case: ISO text or datetimes, one zone
+        stamps = pd.to_datetime(values.where(~blank), format="ISO8601", errors="coerce")
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+        out = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+        out = out.where(stamps.notna(), None)
+    except (ValueError, TypeError):  # mixed zones: value by value below
+        out = pd.Series([None] * len(values), dtype=object)
+    retry = np.flatnonzero(out.isna().to_numpy() & ~blank)
+    bad = np.zeros(len(values), dtype=bool)
+    for i in retry:  # other formats ("2026/5/1 8:30"), mixed zones
+        try:
+            stamp = pd.Timestamp(values.iloc[i])
+        except (ValueError, TypeError):
+            stamp = pd.NaT
+        if pd.isna(stamp):
+            bad[i] = True
+            continue
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("Asia/Shanghai").tz_localize(None)
+        out.iloc[i] = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    return out, bad
+
+
+def _check_field(f: Field, raw: pd.Series, problems: _RowProblems) -> pd.Series:
+    blank = _blank(raw)
+    if f.required:
+        problems.add(blank, f.name, None, f"{f.name} is missing")
+    if f.kind == "text":
+        text = raw.astype("string").str.strip().astype(object)
+        text = text.where(~blank, f.default)
+        return text.where(pd.notna(text), None)
+    if f.kind in ("int", "float"):
+        numbers = pd.to_numeric(raw.where(~blank), errors="coerce")
+        problems.add(
+            ~blank & numbers.isna().to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a number"
+        )
+        if f.kind == "int":
+            frac = numbers.notna() & (numbers % 1 != 0)
+            problems.add(
+                frac.to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a whole number"
+            )
+        if f.minimum is not None:
+            problems.add(
+                (numbers < f.minimum).to_numpy(),
+                f.name,
+                raw,
+                f"{f.name} {{value}} is below the minimum {f.minimum:g}",
+            )
+        if f.maximum is not None:
+            problems.add(
+                (numbers > f.maximum).to_numpy(),
+                f.name,
+                raw,
+                f"{f.name} {{value}} is above the maximum {f.maximum:g}",
+            )
+        return numbers if f.default is None else numbers.fillna(f.default)
+    if f.kind == "choice":
+        lookup = {}
+        for key, zh in f.choices.items():
+            lookup[key.lower()] = key
+            if zh:
+                lookup[zh] = key
+        text = raw.astype("string").str.strip().where(~blank)
+        values = text.dropna().unique()  # a few distinct values in a million rows
+        known = {v: lookup.get(v.lower(), lookup.get(v, "")) for v in values}
+        keys = text.astype(object).map(known).astype(object)
+        keys = keys.where(pd.notna(keys), None)
+        unknown = (keys == "").to_numpy()
+        problems.add(
+            unknown, f.name, raw, f"{f.name} {{value!r}} is not one of {f.describe_choices()}"
+        )
+        return keys.where(~pd.Series(blank, index=raw.index), f.default).where(~unknown, None)
+    if f.kind == "bool":
+        text = (
+            raw.astype(object)
+            .where(~blank, None)
+            .map(lambda v: None if v is None else str(v).strip().lower())
+        )
+        truth = text.map(lambda v: True if v in _TRUE else False if v in _FALSE else None)
+        problems.add(
+            (text.notna() & truth.isna()).to_numpy(),
+            f.name,
+            raw,
+            f"{f.name} {{value!r}} is not yes/no",
+        )
+        return truth.where(text.notna(), f.default)
+    if f.kind == "time":
+        parsed, bad = parse_time(raw)
+        problems.add(bad, f.name, raw, f"{f.name} {{value!r}} is not a date and time")
+        return parsed
+    if f.kind == "date":
+        parsed, bad = parse_time(raw)
+        problems.add(bad, f.name, raw, f"{f.name} {{value!r}} is not a date")
+        return parsed.map(lambda v: None if v is None else v[:10])
+    raise ValueError(f"unknown field kind {f.kind!r}")
+
+
+def normalise_features(
+    schema: FeatureSchema, frame: gpd.GeoDataFrame, *, first_row: int = 1
+) -> gpd.GeoDataFrame:
+    """Check rows against a schema; return them typed, with English keys for choices.
+
+    ``frame`` must be in EPSG:4326 already. Columns may be named by the
+    field's key, its Chinese label or an alias. Columns the schema does not
+    know are dropped.
+
+    Raises
+    ------
+    RowError
+        Listing every bad row: missing id, duplicate id, missing or wrong-typed
+        geometry, missing required values, unknown choices, numbers out of range.
+    """
+    id_col = _find(frame, ("id", "编号", "编码", "fid_text", "osm_id"))
+    if id_col is None:
+        raise InputError(
+            f"{schema.name}: no 'id' column; every feature needs an id that is unique within "
+            f"the layer (it is how a later import updates the feature)"
+        )
+    ids = frame[id_col].astype(object).map(lambda v: None if pd.isna(v) else str(v).strip())
+    ids = ids.where(ids != "", None).reset_index(drop=True)
+    problems = _RowProblems(ids, first_row)
+    problems.add(ids.isna().to_numpy(), "id", None, "id is missing")
+    dup = ids.notna() & ids.duplicated(keep=False)
+    problems.add(dup.to_numpy(), "id", ids, "id {value!r} appears more than once")
+
+    geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    problems.add(missing, "geometry", None, "no coordinates")
+    types = shapely.get_type_id(geoms)
+    allowed = {"Point": (0,), "LineString": (1, 5), "Polygon": (3, 6)}[schema.geometry]
+    wrong = ~missing & ~np.isin(types, allowed)
+    if wrong.any():
+        names = pd.Series(shapely.get_type_id(geoms)).map(dict(enumerate(_TYPE_NAMES)))
+        problems.add(wrong, "geometry", names, f"a {{value}} where a {schema.geometry} is expected")
+    if schema.geometry != "Point":
+        invalid = ~missing & ~wrong & ~shapely.is_valid(geoms)
+        reasons = pd.Series(np.where(invalid, shapely.is_valid_reason(geoms), None))
+        problems.add(
+            invalid,
+            "geometry",
+            reasons,
+            "invalid geometry ({value}); repair it, or import with --make-valid",
+        )
+
+    out = {"id": ids}
+    data = frame.reset_index(drop=True)
+    for f in schema.fields:
+        col = _find(data, f.names())
+        raw = data[col] if col is not None else pd.Series([None] * len(data), dtype=object)
+        out[f.name] = _check_field(f, raw, problems).reset_index(drop=True)
+    problems.raise_if_any(f"{schema.name} ({schema.zh})")
+    result = gpd.GeoDataFrame(pd.DataFrame(out), geometry=gpd.GeoSeries(geoms, crs=WGS84))
+    for f in schema.fields:
+        if f.kind == "float":
+            result[f.name] = pd.to_numeric(result[f.name]).astype("float64")
+        elif f.kind == "int":
+            result[f.name] = pd.to_numeric(result[f.name]).astype("Int64")
+    return result
+
+
+# -- reading files -------------------------------------------------------------
+
+
+def read_feature_file(
+    schema: FeatureSchema,
+    path: str | os.PathLike,
+    *,
+    crs: str | InputCRS | None = None,
+    layer: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    make_valid: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read a layer's features from CSV (lon/lat or WKT), GeoJSON or GeoPackage.
+
+    Coordinates are converted to EPSG:4326 as for grid files: a file that
+    declares no CRS (any CSV) needs ``crs`` (``EPSG:4326``, ``EPSG:4490``,
+    ``gcj02``, ``bd09``, a projected EPSG code …). Rows without coordinates or
+    with coordinates outside lon/lat range are row errors, reported together
+    with every other bad row.
+
+    Raises
+    ------
+    InputError, CRSError, RowError
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(
+            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
+            "one import: split it (by month, by district)"
+        )
+    suffix = path.suffix.lower()
+    given = parse_crs(crs) if isinstance(crs, str) else crs
+    if suffix == ".csv":
+        data = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        frame = _csv_geometries(schema, data, given)
+    elif suffix in (".geojson", ".json", ".gpkg", ".shp"):
+        try:
+            frame = pyogrio.read_dataframe(path, layer=layer)
+        except pyogrio.errors.DataSourceError as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(frame, gpd.GeoDataFrame):
+            raise InputError(f"{path} has no geometry column")
+        if suffix in (".geojson", ".json") and given is not None:
+            frame = frame.set_crs(None, allow_override=True)  # GeoJSON: GDAL says WGS 84 always
+    else:
+        raise InputError(f"unknown file type {path.suffix!r}: use .csv, .geojson, .gpkg or .shp")
+    if not len(frame):
+        raise InputError(f"{path} holds no features")
+    return _to_lonlat_rows(schema, frame, given, path.name, make_valid)
+
+
+def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.GeoDataFrame:
+    wkt_col = _find(data, ("wkt", "geometry", "geom"))
+    lon_col, lat_col = _find(data, _LON), _find(data, _LAT)
+    if wkt_col is not None:
+        text = data.pop(wkt_col)
+        geoms = np.array(
+            [
+                shapely.from_wkt(t, on_invalid="ignore")
+                if isinstance(t, str) and t.strip()
+                else None
+                for t in text.tolist()
+            ],
+            dtype=object,
+        )
+        data = data.drop(columns=[c for c in (lon_col, lat_col) if c is not None])
+    elif lon_col is not None and lat_col is not None:
+        if schema.geometry != "Point":
+            raise InputError(
+                f"{schema.name} are {schema.geometry}s: a CSV needs them as WKT in a 'wkt' column"
+            )
+        x = pd.to_numeric(data.pop(lon_col), errors="coerce").to_numpy(float)
+        y = pd.to_numeric(data.pop(lat_col), errors="coerce").to_numpy(float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        geoms = np.full(len(data), None, dtype=object)
+        geoms[ok] = shapely.points(x[ok], y[ok])
+    else:
+        raise InputError(
+            "a CSV of features needs 'lon' and 'lat' columns (经度/纬度), or the geometry as WKT "
+            "in a 'wkt' column"
+        )
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=None)
+
+
+def _to_lonlat_rows(
+    schema: FeatureSchema, frame: gpd.GeoDataFrame, given, name: str, make_valid: bool
+) -> gpd.GeoDataFrame:
+    """Convert to lon/lat; rows whose coordinates cannot be lon/lat become row errors."""
+    frame = frame.reset_index(drop=True)
+    geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
+    if make_valid and schema.geometry != "Point":
+        present = ~shapely.is_missing(geoms)
+        bad = present & ~shapely.is_valid(geoms)
+        geoms = geoms.copy()
+        fixed = shapely.make_valid(geoms[bad])
+        keep = {"LineString": 1, "Polygon": 3}[schema.geometry]
+        # keep the parts of the geometry's own dimension (make_valid may add stray lines)
+        geoms[bad] = [_parts_of(g, keep) for g in fixed]
+    declared = frame.crs
+    source_is_lonlat = (
+        given is not None and (given.special or (given.crs and given.crs.is_geographic))
+    ) or (given is None and declared is not None and declared.is_geographic)
+    bounds = shapely.bounds(geoms)
+    present = np.isfinite(bounds).all(axis=1)
+    ids_col = _find(frame, ("id", "编号", "编码", "osm_id"))
+    ids = frame[ids_col] if ids_col else pd.Series([None] * len(frame))
+    problems = _RowProblems(ids.astype(object).where(ids.notna(), None), 1)
+    if source_is_lonlat:
+        outside = present & (
+            (bounds[:, 0] < -180)
+            | (bounds[:, 2] > 180)
+            | (bounds[:, 1] < -90)
+            | (bounds[:, 3] > 90)
+        )
+        if outside.any():
+            where = pd.Series(
+                [
+                    f"({b[0]:.6g}, {b[1]:.6g})" if o else None
+                    for b, o in zip(bounds, outside, strict=True)
+                ]
+            )
+            problems.add(
+                outside,
+                "geometry",
+                where,
+                "coordinates {value} are outside lon/lat range (longitude ±180, latitude ±90)",
+            )
+    problems.raise_if_any(f"{schema.name} in {name}")
+    frame = gpd.GeoDataFrame(
+        frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms), crs=declared
+    )
+    if not present.any():  # nothing to convert: the checks name every row without coordinates
+        normalise_features(schema, frame.set_crs(WGS84, allow_override=True))
+    try:
+        converted = to_lonlat(frame.loc[present], given)
+    except CRSError as exc:
+        raise CRSError(f"{name}: {exc.message}") from exc
+    geoms = geoms.copy()
+    geoms[present] = converted.geometry.to_numpy()
+    return gpd.GeoDataFrame(
+        frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84
+    )
+
+
+def _parts_of(geom, type_id: int):
+    """The parts of ``geom`` of one dimension (polygons: 3, lines: 1), as one geometry."""
+    if geom is None:
+        return None
+    parts = shapely.get_parts(geom)
+    types = shapely.get_type_id(parts)
+    keep = parts[(types == type_id) | (types == type_id + 3)]
+    if not len(keep):
+        return None
+    return shapely.union_all(keep) if len(keep) > 1 else keep[0]
+
+
+# -- stored forms ----------------------------------------------------------------
+
+
+def link_points(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lon/lat where each feature is linked to grids.
+
+    A point is linked where it is; a line at its midpoint (half way along);
+    a polygon at a point guaranteed inside it (:func:`shapely.point_on_surface`).
+
+    Examples
+    --------
+    >>> x, y = link_points(np.array([shapely.LineString([(0, 0), (4, 0)])]))
+    >>> float(x[0]), float(y[0])
+    (2.0, 0.0)
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    types = shapely.get_type_id(geoms)
+    pts = np.empty(len(geoms), dtype=object)
+    point = types == 0
+    line = np.isin(types, (1, 5))
+    other = ~point & ~line
+    pts[point] = geoms[point]
+    if line.any():
+        pts[line] = shapely.line_interpolate_point(geoms[line], 0.5, normalized=True)
+    if other.any():
+        pts[other] = shapely.point_on_surface(geoms[other])
+    return shapely.get_x(pts), shapely.get_y(pts)
+
+
+def to_multi_any(geoms: np.ndarray) -> np.ndarray:
+    """Lines and polygons as their multi-part types (what layer tables store)."""
+    geoms = np.asarray(geoms, dtype=object).copy()
+    types = shapely.get_type_id(geoms)
+    for single, make in ((1, shapely.multilinestrings), (3, shapely.multipolygons)):
+        mask = types == single
+        if mask.any():
+            geoms[mask] = make(geoms[mask][:, None].tolist())
+    return geoms
+
+
+def from_multi_any(geoms: np.ndarray) -> np.ndarray:
+    """Single-part multi-geometries back to their simple type."""
+    geoms = np.asarray(geoms, dtype=object).copy()
+    single = np.isin(shapely.get_type_id(geoms), (4, 5, 6)) & (
+        shapely.get_num_geometries(geoms) == 1
+    )
+    if single.any():
+        geoms[single] = shapely.get_geometry(geoms[single], 0)
+    return geoms
+
+
+def now_local() -> str:
+    """The current local (China Standard Time) wall-clock time as stored."""
+    china = dt.timezone(dt.timedelta(hours=8))
+    return dt.datetime.now(china).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def type_features(
+    schema: FeatureSchema, frame: pd.DataFrame, geoms: np.ndarray
+) -> gpd.GeoDataFrame:
+    """Rows read back from a store, typed as the schema says, as a GeoDataFrame."""
+    frame = frame.reset_index(drop=True)
+    for column, kind in schema.kinds().items():
+        if column not in frame:
+            frame[column] = None
+        values = frame[column]
+        if kind == "float":
+            frame[column] = pd.to_numeric(values).astype("float64")
+        elif kind == "int":
+            frame[column] = pd.to_numeric(values).astype("Int64")
+        elif kind == "bool":
+            frame[column] = values.map(
+                lambda v: None if v is None or pd.isna(v) else bool(v)
+            ).astype("boolean")
+        elif kind == "time":
+            frame[column] = values.map(
+                lambda v: None if v is None or pd.isna(v) else str(v).replace(" ", "T")[:19]
+            ).astype(object)
+        elif kind == "date":
+            frame[column] = values.map(
+                lambda v: None if v is None or pd.isna(v) else str(v)[:10]
+            ).astype(object)
+        else:
+            frame[column] = values.astype(object).where(values.notna(), None)
+    for column in ("lon", "lat"):
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    for column in CHAIN_COLUMNS:
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    frame = frame[[*schema.columns, *LINK_COLUMNS]]
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)

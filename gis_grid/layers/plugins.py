@@ -1,0 +1,155 @@
+"""Thematic layers as plugins: a small base class and a registry.
+
+A layer (the ``layers`` package ships incidents, cctv, lighting, streets and
+cleaning) subclasses :class:`Layer`, declares its
+:class:`~gis_grid.layers.features.FeatureSchema`, and is registered in the
+``gis_grid.layers`` entry-point group of its distribution. The core finds
+layers only through that group, so adding a layer touches nothing here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import ClassVar
+
+import geopandas as gpd
+import pandas as pd
+
+from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.model import Level
+from gis_grid.layers.features import FeatureSchema, normalise_features, read_feature_file
+
+GROUP = "gis_grid.layers"
+
+
+@dataclass
+class GapReport:
+    """What a gap analysis found.
+
+    Attributes
+    ----------
+    features : geopandas.GeoDataFrame
+        The holes, gaps or overdue features (EPSG:4326), ranked, each with its
+        grid chain and responsible person (``staff_*`` columns).
+    per_grid : pandas.DataFrame
+        One row per grid of the analysed level: the measures of the analysis
+        (coverage %, dark length …) with the grid's responsible person.
+    summary : dict
+        Totals for a report.
+    """
+
+    features: gpd.GeoDataFrame
+    per_grid: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+class Layer:
+    """Base class of a thematic layer.
+
+    Subclasses set :attr:`schema` and may override :meth:`check` (rules across
+    columns) and :meth:`holes` (the layer's gap analysis).
+    """
+
+    schema: ClassVar[FeatureSchema]
+    #: Time column for time windows (events), and category column for filters.
+    time_field: ClassVar[str | None] = None
+    category_field: ClassVar[str | None] = None
+    #: Whether :meth:`holes` is implemented.
+    has_holes: ClassVar[bool] = False
+
+    @property
+    def name(self) -> str:
+        """The layer's name (its table)."""
+        return self.schema.name
+
+    def read(
+        self,
+        path: str | os.PathLike,
+        *,
+        crs: str | None = None,
+        make_valid: bool = False,
+        max_bytes: int | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Read and check a file of this layer's features (see :func:`read_feature_file`)."""
+        kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
+        raw = read_feature_file(self.schema, path, crs=crs, make_valid=make_valid, **kwargs)
+        return self.check(normalise_features(self.schema, raw))
+
+    def check(self, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        """Rules across columns; raise :class:`~gis_grid.domain.errors.RowError` naming rows."""
+        return features
+
+    def demo(self, data, rng) -> gpd.GeoDataFrame | None:
+        """Features for the demo community (lon/lat, raw columns), or None.
+
+        ``data`` is the :class:`~gis_grid.sources.demo.DemoData` just generated;
+        ``rng`` a seeded generator. The demo checks them like any import.
+        """
+        return None
+
+    def from_osm(self, osm) -> gpd.GeoDataFrame | None:
+        """Features from an OpenStreetMap extract (a ``pyrosm.OSM``), or None."""
+        return None
+
+    def holes(
+        self, store, *, level: Level = Level.AREA, now: dt.datetime | None = None, **options
+    ) -> GapReport:
+        """The layer's gap analysis over the grids of ``level``."""
+        raise InputError(f"layer {self.name!r} has no gap analysis")
+
+    def categories(self, values) -> list[str] | None:
+        """Category keys from keys or their Chinese labels; unknown ones are named."""
+        if not values:
+            return None
+        if not self.category_field:
+            raise InputError(f"layer {self.name!r} has no categories")
+        field = next(f for f in self.schema.fields if f.name == self.category_field)
+        keys = []
+        for value in values:
+            key = next((k for k, v in field.choices.items() if value in (k, v)), None)
+            if key is None:
+                raise InputError(f"unknown category {value!r}; expected {field.describe_choices()}")
+            keys.append(key)
+        return keys
+
+
+@cache
+def available() -> dict[str, Layer]:
+    """Every installed layer, by name."""
+    found = {}
+    for ep in entry_points(group=GROUP):
+        cls = ep.load()
+        layer = cls()
+        if layer.name != ep.name:
+            raise InputError(
+                f"layer entry point {ep.name!r} declares a schema named {layer.name!r}"
+            )
+        found[ep.name] = layer
+    return dict(sorted(found.items()))
+
+
+def events_layer(name: str | None = None) -> Layer:
+    """The point layer with event times named, or the first installed (incidents)."""
+    if name is None:
+        events = [
+            n for n, lay in available().items() if lay.time_field and lay.schema.geometry == "Point"
+        ]
+        if not events:
+            raise InputError("no installed layer has event times; name one")
+        name = events[0]
+    layer = get_layer(name)
+    if not layer.time_field:
+        raise InputError(f"layer {name!r} has no event times to window")
+    return layer
+
+
+def get_layer(name: str) -> Layer:
+    """The installed layer called ``name``; NotFoundError lists the others."""
+    layers = available()
+    if name not in layers:
+        raise NotFoundError(f"no layer {name!r}; installed layers: {', '.join(layers) or 'none'}")
+    return layers[name]

@@ -1,0 +1,507 @@
+"""Boundary operations a planner runs: split, merge, move, redraw, undo, restore.
+
+Each operation reads the community as it is, works out the new grids of the
+subtrees it touches and hands the store one :class:`~gis_grid.store.revisions.Rewrite`,
+which the store checks and writes as one revision (or refuses, changing
+nothing). The rules every operation keeps:
+
+- the tiling stays valid: children are re-parented with their parent's area,
+  never cut (a line through a building is refused);
+- codes of grids that did not change stay as they were; new grids take the
+  next free serials of their parent in reading order (west→east,
+  north→south); a re-parented grid and everything below it take new codes;
+- staff assignments follow their grids (to the new code); a new grid
+  without staff is flagged, not refused.
+
+Examples
+--------
+>>> import tempfile, os
+>>> from gis_grid.sources.demo import generate
+>>> from gis_grid.store import ChangeSet
+>>> from gis_grid.store.gpkg import GeoPackageStore
+>>> data = generate()
+>>> store = GeoPackageStore(os.path.join(tempfile.mkdtemp(), "d.gpkg"))
+>>> _ = store.apply(ChangeSet(data.grids, data.staff, data.assignments))
+>>> rev = merge(store, ["211281001007006", "211281001007007"], author="doc")
+>>> rev.operation, [c for c in rev.deleted if len(c) == 15]
+('merge', ['211281001007007'])
+>>> len(store.grids(level="area"))
+7
+>>> undo(store, "211281001007").operation
+'undo'
+>>> len(store.grids(level="area"))
+8
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gis_grid.domain.errors import InputError, NotFoundError, TopologyError
+from gis_grid.domain.model import (
+    AGGREGATES,
+    CODE_LENGTHS,
+    Level,
+    level_of_code,
+)
+from gis_grid.geo.crs import WGS84, check_lonlat, local_metric_crs, project, reproject
+from gis_grid.geo.tessellation import GRID
+from gis_grid.planning.history import State, back_to, diff, state_at
+from gis_grid.planning.regroup import (
+    Regroup,
+    atom_cells,
+    build,
+    checked_codes,
+    children_of,
+    current_state,
+    metric,
+    parent_code,
+)
+from gis_grid.store.checks import listing
+from gis_grid.store.revisions import Revision, Rewrite
+
+# -- reading a community --------------------------------------------------------
+
+
+def state(store, community: str, revision: int | None = None) -> State:
+    """The community as it was just after ``revision`` (now when None)."""
+    return _walk_back(store, current_state(store, community), revision)
+
+
+def _walk_back(store, now: State, revision: int | None) -> State:
+    """From the state now to the state just after ``revision``."""
+    if revision is None or revision == now.revision:
+        return now
+    community = str(now.grids["code"].iloc[0])[:12]
+    log = store.revisions(community)
+    if revision != 0 and revision not in set(log["id"].astype(int)):
+        raise NotFoundError(
+            f"revision {revision} is not one of community {community}'s "
+            f"('gis-grid log {store.url} --community {community}' lists them)"
+        )
+    return state_at(now, store.payloads(community, revision), revision)
+
+
+# -- undo, restore, diff ----------------------------------------------------------
+
+
+def undo(store, community: str, *, author: str = "", audit: dict | None = None) -> Revision:
+    """Undo the community's latest revision, as a new revision (undoing an undo redoes)."""
+    log = store.revisions(community)
+    if not len(log):
+        raise NotFoundError(f"community {community} has no revision to undo")
+    last = log.iloc[-1]
+    before = int(log.iloc[-2]["id"]) if len(log) > 1 else 0
+    now = current_state(store, community)
+    target = state_at(now, store.payloads(community, before), before)
+    change = back_to(
+        now,
+        target,
+        "undo",
+        summary=f"undo revision {int(last['id'])} ({last['operation']})",
+        author=author,
+        undoes=int(last["id"]),
+    )
+    return _write(store, change, audit)
+
+
+def restore(
+    store, community: str, revision: int, *, author: str = "", audit: dict | None = None
+) -> Revision:
+    """Make the community as it was just after ``revision``, as a new revision."""
+    now = current_state(store, community)
+    target = _walk_back(store, now, revision)
+    change = back_to(now, target, "restore", summary=f"restore revision {revision}", author=author)
+    return _write(store, change, audit)
+
+
+def compare(store, community: str, a: int, b: int | None = None) -> dict:
+    """What changed in a community from revision ``a`` to ``b`` (now when None).
+
+    See :func:`gis_grid.store.revisions.diff` for what the answer holds.
+    """
+    now = current_state(store, community)
+    return diff(_walk_back(store, now, a), _walk_back(store, now, b))
+
+
+def _one_level(codes: list[str]) -> None:
+    levels = {len(c) for c in codes}
+    parents = {parent_code(c) for c in codes if len(c) > 12}
+    if len(levels) != 1 or len(parents) != 1:
+        raise InputError(f"these grids are not siblings: {', '.join(codes)}")
+
+
+# -- the operations -------------------------------------------------------------------
+
+
+def merge(
+    store,
+    codes: list[str],
+    *,
+    name: str | None = None,
+    author: str = "",
+    audit: dict | None = None,
+) -> Revision:
+    """Merge adjacent sibling grids into one (it keeps the smallest code).
+
+    The children of the others move under it with the next free serials;
+    every staff assignment follows to the merged grid.
+    """
+    codes = sorted(set(checked_codes(codes)))
+    if len(codes) < 2:
+        raise InputError("name at least two grids to merge")
+    _one_level(codes)
+    now = current_state(store, codes[0][:12])
+    grids = now.grids.set_index("code")
+    missing = [c for c in codes if c not in grids.index]
+    if missing:
+        raise NotFoundError(f"no such grids: {', '.join(missing)}")
+    merged = shapely.union_all(grids.loc[codes].geometry.to_numpy())  # exact: shared edges
+    if shapely.get_num_geometries(merged) > 1 or merged.geom_type != "Polygon":
+        raise TopologyError(
+            f"{', '.join(codes)} do not share a boundary: merged they would be "
+            f"{shapely.get_num_geometries(merged)} separate pieces"
+        )
+    atoms = children_of(now.grids, codes)
+    plan = Regroup(
+        roots=codes,
+        labels={c: 0 for c in atoms["code"]},
+        geometry={0: merged},
+        keep={0: codes[0]},
+        names={0: name} if name else None,
+        counts=None if len(atoms) else {0: {c: int(grids.loc[codes, c].sum()) for c in AGGREGATES}},
+    )
+    change = build(now, plan, "merge", summary=f"merge {', '.join(codes)}", author=author)
+    # the others' staff follow to the merged grid
+    a = now.assignments
+    others = a.loc[a["grid_code"].isin(codes[1:])].assign(grid_code=codes[0])
+    change.assignments = pd.concat([change.assignments, others], ignore_index=True)
+    return _write(store, change, audit)
+
+
+def move(
+    store, atoms: list[str], to: str, *, author: str = "", audit: dict | None = None
+) -> Revision:
+    """Move buildings or courtyards (with their ground) to a neighbouring sibling grid.
+
+    ``atoms`` are children of one or more grids; ``to`` is a sibling of
+    those grids. The ground between buildings moves with them (each source
+    grid is cut around its atoms); a source left empty or in pieces, or a
+    target the atoms do not touch, is refused.
+    """
+    atoms = sorted(set(checked_codes(atoms)))
+    (to,) = checked_codes([to])
+    if not atoms or any(len(a) <= CODE_LENGTHS[Level.COMMUNITY] for a in [*atoms, to]):
+        raise InputError("move buildings or courtyards (not communities) to a sibling grid")
+    sources = sorted({parent_code(c) for c in atoms})
+    _one_level([*sources, to])
+    if to in sources:
+        already = ", ".join(a for a in atoms if parent_code(a) == to)
+        raise InputError(f"{already} are already in {to}")
+    now = current_state(store, to[:12])
+    grids = now.grids.set_index("code")
+    missing = [c for c in [*atoms, to] if c not in grids.index]
+    if missing:
+        raise NotFoundError(f"no such grids: {', '.join(missing)}")
+    roots = sorted([*sources, to])
+    children = children_of(now.grids, roots)
+    geometry: dict = {}
+    for src in sources:
+        mine = children.loc[children["code"].str.startswith(src)].reset_index(drop=True)
+        cells, crs = atom_cells(grids.loc[src, "geometry"], grids.loc[[src]].reset_index(), mine)
+        moving = mine["code"].isin(atoms).to_numpy()
+        if moving.all():
+            raise TopologyError(
+                f"moving every grid out of {src} would leave it empty; merge it instead"
+            )
+        left = shapely.union_all(cells[~moving], grid_size=GRID)
+        if shapely.get_num_geometries(left) > 1:
+            raise TopologyError(
+                f"{src} would fall apart into {shapely.get_num_geometries(left)} pieces "
+                f"without {', '.join(mine.loc[moving, 'code'])}"
+            )
+        geometry[src] = reproject(np.array([left], dtype=object), crs, WGS84)[0]
+        target_m = project(np.array([grids.loc[to, "geometry"]]), crs)[0]
+        grown = shapely.union_all(np.r_[cells[moving], [target_m]], grid_size=GRID)
+        if shapely.get_num_geometries(grown) > 1:
+            raise TopologyError(
+                f"{', '.join(mine.loc[moving, 'code'])} do not border {to}: it would be "
+                f"{shapely.get_num_geometries(grown)} separate pieces"
+            )
+        geometry[to] = reproject(np.array([grown], dtype=object), crs, WGS84)[0]
+        grids.loc[to, "geometry"] = geometry[to]
+    labels = {c: (to if c in atoms else c[: len(to)]) for c in children["code"]}
+    plan = Regroup(roots=roots, labels=labels, geometry=geometry, keep={r: r for r in roots})
+    return _write(
+        store,
+        build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author),
+        audit,
+    )
+
+
+def split(
+    store,
+    code: str,
+    *,
+    line=None,
+    parts: int | None = None,
+    weights: dict | None = None,
+    author: str = "",
+    seed: int = 0,
+    audit: dict | None = None,
+) -> Revision:
+    """Split a grid along a drawn line, or into ``parts`` grids of equal workload.
+
+    Along a line (lon/lat, crossing the grid from edge to edge) every child
+    must fall on one side: a line through a building or courtyard is refused
+    with the children named. Into N parts, the grid's children are grouped
+    by the rebalancer (contiguous, workload within 5% where the atoms
+    allow). The part with the most households keeps the code and the staff;
+    the others are new grids (flagged until staff are assigned).
+    """
+    (code,) = checked_codes([code])
+    if (line is None) == (parts is None):
+        raise InputError("split along a line or into a number of parts (one of the two)")
+    level = level_of_code(code)
+    if level is Level.COMMUNITY:
+        raise InputError("a community is split by the statistics bureau, not here")
+    now = current_state(store, code[:12])
+    grids = now.grids.set_index("code")
+    if code not in grids.index:
+        raise NotFoundError(f"no grid {code}")
+    children = children_of(now.grids, [code])
+    if line is not None:
+        pieces = _cut(grids.loc[code, "geometry"], line)
+        labels = {}
+        if len(children):
+            geoms, crs = metric(np.r_[children.geometry.to_numpy(), pieces])
+            kids, cut = geoms[: len(children)], geoms[len(children) :]
+            share = shapely.area(shapely.intersection(kids[:, None], cut[None, :]))
+            whole = shapely.area(kids)
+            inside = share >= whole[:, None] - np.maximum(0.05, 1e-6 * whole[:, None])
+            crossing = children.loc[~inside.any(axis=1), "code"].tolist()
+            if crossing:
+                raise TopologyError(
+                    f"the line cuts through {listing(crossing)}: draw it between them "
+                    "(or split those first)"
+                )
+            labels = dict(zip(children["code"], inside.argmax(axis=1).tolist(), strict=True))
+        geometry = dict(enumerate(pieces))
+        counts = (
+            pd.Series(
+                [grids.loc[c, "households"] for c in children["code"]],
+                index=[labels[c] for c in children["code"]],
+                dtype="int64",
+            )
+            .groupby(level=0)
+            .sum()
+            if len(children)
+            else pd.Series(dtype="int64")
+        )
+        keeper = (
+            int(counts.idxmax())
+            if len(counts) and counts.max() > 0
+            else int(
+                np.argmax(
+                    shapely.area(
+                        project(np.asarray(pieces), local_metric_crs(*pieces[0].centroid.coords[0]))
+                    )
+                )
+            )
+        )
+    else:
+        from gis_grid.planning.rebalance import partition_atoms
+
+        if not len(children):
+            raise InputError(f"{code} has no {Level(level + 1).zh} to divide into {parts} parts")
+        result = partition_atoms(
+            store, now, grids.loc[code, "geometry"], [code], int(parts), weights=weights, seed=seed
+        )
+        labels, geometry = result.labels, result.geometry
+        counts = pd.Series(result.loads)
+        keeper = int(counts.idxmax())
+    plan = Regroup(
+        roots=[code],
+        labels=labels,
+        geometry=geometry,
+        keep={k: (code if k == keeper else None) for k in geometry},
+    )
+    summary = f"split {code} " + (f"into {parts} parts" if parts else "along a line")
+    return _write(store, build(now, plan, "split", summary=summary, author=author), audit)
+
+
+def _cut(polygon, line) -> list:
+    """The pieces of a polygon on either side of a line (lon/lat); at least two or refused."""
+    if isinstance(line, str):
+        line = shapely.from_wkt(line)
+    if line is None or line.geom_type not in ("LineString", "MultiLineString"):
+        raise InputError("split along a LineString (lon/lat)")
+    pieces = shapely.get_parts(
+        shapely.polygonize(shapely.get_parts(shapely.union(polygon.boundary, line)))
+    )
+    inside = shapely.area(shapely.intersection(pieces, polygon)) > 0.5 * shapely.area(pieces)
+    pieces = pieces[inside]
+    if len(pieces) < 2:
+        raise InputError("the line does not cross the grid from edge to edge")
+    return list(pieces)
+
+
+def redraw(
+    store,
+    code: str,
+    geometry,
+    *,
+    version: int | None = None,
+    author: str = "",
+    take: bool = True,
+    dry_run: bool = False,
+    audit: dict | None = None,
+) -> Revision:
+    """Give a grid a new outline; siblings give up or take the ground in between.
+
+    Siblings the new outline reaches into lose that part (with ``take=False``
+    such an overlap is refused instead, naming each sibling and the m²);
+    ground the grid gives up goes, piece by piece, to the sibling sharing most
+    edge with it (where siblings must tile their parent) or back to the
+    parent. Children must stay inside their grid: a redraw across a building
+    is refused. ``dry_run`` checks everything the store would and writes
+    nothing (the revision answered has id 0).
+    """
+    now, code, geometry = _redraw_input(store, code, geometry, version)
+    grids = now.grids.set_index("code")
+    level = level_of_code(code)
+    siblings = _siblings(now, code)
+    geoms, crs = metric(np.r_[[grids.loc[code, "geometry"], geometry], siblings.geometry])
+    old_m, new_m, sib_m = geoms[0], shapely.set_precision(geoms[1], GRID), geoms[2:]
+    if not shapely.is_valid(new_m):
+        raise InputError(
+            f"the new outline is not a valid polygon: {shapely.is_valid_reason(new_m)}"
+        )
+    if not take and len(sib_m):
+        overlap = shapely.area(shapely.intersection(sib_m, new_m, grid_size=GRID))
+        if (overlap > 0.1).any():
+            named = ", ".join(
+                f"{c} by {a:,.0f} m²"
+                for c, a in zip(siblings["code"], overlap, strict=True)
+                if a > 0.1
+            )
+            raise TopologyError(f"the new outline of {code} overlaps {named} (nothing was saved)")
+    new_sib = shapely.difference(sib_m, new_m, grid_size=GRID) if len(sib_m) else sib_m
+    released = shapely.difference(old_m, new_m, grid_size=GRID)
+    if level.tiles_parent and shapely.area(released) > 0.1:
+        for piece in shapely.get_parts(released):
+            if shapely.area(piece) <= 0.1 or piece.geom_type != "Polygon":
+                continue
+            edge = shapely.length(shapely.intersection(piece.boundary, shapely.boundary(new_sib)))
+            if not len(edge) or edge.max() <= 0:
+                raise TopologyError(
+                    f"the new outline of {code} gives up {shapely.area(piece):.0f} m² that no "
+                    "sibling borders: it would be a gap"
+                )
+            j = int(np.argmax(edge))
+            new_sib[j] = shapely.union(new_sib[j], piece, grid_size=GRID)
+    changed = ~shapely.equals(new_sib, sib_m)
+    roots = [code, *siblings.loc[changed, "code"]]
+    geometry_ll = {code: reproject(np.array([new_m]), crs, WGS84)[0]}
+    for c, g in zip(siblings.loc[changed, "code"], new_sib[changed], strict=True):
+        if g.is_empty:
+            raise TopologyError(f"the new outline of {code} swallows {c} whole; merge them instead")
+        geometry_ll[c] = reproject(np.array([g]), crs, WGS84)[0]
+    children = children_of(now.grids, roots)
+    plan = Regroup(
+        roots=roots,
+        labels={c: c[: len(code)] for c in children["code"]},
+        geometry=geometry_ll,
+        keep={r: r for r in roots},
+    )
+    change = build(now, plan, "redraw", summary=f"redraw {code}", author=author)
+    change.dry_run = dry_run
+    return _write(store, change, audit)
+
+
+def check_redraw(
+    store, code: str, geometry, *, version: int | None = None, take: bool = True
+) -> dict:
+    """What a planner sees while drawing: the problems of a new outline, nothing saved.
+
+    Answers ``{"ok", "problems": [{"kind", "message", "codes", "geometry"}],
+    "changes": {...}}``; overlaps with siblings carry their shape (lon/lat
+    GeoJSON) so a map can draw them. Any refusal :func:`redraw` would give
+    (a cut building, a gap, a stale version …) is one problem.
+    """
+    from gis_grid.domain.errors import GisGridError
+
+    problems: list[dict] = []
+    try:
+        now, code, geometry = _redraw_input(store, code, geometry, version)
+        siblings = _siblings(now, code)
+        if not take and len(siblings):
+            cut = shapely.intersection(siblings.geometry.to_numpy(), geometry)
+            cut_m, _ = metric(cut)
+            for c, piece, area in zip(siblings["code"], cut, shapely.area(cut_m), strict=True):
+                if area > 0.1:
+                    problems.append(
+                        {
+                            "kind": "overlap",
+                            "message": f"overlaps {c} by {area:,.0f} m²",
+                            "codes": [code, c],
+                            "geometry": shapely.geometry.mapping(piece),
+                        }
+                    )
+        if not problems:
+            revision = redraw(store, code, geometry, version=version, take=take, dry_run=True)
+            return {
+                "ok": True,
+                "problems": [],
+                "changes": {"updated": revision.updated, "inserted": revision.inserted},
+            }
+    except GisGridError as exc:
+        problems.append(
+            {"kind": type(exc).__name__, "message": str(exc), "codes": [code], "geometry": None}
+        )
+    return {"ok": False, "problems": problems, "changes": {}}
+
+
+def _redraw_input(store, code: str, geometry, version: int | None):
+    """The community's state, the checked code and the checked outline of a redraw."""
+    (code,) = checked_codes([code])
+    now = current_state(store, code[:12])
+    grids = now.grids.set_index("code")
+    if code not in grids.index:
+        raise NotFoundError(f"no grid {code}")
+    if version is not None and int(grids.loc[code, "version"]) != int(version):
+        from gis_grid.domain.errors import ConflictError
+
+        raise ConflictError(
+            f"{code} changed since the edit was made (edited from version {version}, now "
+            f"{int(grids.loc[code, 'version'])}); reload it and edit again (nothing was saved)"
+        )
+    if isinstance(geometry, str):
+        geometry = shapely.from_wkt(geometry)
+    if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise InputError("a new outline is a Polygon in lon/lat")
+    check_lonlat(np.array([geometry], dtype=object))  # swapped or projected numbers, named
+    if not shapely.is_valid(geometry):
+        raise InputError(
+            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
+        )
+    return now, code, geometry
+
+
+def _siblings(now: State, code: str) -> gpd.GeoDataFrame:
+    """The other grids under the same parent (none for a community)."""
+    return now.grids.loc[
+        (now.grids["code"].str.len() == len(code))
+        & (now.grids["code"] != code)
+        & (now.grids["code"].str.startswith(parent_code(code)) if len(code) > 12 else False)
+    ].reset_index(drop=True)
+
+
+def _write(store, change: Rewrite, audit: dict | None = None) -> Revision:
+    """Write a change (audited in its transaction when ``audit`` says who asked)."""
+    change.audit = audit
+    return store.rewrite(change)
