@@ -90,7 +90,7 @@ def test_both_stores_give_the_same_answers(tmp_path, demo_data, pg_url):
 def test_fast_chains_answer_as_the_generic_one(tmp_path, demo_data, pg_url, monkeypatch):
     """The map click on PostGIS (in-process index, or one query) = the generic path;
     the index follows a write through the store at once and another process's in time."""
-    import gis_grid.store.postgis as pgmod
+    import gis_grid.store.postgis.lookup as pgmod
     from gis_grid.grids.queries import chain
 
     class Generic:  # the store without its own chain: queries.chain's generic path

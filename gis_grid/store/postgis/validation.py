@@ -33,7 +33,7 @@ _GRID = 1e-3
 
 def validate_in_sql(cur, opts: ValidationOptions) -> gpd.GeoDataFrame:
     """Run the checks on the cursor's database; return the embedded problem table."""
-    from gis_grid.store.postgis import metric_srids
+    from gis_grid.store.postgis.connection import metric_srids
 
     problems = Problems()
     codes, srids = metric_srids(cur)

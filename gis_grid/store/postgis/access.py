@@ -1,0 +1,82 @@
+"""Users of the web API, their hashed tokens, and the audit log of writes, in PostGIS."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from gis_grid.domain.access import AUDIT_COLUMNS, USER_COLUMNS, new_token, new_user_role, token_hash
+from gis_grid.domain.errors import DuplicateCodeError, NotFoundError
+from gis_grid.domain.model import utc_now
+from gis_grid.store.base import AUDIT_WRITE, audit_row
+
+
+def write_audit(cur, row: tuple) -> None:
+    """Add an audit row inside the caller's transaction."""
+    cur.execute(
+        f"INSERT INTO audit ({', '.join(AUDIT_WRITE)}) VALUES (%s, %s, %s, %s, %s, %s, %s)", row
+    )
+
+
+class PostGISAccess:
+    """Users, their tokens, and the audit log of writes."""
+
+    def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
+        """Add a user; return their token (shown once: the database keeps its hash)."""
+        role = new_user_role(role, staff_id)
+        token = new_token()
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if staff_id and not self._present(cur, "staff", "staff_id", [staff_id]):
+                raise NotFoundError(f"no staff member {staff_id!r}")
+            if self._present(cur, "users", "user_id", [user_id]):
+                raise DuplicateCodeError(f"user {user_id!r} exists already")
+            cur.execute(
+                "INSERT INTO users (user_id, name, role, staff_id, token_sha256, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [user_id, name, role, staff_id, token_hash(token), utc_now()],
+            )
+        return token
+
+    def user_of_token(self, token: str) -> dict | None:
+        """The active user holding a token, or None (one indexed read per request)."""
+        with self._cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(USER_COLUMNS)} FROM users "
+                "WHERE token_sha256 = %s AND revoked_at IS NULL",
+                [token_hash(token)],
+            )
+            row = cur.fetchone()
+        return dict(zip(USER_COLUMNS, row, strict=True)) if row else None
+
+    def users(self) -> pd.DataFrame:
+        """Every user (never their token)."""
+        frame = self._frame(f"SELECT {', '.join(USER_COLUMNS)} FROM users ORDER BY user_id")
+        return frame if len(frame) else pd.DataFrame(columns=list(USER_COLUMNS))
+
+    def revoke_user(self, user_id: str) -> None:
+        """Make a user's token stop working."""
+        self.user_epoch += 1
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE users SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
+                [utc_now(), user_id],
+            )
+            if not cur.rowcount:
+                raise NotFoundError(f"no active user {user_id!r}")
+
+    def record_audit(
+        self, user: dict, action: str, target: str, revision: int | None, detail: dict
+    ) -> None:
+        """Record who did what, when, and what it changed (a write of its own)."""
+        audit = {**user, "action": action, "target": target, "detail": detail}
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            write_audit(cur, audit_row(audit, revision))
+
+    def audit_log(self) -> pd.DataFrame:
+        """The audit log, oldest first."""
+        import json
+
+        frame = self._frame(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit ORDER BY id")
+        if not len(frame):
+            return pd.DataFrame(columns=list(AUDIT_COLUMNS))
+        frame["detail"] = frame["detail"].map(json.loads)
+        return frame

@@ -1,0 +1,201 @@
+"""Point lookups on PostGIS.
+
+A map click's chain of grids with their staff comes from an in-process
+index while it matches the database's grid generation, else from one query;
+bulk lookups join points to the subdivided grid parts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import logging
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+from psycopg_pool import PoolClosed
+
+from gis_grid.domain.model import AGGREGATES
+from gis_grid.store.base import empty_lookup
+from gis_grid.store.postgis.connection import COPY_FROM
+
+#: Seconds between checks of the grid generation by the in-process lookup index.
+INDEX_RECHECK = 1.0
+
+
+def refreshes_chains(method):
+    """A grid write through this store: its lookup index rechecks on the next click."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._chains_checked = -INDEX_RECHECK
+
+    return wrapper
+
+
+class PostGISLookup:
+    """Point lookups: the chain of grids at a map click, and bulk lookups."""
+
+    def chain(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
+        """:func:`gis_grid.grids.queries.chain` for one point: the map's click, a hot path.
+
+        With :attr:`lookup_index` (the default) from an in-process
+        :class:`~gis_grid.grids.queries.Chains` of all grids and staff in force
+        (~0.15 ms), as long as the database's grid generation still matches it
+        (checked at most every :data:`INDEX_RECHECK` seconds, and right after a
+        write through this store). Without a current index — the first clicks,
+        or after any grid write — it answers in one query (~2 ms) while a new
+        index is built in the background. Both give the grids :meth:`lookup`
+        gives, with their staff.
+        """
+        if self.lookup_index and on is None:
+            chains = self._current_chains()
+            if chains is not None:
+                return chains.chain(lon, lat)
+        return self._chain_sql(lon, lat, on)
+
+    def _current_chains(self):
+        """The in-process index if it matches the database, else None (and build one)."""
+        if time.monotonic() - self._chains_checked >= INDEX_RECHECK:
+            with self._chains_lock:
+                if time.monotonic() - self._chains_checked >= INDEX_RECHECK:
+                    stamp = (self.grid_generation(), dt.date.today())
+                    self._chains_checked = time.monotonic()
+                    self._chains_current = self._chains is not None and (
+                        self._chains.stamp == stamp
+                    )
+                    if not self._chains_current and not self._chains_building:
+                        self._chains_building = True
+                        threading.Thread(
+                            target=self._build_chains, args=(stamp,), daemon=True
+                        ).start()
+        return self._chains if self._chains_current else None
+
+    def _build_chains(self, stamp) -> None:
+        from gis_grid.grids.queries import Chains
+
+        try:
+            self._chains = Chains.of(self, stamp)
+            # half a million grids are long-lived objects: keep the cyclic garbage
+            # collector from walking them on every full collection (pauses of 100 ms+)
+            gc.freeze()
+            self._chains_checked = -INDEX_RECHECK  # compare it with the database next click
+        except PoolClosed:  # the store closed while it was built: nobody will ask
+            pass
+        except Exception:  # clicks go on being answered by query; say why once
+            logging.getLogger("gis_grid").exception("the lookup index could not be built")
+        finally:
+            self._chains_building = False
+
+    def wait_for_index(self, timeout: float = 600.0) -> bool:
+        """Block until the lookup index is current (True) or ``timeout`` passes."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self._chains_checked = -INDEX_RECHECK
+            if self._current_chains() is not None:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def grid_generation(self) -> int:
+        """A number only grid, staff and assignment writes advance (migration 0006)."""
+        with self._cursor() as cur:
+            cur.execute("SELECT last_value FROM grid_generation")
+            return int(cur.fetchone()[0])
+
+    def _chain_sql(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
+        """:meth:`chain` in one query (grids, then their staff in force)."""
+        day = (on or dt.date.today()).isoformat()
+        aggregates = ", ".join(f"g.{c}" for c in AGGREGATES)
+        with self._cursor() as cur:
+            cur.execute(
+                "WITH hit AS (SELECT DISTINCT ON (gp.level) gp.level, gp.code FROM grid_parts gp "
+                "WHERE ST_Intersects(gp.geom, ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326)) "
+                "ORDER BY gp.level, gp.code) "
+                f"SELECT g.code, g.level, g.name, {aggregates}, a.staff_id, s.name, a.role, "
+                "s.phone FROM hit JOIN grids g ON g.community_code = left(hit.code, 12) "
+                "AND g.code = hit.code LEFT JOIN assignments a ON a.community_code = "
+                "g.community_code AND a.grid_code = g.code AND coalesce(a.start_date::text, '') "
+                "<= %(day)s AND coalesce(a.end_date::text, '9999-12-31') >= %(day)s "
+                "LEFT JOIN staff s ON s.staff_id = a.staff_id ORDER BY length(g.code), a.staff_id",
+                {"x": float(lon), "y": float(lat), "day": day},
+            )
+            rows = cur.fetchall()
+        from gis_grid.grids.queries import grid_entry, staff_entry
+
+        out: list[dict] = []
+        n = len(AGGREGATES)
+        for code, level, name, *rest in rows:
+            counts, (staff_id, person, role, phone) = rest[:n], rest[n:]
+            if not out or out[-1]["code"] != code:
+                out.append({**grid_entry(code, level, name, counts), "staff": []})
+            if staff_id is not None:
+                out[-1]["staff"].append(staff_entry(staff_id, person, role, phone))
+        return out
+
+    def lookup(self, lon, lat) -> pd.DataFrame:
+        """For each point, the grid code at each level covering it (the embedded rule)."""
+        x = np.atleast_1d(np.asarray(lon, dtype=float))
+        y = np.atleast_1d(np.asarray(lat, dtype=float))
+        if x.shape != y.shape:
+            raise ValueError("lon and lat must have the same length")
+        out = empty_lookup(len(x))
+        if not len(x):
+            return out
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            if len(x) < COPY_FROM:  # few points: each finds its parts through the GiST index
+                cur.execute(
+                    "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
+                    "FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i) "
+                    "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
+                    "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code",
+                    [x.tolist(), y.tolist()],
+                )
+                rows = cur.fetchall()
+            else:  # many points: indexed once, then every part finds its points (LATERAL)
+                with conn.transaction():
+                    # no JIT (compiling costs more than it saves here), sort in memory
+                    cur.execute("SET LOCAL jit = off")
+                    cur.execute("SET LOCAL work_mem = '256MB'")
+                    cur.execute(
+                        "CREATE TEMP TABLE pts (i bigint, x float8, y float8, g geometry "
+                        "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(x, y), 4326)) STORED) "
+                        "ON COMMIT DROP"
+                    )
+                    with cur.copy("COPY pts (i, x, y) FROM STDIN") as copy:
+                        copy.write(
+                            "".join(
+                                f"{i}\t{a!r}\t{b!r}\n"
+                                for i, a, b in zip(
+                                    range(1, len(x) + 1), x.tolist(), y.tolist(), strict=True
+                                )
+                            )
+                        )
+                    cur.execute("CREATE INDEX ON pts USING gist (g)")
+                    cur.execute("ANALYZE pts")
+                    cur.execute(
+                        "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
+                        # OFFSET 0 keeps the join polygon-driven (the planner would turn
+                        # it into one index probe per point, ~6x slower)
+                        "FROM grid_parts gp CROSS JOIN LATERAL (SELECT i FROM pts "
+                        "WHERE ST_Intersects(gp.geom, pts.g) OFFSET 0) p "
+                        "ORDER BY p.i, gp.level, gp.code"
+                    )
+                    rows = cur.fetchall()
+        if not rows:
+            return out
+        found = pd.DataFrame(rows, columns=["i", "level", "code"])
+        for level, part in found.groupby("level"):
+            column = out[level].to_numpy(dtype=object).copy()
+            column[part["i"].to_numpy() - 1] = part["code"].to_numpy()
+            out[level] = column
+        # units only inside the building found (as the embedded index searches them)
+        stray = out["unit"].notna() & (out["unit"].str.slice(0, 21) != out["building"])
+        out.loc[stray, "unit"] = None
+        return out
