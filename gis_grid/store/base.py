@@ -195,6 +195,21 @@ class StoreBase:
         """Release the store's connections (each store defines it)."""
         raise NotImplementedError
 
+    def rewrite(self, change, options=None):
+        """Replace whole subtrees of one community as one revision; all or nothing.
+
+        The store's ``_rewrite`` plans the change inside its write transaction
+        (:func:`gis_grid.store.revisions.plan_rewrite`) and writes it; a dry run
+        is planned and checked, then rolled back, and answers what it would write.
+        """
+        from gis_grid.store.revisions import DryRun
+
+        community = str(change.remove[0])[:12] if change.remove else ""
+        try:
+            return self._rewrite(change, community, utc_now(), options)
+        except DryRun as checked:  # planned and validated, rolled back
+            return checked.revision
+
     def __enter__(self):
         return self
 
@@ -382,6 +397,60 @@ def proposal_record(rows: list[tuple], pid) -> tuple[dict, bytes]:
         raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
     frame = proposal_frame([r[:-1] for r in rows])
     return frame.iloc[0].to_dict(), bytes(rows[0][-1])
+
+
+#: The columns a revision is written with, in order (``id`` is the store's).
+REVISION_WRITE = (
+    "community_code",
+    "operation",
+    "summary",
+    "author",
+    "created_at",
+    "undoes",
+    "grids_changed",
+    "payload",
+)
+
+
+def revision_row(
+    community: str,
+    operation: str,
+    payload: bytes,
+    *,
+    changed: int,
+    summary: str = "",
+    author: str = "",
+    undoes: int | None = None,
+) -> tuple:
+    """The values of one revision-log row, in :data:`REVISION_WRITE` order."""
+    return (community, operation, summary, author, utc_now(), undoes, changed, payload)
+
+
+#: The columns a proposal is written with, in order (``id`` and ``status`` are the store's).
+PROPOSAL_WRITE = (
+    "parent_code",
+    "community_code",
+    "operation",
+    "created_at",
+    "author",
+    "params",
+    "metrics",
+    "payload",
+)
+
+
+def proposal_row(parent: str, operation: str, payload: bytes, params, metrics, author="") -> tuple:
+    """The values of one proposal row, in :data:`PROPOSAL_WRITE` order."""
+    return (
+        parent,
+        parent[:12],
+        operation,
+        utc_now(),
+        author,
+        json.dumps(params, ensure_ascii=False),
+        json.dumps(metrics, ensure_ascii=False),
+        payload,
+    )
 
 
 #: The columns an audit row is written with, in order (``id`` is the store's).

@@ -7,22 +7,24 @@ can be undone; proposals wait in their own table until accepted.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pandas as pd
 
-from gis_grid.domain.model import ASSIGNMENT_COLUMNS, GRID_COLUMNS, utc_now
-from gis_grid.grids.topology import ValidationOptions
+from gis_grid.domain.model import ASSIGNMENT_COLUMNS, GRID_COLUMNS
 from gis_grid.layers.features import to_multi_any
 from gis_grid.store.base import (
     PROPOSAL_COLUMNS,
+    PROPOSAL_WRITE,
+    REVISION_WRITE,
     audit_row,
     link_boxes,
     proposal_frame,
     proposal_id,
     proposal_record,
+    proposal_row,
     records,
+    revision_row,
 )
 from gis_grid.store.gpkg.access import write_audit
 from gis_grid.store.gpkg.grids import to_history
@@ -43,15 +45,6 @@ from gis_grid.store.revisions import (
 
 class GeoPackageRevisions:
     """The revision log and rebalancing proposals."""
-
-    def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
-        """Replace whole subtrees of one community as one revision; all or nothing."""
-        community = str(change.remove[0])[:12] if change.remove else ""
-        now = utc_now()
-        try:
-            return self._rewrite(change, community, now, options)
-        except DryRun as checked:  # planned and validated, rolled back
-            return checked.revision
 
     def _rewrite(self, change, community, now, options) -> Revision:
         with self._transaction() as conn:
@@ -132,17 +125,16 @@ class GeoPackageRevisions:
     ) -> int:
         """Add a revision to the log (inside the write's transaction); return its id."""
         cur = conn.execute(
-            "INSERT INTO gis_grid_revisions (community_code, operation, summary, author, "
-            "created_at, undoes, grids_changed, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
+            f"INSERT INTO gis_grid_revisions ({', '.join(REVISION_WRITE)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            revision_row(
                 community,
                 operation,
-                summary,
-                author,
-                utc_now(),
-                undoes,
-                changed,
                 pack(payload),
+                changed=changed,
+                summary=summary,
+                author=author,
+                undoes=undoes,
             ),
         )
         return int(cur.lastrowid)
@@ -179,17 +171,10 @@ class GeoPackageRevisions:
         """Keep a proposed change (not applied) and return its id; audited with it."""
         with self._transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO gis_grid_proposals (parent_code, community_code, operation, "
-                "created_at, author, params, metrics, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    parent,
-                    parent[:12],
-                    change.operation,
-                    utc_now(),
-                    author,
-                    json.dumps(params, ensure_ascii=False),
-                    json.dumps(metrics, ensure_ascii=False),
-                    pack_rewrite(change),
+                f"INSERT INTO gis_grid_proposals ({', '.join(PROPOSAL_WRITE)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                proposal_row(
+                    parent, change.operation, pack_rewrite(change), params, metrics, author
                 ),
             )
             if audit:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gis_grid.domain.model import ASSIGNMENT_COLUMNS, utc_now
+from gis_grid.domain.model import ASSIGNMENT_COLUMNS
 from gis_grid.grids.topology import ValidationOptions
 from gis_grid.store.base import (
     PROPOSAL_COLUMNS,
+    PROPOSAL_WRITE,
+    REVISION_WRITE,
+    StoreBase,
     audit_row,
     link_boxes,
     proposal_frame,
     proposal_id,
     proposal_record,
+    proposal_row,
     records,
+    revision_row,
 )
 from gis_grid.store.postgis.access import write_audit
 from gis_grid.store.postgis.lookup import refreshes_chains
@@ -37,12 +42,7 @@ class PostGISRevisions:
     @refreshes_chains
     def rewrite(self, change: Rewrite, options: ValidationOptions | None = None) -> Revision:
         """Replace whole subtrees of one community as one revision; all or nothing."""
-        community = str(change.remove[0])[:12] if change.remove else ""
-        now = utc_now()
-        try:
-            return self._rewrite(change, community, now, options)
-        except DryRun as checked:  # planned and validated, rolled back
-            return checked.revision
+        return StoreBase.rewrite(self, change, options)
 
     def _rewrite(self, change, community, now, options) -> Revision:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -122,19 +122,17 @@ class PostGISRevisions:
     ) -> int:
         """Add a revision to the log (inside the write's transaction); return its id."""
         cur.execute(
-            "INSERT INTO revisions (community_code, operation, summary, author, created_at, "
-            "undoes, grids_changed, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "RETURNING id",
-            [
+            f"INSERT INTO revisions ({', '.join(REVISION_WRITE)}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            revision_row(
                 community,
                 operation,
-                summary,
-                author,
-                utc_now(),
-                undoes,
-                changed,
                 pack(payload),
-            ],
+                changed=changed,
+                summary=summary,
+                author=author,
+                undoes=undoes,
+            ),
         )
         return int(cur.fetchone()[0])
 
@@ -173,23 +171,13 @@ class PostGISRevisions:
         audit: dict | None = None,
     ) -> int:
         """Keep a proposed change (not applied) and return its id; audited with it."""
-        import json
-
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
-                "INSERT INTO proposals (community_code, parent_code, operation, created_at, "
-                "author, params, metrics, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                "RETURNING id",
-                [
-                    parent[:12],
-                    parent,
-                    change.operation,
-                    utc_now(),
-                    author,
-                    json.dumps(params, ensure_ascii=False),
-                    json.dumps(metrics, ensure_ascii=False),
-                    pack_rewrite(change),
-                ],
+                f"INSERT INTO proposals ({', '.join(PROPOSAL_WRITE)}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                proposal_row(
+                    parent, change.operation, pack_rewrite(change), params, metrics, author
+                ),
             )
             pid = int(cur.fetchone()[0])
             if audit:
