@@ -4,7 +4,7 @@ Run with ``python3 dev.py bench rebalance``. In one script, on the same atoms,
 the same adjacency (cells sharing an edge), the same workload (households)
 and the same tolerance (±5%), starting from the same current plan:
 
-- gis-grid's rebalancer (``gis_grid.planning.rebalance.partition``);
+- gis-grid's rebalancer (``gis_grid.planning.partition.partition``);
 - GerryChain ReCom from the current plan (pairs of grids merged and re-split
   within ε of the target by random spanning trees), run for the same time
   budget as the target (60 s) or until every grid is within the tolerance,
@@ -40,14 +40,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from gis_grid.planning.edits import current_state
-from gis_grid.planning.rebalance import (
-    Atoms,
-    atoms_of,
-    households_moved,
-    partition,
-    polsby_popper,
-)
+from gis_grid.planning.partition import Atoms, households_moved, partition, polsby_popper
+from gis_grid.planning.rebalance import atoms_of
+from gis_grid.planning.regroup import current_state
 from gis_grid.sources.demo import generate, planning_area
 from gis_grid.store import ChangeSet
 from gis_grid.store.gpkg import GeoPackageStore

@@ -10,5 +10,6 @@
   cleaned; gaps: public space in no zone, and overdue zones.
 
 Components (cameras, lamps) carry the standard component attributes of
-:data:`layers.components.COMPONENT_FIELDS`.
+:data:`layers.components.COMPONENT_FIELDS`. May import ``gis_grid`` only; the core finds these
+through the entry points and names none of them.
 """

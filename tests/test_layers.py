@@ -22,7 +22,8 @@ from shapely import LineString, Point, box
 
 from gis_grid.domain.errors import DuplicateCodeError, InputError, NotFoundError, RowError
 from gis_grid.geo.crs import WGS84
-from gis_grid.layers.features import normalise_features, read_feature_file
+from gis_grid.layers.features import normalise_features
+from gis_grid.layers.files import read_feature_file
 from gis_grid.layers.plugins import available, get_layer
 from gis_grid.store import ChangeSet
 from tests.conftest import COMMUNITY, at, grids, seeded, snapshot, staff_for

@@ -1,10 +1,10 @@
-"""Feature layers in the core: schemas, checking rows, reading files, multi-part forms.
+"""Feature layers in the core: schemas, checking rows, stored multi-part forms.
 
 A thematic layer (incidents, cameras, lamps, streets, cleaning zones — see the
 ``layers`` package) declares a :class:`FeatureSchema`: its geometry type and
 its typed fields. The core knows nothing more about it: it checks rows against
-the schema (:func:`normalise_features`), reads CSV / GeoJSON / GeoPackage files
-(:func:`read_feature_file`), and the stores keep one table per layer with the
+the schema (:func:`normalise_features`), :mod:`gis_grid.layers.files` reads
+CSV / GeoJSON / GeoPackage files, and the stores keep one table per layer with the
 declared columns plus the link to the grids (:data:`LINK_COLUMNS`).
 
 Every bad row is reported at once, by row number and id, with what is wrong
@@ -26,30 +26,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
-from gis_grid.domain.errors import CRSError, InputError, RowError
+from gis_grid.domain.errors import InputError, RowError
 from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS
-from gis_grid.geo.crs import WGS84, InputCRS, parse_crs, to_lonlat
+from gis_grid.geo.crs import WGS84
 
 Kind = Literal["text", "int", "float", "time", "date", "choice", "bool"]
 GeometryType = Literal["Point", "LineString", "Polygon"]
 
-#: Refuse feature files larger than this (bytes) unless told otherwise.
-MAX_FILE_BYTES = 2 * 1024**3
-_LON = ("lon", "lng", "long", "longitude", "x", "经度")
-_LAT = ("lat", "latitude", "y", "纬度")
 _TRUE = {"1", "true", "yes", "y", "t", "是", "有"}
 _FALSE = {"0", "false", "no", "n", "f", "否", "无"}
 _TYPE_NAMES = (
@@ -149,13 +142,16 @@ class FeatureSchema:
 # -- checking rows -----------------------------------------------------------
 
 
-class _RowProblems:
+class RowProblems:
+    """The bad rows of one file or frame, collected column by column, raised all at once."""
+
     def __init__(self, ids: pd.Series, first_row: int) -> None:
         self.items: list[dict] = []
         self._ids = ids
         self._first = first_row
 
     def add(self, mask: np.ndarray, column: str, values: pd.Series | None, message: str) -> None:
+        """Note the rows where ``mask`` holds: their id, value and what is wrong."""
         for i in np.flatnonzero(mask):
             value = None if values is None else values.iloc[i]
             ident = self._ids.iloc[i]
@@ -170,6 +166,7 @@ class _RowProblems:
             )
 
     def raise_if_any(self, what: str) -> None:
+        """Raise one :class:`~gis_grid.domain.errors.RowError` naming every bad row."""
         if self.items:
             raise row_error(self.items, what)
 
@@ -195,7 +192,8 @@ def row_error(rows: list[dict], what: str) -> RowError:
     )
 
 
-def _find(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+def find_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    """The frame's column with one of these names (any case), or None."""
     lower = {str(c).strip().lower(): c for c in frame.columns}
     return next((lower[n] for n in names if n in lower), None)
 
@@ -257,7 +255,7 @@ def parse_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return out, bad
 
 
-def _check_field(f: Field, raw: pd.Series, problems: _RowProblems) -> pd.Series:
+def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
     blank = _blank(raw)
     if f.required:
         problems.add(blank, f.name, None, f"{f.name} is missing")
@@ -346,7 +344,7 @@ def normalise_features(
         Listing every bad row: missing id, duplicate id, missing or wrong-typed
         geometry, missing required values, unknown choices, numbers out of range.
     """
-    id_col = _find(frame, ("id", "编号", "编码", "fid_text", "osm_id"))
+    id_col = find_column(frame, ("id", "编号", "编码", "fid_text", "osm_id"))
     if id_col is None:
         raise InputError(
             f"{schema.name}: no 'id' column; every feature needs an id that is unique within "
@@ -354,7 +352,7 @@ def normalise_features(
         )
     ids = frame[id_col].astype(object).map(lambda v: None if pd.isna(v) else str(v).strip())
     ids = ids.where(ids != "", None).reset_index(drop=True)
-    problems = _RowProblems(ids, first_row)
+    problems = RowProblems(ids, first_row)
     problems.add(ids.isna().to_numpy(), "id", None, "id is missing")
     dup = ids.notna() & ids.duplicated(keep=False)
     problems.add(dup.to_numpy(), "id", ids, "id {value!r} appears more than once")
@@ -381,7 +379,7 @@ def normalise_features(
     out = {"id": ids}
     data = frame.reset_index(drop=True)
     for f in schema.fields:
-        col = _find(data, f.names())
+        col = find_column(data, f.names())
         raw = data[col] if col is not None else pd.Series([None] * len(data), dtype=object)
         out[f.name] = _check_field(f, raw, problems).reset_index(drop=True)
     problems.raise_if_any(f"{schema.name} ({schema.zh})")
@@ -392,165 +390,6 @@ def normalise_features(
         elif f.kind == "int":
             result[f.name] = pd.to_numeric(result[f.name]).astype("Int64")
     return result
-
-
-# -- reading files -------------------------------------------------------------
-
-
-def read_feature_file(
-    schema: FeatureSchema,
-    path: str | os.PathLike,
-    *,
-    crs: str | InputCRS | None = None,
-    layer: str | None = None,
-    max_bytes: int = MAX_FILE_BYTES,
-    make_valid: bool = False,
-) -> gpd.GeoDataFrame:
-    """Read a layer's features from CSV (lon/lat or WKT), GeoJSON or GeoPackage.
-
-    Coordinates are converted to EPSG:4326 as for grid files: a file that
-    declares no CRS (any CSV) needs ``crs`` (``EPSG:4326``, ``EPSG:4490``,
-    ``gcj02``, ``bd09``, a projected EPSG code …). Rows without coordinates or
-    with coordinates outside lon/lat range are row errors, reported together
-    with every other bad row.
-
-    Raises
-    ------
-    InputError, CRSError, RowError
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(
-            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
-            "one import: split it (by month, by district)"
-        )
-    suffix = path.suffix.lower()
-    given = parse_crs(crs) if isinstance(crs, str) else crs
-    if suffix == ".csv":
-        data = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        frame = _csv_geometries(schema, data, given)
-    elif suffix in (".geojson", ".json", ".gpkg", ".shp"):
-        try:
-            frame = pyogrio.read_dataframe(path, layer=layer)
-        except pyogrio.errors.DataSourceError as exc:
-            raise InputError(f"cannot read {path}: {exc}") from exc
-        if not isinstance(frame, gpd.GeoDataFrame):
-            raise InputError(f"{path} has no geometry column")
-        if suffix in (".geojson", ".json") and given is not None:
-            frame = frame.set_crs(None, allow_override=True)  # GeoJSON: GDAL says WGS 84 always
-    else:
-        raise InputError(f"unknown file type {path.suffix!r}: use .csv, .geojson, .gpkg or .shp")
-    if not len(frame):
-        raise InputError(f"{path} holds no features")
-    return _to_lonlat_rows(schema, frame, given, path.name, make_valid)
-
-
-def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.GeoDataFrame:
-    wkt_col = _find(data, ("wkt", "geometry", "geom"))
-    lon_col, lat_col = _find(data, _LON), _find(data, _LAT)
-    if wkt_col is not None:
-        text = data.pop(wkt_col)
-        geoms = np.array(
-            [
-                shapely.from_wkt(t, on_invalid="ignore")
-                if isinstance(t, str) and t.strip()
-                else None
-                for t in text.tolist()
-            ],
-            dtype=object,
-        )
-        data = data.drop(columns=[c for c in (lon_col, lat_col) if c is not None])
-    elif lon_col is not None and lat_col is not None:
-        if schema.geometry != "Point":
-            raise InputError(
-                f"{schema.name} are {schema.geometry}s: a CSV needs them as WKT in a 'wkt' column"
-            )
-        x = pd.to_numeric(data.pop(lon_col), errors="coerce").to_numpy(float)
-        y = pd.to_numeric(data.pop(lat_col), errors="coerce").to_numpy(float)
-        ok = np.isfinite(x) & np.isfinite(y)
-        geoms = np.full(len(data), None, dtype=object)
-        geoms[ok] = shapely.points(x[ok], y[ok])
-    else:
-        raise InputError(
-            "a CSV of features needs 'lon' and 'lat' columns (经度/纬度), or the geometry as WKT "
-            "in a 'wkt' column"
-        )
-    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=None)
-
-
-def _to_lonlat_rows(
-    schema: FeatureSchema, frame: gpd.GeoDataFrame, given, name: str, make_valid: bool
-) -> gpd.GeoDataFrame:
-    """Convert to lon/lat; rows whose coordinates cannot be lon/lat become row errors."""
-    frame = frame.reset_index(drop=True)
-    geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
-    if make_valid and schema.geometry != "Point":
-        present = ~shapely.is_missing(geoms)
-        bad = present & ~shapely.is_valid(geoms)
-        geoms = geoms.copy()
-        fixed = shapely.make_valid(geoms[bad])
-        keep = {"LineString": 1, "Polygon": 3}[schema.geometry]
-        # keep the parts of the geometry's own dimension (make_valid may add stray lines)
-        geoms[bad] = [_parts_of(g, keep) for g in fixed]
-    declared = frame.crs
-    source_is_lonlat = (
-        given is not None and (given.special or (given.crs and given.crs.is_geographic))
-    ) or (given is None and declared is not None and declared.is_geographic)
-    bounds = shapely.bounds(geoms)
-    present = np.isfinite(bounds).all(axis=1)
-    ids_col = _find(frame, ("id", "编号", "编码", "osm_id"))
-    ids = frame[ids_col] if ids_col else pd.Series([None] * len(frame))
-    problems = _RowProblems(ids.astype(object).where(ids.notna(), None), 1)
-    if source_is_lonlat:
-        outside = present & (
-            (bounds[:, 0] < -180)
-            | (bounds[:, 2] > 180)
-            | (bounds[:, 1] < -90)
-            | (bounds[:, 3] > 90)
-        )
-        if outside.any():
-            where = pd.Series(
-                [
-                    f"({b[0]:.6g}, {b[1]:.6g})" if o else None
-                    for b, o in zip(bounds, outside, strict=True)
-                ]
-            )
-            problems.add(
-                outside,
-                "geometry",
-                where,
-                "coordinates {value} are outside lon/lat range (longitude ±180, latitude ±90)",
-            )
-    problems.raise_if_any(f"{schema.name} in {name}")
-    frame = gpd.GeoDataFrame(
-        frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms), crs=declared
-    )
-    if not present.any():  # nothing to convert: the checks name every row without coordinates
-        normalise_features(schema, frame.set_crs(WGS84, allow_override=True))
-    try:
-        converted = to_lonlat(frame.loc[present], given)
-    except CRSError as exc:
-        raise CRSError(f"{name}: {exc.message}") from exc
-    geoms = geoms.copy()
-    geoms[present] = converted.geometry.to_numpy()
-    return gpd.GeoDataFrame(
-        frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84
-    )
-
-
-def _parts_of(geom, type_id: int):
-    """The parts of ``geom`` of one dimension (polygons: 3, lines: 1), as one geometry."""
-    if geom is None:
-        return None
-    parts = shapely.get_parts(geom)
-    types = shapely.get_type_id(parts)
-    keep = parts[(types == type_id) | (types == type_id + 3)]
-    if not len(keep):
-        return None
-    return shapely.union_all(keep) if len(keep) > 1 else keep[0]
 
 
 # -- stored forms ----------------------------------------------------------------

@@ -21,7 +21,8 @@ import pandas as pd
 
 from gis_grid.domain.errors import InputError, NotFoundError
 from gis_grid.domain.model import Level
-from gis_grid.layers.features import FeatureSchema, normalise_features, read_feature_file
+from gis_grid.layers.features import FeatureSchema, normalise_features
+from gis_grid.layers.files import read_feature_file
 
 GROUP = "gis_grid.layers"
 
@@ -74,7 +75,10 @@ class Layer:
         make_valid: bool = False,
         max_bytes: int | None = None,
     ) -> gpd.GeoDataFrame:
-        """Read and check a file of this layer's features (see :func:`read_feature_file`)."""
+        """Read and check a file of this layer's features.
+
+        See :func:`gis_grid.layers.files.read_feature_file`.
+        """
         kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
         raw = read_feature_file(self.schema, path, crs=crs, make_valid=make_valid, **kwargs)
         return self.check(normalise_features(self.schema, raw))

@@ -1,4 +1,7 @@
-"""Stores: where grids, staff and assignments live. See :mod:`gis_grid.store.base`."""
+"""The Store protocol and its write model (base, checks, revisions); the gpkg/ and postgis/ stores.
+
+May import grids, layers, geo and domain (checks on every write); the two stores never meet.
+"""
 
 from __future__ import annotations
 
