@@ -1,7 +1,8 @@
 """The map pages and the files they load, all served by the app (no CDN, no internet).
 
 ``/map/overview`` (leadership), ``/map/supervisor``, ``/map/worker`` and
-``/map/planner`` are one HTML shell each around ``/static/app.js``;
+``/map/planner`` are one HTML shell each around their ES module
+(``/static/{page}.js``, which imports the shared ``/static/map.js``);
 maplibre-gl.js and its CSS come from the ``maplibre`` package installed from
 PyPI (``/assets/…``). The base map is drawn from the store's own tiles
 (streets, buildings, grids). A browser opening ``/`` gets the overview.
@@ -59,7 +60,7 @@ def page_html(page: str) -> str:
 <div id="map"></div>
 </main>
 <script src="/assets/maplibre-gl.js"></script>
-<script src="/static/app.js"></script>
+<script type="module" src="/static/{page}.js"></script>
 </body>
 </html>
 """

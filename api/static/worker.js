@@ -1,0 +1,57 @@
+/* gis-grid map page: 'what do I cover?' — a grid worker's grids, cameras, lamps, open cases; tap for the grid chain. */
+import {
+  LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, run,
+} from './map.js';
+
+async function worker(map, me, layers) {
+  addGrids(map, LEVELS);
+  addStreets(map, layers);
+  if (layers.includes('cctv')) addPoints(map, 'cctv', '#1c7ed6', '');
+  if (layers.includes('lighting')) addPoints(map, 'lighting', '#f59f00', '');
+  if (layers.includes('incidents')) addPoints(map, 'incidents', '#e03131', OPEN.map((s) => `status=${s}`).join('&'));
+  map.addSource('mine', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+  map.addLayer({ id: 'mine-line', type: 'line', source: 'mine', paint: { 'line-color': '#f03e3e', 'line-width': 4 } });
+  el('panel').innerHTML = `<h2>${t('worker')}</h2>
+    <form id="find"><input id="q" placeholder="${esc(t('search_staff'))}"> <button class="action">${t('search')}</button></form>
+    <div id="found"></div><div id="cover"></div><p class="muted">${t('tap_map')}</p><div id="here"></div>`;
+  const cover = async (staffId) => {
+    const c = await api(`/staff/${encodeURIComponent(staffId)}`);
+    const tops = c.grids.map((g) => g.code).filter((code, _, all) => !all.some((o) => o !== code && code.startsWith(o)));
+    const summaries = await Promise.all(tops.map((code) => api(`/grids/${code}/summary`)));
+    const open = await Promise.all(tops.map((code) => api(`/collections/incidents/items?under=${code}&limit=20&${OPEN.map((s) => `status=${s}`).join('&')}`).catch(() => null)));
+    const holes = await Promise.all(tops.map((code) => api(`/analysis/holes/lighting?under=${code}&level=${c.grids.find((g) => g.code === code).level}`).catch(() => null)));
+    el('cover').innerHTML = `<h3>${esc(c.name)} · ${esc((ROLES[c.role] || [c.role_zh])[0])} · ${esc(c.phone)}</h3>
+      <table><tr><th>${t('households')}</th><td>${c.households}</td></tr><tr><th>${t('residents')}</th><td>${c.residents ?? ''}</td></tr>
+      ${LEVELS.filter((l) => c.counts[l]).map((l) => `<tr><th>${t(l)}</th><td>${c.counts[l]}</td></tr>`).join('')}</table>
+      <h3>${t('my_grids')}</h3>${summaries.map((s, i) => `<div data-grid="${esc(s.code)}"><b>${esc(s.name)}</b> <span class="muted">${esc(s.code)}</span>
+        <table><tr><th>${t('cameras')}</th><td>${s.cctv ?? ''}</td></tr><tr><th>${t('lamps')}</th><td>${s.lighting ?? ''}</td></tr>
+        <tr><th>${t('coverage_pct')}</th><td>${s.coverage_pct == null ? '' : `${s.coverage_pct}%`}</td></tr>
+        <tr><th>${t('dark_m')}</th><td>${holes[i] ? `${holes[i].summary.dark_m} m` : ''}</td></tr>
+        <tr><th>${t('open_incidents')}</th><td>${s.open_incidents ?? ''} (${t('overdue_incidents')} ${s.overdue_incidents ?? 0})</td></tr></table>
+        <ul>${open[i] ? open[i].features.map((f) => `<li>${esc(f.properties.id)} ${esc((CATEGORIES[f.properties.category] || [f.properties.category])[0])} · ${esc(f.properties.status)} · ${esc(String(f.properties.reported_at).slice(0, 16))}</li>`).join('') : ''}</ul></div>`).join('')}`;
+    const shapes = await Promise.all(tops.map((code) => api(`/grids/${code}`)));
+    const features = shapes.map((s) => s.grid);
+    map.getSource('mine').setData({ type: 'FeatureCollection', features });
+    const b = new maplibregl.LngLatBounds();
+    features.forEach((f) => (f.geometry.type === 'Polygon' ? [f.geometry.coordinates] : f.geometry.coordinates).forEach((poly) => poly[0].forEach((p) => b.extend(p))));
+    if (!b.isEmpty()) map.fitBounds(b, { padding: 40, duration: 0 });
+    window.gisGrid.covered = c;
+  };
+  el('find').onsubmit = async (e) => {
+    e.preventDefault();
+    const found = (await api(`/staff?q=${encodeURIComponent(el('q').value)}`)).staff;
+    el('found').innerHTML = found.length ? `<ul>${found.map((s) => `<li><a href="#" data-staff="${esc(s.staff_id)}">${esc(s.name)}</a> ${esc(s.staff_id)} · ${esc((ROLES[s.role] || [s.role])[0])}</li>`).join('')}</ul>` : `<p class="muted">${t('none')}</p>`;
+    el('found').querySelectorAll('a[data-staff]').forEach((a) => { a.onclick = (ev) => { ev.preventDefault(); cover(a.dataset.staff); }; });
+  };
+  map.on('click', async (e) => {
+    try {
+      const r = await api(`/lookup?lon=${e.lngLat.lng}&lat=${e.lngLat.lat}`);
+      el('here').innerHTML = `<table>${r.grids.map((g) => `<tr><th>${t(g.level)}</th><td>${esc(g.name)}<br>${(g.staff || []).map((s) => `${esc(s.name)} ${esc(s.phone || '')}`).join('<br>')}</td></tr>`).join('')}</table>`;
+      const g = gridAt(map, e.point);
+      if (g) await showGrid(map, e.lngLat, g.code);
+    } catch (err) { el('here').innerHTML = `<p class="problem">${esc(err.message)}</p>`; }
+  });
+  if (me.staff_id) await cover(me.staff_id);
+}
+
+run(worker);
