@@ -3,7 +3,7 @@
 
     python3 dev.py demo    build the demo community into out/demo.gpkg, summarise it and serve
                            the map pages at http://127.0.0.1:8000 ('demo --no-serve': build only)
-    python3 dev.py test    run the whole test suite
+    python3 dev.py test    check the import contracts (import-linter), then run the whole test suite
     python3 dev.py bench   run the benchmarks (figures go to bench/RESULTS.md);
                            'bench postgis' runs the PostGIS-beside-embedded benchmark,
                            'bench layers' linking, CCTV holes, Gi* and KDE at city scale,
@@ -64,6 +64,8 @@ def main(argv: list[str]) -> None:
             run([BIN / "gis-grid", "serve", "out/demo.gpkg"])
     elif task == "test":
         ensure_env("test")
+        # the import contracts in pyproject.toml first: imports point one way, no cycles
+        run([BIN / "lint-imports", "--no-cache", "--no-logo"])
         run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "layers", "api", "tiles", "tests", *rest])
     else:
         ensure_env("test,bench")
