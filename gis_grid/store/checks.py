@@ -232,26 +232,52 @@ class Existing:
     """What the store holds, as far as a change set needs to know.
 
     ``grids`` covers the communities the change touches; ``has_codes`` and
-    ``has_staff`` answer which of some ids exist anywhere.
+    ``has_staff`` answer which of some ids exist anywhere; ``neighbours``
+    answers the communities (other than those touched) whose outline meets a
+    lon/lat box, found through the store's spatial index.
     """
 
     grids: gpd.GeoDataFrame
     has_codes: Callable[[list[str]], set[str]]
     has_staff: Callable[[list[str]], set[str]]
+    neighbours: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None
+
+
+def neighbours_of(new: gpd.GeoDataFrame, find) -> gpd.GeoDataFrame | None:
+    """The other communities a write's community outlines could overlap (None: none to ask).
+
+    Only community outlines can reach another community: every grid below a
+    community is checked against its own community (a child outside its
+    parent is refused), so the communities near the new outlines are all the
+    neighbours a write can touch.
+    """
+    if find is None or not len(new):
+        return None
+    outlines = new.loc[new["code"].astype(str).str.len() == CODE_LENGTHS[Level.COMMUNITY]]
+    if not len(outlines):
+        return None
+    near = find(tuple(float(v) for v in outlines.total_bounds))
+    near = near.loc[~near["code"].isin(new["code"])] if len(near) else near
+    return near if len(near) else None
 
 
 def _problems_of(
-    current: gpd.GeoDataFrame, new: gpd.GeoDataFrame, options: ValidationOptions | None
+    current: gpd.GeoDataFrame,
+    new: gpd.GeoDataFrame,
+    options: ValidationOptions | None,
+    neighbours: gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
-    """The problems that would involve ``new`` grids once they replace or join ``current``."""
+    """The problems that would involve ``new`` grids once they replace or join ``current``.
+
+    ``neighbours`` (other communities near the new outlines) take part in the
+    check, so a community laid over another one is an overlap like any other.
+    """
     codes = set(new["code"])
-    merged = pd.concat(
-        [
-            current.loc[~current["code"].isin(codes), ["code", "geometry"]],
-            new[["code", "geometry"]],
-        ],
-        ignore_index=True,
-    )
+    parts = [current.loc[~current["code"].isin(codes), ["code", "geometry"]]]
+    if neighbours is not None:
+        others = ~neighbours["code"].isin(codes) & ~neighbours["code"].isin(current["code"])
+        parts.append(neighbours.loc[others, ["code", "geometry"]])
+    merged = pd.concat([*parts, new[["code", "geometry"]]], ignore_index=True)
     merged = gpd.GeoDataFrame(merged, geometry="geometry", crs=WGS84)
     problems = validate(merged, None, options or ValidationOptions(check_staff=False))
     return problems.loc[problems["codes"].map(lambda cs: any(c in codes for c in cs))]
@@ -292,7 +318,8 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
             raise DuplicateCodeError(
                 f"codes already in the store: {listing(clash)}; nothing was imported"
             )
-        mine = _problems_of(existing.grids, grids, options)
+        near = neighbours_of(grids, existing.neighbours)
+        mine = _problems_of(existing.grids, grids, options, near)
         for kind, error in ALWAYS_BLOCKING.items():
             rows = mine.loc[mine["kind"] == kind]
             if len(rows):
@@ -354,7 +381,10 @@ EDITABLE = ("name", *AGGREGATES, "geometry")
 
 
 def check_update(
-    edits: gpd.GeoDataFrame, current: gpd.GeoDataFrame, options: ValidationOptions | None = None
+    edits: gpd.GeoDataFrame,
+    current: gpd.GeoDataFrame,
+    options: ValidationOptions | None = None,
+    neighbours=None,
 ) -> gpd.GeoDataFrame:
     """Check edits of existing grids against the state they would produce.
 
@@ -366,6 +396,8 @@ def check_update(
     current : geopandas.GeoDataFrame
         The stored grids of the communities the edits touch, read inside the
         write transaction (rows locked).
+    neighbours : callable, optional
+        Lon/lat box → the other communities there (see :class:`Existing`).
 
     Returns
     -------
@@ -421,7 +453,7 @@ def check_update(
     new = gpd.GeoDataFrame(new, geometry="geometry", crs=WGS84)
     new = normalise_grids(new.drop(columns=["version", "updated_at"]))
     new["version"] = now_version + 1
-    mine = _problems_of(current, new, options)
+    mine = _problems_of(current, new, options, neighbours_of(new, neighbours))
     blocking = mine.loc[mine["kind"].isin(set(ALWAYS_BLOCKING) | TOPOLOGY_BLOCKING)]
     refuse(blocking, "edit", "nothing was saved")
     return new

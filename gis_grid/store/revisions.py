@@ -45,6 +45,7 @@ from gis_grid.store.checks import (
     ALWAYS_BLOCKING,
     TOPOLOGY_BLOCKING,
     listing,
+    neighbours_of,
     normalise_assignments,
     normalise_grids,
     refuse,
@@ -146,6 +147,7 @@ def plan_rewrite(
     *,
     last_versions: Callable[[list[str]], dict[str, int]] = lambda codes: {},
     options: ValidationOptions | None = None,
+    neighbours: Callable[[tuple[float, float, float, float]], gpd.GeoDataFrame] | None = None,
 ) -> Plan:
     """Check a rewrite against the community it changes and work out what to write.
 
@@ -159,6 +161,9 @@ def plan_rewrite(
     last_versions : callable
         Codes → the last version each had in the history (new grids reusing
         an old code continue its numbering).
+    neighbours : callable, optional
+        Lon/lat box → the other communities there, so a community outline
+        redrawn over a neighbour is refused (see :class:`~gis_grid.store.checks.Existing`).
 
     Raises
     ------
@@ -280,7 +285,12 @@ def plan_rewrite(
         [assignments.loc[~a_codes.isin(touched)], after_assignments], ignore_index=True
     )
     opts = options or ValidationOptions()
-    after = validate(state[["code", "geometry"]], all_assignments, opts)
+    near = neighbours_of(new, neighbours)
+    checked = state[["code", "geometry"]]
+    if near is not None:
+        near = near.loc[~near["code"].isin(state["code"]), ["code", "geometry"]]
+        checked = pd.concat([near, checked], ignore_index=True)
+    after = validate(checked, all_assignments, opts)
     after = after.loc[after["codes"].map(lambda cs: any(c in involved for c in cs))]
     blocking = after.loc[after["kind"].isin(set(ALWAYS_BLOCKING) | TOPOLOGY_BLOCKING)]
     gaps = after.loc[after["kind"] == "gap"]

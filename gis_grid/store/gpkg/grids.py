@@ -140,6 +140,10 @@ class GeoPackageGrids:
             return self._in_chunks(f"SELECT {cols} FROM assignments WHERE staff_id IN ({{}})", ids)
         return self._select(f"SELECT {cols} FROM assignments ORDER BY grid_code, staff_id")
 
+    def _communities_near(self, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+        """Community outlines whose box meets ``bbox`` (through the R-tree)."""
+        return self.grids(level="community", bbox=bbox)
+
     def _existing_codes(self, codes: list[str]) -> set[str]:
         found = self._in_chunks("SELECT code FROM grids WHERE code IN ({})", codes)
         return set(found["code"])
@@ -157,6 +161,7 @@ class GeoPackageGrids:
                 grids=current,
                 has_codes=self._existing_codes,
                 has_staff=self._existing_staff,
+                neighbours=self._communities_near,
             )
             grids, staff, assignments, warnings = check_changeset(changes, existing, options)
             report = WriteReport(communities=communities, warnings=warnings)
@@ -224,7 +229,7 @@ class GeoPackageGrids:
         now = utc_now()
         with self._transaction() as conn:  # BEGIN IMMEDIATE: one writer at a time
             current = self.grids(under=communities)  # every code starts with its community's
-            new = check_update(edits, current, options)
+            new = check_update(edits, current, options, self._communities_near)
             old = current.set_index("code").loc[new["code"]].reset_index()
             to_history(conn, old, now)
             changed = ("name", *AGGREGATES, "version", "updated_at")

@@ -55,7 +55,12 @@ class GeoPackageRevisions:
                 [community, community + ":"],
             )
             plan = plan_rewrite(
-                change, current, had, last_versions=self._last_versions, options=options
+                change,
+                current,
+                had,
+                last_versions=self._last_versions,
+                options=options,
+                neighbours=self._communities_near,
             )
             if change.dry_run:
                 raise DryRun(Revision.of(0, plan, change))

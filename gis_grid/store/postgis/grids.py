@@ -119,6 +119,7 @@ class PostGISGrids:
                     grids=current,
                     has_codes=lambda codes: self._present(cur, "grids", "code", codes),
                     has_staff=lambda ids: self._present(cur, "staff", "staff_id", ids),
+                    neighbours=lambda box: self._communities_near(cur, box, communities),
                 )
                 grids, staff, assignments, warnings = check_changeset(changes, existing, options)
                 report = WriteReport(communities=communities, warnings=warnings)
@@ -181,7 +182,9 @@ class PostGISGrids:
             cur.execute("SELECT nextval('generation'), nextval('grid_generation')")
             cur.execute("SELECT 1 FROM grids WHERE code = ANY(%s) FOR UPDATE", [codes])
             current = self._read_grids(cur, ["community_code = ANY(%s)"], [communities])
-            new = check_update(edits, current, options)
+            new = check_update(
+                edits, current, options, lambda box: self._communities_near(cur, box, communities)
+            )
             self._to_history(cur, codes, now)
             self._update_in_place(cur, new)
             self._rollup(cur, communities)
@@ -268,6 +271,23 @@ class PostGISGrids:
     def _present(cur, table: str, column: str, values: list[str]) -> set[str]:
         cur.execute(f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)", [list(values)])
         return {row[0] for row in cur.fetchall()}
+
+    def _communities_near(self, cur, bbox, communities: list[str]) -> gpd.GeoDataFrame:
+        """Other communities' outlines whose box meets ``bbox`` (GiST), read in the write.
+
+        Writes of community outlines queue up on one lock, so two communities
+        written at the same time cannot both pass this check over each other.
+        """
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('gis-grid community outlines'))")
+        return self._read_grids(
+            cur,
+            [
+                "level = 'community'",
+                "geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
+                "community_code <> ALL(%s)",
+            ],
+            [*map(float, bbox), list(communities)],
+        )
 
     @staticmethod
     def _read_grids(cur, where: list[str], params, *, geometry: bool = True):

@@ -66,7 +66,14 @@ class PostGISRevisions:
                 )
                 return dict(cur.fetchall())
 
-            plan = plan_rewrite(change, current, had, last_versions=last_versions, options=options)
+            plan = plan_rewrite(
+                change,
+                current,
+                had,
+                last_versions=last_versions,
+                options=options,
+                neighbours=lambda box: self._communities_near(cur, box, [community]),
+            )
             if change.dry_run:
                 raise DryRun(Revision.of(0, plan, change))
             replaced = plan.replaced["code"].tolist()
