@@ -1,4 +1,4 @@
-"""Defects found by trying the platform as a new and as a hostile user: each test failed before its fix.
+"""Defects found trying the platform as a new and a hostile user; each test failed before its fix.
 
 Every refused write leaves the store as it was (``snapshot`` before and after).
 """
