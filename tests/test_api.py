@@ -48,6 +48,11 @@ def as_(client, role):
     return {"Authorization": f"Bearer {client.tokens[role]}"}
 
 
+def versions(client, *codes) -> dict[str, int]:
+    """The versions of grids as a planner sees them (what an edit names)."""
+    return {c: client.get(f"/grids/{c}").json()["grid"]["properties"]["version"] for c in codes}
+
+
 def test_collections_list_grid_levels(client):
     r = client.get("/collections")
     assert r.status_code == 200
@@ -234,7 +239,8 @@ def test_role_matrix_for_the_newer_reads(client, role):
 @pytest.mark.parametrize("role", ROLES)
 def test_only_planners_and_admins_change_boundaries(client, role):
     before = client.store.revisions()
-    r = client.post("/grids/merge", json={"codes": [A1, A2]}, headers=as_(client, role))
+    body = {"codes": [A1, A2], "versions": versions(client, A1, A2)}
+    r = client.post("/grids/merge", json=body, headers=as_(client, role))
     if role in ("admin", "planner"):
         assert r.status_code == 200, r.text
         assert r.json()["deleted"][0] == A2
@@ -250,9 +256,14 @@ def test_only_planners_and_admins_change_boundaries(client, role):
 def test_edits_over_http_undo_and_refusals(client):
     shapely = __import__("shapely")
     cut = shapely.geometry.mapping(line((15, -5), (15, 65)))
-    r = client.post(f"/grids/{A1}/split", json={"line": cut})
+    r = client.post(f"/grids/{A1}/split", json={"line": cut, "version": 1})
     assert r.status_code == 422 and C1 in r.json()["detail"]
     r = client.post("/grids/move", json={"atoms": [C2], "to": A2})
+    assert r.status_code == 422  # no versions: refused, nothing moved
+    r = client.post("/grids/move", json={"atoms": [C2], "to": A2, "versions": {C2: 1}})
+    assert r.status_code == 422 and A2 in r.json()["detail"]  # every grid named needs one
+    body = {"atoms": [C2], "to": A2, "versions": versions(client, C2, A2)}
+    r = client.post("/grids/move", json=body)
     assert r.status_code == 200 and f"{A2}003" in r.json()["inserted"]
     version = client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"]
     outline = shapely.geometry.mapping(at(shapely.box(0, 0, 32, 60)))
@@ -260,7 +271,10 @@ def test_edits_over_http_undo_and_refusals(client):
     assert r.status_code == 409
     r = client.put(f"/grids/{A1}/outline", json={"geometry": outline, "version": version})
     assert r.status_code == 200
-    r = client.post(f"/communities/{COMMUNITY}/undo")
+    latest = client.get(f"/communities/{COMMUNITY}/revisions").json()["revisions"][-1]["id"]
+    r = client.post(f"/communities/{COMMUNITY}/undo", json={"revision": latest - 1})
+    assert r.status_code == 409 and f"revision {latest}" in r.json()["detail"]
+    r = client.post(f"/communities/{COMMUNITY}/undo", json={"revision": latest})
     assert r.status_code == 200 and r.json()["operation"] == "undo"
     r = client.post("/rebalance", json={"parent": A2, "k": 2})
     assert r.status_code == 200 and r.json()["contiguous"]
@@ -321,7 +335,7 @@ def test_a_polygon_of_a_million_vertices_is_refused_by_count(new_store):
     angles = np.linspace(0, 2 * np.pi, 1_000_000, endpoint=False)
     ring = np.c_[123.556 + 0.001 * np.cos(angles), 42.45 + 0.001 * np.sin(angles)].round(7)
     ring = np.r_[ring, ring[:1]].tolist()
-    body = _json.dumps({"geometry": {"type": "Polygon", "coordinates": [ring]}})
+    body = _json.dumps({"geometry": {"type": "Polygon", "coordinates": [ring]}, "version": 1})
     with TestClient(app) as c:
         r = c.put(
             f"/grids/{A1}/outline",
@@ -336,12 +350,14 @@ def test_oversized_and_invalid_geometry_are_refused(client):
     shapely = __import__("shapely")
     ring = shapely.Point(123.556, 42.45).buffer(0.001, quad_segs=300_000 // 4)
     big = {"type": "Polygon", "coordinates": [list(ring.exterior.coords)[:50_000]]}
-    r = client.put(f"/grids/{A1}/outline", json={"geometry": big})
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": big, "version": 1})
     assert r.status_code == 413 and "bytes" in r.json()["detail"]
     square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]] * 1}
-    r = client.put(f"/grids/{A1}/outline", json={"geometry": {"type": "Polygon"}})
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": {"type": "Polygon"}, "version": 1})
     assert r.status_code == 422 and "GeoJSON" in r.json()["detail"]
-    r = client.put(f"/grids/{A1}/outline", json={"geometry": square | {"type": "Point"}})
+    r = client.put(
+        f"/grids/{A1}/outline", json={"geometry": square | {"type": "Point"}, "version": 1}
+    )
     assert r.status_code == 422
     bow = {
         "type": "Polygon",
@@ -354,7 +370,7 @@ def test_oversized_and_invalid_geometry_are_refused(client):
             ]
         ],
     }
-    r = client.put(f"/grids/{A1}/outline", json={"geometry": bow})
+    r = client.put(f"/grids/{A1}/outline", json={"geometry": bow, "version": 1})
     assert r.status_code == 422 and "valid" in r.json()["detail"]
 
 
@@ -487,7 +503,8 @@ def test_tiles_are_cached_until_the_next_write(client):
     cache = client.app.state.tile_cache
     first = client.get(path)
     assert client.get(path).content == first.content and cache.hits == 1
-    client.post("/grids/merge", json={"codes": [A1, A2]})  # a write: new generation
+    body = {"codes": [A1, A2], "versions": versions(client, A1, A2)}
+    assert client.post("/grids/merge", json=body).status_code == 200  # a write: new generation
     after = client.get(path)
     codes = [
         f["properties"]["code"]

@@ -61,3 +61,119 @@ def test_redrawing_a_community_over_its_neighbour_is_refused(empty_store):
     assert shapely.equals_exact(
         store.grids(codes=[OTHER]).geometry.iloc[0], current.geometry.iloc[0], 1e-12
     )
+
+
+# -- lost updates -------------------------------------------------------------------
+
+
+def _planned(store):
+    from tests.test_planning import planned
+
+    return planned(store)
+
+
+def test_an_edit_based_on_an_old_version_is_refused_not_applied(new_store):
+    """Planner A merges area 001 and 002 after B redrew 001: A named version 1, it is now 2."""
+    from gis_grid.domain.errors import ConflictError
+    from gis_grid.planning.edits import merge, move, redraw, split
+    from tests.test_planning import A1, A2, C2, line, unchanged_by
+
+    store = _planned(new_store())
+    seen = {c: int(v) for c, v in store.grids(codes=[A1, A2])[["code", "version"]].to_numpy()}
+    redraw(store, A1, at(box(0, 0, 62, 60)), version=seen[A1])  # B's change: A1 and A2 v2
+    stale = ConflictError
+    unchanged_by(store, lambda: merge(store, [A1, A2], versions=seen), stale, ["you saw version 1"])
+    unchanged_by(store, lambda: split(store, A1, parts=2, version=1), stale, [A1])
+    unchanged_by(store, lambda: move(store, [C2], A2, versions={C2: 1, A2: 1}), stale, [A2])
+    unchanged_by(store, lambda: redraw(store, A1, at(box(0, 0, 61, 60)), version=1), stale, [A1])
+    unchanged_by(store, lambda: split(store, A1, line=line((30, -5), (30, 65)), version=1), stale)
+    # with the versions as they are now, the same merge goes through
+    now = {c: int(v) for c, v in store.grids(codes=[A1, A2])[["code", "version"]].to_numpy()}
+    assert merge(store, [A1, A2], versions=now).operation == "merge"
+
+
+def test_undo_names_the_revision_it_undoes(new_store):
+    """B's undo of B's own change must not revert A's change that came after it."""
+    from gis_grid.domain.errors import ConflictError
+    from gis_grid.planning.edits import redraw, undo
+    from gis_grid.store.revisions import Rewrite
+    from tests.test_planning import A1, A2, unchanged_by
+
+    store = _planned(new_store())
+    b = redraw(store, A1, at(box(0, 0, 62, 60)))  # B
+    version = int(store.grids(codes=[A2])["version"].iloc[0])
+    a = redraw(store, A2, at(box(61, 0, 120, 60)), version=version)  # A, after B
+    assert a.id > b.id
+    unchanged_by(store, lambda: undo(store, COMMUNITY, revision=b.id), ConflictError, [str(a.id)])
+    # the store checks it too, inside its write: an undo planned on a log that has moved on
+    log = store.revisions(COMMUNITY)
+    change = Rewrite(remove=[A2], grids=store.grids(under=[A2]), undoes=b.id, operation="undo")
+    unchanged_by(store, lambda: store.rewrite(change), ConflictError, ["no longer the latest"])
+    assert len(store.revisions(COMMUNITY)) == len(log)
+    assert undo(store, COMMUNITY, revision=a.id).operation == "undo"
+
+
+def test_a_redraw_with_the_grids_own_outline_writes_nothing(demo_store):
+    """Six no-op redraws: no sibling moves, no version is bumped, no vertex is added."""
+    from gis_grid.domain.errors import InputError
+    from gis_grid.planning.edits import redraw
+
+    code = "211281001007001"
+    before = snapshot(demo_store)
+    vertices = shapely.get_num_coordinates(demo_store.grids(level="area").geometry).sum()
+    for _ in range(6):
+        own = demo_store.grids(codes=[code])
+        with pytest.raises(InputError, match="leaves every grid as it is"):
+            redraw(demo_store, code, own.geometry.iloc[0], version=int(own["version"].iloc[0]))
+    assert snapshot(demo_store) == before
+    assert shapely.get_num_coordinates(demo_store.grids(level="area").geometry).sum() == vertices
+
+
+def test_a_redraw_changes_only_the_siblings_it_reaches(new_store):
+    """A1 grows 2 m into A2: A2 changes, the community and the other levels keep their versions."""
+    from gis_grid.planning.edits import redraw
+    from tests.test_planning import A1, A2
+
+    store = _planned(new_store())
+    before = store.grids()[["code", "version"]].set_index("code")["version"]
+    corners = {
+        tuple(xy) for xy in shapely.get_coordinates(store.grids(codes=[A2]).geometry.iloc[0])
+    }
+    revision = redraw(store, A1, at(box(0, 0, 62, 60)))
+    assert sorted(revision.updated) == [A1, A2]
+    after = store.grids()[["code", "version"]].set_index("code")["version"]
+    bumped = sorted(after.index[after != before.reindex(after.index)])
+    assert bumped == [A1, A2]
+    # A2's east corners did not move: they keep their stored coordinates to the bit,
+    # and its new west edge is exactly A1's new east edge (no drift, no sliver)
+    a1, a2 = (store.grids(codes=[c]).geometry.iloc[0] for c in (A1, A2))
+    now = {tuple(xy) for xy in shapely.get_coordinates(a2)}
+    east = {xy for xy in corners if xy[0] > at(shapely.Point(100, 0)).x}
+    assert east and east <= now
+    assert shapely.area(shapely.intersection(a1, a2)) == 0
+    shared = shapely.intersection(a1.boundary, a2.boundary)
+    edge = at(shapely.LineString([(62, 0), (62, 60)]))
+    assert shapely.length(shared) == pytest.approx(shapely.length(edge), rel=1e-6)
+
+
+def test_the_cli_names_the_versions_and_the_revision_it_acted_on(tmp_path):
+    """Without --based-on or --revision the CLI reads them now and says so; stale is refused."""
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+    from gis_grid.store.gpkg import GeoPackageStore
+    from tests.test_planning import A1, A2
+
+    path = str(tmp_path / "p.gpkg")
+    _planned(GeoPackageStore(path)).close()
+    runner = CliRunner()
+    result = runner.invoke(app, ["merge", path, A1, A2, "--based-on", f"{A1}=1,{A2}=2"])
+    assert result.exit_code == 1 and "you saw version 2" in result.stderr
+    result = runner.invoke(app, ["merge", path, A1, A2])
+    assert result.exit_code == 0, result.output
+    assert f"based on the versions read now: {A1} v1, {A2} v1" in result.stderr
+    assert "--revision 2" in result.stdout  # how to undo exactly this one
+    result = runner.invoke(app, ["undo", path, "-c", COMMUNITY, "--revision", "1"])
+    assert result.exit_code == 1 and "revision 2 (merge" in result.stderr
+    result = runner.invoke(app, ["undo", path, "-c", COMMUNITY])
+    assert result.exit_code == 0 and "undoing revision 2 (merge" in result.stderr

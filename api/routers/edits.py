@@ -22,10 +22,22 @@ from gis_grid.tables import records
 router = APIRouter(tags=["edits"])
 
 
+#: Code → the version of that grid the change was made on (``GET /grids/{code}`` gives it).
+Versions = Annotated[
+    dict[str, Annotated[int, Field(ge=1)]],
+    Field(min_length=1, examples=[{"211281001007006": 1, "211281001007007": 1}]),
+]
+
+
 class MergeRequest(BaseModel):
-    """Grids to merge (adjacent siblings) and, optionally, the merged grid's name."""
+    """Grids to merge (adjacent siblings), the version of each you saw, and a name (optional).
+
+    A grid changed by someone else since its version is a conflict (409), so
+    no planner's change is silently overwritten.
+    """
 
     codes: list[str] = Field(min_length=2, examples=[["211281001007006", "211281001007007"]])
+    versions: Versions
     name: str | None = None
 
 
@@ -38,13 +50,18 @@ class SplitRequest(BaseModel):
     )
     parts: int | None = Field(None, ge=2, le=100)
     weights: str | None = Field(None, examples=["households=1,incidents=0.2"])
+    version: int = Field(ge=1, description="The grid's version the split was made on.")
 
 
 class MoveRequest(BaseModel):
-    """Buildings or courtyards to move, and the neighbouring grid that takes them."""
+    """Buildings or courtyards to move, the neighbouring grid that takes them, and versions.
+
+    ``versions`` names the version you saw of each atom and of the target.
+    """
 
     atoms: list[str] = Field(min_length=1, examples=[["211281001007002004"]])
     to: str = Field(examples=["211281001007003"])
+    versions: Versions  # of the atoms and the target, as you saw them
 
 
 class OutlineRequest(BaseModel):
@@ -64,8 +81,14 @@ class OutlineRequest(BaseModel):
             }
         ]
     )
-    version: int | None = Field(None, ge=1)
+    version: int = Field(ge=1, description="The grid's version the outline was drawn on.")
     take: bool = True
+
+
+class UndoRequest(BaseModel):
+    """The revision to undo: the community's latest, as you saw it in its log."""
+
+    revision: int = Field(ge=1, examples=[2])
 
 
 class RebalanceRequest(BaseModel):
@@ -132,7 +155,19 @@ def merge(body: MergeRequest, store: StoreDep, user: UserDep) -> dict:
 
     _planner(user)
     audit = _audit(user, "merge", ",".join(body.codes), body.model_dump())
-    return _done(run(store, body.codes, name=body.name, author=user.user_id, audit=audit))
+    missing = sorted(set(body.codes) - set(body.versions))
+    if missing:
+        raise InputError(f"name the version you saw of every grid merged: {', '.join(missing)}")
+    return _done(
+        run(
+            store,
+            body.codes,
+            name=body.name,
+            versions=body.versions,
+            author=user.user_id,
+            audit=audit,
+        )
+    )
 
 
 @router.post("/grids/{code}/split", summary="Split a grid along a line or into parts")
@@ -150,6 +185,7 @@ def split(
         line=line,
         parts=body.parts,
         weights=body.weights,
+        version=body.version,
         author=user.user_id,
         audit=_audit(user, "split", code, body.model_dump()),
     )
@@ -163,7 +199,12 @@ def move(body: MoveRequest, store: StoreDep, user: UserDep) -> dict:
 
     _planner(user)
     audit = _audit(user, "move", body.to, body.model_dump())
-    return _done(run(store, body.atoms, body.to, author=user.user_id, audit=audit))
+    missing = sorted({*body.atoms, body.to} - set(body.versions))
+    if missing:
+        raise InputError(f"name the version you saw of every grid moved: {', '.join(missing)}")
+    return _done(
+        run(store, body.atoms, body.to, versions=body.versions, author=user.user_id, audit=audit)
+    )
 
 
 @router.put("/grids/{code}/outline", summary="Redraw a grid's outline")
@@ -203,13 +244,17 @@ def check_outline(
 
 
 @router.post("/communities/{community}/undo", summary="Undo the latest revision")
-def undo(community: str, store: StoreDep, user: UserDep) -> dict:
-    """As a new revision; undoing an undo redoes."""
+def undo(community: str, body: UndoRequest, store: StoreDep, user: UserDep) -> dict:
+    """As a new revision; undoing an undo redoes.
+
+    The request names the revision it undoes: when another planner's change
+    came after it, the undo is refused (409) instead of reverting theirs.
+    """
     from gis_grid.planning.edits import undo as run
 
     _planner(user)
-    audit = _audit(user, "undo", community, {})
-    return _done(run(store, community, author=user.user_id, audit=audit))
+    audit = _audit(user, "undo", community, {"revision": body.revision})
+    return _done(run(store, community, revision=body.revision, author=user.user_id, audit=audit))
 
 
 @router.post("/communities/{community}/restore", summary="Go back to an earlier revision")

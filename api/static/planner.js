@@ -38,8 +38,10 @@ async function planner(map, me, layers) {
   const showLog = async () => {
     if (!community) return;
     const log = (await api(`/communities/${community}/revisions`)).revisions || [];
+    latest = log.length ? log[log.length - 1].id : null; // what this planner sees as the latest
     el('log').innerHTML = `<table>${log.slice(-8).reverse().map((r) => `<tr><td>${r.id}</td><td>${esc(r.operation)}</td><td>${esc(r.summary)}</td><td class="muted">${esc(r.author)}</td></tr>`).join('')}</table>`;
   };
+  let latest = null;
   let timer = null;
   const check = () => {
     clearTimeout(timer);
@@ -137,12 +139,17 @@ async function planner(map, me, layers) {
   el('undo').onclick = async () => {
     if (!community) return;
     try {
-      const r = await api(`/communities/${community}/undo`, { method: 'POST' });
+      if (latest === null) await showLog();
+      // names the revision it undoes: another planner's newer change is refused, not reverted
+      const r = await api(`/communities/${community}/undo`, { method: 'POST', body: JSON.stringify({ revision: latest }) });
       el('result').innerHTML = `<p class="ok">${esc(r.operation)} → ${t('saved')} ${r.revision}</p>`;
       reloadTiles();
       if (edit.code) await begin(edit.code);
       showLog();
-    } catch (err) { el('result').innerHTML = `<p class="problem">${esc(err.message)}</p>`; }
+    } catch (err) {
+      el('result').innerHTML = `<p class="problem">${err.status === 409 ? `${t('stale')}: ` : ''}${esc(err.message)}</p>`;
+      showLog();
+    }
   };
   window.gisGrid.begin = begin;
 }

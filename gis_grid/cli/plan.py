@@ -40,6 +40,42 @@ AuthorOpt = Annotated[str, typer.Option("--author", help="Who made the change (k
 CommunityOpt = Annotated[
     str, typer.Option("--community", "-c", help="The community's 12-digit code.")
 ]
+BasedOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--based-on",
+        help="CODE=VERSION,… of the grids as you saw them (default: read now, and said).",
+    ),
+]
+
+
+def _versions(store, codes: list[str], given: str | None) -> dict[str, int]:
+    """The versions a change is based on: as given, or read now and said on stderr.
+
+    A grid changed by someone else after that version makes the change a
+    conflict instead of a silent overwrite.
+    """
+    if given:
+        pins = {}
+        for part in given.split(","):
+            code, _, version = part.strip().partition("=")
+            try:
+                pins[code.strip()] = int(version)
+            except ValueError:
+                raise InputError(
+                    f"--based-on takes CODE=VERSION,…; {part.strip()!r} is not that"
+                ) from None
+        return pins
+    frame = store.grids(codes=codes, geometry=False)
+    pins = dict(zip(frame["code"], frame["version"].astype(int), strict=True))
+    if pins:
+        err.print(
+            "based on the versions read now: "
+            + ", ".join(f"{c} v{v}" for c, v in sorted(pins.items()))
+            + " (name them with --based-on to refuse a change made meanwhile)",
+            soft_wrap=True,
+        )
+    return pins
 
 
 def _report(revision, fmt: Format) -> None:
@@ -76,7 +112,9 @@ def _report(revision, fmt: Format) -> None:
         out.print("new: " + ", ".join(tops[:12]) + (" …" if len(tops) > 12 else ""))
     for item in flagged:
         err.print(f"[yellow]flagged:[/] {item['detail']}", soft_wrap=True)
-    out.print(f"undo with: gis-grid undo STORE --community {revision.community}")
+    out.print(
+        f"undo with: gis-grid undo STORE --community {revision.community} --revision {revision.id}"
+    )
 
 
 @app.command()
@@ -85,6 +123,7 @@ def merge(
     store: StoreArg,
     codes: Annotated[list[str], typer.Argument(help="Two or more adjacent sibling grids.")],
     name: Annotated[str | None, typer.Option(help="Name of the merged grid.")] = None,
+    based_on: BasedOnOpt = None,
     author: AuthorOpt = "",
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -92,7 +131,8 @@ def merge(
     from gis_grid.planning.edits import merge as merge_grids
 
     with open_arg(store) as s:
-        _report(merge_grids(s, codes, name=name, author=author), fmt)
+        versions = _versions(s, codes, based_on)
+        _report(merge_grids(s, codes, name=name, versions=versions, author=author), fmt)
 
 
 @app.command()
@@ -110,6 +150,9 @@ def split(
     weights: Annotated[
         str | None, typer.Option(help="Workload for --parts, e.g. households=1,incidents=0.2.")
     ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="The version you split (default: read now, and said).")
+    ] = None,
     author: AuthorOpt = "",
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -117,7 +160,14 @@ def split(
     from gis_grid.planning.edits import split as split_grid
 
     with open_arg(store) as s:
-        _report(split_grid(s, code, line=line, parts=parts, weights=weights, author=author), fmt)
+        if version is None:
+            version = _versions(s, [code], None).get(code)
+        _report(
+            split_grid(
+                s, code, line=line, parts=parts, weights=weights, version=version, author=author
+            ),
+            fmt,
+        )
 
 
 @app.command()
@@ -126,6 +176,7 @@ def move(
     store: StoreArg,
     atoms: Annotated[list[str], typer.Argument(help="Buildings or courtyards to move.")],
     to: Annotated[str, typer.Option("--to", help="The neighbouring grid that takes them.")],
+    based_on: BasedOnOpt = None,
     author: AuthorOpt = "",
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -133,7 +184,8 @@ def move(
     from gis_grid.planning.edits import move as move_atoms
 
     with open_arg(store) as s:
-        _report(move_atoms(s, atoms, to, author=author), fmt)
+        versions = _versions(s, [*atoms, to], based_on)
+        _report(move_atoms(s, atoms, to, versions=versions, author=author), fmt)
 
 
 @app.command()
@@ -145,7 +197,8 @@ def redraw(
         str, typer.Argument(help="The new outline: WKT in lon/lat, or a GeoJSON/GPKG file.")
     ],
     version: Annotated[
-        int | None, typer.Option(help="The version you edited (a newer one refuses the edit).")
+        int | None,
+        typer.Option(help="The version you edited (default: read now, and said)."),
     ] = None,
     crs: Annotated[
         str | None,
@@ -175,19 +228,38 @@ def redraw(
         if crs is not None:
             geometry = to_lonlat(gpd.GeoDataFrame(geometry=[geometry]), crs).geometry.iloc[0]
     with open_arg(store) as s:
+        if version is None:
+            version = _versions(s, [code], None).get(code)
         _report(redraw_grid(s, code, geometry, version=version, author=author), fmt)
 
 
 @app.command()
 @fail_cleanly
 def undo(
-    store: StoreArg, community: CommunityOpt, author: AuthorOpt = "", fmt: FormatOpt = Format.table
+    store: StoreArg,
+    community: CommunityOpt,
+    revision: Annotated[
+        int | None,
+        typer.Option(help="The revision to undo: the latest (default: read now, and said)."),
+    ] = None,
+    author: AuthorOpt = "",
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Undo the community's latest revision (as a new revision; undo again to redo)."""
     from gis_grid.planning.edits import undo as undo_last
 
     with open_arg(store) as s:
-        _report(undo_last(s, community, author=author), fmt)
+        if revision is None:
+            log = s.revisions(community)
+            if len(log):
+                last = log.iloc[-1]
+                revision = int(last["id"])
+                err.print(
+                    f"undoing revision {revision} ({last['operation']}: {last['summary']}), "
+                    "the latest read now (name it with --revision to refuse another meanwhile)",
+                    soft_wrap=True,
+                )
+        _report(undo_last(s, community, revision=revision, author=author), fmt)
 
 
 @app.command()

@@ -36,12 +36,14 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.domain.errors import InputError, NotFoundError, TopologyError
+from gis_grid.domain.errors import ConflictError, InputError, NotFoundError, TopologyError
 from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
@@ -57,6 +59,7 @@ from gis_grid.planning.regroup import (
     build,
     checked_codes,
     children_of,
+    community_code,
     current_state,
     metric,
     parent_code,
@@ -89,12 +92,33 @@ def _walk_back(store, now: State, revision: int | None) -> State:
 # -- undo, restore, diff ----------------------------------------------------------
 
 
-def undo(store, community: str, *, author: str = "", audit: dict | None = None) -> Revision:
-    """Undo the community's latest revision, as a new revision (undoing an undo redoes)."""
+def undo(
+    store,
+    community: str,
+    *,
+    revision: int | None = None,
+    author: str = "",
+    audit: dict | None = None,
+) -> Revision:
+    """Undo the community's latest revision, as a new revision (undoing an undo redoes).
+
+    ``revision`` names the revision to undo: when another revision came after
+    it (another planner's change), the undo is refused as a conflict instead
+    of reverting that other change. The store checks it again inside its write.
+    """
+    community = community_code(community)
     log = store.revisions(community)
     if not len(log):
         raise NotFoundError(f"community {community} has no revision to undo")
     last = log.iloc[-1]
+    if revision is not None and int(revision) != int(last["id"]):
+        raise ConflictError(
+            f"revision {int(revision)} is not the latest of community {community}: "
+            f"revision {int(last['id'])} ({last['operation']}"
+            + (f" by {last['author']}" if last["author"] else "")
+            + ") came after it; reload the log and undo that one first (nothing was changed)",
+            detail={"latest": int(last["id"])},
+        )
     before = int(log.iloc[-2]["id"]) if len(log) > 1 else 0
     now = current_state(store, community)
     target = state_at(now, store.payloads(community, before), before)
@@ -128,6 +152,41 @@ def compare(store, community: str, a: int, b: int | None = None) -> dict:
     return diff(_walk_back(store, now, a), _walk_back(store, now, b))
 
 
+def _pinned(now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
+    """The versions a change was based on, checked against the grids now.
+
+    A planner (or the API) names the version of each grid they acted on; a
+    grid changed since by someone else is a conflict, refused before anything
+    is planned, and the store checks the same versions again inside its write.
+    """
+    if not versions:
+        return {}
+    current = dict(zip(now.grids["code"], now.grids["version"].astype(int), strict=True))
+    pins = {}
+    for code, version in versions.items():
+        (code,) = checked_codes([code])
+        try:
+            version = int(version)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the version of {code} is not a whole number: {version!r}") from exc
+        if code not in current:
+            raise NotFoundError(f"no grid {code} (it was merged, split or moved away: reload)")
+        pins[code] = version
+    stale = [
+        f"{c} (you saw version {v}, it is now {current[c]})"
+        for c, v in pins.items()
+        if current[c] != v
+    ]
+    if stale:
+        raise ConflictError(
+            "changed by someone else since you saw them: "
+            + listing(stale)
+            + "; reload and make the change again (nothing was changed)",
+            detail={"codes": [c for c, v in pins.items() if current[c] != v]},
+        )
+    return pins
+
+
 def _one_level(codes: list[str]) -> None:
     levels = {len(c) for c in codes}
     parents = {parent_code(c) for c in codes if len(c) > 12}
@@ -137,19 +196,44 @@ def _one_level(codes: list[str]) -> None:
 
 # -- the operations -------------------------------------------------------------------
 
+#: Outlines no point of which lies farther than this (m) from the other are the same
+#: outline: coordinates rounded to 7 decimals (~1 cm) are not an edit.
+SAME_M = 0.02
+#: A drawn vertex this close (degrees, ~1 cm) to an existing edge or corner takes it.
+SNAP_DEGREES = 1e-7
+#: A vertex back from the metric overlay this close (degrees, ~3 mm) to a stored or
+#: drawn one takes its coordinates.
+RESTORE_DEGREES = 3e-8
+
+
+def _restored(geom_m, crs, exact):
+    """A metric overlay result back in lon/lat, its unmoved corners on their stored coordinates.
+
+    The overlay snapped to the 1 mm grid and the round trip through the metric
+    CRS move every vertex by up to a millimetre; snapping to ``exact`` (the
+    stored and the drawn outlines, ~3 mm) puts each back where it was, so the
+    result still shares its untouched edges exactly with its neighbours.
+    """
+    lonlat = reproject(np.array([geom_m], dtype=object), crs, WGS84)[0]
+    snapped = shapely.snap(lonlat, exact, RESTORE_DEGREES)
+    return snapped if shapely.is_valid(snapped) and not snapped.is_empty else lonlat
+
 
 def merge(
     store,
     codes: list[str],
     *,
     name: str | None = None,
+    versions: Mapping[str, int] | None = None,
     author: str = "",
     audit: dict | None = None,
 ) -> Revision:
     """Merge adjacent sibling grids into one (it keeps the smallest code).
 
     The children of the others move under it with the next free serials;
-    every staff assignment follows to the merged grid.
+    every staff assignment follows to the merged grid. ``versions`` (code →
+    version) are the versions the planner saw; a grid changed since is a
+    :class:`~gis_grid.domain.errors.ConflictError`.
     """
     codes = sorted(set(checked_codes(codes)))
     if len(codes) < 2:
@@ -160,6 +244,7 @@ def merge(
     missing = [c for c in codes if c not in grids.index]
     if missing:
         raise NotFoundError(f"no such grids: {', '.join(missing)}")
+    pins = _pinned(now, versions)
     merged = shapely.union_all(grids.loc[codes].geometry.to_numpy())  # exact: shared edges
     if shapely.get_num_geometries(merged) > 1 or merged.geom_type != "Polygon":
         raise TopologyError(
@@ -176,6 +261,7 @@ def merge(
         counts=None if len(atoms) else {0: {c: int(grids.loc[codes, c].sum()) for c in AGGREGATES}},
     )
     change = build(now, plan, "merge", summary=f"merge {', '.join(codes)}", author=author)
+    change.based_on.update(pins)
     # the others' staff follow to the merged grid
     a = now.assignments
     others = a.loc[a["grid_code"].isin(codes[1:])].assign(grid_code=codes[0])
@@ -184,14 +270,21 @@ def merge(
 
 
 def move(
-    store, atoms: list[str], to: str, *, author: str = "", audit: dict | None = None
+    store,
+    atoms: list[str],
+    to: str,
+    *,
+    versions: Mapping[str, int] | None = None,
+    author: str = "",
+    audit: dict | None = None,
 ) -> Revision:
     """Move buildings or courtyards (with their ground) to a neighbouring sibling grid.
 
     ``atoms`` are children of one or more grids; ``to`` is a sibling of
     those grids. The ground between buildings moves with them (each source
     grid is cut around its atoms); a source left empty or in pieces, or a
-    target the atoms do not touch, is refused.
+    target the atoms do not touch, is refused. ``versions`` (code → version)
+    are the versions the planner saw (see :func:`merge`).
     """
     atoms = sorted(set(checked_codes(atoms)))
     (to,) = checked_codes([to])
@@ -207,6 +300,7 @@ def move(
     missing = [c for c in [*atoms, to] if c not in grids.index]
     if missing:
         raise NotFoundError(f"no such grids: {', '.join(missing)}")
+    pins = _pinned(now, versions)
     roots = sorted([*sources, to])
     children = children_of(now.grids, roots)
     geometry: dict = {}
@@ -236,11 +330,9 @@ def move(
         grids.loc[to, "geometry"] = geometry[to]
     labels = {c: (to if c in atoms else c[: len(to)]) for c in children["code"]}
     plan = Regroup(roots=roots, labels=labels, geometry=geometry, keep={r: r for r in roots})
-    return _write(
-        store,
-        build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author),
-        audit,
-    )
+    change = build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author)
+    change.based_on.update(pins)
+    return _write(store, change, audit)
 
 
 def split(
@@ -250,6 +342,7 @@ def split(
     line=None,
     parts: int | None = None,
     weights: dict | None = None,
+    version: int | None = None,
     author: str = "",
     seed: int = 0,
     audit: dict | None = None,
@@ -261,7 +354,8 @@ def split(
     with the children named. Into N parts, the grid's children are grouped
     by the rebalancer (contiguous, workload within 5% where the atoms
     allow). The part with the most households keeps the code and the staff;
-    the others are new grids (flagged until staff are assigned).
+    the others are new grids (flagged until staff are assigned). ``version``
+    is the grid's version the planner saw (a newer one is a conflict).
     """
     (code,) = checked_codes([code])
     if (line is None) == (parts is None):
@@ -273,6 +367,7 @@ def split(
     grids = now.grids.set_index("code")
     if code not in grids.index:
         raise NotFoundError(f"no grid {code}")
+    pins = _pinned(now, None if version is None else {code: version})
     children = children_of(now.grids, [code])
     if line is not None:
         pieces = _cut(grids.loc[code, "geometry"], line)
@@ -331,7 +426,9 @@ def split(
         keep={k: (code if k == keeper else None) for k in geometry},
     )
     summary = f"split {code} " + (f"into {parts} parts" if parts else "along a line")
-    return _write(store, build(now, plan, "split", summary=summary, author=author), audit)
+    change = build(now, plan, "split", summary=summary, author=author)
+    change.based_on.update(pins)
+    return _write(store, change, audit)
 
 
 def _cut(polygon, line) -> list:
@@ -375,12 +472,17 @@ def redraw(
     grids = now.grids.set_index("code")
     level = level_of_code(code)
     siblings = _siblings(now, code)
-    geoms, crs = metric(np.r_[[grids.loc[code, "geometry"], geometry], siblings.geometry])
-    old_m, new_m, sib_m = geoms[0], shapely.set_precision(geoms[1], GRID), geoms[2:]
-    if not shapely.is_valid(new_m):
+    old_ll, sib_ll = grids.loc[code, "geometry"], siblings.geometry.to_numpy()
+    # vertices drawn within ~1 cm of an existing edge or corner take it exactly, so an
+    # edge the planner did not move stays the very edge the neighbours share
+    reference = shapely.union_all(shapely.boundary(np.r_[[old_ll], sib_ll]))
+    geometry = shapely.snap(geometry, reference, SNAP_DEGREES)
+    if not shapely.is_valid(geometry):
         raise InputError(
-            f"the new outline is not a valid polygon: {shapely.is_valid_reason(new_m)}"
+            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
         )
+    geoms, crs = metric(np.r_[[old_ll, geometry], sib_ll])
+    old_m, new_m, sib_m = geoms[0], geoms[1], geoms[2:]
     if not take and len(sib_m):
         overlap = shapely.area(shapely.intersection(sib_m, new_m, grid_size=GRID))
         if (overlap > 0.1).any():
@@ -390,27 +492,48 @@ def redraw(
                 if a > 0.1
             )
             raise TopologyError(f"the new outline of {code} overlaps {named} (nothing was saved)")
-    new_sib = shapely.difference(sib_m, new_m, grid_size=GRID) if len(sib_m) else sib_m
-    released = shapely.difference(old_m, new_m, grid_size=GRID)
-    if level.tiles_parent and shapely.area(released) > 0.1:
-        for piece in shapely.get_parts(released):
-            if shapely.area(piece) <= 0.1 or piece.geom_type != "Polygon":
-                continue
-            edge = shapely.length(shapely.intersection(piece.boundary, shapely.boundary(new_sib)))
-            if not len(edge) or edge.max() <= 0:
-                raise TopologyError(
-                    f"the new outline of {code} gives up {shapely.area(piece):.0f} m² that no "
-                    "sibling borders: it would be a gap"
+    if shapely.hausdorff_distance(old_m, new_m, densify=0.25) < SAME_M:
+        # its own outline (within 2 cm): nothing moves, so nothing is written
+        roots, geometry_ll = [code], {code: old_ll}
+    else:
+        new_m = shapely.set_precision(new_m, GRID)
+        new_sib = shapely.difference(sib_m, new_m, grid_size=GRID) if len(sib_m) else sib_m
+        released = shapely.difference(old_m, new_m, grid_size=GRID)
+        if level.tiles_parent and shapely.area(released) > 0.1:
+            for piece in shapely.get_parts(released):
+                if shapely.area(piece) <= 0.1 or piece.geom_type != "Polygon":
+                    continue
+                edge = shapely.length(
+                    shapely.intersection(piece.boundary, shapely.boundary(new_sib))
                 )
-            j = int(np.argmax(edge))
-            new_sib[j] = shapely.union(new_sib[j], piece, grid_size=GRID)
-    changed = ~shapely.equals(new_sib, sib_m)
-    roots = [code, *siblings.loc[changed, "code"]]
-    geometry_ll = {code: reproject(np.array([new_m]), crs, WGS84)[0]}
-    for c, g in zip(siblings.loc[changed, "code"], new_sib[changed], strict=True):
-        if g.is_empty:
-            raise TopologyError(f"the new outline of {code} swallows {c} whole; merge them instead")
-        geometry_ll[c] = reproject(np.array([g]), crs, WGS84)[0]
+                if not len(edge) or edge.max() <= 0:
+                    raise TopologyError(
+                        f"the new outline of {code} gives up {shapely.area(piece):.0f} m² that "
+                        "no sibling borders: it would be a gap"
+                    )
+                j = int(np.argmax(edge))
+                new_sib[j] = shapely.union(new_sib[j], piece, grid_size=GRID)
+        # a sibling changes only where the outline really reached it: snapping to the
+        # 1 mm grid alone must not rewrite (and bump the versions of) every sibling
+        changed = (
+            shapely.hausdorff_distance(new_sib, sib_m, densify=0.25) >= SAME_M
+            if len(sib_m)
+            else np.zeros(0, bool)
+        )
+        roots = [code, *siblings.loc[changed, "code"]]
+        # back in lon/lat, every corner that did not move takes its stored coordinates
+        # again (and a drawn one the planner's), so edges no one moved stay the very
+        # edges the neighbours share instead of drifting by the round trip
+        exact = shapely.union_all(
+            shapely.boundary(np.r_[[old_ll, geometry], sib_ll]), grid_size=None
+        )
+        geometry_ll = {code: _restored(new_m, crs, exact)}
+        for c, g in zip(siblings.loc[changed, "code"], new_sib[changed], strict=True):
+            if g.is_empty:
+                raise TopologyError(
+                    f"the new outline of {code} swallows {c} whole; merge them instead"
+                )
+            geometry_ll[c] = _restored(g, crs, exact)
     children = children_of(now.grids, roots)
     plan = Regroup(
         roots=roots,
@@ -419,6 +542,8 @@ def redraw(
         keep={r: r for r in roots},
     )
     change = build(now, plan, "redraw", summary=f"redraw {code}", author=author)
+    if version is not None:
+        change.based_on[code] = int(version)
     change.dry_run = dry_run
     return _write(store, change, audit)
 

@@ -140,6 +140,20 @@ def same_grid_rows(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame) -> np.ndarray:
     return same & shapely.equals_exact(old.geometry.to_numpy(), new.geometry.to_numpy(), 1e-9)
 
 
+def check_undone(rewrite: Rewrite, latest: int | None) -> None:
+    """Refuse an undo whose revision is no longer the community's latest (read in the write).
+
+    Two planners undoing at once: the second undo would otherwise revert the
+    first planner's change instead of its own.
+    """
+    if rewrite.undoes is not None and latest != rewrite.undoes:
+        raise ConflictError(
+            f"revision {rewrite.undoes} is no longer the latest (revision {latest} came after "
+            "it); reload the log and undo again (nothing was changed)",
+            detail={"latest": latest},
+        )
+
+
 def plan_rewrite(
     rewrite: Rewrite,
     current: gpd.GeoDataFrame,

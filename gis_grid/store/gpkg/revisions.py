@@ -34,6 +34,7 @@ from gis_grid.store.revisions import (
     Payload,
     Revision,
     Rewrite,
+    check_undone,
     pack,
     pack_rewrite,
     payload_of,
@@ -54,6 +55,10 @@ class GeoPackageRevisions:
                 "WHERE grid_code >= ? AND grid_code < ?",
                 [community, community + ":"],
             )
+            latest = conn.execute(
+                "SELECT max(id) FROM gis_grid_revisions WHERE community_code = ?", [community]
+            ).fetchone()[0]
+            check_undone(change, latest)
             plan = plan_rewrite(
                 change,
                 current,

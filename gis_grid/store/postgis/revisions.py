@@ -27,6 +27,7 @@ from gis_grid.store.revisions import (
     Payload,
     Revision,
     Rewrite,
+    check_undone,
     pack,
     pack_rewrite,
     payload_of,
@@ -66,6 +67,8 @@ class PostGISRevisions:
                 )
                 return dict(cur.fetchall())
 
+            cur.execute("SELECT max(id) FROM revisions WHERE community_code = %s", [community])
+            check_undone(change, cur.fetchone()[0])
             plan = plan_rewrite(
                 change,
                 current,
