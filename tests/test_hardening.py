@@ -6,6 +6,7 @@ Every refused write leaves the store as it was (``snapshot`` before and after).
 from __future__ import annotations
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 import shapely
 from shapely import box
@@ -177,3 +178,63 @@ def test_the_cli_names_the_versions_and_the_revision_it_acted_on(tmp_path):
     assert result.exit_code == 1 and "revision 2 (merge" in result.stderr
     result = runner.invoke(app, ["undo", path, "-c", COMMUNITY])
     assert result.exit_code == 0 and "undoing revision 2 (merge" in result.stderr
+
+
+# -- codes and numbers ------------------------------------------------------------------
+
+
+def test_codes_in_full_width_or_other_digits_are_stored_as_ascii_on_both_stores(empty_store):
+    """２１１２８１… is 211281…: a look-alike second community is a duplicate, not a neighbour."""
+    from gis_grid.domain.errors import DuplicateCodeError
+
+    store = seeded(empty_store)
+    wide = COMMUNITY.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    arabic = COMMUNITY.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    before = snapshot(store)
+    for code in (wide, arabic):
+        frame = gpd.GeoDataFrame({"code": [code]}, geometry=[at(box(0, 0, 100, 100))], crs=WGS84)
+        with pytest.raises(DuplicateCodeError, match=COMMUNITY):
+            store.apply(ChangeSet(frame))
+    assert snapshot(store) == before
+    wide_other = OTHER.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    frame = gpd.GeoDataFrame(
+        {"code": [wide_other]}, geometry=[at(box(100, 0, 200, 100))], crs=WGS84
+    )
+    store.apply(ChangeSet(frame))
+    assert OTHER in set(store.grids(level="community")["code"])
+
+
+@pytest.mark.parametrize("value", [1e30, float("inf"), float("nan"), -1, 2.5, 2**63, "lots"])
+def test_counts_out_of_range_are_refused_by_name_on_both_stores(empty_store, value):
+    """households of 1e30 wrapped to -9.2e18 on GeoPackage and was a traceback on PostGIS."""
+    from gis_grid.domain.errors import InputError
+
+    store = seeded(empty_store)
+    before = snapshot(store)
+    frame = grids(**{f"c{OTHER}": box(100, 0, 200, 100)})
+    frame["households"] = pd.Series([value], dtype=object)
+    if isinstance(value, float) and value != value:  # NaN is a missing count: 0, accepted
+        store.apply(ChangeSet(frame))
+        assert int(store.grids(codes=[OTHER])["households"].iloc[0]) == 0
+        return
+    with pytest.raises(InputError, match=rf"households must be a whole number from 0 to .*{OTHER}"):
+        store.apply(ChangeSet(frame))
+    assert snapshot(store) == before
+
+
+def test_feature_numbers_out_of_any_column_are_bad_rows():
+    """1e30, inf and -inf in a numeric field are bad rows named by row and id, not a crash."""
+    from gis_grid.domain.errors import RowError
+    from gis_grid.layers.features import FeatureSchema, Field, normalise_features
+
+    schema = FeatureSchema("lamps", "路灯", "Point", (Field("count", "int", minimum=0),))
+    frame = gpd.GeoDataFrame(
+        {"id": ["a", "b", "c", "d"], "count": ["1e30", "inf", "-inf", "3"]},
+        geometry=[shapely.Point(123.55, 42.45)] * 4,
+        crs=WGS84,
+    )
+    with pytest.raises(RowError) as caught:
+        normalise_features(schema, frame)
+    message = str(caught.value)
+    assert "row 1" in message and "row 2" in message and "row 3" in message
+    assert "row 4" not in message and "out of range" in message

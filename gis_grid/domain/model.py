@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import unicodedata
 from collections.abc import Iterable
 
 import numpy as np
@@ -194,7 +195,7 @@ def level_of_code(code: str) -> Level:
     """
     text = str(code)
     level = _LEVEL_BY_LENGTH.get(len(text))
-    if level is None or not text.isdigit():
+    if level is None or not (text.isascii() and text.isdigit()):
         lengths = ", ".join(f"{n} ({lv.key})" for lv, n in CODE_LENGTHS.items())
         raise InputError(f"malformed grid code {code!r}: expected only digits, of length {lengths}")
     return level
@@ -233,9 +234,41 @@ def child_code(parent: str, serial: int) -> str:
     return f"{parent}{serial:0{width}d}"
 
 
+#: The most households, residents or special-care people one grid may carry: far above any
+#: real community (a city district has ~10⁶), far below what a 64-bit column holds.
+MAX_COUNT = 1_000_000_000
+
+
+def normalise_code(code) -> str:
+    """A grid code as stored: stripped, every decimal digit written in ASCII.
+
+    Full-width (``２１１２８１…``, as Chinese input methods type them) and other
+    scripts' digits are the same numbers: both stores keep them as ASCII, so a
+    look-alike code cannot sit beside the real one.
+
+    Examples
+    --------
+    >>> normalise_code(" ２１１２８１００１００７ ")
+    '211281001007'
+    >>> normalise_code("٢١١٢٨١٠٠١٠٠٧")
+    '211281001007'
+    """
+    text = str(code).strip()
+    return "".join(
+        str(unicodedata.decimal(ch))
+        if not ch.isascii() and unicodedata.decimal(ch, None) is not None
+        else ch
+        for ch in unicodedata.normalize("NFKC", text)
+    )
+
+
 def check_codes(codes: Iterable[str]) -> list[str]:
-    """Return the codes that are malformed (not digits or of no level's length)."""
-    return [c for c in codes if len(str(c)) not in _LEVEL_BY_LENGTH or not str(c).isdigit()]
+    """Return the codes that are malformed (not ASCII digits or of no level's length)."""
+    return [
+        c
+        for c in codes
+        if len(str(c)) not in _LEVEL_BY_LENGTH or not (str(c).isascii() and str(c).isdigit())
+    ]
 
 
 def rollup(grids: pd.DataFrame) -> pd.DataFrame:

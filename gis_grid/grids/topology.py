@@ -251,7 +251,8 @@ def validate(
     lengths = frame["code"].str.len()
     level_of_len = {n: lv for lv, n in CODE_LENGTHS.items()}
     frame["depth"] = lengths.map(lambda n: level_of_len[n].value if n in level_of_len else -1)
-    malformed = (frame["depth"] < 0) | ~frame["code"].str.isdigit()
+    ascii_digits = frame["code"].str.fullmatch(r"[0-9]+").fillna(False).astype(bool)
+    malformed = (frame["depth"] < 0) | ~ascii_digits
     for code in frame.loc[malformed, "code"]:
         problems.add(
             "orphan",

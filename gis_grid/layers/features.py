@@ -55,6 +55,8 @@ _TYPE_NAMES = (
     "MultiPolygon",
     "GeometryCollection",
 )
+#: The largest magnitude a numeric feature field takes (fits a 64-bit integer column).
+MAX_NUMBER = 1e15
 _SHOWN = 20  # row errors listed in a message; the rest are counted and kept in ``detail``
 
 
@@ -264,10 +266,19 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
         text = text.where(~blank, f.default)
         return text.where(pd.notna(text), None)
     if f.kind in ("int", "float"):
-        numbers = pd.to_numeric(raw.where(~blank), errors="coerce")
+        numbers = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
         problems.add(
             ~blank & numbers.isna().to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a number"
         )
+        # infinities, NaN spelt out and numbers no column holds never reach a store
+        huge = numbers.notna() & (~np.isfinite(numbers) | (numbers.abs() > MAX_NUMBER))
+        problems.add(
+            huge.to_numpy(),
+            f.name,
+            raw,
+            f"{f.name} {{value!r}} is out of range (±{MAX_NUMBER:.0e})",
+        )
+        numbers = numbers.where(~huge)
         if f.kind == "int":
             frac = numbers.notna() & (numbers % 1 != 0)
             problems.add(

@@ -24,6 +24,7 @@ from gis_grid.domain.model import (
     Level,
     check_codes,
     child_code,
+    normalise_code,
     rollup,
 )
 from gis_grid.domain.numbering import reading_order
@@ -35,8 +36,8 @@ from gis_grid.store.revisions import Rewrite, len_level
 
 
 def checked_codes(codes, what: str = "grid code") -> list[str]:
-    """The codes as text, or a clear error naming the malformed ones."""
-    codes = [str(c).strip() for c in codes]
+    """The codes as text (digits in ASCII), or a clear error naming the malformed ones."""
+    codes = [normalise_code(c) for c in codes]
     bad = check_codes(codes)
     if bad:
         raise InputError(

@@ -28,10 +28,12 @@ from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
     GRID_COLUMNS,
+    MAX_COUNT,
     Level,
     Role,
     check_codes,
     level_of_code,
+    normalise_code,
     utc_now,
 )
 from gis_grid.geo.crs import WGS84, check_lonlat
@@ -82,7 +84,7 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         raise InputError("grids need a 'code' column")
     if frame.crs is None or not WGS84.equals(frame.crs, ignore_axis_order=True):
         raise InputError(f"grids must be in EPSG:4326 to be stored, not {frame.crs}")
-    codes = frame["code"].astype(str).str.strip()
+    codes = frame["code"].map(normalise_code).astype(str)
     bad = check_codes(codes)
     if bad:
         raise InputError(
@@ -140,10 +142,22 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out["name"] = frame["name"].fillna("").astype(str).to_numpy() if "name" in frame.columns else ""
     for col in AGGREGATES:
         if col in frame.columns:
-            values = pd.to_numeric(frame[col], errors="coerce")
-            bad = codes[(values.isna() & frame[col].notna()) | (values < 0) | (values % 1 != 0)]
+            values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+            given = values.notna()  # a missing count is 0
+            wrong = (values.isna() & frame[col].notna()) | (
+                given
+                & (
+                    ~np.isfinite(values.fillna(0))
+                    | (values < 0)
+                    | (values > MAX_COUNT)
+                    | (values % 1 != 0)
+                )
+            )
+            bad = codes[wrong.to_numpy()]
             if len(bad):
-                raise InputError(f"{col} must be a whole number ≥ 0 for: {listing(bad)}")
+                raise InputError(
+                    f"{col} must be a whole number from 0 to {MAX_COUNT:,} for: {listing(bad)}"
+                )
             out[col] = values.fillna(0).astype("int64").to_numpy()
         else:
             out[col] = 0
@@ -205,7 +219,7 @@ def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "staff_id": frame["staff_id"].astype(str).str.strip().to_numpy(),
-            "grid_code": frame["grid_code"].astype(str).str.strip().to_numpy(),
+            "grid_code": frame["grid_code"].map(normalise_code).to_numpy(),
         }
     )
     out["role"] = (
