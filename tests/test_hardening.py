@@ -238,3 +238,59 @@ def test_feature_numbers_out_of_any_column_are_bad_rows():
     message = str(caught.value)
     assert "row 1" in message and "row 2" in message and "row 3" in message
     assert "row 4" not in message and "out of range" in message
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def test_no_answer_carries_the_database_password(postgis_template, tmp_path):
+    """A 404 from /communities/{c}/diff named the store by its URL, password and all."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.settings import Settings
+    from gis_grid.store import open_store
+
+    url = postgis_template().replace("postgresql://postgres@", "postgresql://postgres:s3cret@")
+    with open_store(url) as store:
+        seeded(store)
+        token = store.add_user("sup", "supervisor", "supervisor")
+        assert "s3cret" not in store.label and "s3cret" not in repr(store)
+    with TestClient(create_app(Settings(database_url=url))) as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        for path in (
+            f"/communities/{OTHER}/diff?from=0",
+            f"/communities/{COMMUNITY}/diff?from=99",
+            f"/grids/{OTHER}",
+            f"/communities/{OTHER}/revisions",
+        ):
+            r = client.get(path, headers=auth)
+            assert r.status_code in (200, 404, 422), (path, r.status_code)
+            assert "s3cret" not in r.text and "postgresql://" not in r.text, (path, r.text)
+
+
+def test_serve_masks_the_url_and_leaves_no_password_in_the_environment(monkeypatch, tmp_path):
+    """The banner names the store without its password; the URL is not left in os.environ."""
+    import os
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+
+    ran = {}
+
+    def fake_load(config):
+        ran["url"] = os.environ.get("GIS_GRID_DATABASE_URL")
+        config.loaded = True
+
+    monkeypatch.setattr(uvicorn.Config, "load", fake_load)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: ran.setdefault("served", True))
+    monkeypatch.delenv("GIS_GRID_DATABASE_URL", raising=False)
+    url = "postgresql://gis:s3cret@127.0.0.1:5432/city"
+    result = CliRunner().invoke(app, ["serve", url, "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert "postgresql://gis@127.0.0.1:5432/city" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert ran == {"url": url, "served": True}  # the factory saw it while the app was built
+    assert "GIS_GRID_DATABASE_URL" not in os.environ

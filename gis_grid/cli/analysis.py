@@ -16,6 +16,7 @@ from gis_grid.cli.common import (
     out,
     print_frame,
     print_json,
+    shown,
     write_frame,
 )
 from gis_grid.domain.model import Level
@@ -95,7 +96,7 @@ def holes(
         )
         return
     out.print(
-        f"[bold]{layer.value} holes[/] in {store}: "
+        f"[bold]{layer.value} holes[/] in {shown(store)}: "
         + ", ".join(
             f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in report.summary.items()
         )
@@ -108,7 +109,7 @@ def holes(
         else ("per level")
     )
     print_frame(report.per_grid.head(top), title)
-    shown = [
+    picked = [
         c
         for c in (
             "rank",
@@ -133,7 +134,7 @@ def holes(
         )
         if c in report.features.columns
     ]
-    print_frame(report.features[shown].head(top), "holes, ranked")
+    print_frame(report.features[picked].head(top), "holes, ranked")
 
 
 # -- hotspots ------------------------------------------------------------------------

@@ -82,6 +82,13 @@ def print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2, default=default, allow_nan=False))
 
 
+def shown(store) -> str:
+    """A store as the terminal shows it: a path as given, a URL without its password."""
+    from gis_grid.store.base import shown_url
+
+    return shown_url(store)
+
+
 def open_arg(store: str, *, create: bool = False):
     """Open the store a command was given; a clear error when there is none."""
     from gis_grid.store import open_store, resolve_url
@@ -89,7 +96,7 @@ def open_arg(store: str, *, create: bool = False):
     store = resolve_url(store)
     if not create and "://" not in store and not Path(store).exists():
         raise InputError(
-            f"no store at {store}: create one with 'gis-grid demo --out {store}' "
+            f"no store at {shown(store)}: create one with 'gis-grid demo --out {shown(store)}' "
             "or 'gis-grid import'"
         )
     return open_store(store, create=create)

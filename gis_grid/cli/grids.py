@@ -25,6 +25,7 @@ from gis_grid.cli.common import (
     print_json,
     print_stats,
     progress_bar,
+    shown,
 )
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.model import AGGREGATES, Level, Role
@@ -61,7 +62,7 @@ def copy(
 
     with open_arg(source) as src, open_arg(target, create=True) as dst:
         if sum(dst.stats()["grids"].values()) or dst.stats()["staff"]:
-            raise InputError(f"{target} is not empty: copy into a new store")
+            raise InputError(f"{shown(target)} is not empty: copy into a new store")
         with progress_bar() as progress:
             progress.add_task("reading", total=None)
             changes = ChangeSet(src.grids(), src.staff(), src.assignments(), accept_problems=True)
@@ -153,11 +154,11 @@ def import_(
         )
         return
     out.print(
-        f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {store}"
+        f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {shown(store)}"
         + (f"; repaired {repaired} invalid polygons" if repaired else "")
     )
     if warnings is not None and len(warnings):
-        out.print(f"{len(warnings)} problems to look at (run 'gis-grid validate {store}'):")
+        out.print(f"{len(warnings)} problems to look at (run 'gis-grid validate {shown(store)}'):")
         _print_problems(warnings.head(10))
 
 
@@ -194,7 +195,9 @@ def import_staff(
         report = st.apply(
             ChangeSet(staff=people[cols] if len(people) else None, assignments=assignments)
         )
-    out.print(f"imported {report.staff} staff and {report.assignments} assignments into {store}")
+    out.print(
+        f"imported {report.staff} staff and {report.assignments} assignments into {shown(store)}"
+    )
 
 
 @app.command()
@@ -210,7 +213,7 @@ def export(
     with open_arg(store) as st:
         grids = st.grids(level=Level.parse(level) if level else None)
     if not len(grids):
-        raise InputError(f"no grids{f' of level {level}' if level else ''} in {store}")
+        raise InputError(f"no grids{f' of level {level}' if level else ''} in {shown(store)}")
     write_grid_file(grids, file)
     out.print(f"wrote {len(grids)} grids to {file}")
 
@@ -339,7 +342,7 @@ def lookup(
         print_json({"lon": lon, "lat": lat, "grids": result})
         return
     if not result:
-        out.print(f"the point ({lon}, {lat}) lies in no grid of {store}")
+        out.print(f"the point ({lon}, {lat}) lies in no grid of {shown(store)}")
         return
     print_chain(result)
 

@@ -18,6 +18,7 @@ from gis_grid.cli.common import (
     open_arg,
     out,
     print_json,
+    shown,
     write_frame,
 )
 
@@ -102,13 +103,13 @@ def layer_import(
         print_json(vars(report))
         return
     out.print(
-        f"imported [bold]{report.written:,}[/] {layer} ({plugin.schema.zh}) into {store}"
+        f"imported [bold]{report.written:,}[/] {layer} ({plugin.schema.zh}) into {shown(store)}"
         + (f"; replaced {report.replaced:,}" if report.replaced else "")
     )
     if report.unowned:
         out.print(
             f"[yellow]{report.unowned:,} features lie in no grid[/] (unowned: a coverage "
-            f"hole; 'gis-grid layer export {store} {layer} FILE' lists them with no codes)"
+            f"hole; 'gis-grid layer export {shown(store)} {layer} FILE' lists them with no codes)"
         )
 
 

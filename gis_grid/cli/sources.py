@@ -20,6 +20,7 @@ from gis_grid.cli.common import (
     print_chain,
     print_stats,
     progress_bar,
+    shown,
 )
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.model import Level, Role
@@ -60,7 +61,7 @@ def demo(
         with open_arg(out_path, create=True) as target:
             if sum(target.stats()["grids"].values()):
                 raise InputError(
-                    f"{out_path} already holds grids: the demo goes into an empty database"
+                    f"{shown(out_path)} already holds grids: the demo goes into an empty database"
                 )
     with progress_bar() as progress:
         task = progress.add_task("generating communities", total=spec.communities)
@@ -89,7 +90,7 @@ def demo(
         stats = store.stats()
         problems = store.validate()
         where = "" if database else "  (open it in QGIS: grids, layers, staff, assignments)"
-        out.print(f"[bold]demo store:[/] {out_path}{where}")
+        out.print(f"[bold]demo store:[/] {shown(out_path)}{where}")
         print_stats(stats)
         out.print("layers: " + ", ".join(f"{name} {n:,}" for name, n in written.items()))
         errors = int((problems["severity"] == "error").sum())
@@ -102,7 +103,7 @@ def demo(
             probe = units.geometry.iloc[len(units) // 2].representative_point()
             out.print(
                 f"\nlookup of a point in unit {units['code'].iloc[len(units) // 2]}: "
-                f"gis-grid lookup {out_path} --lon {probe.x:.6f} --lat {probe.y:.6f}"
+                f"gis-grid lookup {shown(out_path)} --lon {probe.x:.6f} --lat {probe.y:.6f}"
             )
             from gis_grid.grids.queries import chain
 
@@ -119,11 +120,11 @@ def demo(
                     soft_wrap=True,
                 )
         out.print(
-            f"\nnext: gis-grid holes {out_path} --layer cctv | lighting | cleaning | staff\n"
-            f"      gis-grid hotspots {out_path}\n"
-            f"      gis-grid layer export {out_path} incidents incidents.geojson\n"
-            f"      gis-grid serve {out_path}   (then: curl -H 'Authorization: Bearer TOKEN' "
-            "http://127.0.0.1:8000/collections)"
+            f"\nnext: gis-grid holes {shown(out_path)} --layer cctv | lighting | cleaning | staff\n"
+            f"      gis-grid hotspots {shown(out_path)}\n"
+            f"      gis-grid layer export {shown(out_path)} incidents incidents.geojson\n"
+            f"      gis-grid serve {shown(out_path)}   "
+            "(then: curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/collections)"
         )
 
 
@@ -220,12 +221,12 @@ def osm_import(
                 tmp.unlink(missing_ok=True)
     counts = built.grids.groupby("level").size()
     out.print(
-        f"[bold]{store}[/]: community {code} from {file.name}: "
+        f"[bold]{shown(store)}[/]: community {code} from {file.name}: "
         + ", ".join(f"{counts.get(lv.key, 0):,} {lv.key}" for lv in Level)
         + f"; {len(built.staff):,} staff"
     )
     out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
     out.print(
-        f"next: gis-grid holes {store} --layer lighting   (streets farther than the lamps "
-        f"reach)\n      gis-grid holes {store} --layer cctv"
+        f"next: gis-grid holes {shown(store)} --layer lighting   (streets farther than the lamps "
+        f"reach)\n      gis-grid holes {shown(store)} --layer cctv"
     )

@@ -14,6 +14,7 @@ from gis_grid.cli.common import (
     err,
     fail_cleanly,
     open_arg,
+    shown,
 )
 from gis_grid.domain.errors import InputError
 
@@ -38,14 +39,27 @@ def serve(
 
     url = resolve_url(store)
     if "://" not in url and not Path(url).exists():
-        raise InputError(f"no store at {url}: create one with 'gis-grid demo --out {url}'")
-    os.environ["GIS_GRID_DATABASE_URL"] = url
+        raise InputError(
+            f"no store at {shown(url)}: create one with 'gis-grid demo --out {shown(url)}'"
+        )
     err.print(
-        f"serving {url} at http://{host}:{port}/ — map pages /map/overview, /map/supervisor, "
-        "/map/worker, /map/planner; API description /docs. Ctrl-C stops."
+        f"serving {shown(url)} at http://{host}:{port}/ — map pages /map/overview, "
+        "/map/supervisor, /map/worker, /map/planner; API description /docs. Ctrl-C stops."
     )
-    # by import string: the core never imports the web app
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port)
+    # by import string: the core never imports the web app. The factory reads the store
+    # from the environment while it builds the app, and the URL (which may hold a
+    # password) leaves the environment again before anything is served
+    had = os.environ.get("GIS_GRID_DATABASE_URL")
+    os.environ["GIS_GRID_DATABASE_URL"] = url
+    config = uvicorn.Config("api.main:create_app", factory=True, host=host, port=port)
+    try:
+        config.load()
+    finally:
+        if had is None:
+            os.environ.pop("GIS_GRID_DATABASE_URL", None)
+        else:
+            os.environ["GIS_GRID_DATABASE_URL"] = had
+    uvicorn.Server(config).run()
 
 
 @app.command("map")

@@ -84,7 +84,7 @@ def _walk_back(store, now: State, revision: int | None) -> State:
     if revision != 0 and revision not in set(log["id"].astype(int)):
         raise NotFoundError(
             f"revision {revision} is not one of community {community}'s "
-            f"('gis-grid log {store.url} --community {community}' lists them)"
+            f"('gis-grid log STORE --community {community}' lists them)"
         )
     return state_at(now, store.payloads(community, revision), revision)
 

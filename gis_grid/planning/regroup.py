@@ -70,7 +70,7 @@ def current_state(store, community: str) -> State:
     community = community_code(community)
     grids = store.grids(under=[community])
     if not len(grids):
-        raise NotFoundError(f"no community {community} in {store.url}")
+        raise NotFoundError(f"no community {community} in this store")
     assignments = store.assignments(grid_codes=grids["code"].tolist())
     log = store.revisions(community)
     return State(grids, assignments, int(log["id"].max()) if len(log) else 0)

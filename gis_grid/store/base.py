@@ -184,8 +184,44 @@ class Store(Protocol):
         ...
 
 
+def shown_url(url) -> str:
+    """A store's URL as messages, logs and banners show it: never with a password.
+
+    Examples
+    --------
+    >>> shown_url("postgresql://gis:s3cret@db.intra:5432/city")
+    'postgresql://gis@db.intra:5432/city'
+    >>> shown_url("out/demo.gpkg")
+    'out/demo.gpkg'
+    """
+    from urllib.parse import urlsplit
+
+    text = str(url)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{user}{parts.hostname or ''}{port}{parts.path}"
+
+
 class StoreBase:
     """What every store class shares: ``with store: ...`` closes it."""
+
+    url: str
+
+    @property
+    def label(self) -> str:
+        """The store as messages to users name it.
+
+        A file's name, or a database's URL without its password: never a
+        server path or a credential.
+        """
+        if "://" in self.url:
+            return shown_url(self.url)
+        from pathlib import Path
+
+        return Path(self.url).name
 
     #: Advanced by every user change made through this object (revocations):
     #: what a process caching checked tokens keys them by.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import select
-from urllib.parse import urlsplit
 
 import pandas as pd
 import psycopg
@@ -19,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from gis_grid.domain.errors import GisGridError, StoreError
 from gis_grid.domain.model import Level
 from gis_grid.geo.crs import local_metric_crs
+from gis_grid.store.base import shown_url
 
 S = "gis_grid"
 
@@ -118,12 +118,8 @@ def migrate(url: str, revision: str = "head") -> str:
 
 
 def safe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    """A URL without its password, for messages (see :func:`gis_grid.store.base.shown_url`)."""
+    return shown_url(url)
 
 
 def schema_revision(url: str) -> str | None:
