@@ -95,7 +95,10 @@ async def current_user(request: Request, store: StoreDep) -> User:
     found = await run_in_threadpool(store.user_of_token, token.strip())
     if found is None:
         _checked.pop(key, None)
-        raise UnauthorizedError("this token is not valid (unknown or revoked)")
+        raise UnauthorizedError(
+            "this token is not valid (unknown, revoked or expired): ask an admin for a new "
+            "one ('gis-grid user rotate STORE USER')"
+        )
     user = User(
         user_id=found["user_id"],
         name=found["name"],

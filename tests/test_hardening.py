@@ -294,3 +294,52 @@ def test_serve_masks_the_url_and_leaves_no_password_in_the_environment(monkeypat
     assert "s3cret" not in result.stderr + result.stdout
     assert ran == {"url": url, "served": True}  # the factory saw it while the app was built
     assert "GIS_GRID_DATABASE_URL" not in os.environ
+
+
+def test_tokens_expire_rotate_and_record_their_last_use(empty_store, monkeypatch):
+    """A token works until its expiry (90 days by default); rotate replaces it; uses are noted."""
+    import importlib
+
+    from gis_grid.domain.errors import InputError, NotFoundError
+
+    store = seeded(empty_store)
+    token = store.add_user("ana", "Ana", "planner", expires="30d")
+    forever = store.add_user("bo", "Bo", "supervisor", expires="never")
+    default = store.add_user("cy", "Cy", "leadership")
+    users = store.users().set_index("user_id")
+    assert pd.isna(users.loc["bo", "expires_at"])
+    assert users.loc["ana", "expires_at"] < users.loc["cy", "expires_at"]  # 30 d < 90 d
+    assert store.user_of_token(token)["user_id"] == "ana"
+    assert store.users().set_index("user_id").loc["ana", "last_used_at"]
+    with pytest.raises(InputError, match="duration"):
+        store.add_user("dee", "Dee", "planner", expires="soon")
+    # a year later: the 30- and 90-day tokens no longer open anything, 'never' still does
+    module = importlib.import_module(type(store).__module__ + ".access")
+    monkeypatch.setattr(module, "utc_now", lambda: "2027-12-31T00:00:00Z")
+    assert store.user_of_token(token) is None and store.user_of_token(default) is None
+    assert store.user_of_token(forever)["user_id"] == "bo"
+    monkeypatch.undo()
+    fresh = store.rotate_user("ana", expires="7d")
+    assert fresh != token and store.user_of_token(token) is None
+    assert store.user_of_token(fresh)["user_id"] == "ana"
+    with pytest.raises(NotFoundError):
+        store.rotate_user("nobody")
+
+
+def test_user_commands_add_rotate_and_list_in_a_terminal(tmp_path):
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    path = str(tmp_path / "u.gpkg")
+    seeded(GeoPackageStore(path)).close()
+    runner = CliRunner()
+    added = runner.invoke(
+        app, ["user", "add", path, "ana", "--role", "planner", "--expires", "30d"]
+    )
+    assert added.exit_code == 0 and "works until" in added.stderr
+    rotated = runner.invoke(app, ["user", "rotate", path, "ana"])
+    assert rotated.exit_code == 0 and rotated.stdout.strip() != added.stdout.strip()
+    listed = runner.invoke(app, ["user", "list", path], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and "active" in listed.stdout and "last use" in listed.stdout

@@ -456,6 +456,7 @@ def test_a_version_1_geopackage_gets_the_revision_log(tmp_path):
         undo(store, COMMUNITY)
         assert len(store.grids(level="area")) == 2
         assert store.add_user("u", "u", "planner") and len(store.users()) == 1  # schema 3
+        assert store.users()["expires_at"].notna().all()  # schema 4: tokens expire
 
 
 def test_coarse_courtyards_still_balance_by_recombining_pairs(demo_file, tmp_path):

@@ -11,6 +11,7 @@ from gis_grid.cli.common import (
     FormatOpt,
     StoreArg,
     app,
+    err,
     fail_cleanly,
     open_arg,
     out,
@@ -19,7 +20,18 @@ from gis_grid.cli.common import (
 )
 from gis_grid.tables import records
 
-user_app = typer.Typer(help="Users of the web API: add (prints a token), list, revoke.")
+user_app = typer.Typer(
+    help="Users of the web API: add or rotate (prints a token), list, revoke.",
+    no_args_is_help=True,
+)
+ExpiresOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--expires",
+        help="When the token stops working: 30d, 12h, 2w, a date (2027-06-30) or never "
+        "(default: 90 days).",
+    ),
+]
 app.add_typer(user_app, name="user")
 
 
@@ -35,23 +47,52 @@ def user_add(
     staff_id: Annotated[
         str | None, typer.Option(help="For a grid worker: their staff id (they see its grids).")
     ] = None,
+    expires: ExpiresOpt = None,
 ) -> None:
     """Add a user and print their token (shown once; the store keeps only its hash)."""
     with open_arg(store) as s:
-        token = s.add_user(user_id, name or user_id, role, staff_id)
+        token = s.add_user(user_id, name or user_id, role, staff_id, expires=expires)
+        until = s.users().set_index("user_id").loc[user_id, "expires_at"]
     out.print(token)
+    err.print(f"{user_id}: token works until {until or 'it is revoked (no expiry)'}")
+
+
+@user_app.command("rotate")
+@fail_cleanly
+def user_rotate(
+    store: StoreArg,
+    user_id: Annotated[str, typer.Argument(help="The user.")],
+    expires: ExpiresOpt = None,
+) -> None:
+    """Give a user a new token and print it; their old token stops working."""
+    with open_arg(store) as s:
+        token = s.rotate_user(user_id, expires=expires)
+        until = s.users().set_index("user_id").loc[user_id, "expires_at"]
+    out.print(token)
+    err.print(
+        f"{user_id}: new token, works until {until or 'it is revoked (no expiry)'}; "
+        "the old one stopped (servers that checked it lately: within 5 s)"
+    )
 
 
 @user_app.command("list")
 @fail_cleanly
 def user_list(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
-    """Users, their roles and whether their token still works."""
+    """Users, their roles, whether their token works, until when, and its last use."""
+    from gis_grid.domain.access import token_state
+
     with open_arg(store) as s:
         frame = s.users()
+    frame.insert(3, "token", [token_state(u) for u in frame.to_dict("records")])
     if fmt is Format.json:
         print_json({"users": records(frame)})
         return
-    print_frame(frame, "users")
+    shown = frame[["user_id", "name", "role", "token", "expires_at", "last_used_at"]].copy()
+    for col in ("expires_at", "last_used_at"):  # minutes are enough in a terminal
+        shown[col] = shown[col].map(lambda v: str(v)[:16].replace("T", " ") if v else "")
+    print_frame(
+        shown.rename(columns={"expires_at": "expires", "last_used_at": "last use"}), "users"
+    )
 
 
 @user_app.command("revoke")

@@ -12,14 +12,18 @@ leadership   everything                       —
 grid_worker  the grids of their staff id only —
 ============ ================================ ==================================
 
-A token is shown once, when the user is added (``gis-grid user add``); the
-store keeps only its SHA-256.
+A token is shown once, when the user is added (``gis-grid user add``) or
+rotated (``gis-grid user rotate``); the store keeps only its SHA-256. A token
+expires (:data:`DEFAULT_EXPIRY` after it is issued unless told otherwise), and
+the store keeps when each user last used theirs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
+import re
 import secrets
 
 from gis_grid.domain.errors import InputError
@@ -85,5 +89,95 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(str(token).encode()).hexdigest()
 
 
-USER_COLUMNS = ("user_id", "name", "role", "staff_id", "created_at", "revoked_at")
+#: How long a new token works unless told otherwise.
+DEFAULT_EXPIRY = dt.timedelta(days=90)
+#: A use of a token is written down at most this often per user (seconds).
+LAST_USE_EVERY = 60
+
+
+def expiry(text: str | None, now: dt.datetime | None = None) -> str | None:
+    """When a token issued now expires: ``30d``, ``12h``, ``2w``, a date, or ``never``.
+
+    Returns the UTC time stamp as the stores keep it, or None for ``never``;
+    None (not given) means :data:`DEFAULT_EXPIRY`.
+
+    Examples
+    --------
+    >>> now = dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.UTC)
+    >>> expiry("30d", now), expiry("12h", now), expiry("never", now)
+    ('2027-01-03T08:00:00Z', '2026-12-04T20:00:00Z', None)
+    >>> expiry("2027-06-30", now)
+    '2027-06-30T00:00:00Z'
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    if text is None:
+        return stamp(now + DEFAULT_EXPIRY)
+    text = str(text).strip().lower()
+    if text in ("never", "none", "0"):
+        return None
+    m = re.fullmatch(r"(\d+)\s*([hdw])", text)
+    if m:
+        hours = {"h": 1, "d": 24, "w": 24 * 7}[m.group(2)] * int(m.group(1))
+        if not 0 < hours <= 24 * 366 * 10:
+            raise InputError(f"an expiry of {text!r} is out of range (at most ten years)")
+        return stamp(now + dt.timedelta(hours=hours))
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"expiry {text!r}: give a duration (30d, 12h, 2w), a date (2027-06-30) or 'never'"
+        ) from None
+    when = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    if when <= now:
+        raise InputError(f"the expiry {text} is in the past")
+    return stamp(when)
+
+
+def stamp(when: dt.datetime) -> str:
+    """A UTC time as the users table keeps it (text that sorts in time order)."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def use_to_record(user: dict, now: str) -> bool:
+    """Whether a token check at ``now`` is written down as the user's last use.
+
+    At most once per :data:`LAST_USE_EVERY` seconds per user: a map loading a
+    hundred tiles is one use, not a hundred writes.
+
+    Examples
+    --------
+    >>> use_to_record({"last_used_at": "2026-12-04T08:00:00Z"}, "2026-12-04T08:00:30Z")
+    False
+    >>> use_to_record({"last_used_at": None}, "2026-12-04T08:00:30Z")
+    True
+    """
+    last = user.get("last_used_at")
+    if not last:
+        return True
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    then = dt.datetime.strptime(str(last), fmt)
+    return (dt.datetime.strptime(now, fmt) - then).total_seconds() >= LAST_USE_EVERY
+
+
+def token_state(user: dict, now: str | None = None) -> str:
+    """``active``, ``expired`` or ``revoked``, from a users-table row."""
+    now = now or stamp(dt.datetime.now(dt.UTC))
+    if user.get("revoked_at"):
+        return "revoked"
+    expires = user.get("expires_at")
+    if expires and str(expires) <= now:
+        return "expired"
+    return "active"
+
+
+USER_COLUMNS = (
+    "user_id",
+    "name",
+    "role",
+    "staff_id",
+    "created_at",
+    "revoked_at",
+    "expires_at",
+    "last_used_at",
+)
 AUDIT_COLUMNS = ("id", "at", "user_id", "role", "action", "target", "revision", "detail")

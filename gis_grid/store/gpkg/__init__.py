@@ -36,7 +36,7 @@ from gis_grid.store.gpkg.layers import GeoPackageLayers
 from gis_grid.store.gpkg.revisions import GeoPackageRevisions
 from gis_grid.store.gpkg.sqlite import CHUNK, register_functions
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: The revision log and the rebalancing proposals (schema version 2).
 _LOG_TABLES = """
 CREATE TABLE gis_grid_revisions (
@@ -61,8 +61,17 @@ CREATE TABLE gis_grid_audit (
     role TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, revision INTEGER,
     detail TEXT NOT NULL);
 """
+#: Tokens that expire, and when each was last used (schema version 4).
+_TOKEN_COLUMNS = """
+ALTER TABLE gis_grid_users ADD COLUMN expires_at TEXT;
+ALTER TABLE gis_grid_users ADD COLUMN last_used_at TEXT;
+"""
 #: What upgrades a file from each earlier schema version to the next.
-_UPGRADES = {"1": ("2", _LOG_TABLES), "2": ("3", _ACCESS_TABLES)}
+_UPGRADES = {
+    "1": ("2", _LOG_TABLES),
+    "2": ("3", _ACCESS_TABLES),
+    "3": ("4", _TOKEN_COLUMNS),
+}
 
 
 class GeoPackageStore(
@@ -172,6 +181,7 @@ class GeoPackageStore(
                 INSERT INTO gis_grid_meta VALUES ('generation', '0');
                 {_LOG_TABLES}
                 {_ACCESS_TABLES}
+                {_TOKEN_COLUMNS}
                 COMMIT;
                 """
             )

@@ -7,7 +7,15 @@ import sqlite3
 
 import pandas as pd
 
-from gis_grid.domain.access import AUDIT_COLUMNS, USER_COLUMNS, new_token, new_user_role, token_hash
+from gis_grid.domain.access import (
+    AUDIT_COLUMNS,
+    USER_COLUMNS,
+    expiry,
+    new_token,
+    new_user_role,
+    token_hash,
+    use_to_record,
+)
 from gis_grid.domain.errors import DuplicateCodeError, NotFoundError
 from gis_grid.domain.model import utc_now
 from gis_grid.store.base import AUDIT_WRITE, audit_row
@@ -23,9 +31,21 @@ def write_audit(conn: sqlite3.Connection, row: tuple) -> None:
 class GeoPackageAccess:
     """Users, their tokens, and the audit log of writes."""
 
-    def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
-        """Add a user; return their token (shown once: the store keeps its hash)."""
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        role: str,
+        staff_id: str | None = None,
+        *,
+        expires: str | None = None,
+    ) -> str:
+        """Add a user; return their token (shown once: the store keeps its hash).
+
+        ``expires``: ``30d``, ``12h``, a date or ``never`` (default: 90 days).
+        """
         role = new_user_role(role, staff_id)
+        until = expiry(expires)
         if staff_id and not self._existing_staff([staff_id]):
             raise NotFoundError(f"no staff member {staff_id!r}")
         token = new_token()
@@ -36,19 +56,51 @@ class GeoPackageAccess:
                 raise DuplicateCodeError(f"user {user_id!r} exists already")
             conn.execute(
                 "INSERT INTO gis_grid_users (user_id, name, role, staff_id, token_sha256, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, name, role, staff_id, token_hash(token), utc_now()),
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, name, role, staff_id, token_hash(token), utc_now(), until),
             )
         return token
 
+    def rotate_user(self, user_id: str, *, expires: str | None = None) -> str:
+        """Give a user a new token (their old one stops working); return it."""
+        until = expiry(expires)
+        token = new_token()
+        self.user_epoch += 1
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE gis_grid_users SET token_sha256 = ?, expires_at = ?, revoked_at = NULL "
+                "WHERE user_id = ?",
+                (token_hash(token), until, user_id),
+            )
+            if not cur.rowcount:
+                raise NotFoundError(f"no user {user_id!r}")
+        return token
+
     def user_of_token(self, token: str) -> dict | None:
-        """The active user holding a token, or None."""
+        """The active user holding a token, or None (expired and revoked tokens hold none).
+
+        A use is written down at most once a minute per user (``last_used_at``);
+        while another writer holds the file, that note waits for the next check.
+        """
+        now = utc_now()
         row = self._select(
             f"SELECT {', '.join(USER_COLUMNS)} FROM gis_grid_users "
-            "WHERE token_sha256 = ? AND revoked_at IS NULL",
-            [token_hash(token)],
+            "WHERE token_sha256 = ? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            [token_hash(token), now],
         )
-        return row.iloc[0].to_dict() if len(row) else None
+        if not len(row):
+            return None
+        user = row.iloc[0].to_dict()
+        if use_to_record(user, now) and not self._conn.in_transaction:
+            try:
+                self._conn.execute(
+                    "UPDATE gis_grid_users SET last_used_at = ? WHERE user_id = ?",
+                    (now, user["user_id"]),
+                )
+            except sqlite3.OperationalError:  # the file is busy with a write: next time
+                pass
+        return user
 
     def users(self) -> pd.DataFrame:
         """Every user (never their token)."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gis_grid.domain.access import AUDIT_COLUMNS, USER_COLUMNS, new_token, new_user_role, token_hash
+from gis_grid.domain.access import (
+    AUDIT_COLUMNS,
+    USER_COLUMNS,
+    expiry,
+    new_token,
+    new_user_role,
+    token_hash,
+    use_to_record,
+)
 from gis_grid.domain.errors import DuplicateCodeError, NotFoundError
 from gis_grid.domain.model import utc_now
 from gis_grid.store.base import AUDIT_WRITE, audit_row
@@ -20,9 +28,21 @@ def write_audit(cur, row: tuple) -> None:
 class PostGISAccess:
     """Users, their tokens, and the audit log of writes."""
 
-    def add_user(self, user_id: str, name: str, role: str, staff_id: str | None = None) -> str:
-        """Add a user; return their token (shown once: the database keeps its hash)."""
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        role: str,
+        staff_id: str | None = None,
+        *,
+        expires: str | None = None,
+    ) -> str:
+        """Add a user; return their token (shown once: the database keeps its hash).
+
+        ``expires``: ``30d``, ``12h``, a date or ``never`` (default: 90 days).
+        """
         role = new_user_role(role, staff_id)
+        until = expiry(expires)
         token = new_token()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if staff_id and not self._present(cur, "staff", "staff_id", [staff_id]):
@@ -30,22 +50,51 @@ class PostGISAccess:
             if self._present(cur, "users", "user_id", [user_id]):
                 raise DuplicateCodeError(f"user {user_id!r} exists already")
             cur.execute(
-                "INSERT INTO users (user_id, name, role, staff_id, token_sha256, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                [user_id, name, role, staff_id, token_hash(token), utc_now()],
+                "INSERT INTO users (user_id, name, role, staff_id, token_sha256, created_at, "
+                "expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [user_id, name, role, staff_id, token_hash(token), utc_now(), until],
             )
         return token
 
+    def rotate_user(self, user_id: str, *, expires: str | None = None) -> str:
+        """Give a user a new token (their old one stops working); return it."""
+        until = expiry(expires)
+        token = new_token()
+        self.user_epoch += 1
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "UPDATE users SET token_sha256 = %s, expires_at = %s, revoked_at = NULL "
+                "WHERE user_id = %s",
+                [token_hash(token), until, user_id],
+            )
+            if not cur.rowcount:
+                raise NotFoundError(f"no user {user_id!r}")
+        return token
+
     def user_of_token(self, token: str) -> dict | None:
-        """The active user holding a token, or None (one indexed read per request)."""
+        """The active user holding a token, or None (one indexed read per request).
+
+        Expired and revoked tokens hold no user. A use is written down at most
+        once a minute per user (``last_used_at``).
+        """
+        now = utc_now()
         with self._cursor() as cur:
             cur.execute(
                 f"SELECT {', '.join(USER_COLUMNS)} FROM users "
-                "WHERE token_sha256 = %s AND revoked_at IS NULL",
-                [token_hash(token)],
+                "WHERE token_sha256 = %s AND revoked_at IS NULL "
+                "AND (expires_at IS NULL OR expires_at > %s)",
+                [token_hash(token), now],
             )
             row = cur.fetchone()
-        return dict(zip(USER_COLUMNS, row, strict=True)) if row else None
+            if row is None:
+                return None
+            user = dict(zip(USER_COLUMNS, row, strict=True))
+            if use_to_record(user, now):
+                cur.execute(
+                    "UPDATE users SET last_used_at = %s WHERE user_id = %s",
+                    [now, user["user_id"]],
+                )
+        return user
 
     def users(self) -> pd.DataFrame:
         """Every user (never their token)."""

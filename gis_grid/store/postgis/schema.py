@@ -220,6 +220,8 @@ users = Table(
     Column("token_sha256", Text, nullable=False, unique=True),
     Column("created_at", Text, nullable=False),
     Column("revoked_at", Text),
+    Column("expires_at", Text),
+    Column("last_used_at", Text),
     CheckConstraint(
         "role IN ('admin', 'planner', 'supervisor', 'leadership', 'grid_worker')",
         name="users_role",
