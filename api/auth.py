@@ -80,7 +80,27 @@ async def current_user(request: Request, store: StoreDep) -> User:
     through the same store object takes effect at once. ``async``: a request
     whose token was just checked does not wait for the thread pool.
     """
-    header = request.headers.get("authorization", "")
+    return await _user(store, request.headers.get("authorization", ""))
+
+
+async def user_of_header(app, header: str) -> User:
+    """The user of an ``Authorization`` header, before any route runs (the request guard).
+
+    Takes the embedded store's lock as the store dependency does; a token
+    checked here is remembered, so the route's own check reads nothing again.
+    """
+    lock = app.state.store_lock
+    if lock is None:
+        return await _user(app.state.store, header)
+    async with lock:
+        return await _user(app.state.store, header)
+
+
+#: What the request guard catches: a missing, unknown, revoked or expired token.
+TokenError = UnauthorizedError
+
+
+async def _user(store, header: str) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise UnauthorizedError(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api import errors
+from api.guard import RequestGuard
 from api.routers import analysis, edits, grids, pages, planning, tiles
 from api.settings import Settings
 from gis_grid import __version__
@@ -62,32 +63,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, limit=settings.max_body_bytes)
 
     return app
-
-
-class BodyLimit:
-    """Refuse (413) a request whose declared body is larger than ``limit`` bytes.
-
-    Plain ASGI (no per-request task as ``@app.middleware("http")`` makes): it
-    sits in front of every request, point lookups included.
-    """
-
-    def __init__(self, app, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope, receive, send):
-        """Answer 413 before the app sees an oversized request."""
-        if scope["type"] == "http":
-            size = dict(scope["headers"]).get(b"content-length", b"")
-            if size.isdigit() and int(size) > self.limit:
-                response = errors.problem(
-                    413,
-                    "Request too large",
-                    f"the body has {int(size):,} bytes; at most {self.limit:,} are accepted",
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -343,3 +343,175 @@ def test_user_commands_add_rotate_and_list_in_a_terminal(tmp_path):
     assert rotated.exit_code == 0 and rotated.stdout.strip() != added.stdout.strip()
     listed = runner.invoke(app, ["user", "list", path], env={"COLUMNS": "80"})
     assert listed.exit_code == 0 and "active" in listed.stdout and "last use" in listed.stdout
+
+
+# -- requests that must not hurt the server ------------------------------------------------
+
+
+@pytest.fixture
+def api(empty_store):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.settings import Settings
+    from tests.test_planning import planned
+
+    store = planned(empty_store)
+    tokens = {r: store.add_user(f"u-{r}", r, r) for r in ("admin", "planner", "supervisor")}
+    with TestClient(create_app(Settings(database_url=store.url))) as client:
+        client.store, client.tokens = store, tokens
+        client.headers["Authorization"] = f"Bearer {tokens['planner']}"
+        yield client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/collections/incidents/items?category=%00x",
+        "/proposals?status=a%00b",
+        "/collections/area/items?parent=211281001007%00",
+        "/staff?q=%00",
+        "/grids/211281001007%00001",
+    ],
+)
+def test_a_nul_byte_in_a_request_is_a_clear_422(api, path):
+    r = api.get(path)
+    assert r.status_code == 422, (path, r.status_code, r.text[:200])
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "NUL" in r.json()["detail"]
+
+
+def test_weights_that_are_not_finite_are_refused_and_store_nothing(api):
+    from tests.test_planning import A2
+
+    for weights in ("households=inf", "households=nan", "households=1e308"):
+        r = api.post("/rebalance", json={"parent": A2, "k": 2, "weights": weights})
+        assert r.status_code == 422 and "weights are numbers" in r.json()["detail"], r.text
+    assert not len(api.store.proposals())
+
+
+def test_hot_spots_over_a_quiet_week_are_an_empty_answer(demo_store, demo_data):
+    """No incidents in the window (or an alpha nothing passes) is a normal week, not a 500."""
+    from gis_grid.analysis.hotspots import find_hotspots
+    from gis_grid.sources.demo import add_layers
+
+    add_layers(demo_store, demo_data)
+    for kw in ({"since": "2020-01-01", "until": "2020-01-08"}, {"alpha": 5e-324}):
+        report = find_hotspots(
+            demo_store, "incidents", time_field="reported_at", category_field="category", **kw
+        )
+        assert report.summary["hot"] == 0 and not len(report.spots)
+
+
+def test_h3_cells_carry_their_own_area():
+    """At 42.45°N a resolution-11 cell is ~1,800 m², not the world-wide 2,150 m² average."""
+    import h3
+
+    from gis_grid.analysis.hotspots import h3_units
+
+    square = at(box(0, 0, 300, 300))
+    units = h3_units([square], 11)
+    own = [h3.cell_area(h3.int_to_str(int(c)), unit="m^2") for c in units.ids[:5]]
+    assert units.area_m2[:5] == pytest.approx(own)
+    assert units.area_m2.mean() < 0.9 * h3.average_hexagon_area(11, unit="m^2")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The app under uvicorn on a free loopback port, in a thread (a real HTTP server)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from api.main import create_app
+    from api.settings import Settings
+    from gis_grid.store.gpkg import GeoPackageStore
+    from tests.test_planning import planned
+
+    path = tmp_path / "served.gpkg"
+    with GeoPackageStore(path) as store:
+        planned(store)
+        token = store.add_user("u-planner", "planner", "planner")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(Settings(database_url=str(path)))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield port, token
+    server.should_exit = True
+    thread.join(10)
+
+
+def _chunked_upload(port: int, token: str | None, megabytes: int) -> tuple[float, bytes]:
+    """POST a chunked body of ``megabytes`` MB: seconds until the server answered, the answer."""
+    import select
+    import socket
+    import time
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    sock.sendall(
+        (
+            "POST /rebalance HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"{auth}Transfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+    )
+    chunk = b"x" * 65536
+    frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    start, answer = time.perf_counter(), b""
+    try:
+        for _ in range(megabytes * 16):
+            if select.select([sock], [], [], 0)[0]:
+                break
+            sock.sendall(frame)
+        else:
+            sock.sendall(b"0\r\n\r\n")
+    except OSError:  # the server answered and hung up: what we want
+        pass
+    sock.settimeout(30)
+    try:
+        answer = sock.recv(65536)
+    except OSError:
+        pass
+    took = time.perf_counter() - start
+    sock.close()
+    return took, answer
+
+
+def test_a_100_mb_chunked_upload_is_refused_at_once_and_the_server_keeps_answering(served):
+    import threading
+    import urllib.request
+
+    port, token = served
+    results = {}
+
+    def upload(name, tok):
+        results[name] = _chunked_upload(port, tok, 100)
+
+    threads = [
+        threading.Thread(target=upload, args=(n, t)) for n, t in (("anon", None), ("auth", token))
+    ]
+    for t in threads:
+        t.start()
+    # meanwhile another user's map click is answered
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/lookup?lon=123.5562&lat=42.4505",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+    for t in threads:
+        t.join(60)
+    took, answer = results["anon"]
+    assert answer.startswith(b"HTTP/1.1 401") and took < 1.0, (took, answer[:80])
+    took, answer = results["auth"]
+    assert answer.startswith(b"HTTP/1.1 413") and took < 5.0, (took, answer[:80])
+    assert b"at most 10,000,000 bytes" in answer

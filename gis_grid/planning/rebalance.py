@@ -31,6 +31,8 @@ from gis_grid.planning.partition import (
     partition,
 )
 
+#: The largest weight a workload term may have (a weight is a ratio between terms).
+MAX_WEIGHT = 1e6
 #: Workload terms a planner can weigh that every store knows; any layer name counts
 #: that layer's features (the last ``days`` of them where the layer has a time).
 GRID_TERMS = AGGREGATES
@@ -51,19 +53,22 @@ def parse_weights(text: str | dict | None) -> dict[str, float]:
     """
     if text is None or text == "":
         return {"households": 1.0}
-    if isinstance(text, dict):
-        return {str(k): float(v) for k, v in text.items()}
     out = {}
-    for part in str(text).split(","):
-        if not part.strip():
-            continue
-        name, _, value = part.partition("=")
+    items = (
+        text.items()
+        if isinstance(text, dict)
+        else (part.partition("=")[::2] for part in str(text).split(",") if part.strip())
+    )
+    for name, value in items:
         try:
-            out[name.strip()] = float(value) if value.strip() else 1.0
-        except ValueError as exc:
-            raise InputError(f"weight {part.strip()!r} is not name=number") from exc
-    if any(v < 0 for v in out.values()):
-        raise InputError("weights must be ≥ 0")
+            out[str(name).strip()] = float(value) if str(value).strip() else 1.0
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"weight {name}={value!r} is not name=number") from exc
+    wrong = [f"{k}={v}" for k, v in out.items() if not (0 <= v <= MAX_WEIGHT)]  # NaN too
+    if wrong:
+        raise InputError(f"weights are numbers from 0 to {MAX_WEIGHT:g}: {', '.join(wrong)} is not")
+    if not any(out.values()):
+        raise InputError("at least one weight must be above 0: the workload would be nothing")
     return out
 
 
