@@ -143,12 +143,31 @@ def gcj02_to_bd09(lon: NDArray, lat: NDArray) -> tuple[NDArray, NDArray]:
 
 
 def bd09_to_gcj02(lon: NDArray, lat: NDArray) -> tuple[NDArray, NDArray]:
-    """Vectorised BD-09 → GCJ-02."""
-    x = np.asarray(lon, dtype=float) - 0.0065
-    y = np.asarray(lat, dtype=float) - 0.006
+    """Vectorised BD-09 → GCJ-02: the exact inverse of :func:`gcj02_to_bd09` (to < 1e-12°).
+
+    The usual closed form is only approximate (off by up to 0.22 m on the
+    ground); it is the first guess of a Newton-free fixed-point iteration that
+    corrects by what the forward transform misses, as for GCJ-02.
+
+    Examples
+    --------
+    >>> x, y = gcj02_to_bd09(np.array([123.5632]), np.array([42.4501]))
+    >>> gx, gy = bd09_to_gcj02(x, y)
+    >>> bool(abs(gx[0] - 123.5632) < 1e-11 and abs(gy[0] - 42.4501) < 1e-11)
+    True
+    """
+    blon, blat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    x, y = blon - 0.0065, blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    return z * np.cos(theta), z * np.sin(theta)
+    glon, glat = z * np.cos(theta), z * np.sin(theta)
+    for _ in range(30):
+        flon, flat = gcj02_to_bd09(glon, glat)
+        dlon, dlat = blon - flon, blat - flat
+        glon, glat = glon + dlon, glat + dlat
+        if max(np.max(np.abs(dlon), initial=0), np.max(np.abs(dlat), initial=0)) < 1e-13:
+            break
+    return glon, glat
 
 
 def _apply_xy(geoms: NDArray, func) -> NDArray:
