@@ -36,6 +36,8 @@ def install(app: FastAPI) -> None:
         response = problem(status, type(exc).__name__, exc.message)
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if status == 503:
+            response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from gis_grid.store import open_store
 
         store = open_store(settings.database_url)
+        if hasattr(store, "wait_at_most"):  # a file another process may be writing
+            store.wait_at_most(settings.write_wait_seconds)
         app.state.store = store
         app.state.store_lock = None if "://" in store.url else asyncio.Lock()
         try:

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Above this many features in a tile, a point layer or grid level is binned.",
     )
+    write_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="On a GeoPackage, how long a write waits for another writer (then 503).",
+    )
     max_vertices: int = Field(
         100_000, ge=10, description="Geometries with more vertices are refused (413)."
     )

@@ -527,3 +527,53 @@ def test_bd09_is_inverted_exactly_like_gcj02():
     lon, lat = rng.uniform(73, 135, 20_000), rng.uniform(18, 54, 20_000)
     back_lon, back_lat = bd09_to_gcj02(*gcj02_to_bd09(lon, lat))
     assert np.abs(back_lon - lon).max() < 1e-11 and np.abs(back_lat - lat).max() < 1e-11
+
+
+# -- two writers on one GeoPackage ------------------------------------------------------------
+
+
+def test_a_second_writer_waits_then_is_told_what_holds_the_file(tmp_path):
+    """An import holding the file: an edit through another store object waits its bound, then
+    a BusyError names the import; nothing is written; once free, the edit goes through."""
+    import time
+
+    from gis_grid.domain.errors import BusyError
+    from gis_grid.planning.edits import merge
+    from gis_grid.store.gpkg import GeoPackageStore
+    from tests.test_planning import A1, A2
+
+    path = tmp_path / "busy.gpkg"
+    holder = _planned(GeoPackageStore(path))
+    other = GeoPackageStore(path, wait_seconds=0.5)
+    before = snapshot(other)
+    with holder._transaction("an import of 7,000 grids"):
+        start = time.perf_counter()
+        with pytest.raises(BusyError, match="busy with an import of 7,000 grids") as caught:
+            merge(other, [A1, A2])
+        assert 0.4 < time.perf_counter() - start < 5
+        assert "nothing was written" in str(caught.value)
+    assert snapshot(other) == before
+    assert merge(other, [A1, A2]).operation == "merge"
+    assert not (tmp_path / "busy.gpkg.writing").exists()
+    holder.close()
+    other.close()
+
+
+def test_the_api_answers_503_not_500_while_another_process_writes(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.settings import Settings
+    from gis_grid.store.gpkg import GeoPackageStore
+    from tests.test_planning import A1, A2
+
+    path = tmp_path / "busy.gpkg"
+    holder = _planned(GeoPackageStore(path))
+    token = holder.add_user("p", "p", "planner")
+    app = create_app(Settings(database_url=str(path), write_wait_seconds=0.3))
+    with TestClient(app) as client, holder._transaction("gis-grid import areas.csv"):
+        body = {"codes": [A1, A2], "versions": {A1: 1, A2: 1}}
+        r = client.post("/grids/merge", json=body, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert "busy with gis-grid import areas.csv" in r.json()["detail"]
+    holder.close()

@@ -76,6 +76,10 @@ class StoreError(GisGridError):
     """The store cannot be opened or is not a gis-grid store."""
 
 
+class BusyError(StoreError):
+    """Another writer holds the store longer than a write may wait; nothing was written."""
+
+
 class ConflictError(GisGridError):
     """An edit was based on a stale version of a grid."""
 

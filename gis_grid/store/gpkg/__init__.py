@@ -25,8 +25,14 @@ import pandas as pd
 import pyogrio
 from numpy.typing import ArrayLike
 
-from gis_grid.domain.errors import StoreError
-from gis_grid.domain.model import AGGREGATES, ASSIGNMENT_COLUMNS, GRID_COLUMNS, STAFF_COLUMNS
+from gis_grid.domain.errors import BusyError, StoreError
+from gis_grid.domain.model import (
+    AGGREGATES,
+    ASSIGNMENT_COLUMNS,
+    GRID_COLUMNS,
+    STAFF_COLUMNS,
+    utc_now,
+)
 from gis_grid.geo.crs import WGS84
 from gis_grid.grids.lookup import GridIndex
 from gis_grid.store.base import StoreBase
@@ -37,6 +43,8 @@ from gis_grid.store.gpkg.revisions import GeoPackageRevisions
 from gis_grid.store.gpkg.sqlite import CHUNK, register_functions
 
 SCHEMA_VERSION = "4"
+#: How long a write waits for another writer to finish before it gives up (seconds).
+WAIT_SECONDS = 60.0
 #: The revision log and the rebalancing proposals (schema version 2).
 _LOG_TABLES = """
 CREATE TABLE gis_grid_revisions (
@@ -100,8 +108,11 @@ class GeoPackageStore(
     {'community': 0, 'area': 0, 'courtyard': 0, 'building': 0, 'unit': 0}
     """
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, create: bool = True, wait_seconds: float = WAIT_SECONDS
+    ) -> None:
         self.path = Path(path)
+        self.wait_seconds = wait_seconds
         self.url = str(self.path)
         if not self.path.exists():
             if not create:
@@ -109,7 +120,11 @@ class GeoPackageStore(
                     f"no store at {self.path}: create it with 'gis-grid demo' or 'gis-grid import'"
                 )
             self._create()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # a writer waits this long for another to finish (SQLite's busy timeout), then is
+        # told who holds the file: never "database is locked" from deep inside a write
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=wait_seconds
+        )
         self._conn.execute("PRAGMA foreign_keys = OFF")
         # a city is ~500k grids with five indexes: keep their pages in memory while writing
         self._conn.execute("PRAGMA cache_size = -262144")  # KiB, i.e. 256 MiB at most
@@ -243,9 +258,33 @@ class GeoPackageStore(
 
     # -- writing
 
+    def wait_at_most(self, seconds: float) -> None:
+        """How long a write through this store waits for another writer (seconds)."""
+        self.wait_seconds = float(seconds)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(self.wait_seconds * 1000)}")
+
+    @property
+    def _busy_file(self) -> Path:
+        """Beside the store while a write holds it: what the write is, for whoever waits."""
+        return self.path.with_name(self.path.name + ".writing")
+
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _transaction(self, what: str = "a write") -> Iterator[sqlite3.Connection]:
+        """One write: it waits its turn (``wait_seconds`` at most), commits whole or nothing."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise BusyError(
+                f"the store is busy with {self._holder()}: waited {self.wait_seconds:g} s; "
+                "try again when it is done (nothing was written)"
+            ) from None
+        note = f"{what} (pid {os.getpid()}, since {utc_now()})"
+        try:
+            self._busy_file.write_text(note, encoding="utf-8")
+        except OSError:  # a read-only folder: the waiting writer is told less
+            pass
         try:
             yield self._conn
         except BaseException:
@@ -253,3 +292,12 @@ class GeoPackageStore(
             raise
         else:
             self._conn.execute("COMMIT")
+        finally:
+            self._busy_file.unlink(missing_ok=True)
+
+    def _holder(self) -> str:
+        """What holds the file now, as its writer said (or 'another write')."""
+        try:
+            return self._busy_file.read_text(encoding="utf-8").strip() or "another write"
+        except OSError:
+            return "another write"

@@ -155,7 +155,7 @@ class GeoPackageGrids:
     def apply(self, changes: ChangeSet, options: ValidationOptions | None = None) -> WriteReport:
         """Write a change set in one transaction; on any error nothing changes."""
         communities = touched_communities(changes)
-        with self._transaction() as conn:
+        with self._transaction(f"an import into {self.path.name}") as conn:
             current = self.grids(under=communities)  # every code starts with its community's
             existing = Existing(
                 grids=current,
@@ -227,7 +227,7 @@ class GeoPackageGrids:
         """Edit existing grids as new versions; a stale edit raises ConflictError."""
         communities = community_of(edits["code"].astype(str))
         now = utc_now()
-        with self._transaction() as conn:  # BEGIN IMMEDIATE: one writer at a time
+        with self._transaction("an edit of grids") as conn:  # one writer at a time
             current = self.grids(under=communities)  # every code starts with its community's
             new = check_update(edits, current, options, self._communities_near)
             old = current.set_index("code").loc[new["code"]].reset_index()

@@ -168,7 +168,7 @@ class GeoPackageLayers:
             schema.name, written=len(rows), unowned=int(chain["community_code"].isna().sum())
         )
         t = schema.name
-        with self._transaction() as conn:
+        with self._transaction(f"an import of {schema.name} features") as conn:
             self._ensure_layer(conn, schema)
             ids = rows["id"].tolist()
             if mode == "replace":

@@ -48,7 +48,7 @@ class GeoPackageRevisions:
     """The revision log and rebalancing proposals."""
 
     def _rewrite(self, change, community, now, options) -> Revision:
-        with self._transaction() as conn:
+        with self._transaction(f"a {change.operation} in community {community}") as conn:
             current = self.grids(under=[community]) if community else self.grids(codes=[])
             had = self._select(
                 f"SELECT {', '.join(ASSIGNMENT_COLUMNS)} FROM assignments "
