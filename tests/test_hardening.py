@@ -577,3 +577,22 @@ def test_the_api_answers_503_not_500_while_another_process_writes(tmp_path):
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert "busy with gis-grid import areas.csv" in r.json()["detail"]
     holder.close()
+
+
+def test_numba_keeps_esda_kernels_in_the_user_cache_and_not_in_site_packages(tmp_path):
+    """The cache goes to $XDG_CACHE_HOME/gis-grid/numba and is not grown by the one kernel
+    numba cannot cache (it would add a copy on every run)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numba; from gis_grid.analysis.hotspots import _cache_esda_kernels as c; c(); "
+        "import esda.crand as cr; print(numba.config.CACHE_DIR); "
+        "print(type(cr.compute_chunk._cache).__name__, type(cr.vec_permutations._cache).__name__)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-500:]
+    folder, kinds = out.stdout.split("\n")[:2]
+    assert folder == str(tmp_path / "c" / "gis-grid" / "numba")
+    assert kinds == "NullCache FunctionCache"

@@ -28,7 +28,9 @@ Examples
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -296,22 +298,47 @@ def gi_star(
     return pd.DataFrame({"z": z, "p": p, "p_sim": p_sim, "p_fdr": p_fdr, "spot": spot})
 
 
+#: esda kernels numba cannot cache: ``compute_chunk`` takes the statistic as a
+#: function argument, whose type numba keys differently in every process, so its
+#: cache would never hit and would grow by a copy (~0.6 MB) on every run.
+_UNCACHEABLE = frozenset({"compute_chunk"})
+
+
+def user_cache_dir() -> Path:
+    """Where gis-grid keeps what it can rebuild (``$XDG_CACHE_HOME/gis-grid``, or the OS's)."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "gis-grid"
+
+
 @functools.cache
 def _cache_esda_kernels() -> None:
-    """Let numba keep esda's compiled permutation kernels on disk.
+    """Let numba keep esda's compiled permutation kernels on disk, in the user's cache.
 
-    esda compiles them (``@njit``) in every new process — ~15 s before the
+    esda compiles them (``@njit``) in every new process — ~12 s before the
     first Gi* of each ``gis-grid hotspots`` run. numba's ``enable_caching``
-    writes the machine code beside the module (or under ``NUMBA_CACHE_DIR``)
-    and reuses it while esda's source is unchanged.
+    keeps the machine code under ``NUMBA_CACHE_DIR`` (default here: the user's
+    cache directory, so nothing is written into site-packages) and reuses it
+    while esda's source is unchanged; the one kernel numba cannot cache is
+    left to compile each run (see :data:`_UNCACHEABLE`).
     """
     import esda.crand
     import esda.getisord
+    import numba
     from numba.core.registry import CPUDispatcher
 
+    if not numba.config.CACHE_DIR:
+        folder = user_cache_dir() / "numba"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            numba.config.CACHE_DIR = str(folder)
+        except OSError:  # no writable home: numba compiles in memory each run
+            return
     for module in (esda.crand, esda.getisord):
-        for value in vars(module).values():
-            if isinstance(value, CPUDispatcher):
+        for name, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and name not in _UNCACHEABLE:
                 value.enable_caching()
 
 
