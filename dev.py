@@ -11,13 +11,16 @@
                            'bench web' tiles beside tipg and bare ST_AsMVT, lookups under load
 
 Each command first creates .venv (once) and installs the project into it again
-whenever pyproject.toml changes. Extra arguments go to the underlying command.
+whenever pyproject.toml changes: the demo needs the runtime only, the tests and
+benchmarks add their extras. Extra arguments go to the underlying command.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import venv
@@ -31,18 +34,41 @@ STAMP = VENV / ".installed"
 
 
 def ensure_env(extras: str) -> None:
+    """Create .venv once; install the project with ``extras`` when pyproject.toml changed.
+
+    The stamp remembers which extras are installed for this pyproject.toml, so
+    the demo (runtime only) after the tests (test extras) installs nothing.
+    """
     if sys.version_info < (3, 11):
         sys.exit(f"gis-grid needs Python >= 3.11; this is {sys.version.split()[0]}")
     if not PY.exists():
         print("creating .venv …", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+    project = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = {e for e in extras.split(",") if e}
+    try:
+        stamp = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    if stamp.get("project") == project and wanted <= set(stamp.get("extras", [])):
         return
-    print(f"installing gis-grid[{extras}] into .venv …", flush=True)
+    if stamp.get("project") == project:
+        wanted |= set(stamp.get("extras", []))
+    spec = f"{ROOT}[{','.join(sorted(wanted))}]" if wanted else str(ROOT)
+    print(
+        f"installing gis-grid{'[' + ','.join(sorted(wanted)) + ']' if wanted else ''} into .venv …",
+        flush=True,
+    )
     run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[{extras}]"])
-    STAMP.write_text(wanted)
+    run([PY, "-m", "pip", "install", "--quiet", "-e", spec])
+    STAMP.write_text(json.dumps({"project": project, "extras": sorted(wanted)}))
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:port (a demo server still running)."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def run(cmd: list, **kwargs) -> None:
@@ -56,9 +82,15 @@ def main(argv: list[str]) -> None:
         sys.exit(__doc__)
     task, rest = argv[0], argv[1:]
     if task == "demo":
-        ensure_env("test")
         serve = "--no-serve" not in rest
         rest = [a for a in rest if a != "--no-serve"]
+        if serve and port_in_use(8000):
+            sys.exit(
+                "port 8000 is in use — is the demo already serving? Its links still work: "
+                "stop it (Ctrl-C in its terminal) before building the demo again (a rebuild "
+                "makes new tokens), or run 'python3 dev.py demo --no-serve'"
+            )
+        ensure_env("")
         run([BIN / "gis-grid", "demo", "--out", "out/demo.gpkg", *rest])
         if serve:
             run([BIN / "gis-grid", "serve", "out/demo.gpkg"])
@@ -66,7 +98,20 @@ def main(argv: list[str]) -> None:
         ensure_env("test")
         # the import contracts in pyproject.toml first: imports point one way, no cycles
         run([BIN / "lint-imports", "--no-cache", "--no-logo"])
-        run([PY, "-m", "pytest", "--doctest-modules", "gis_grid", "layers", "api", "tiles", "tests", *rest])
+        run(
+            [
+                PY,
+                "-m",
+                "pytest",
+                "--doctest-modules",
+                "gis_grid",
+                "layers",
+                "api",
+                "tiles",
+                "tests",
+                *rest,
+            ]
+        )
     else:
         ensure_env("test,bench")
         if rest[:1] == ["postgis"]:

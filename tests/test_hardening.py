@@ -596,3 +596,29 @@ def test_numba_keeps_esda_kernels_in_the_user_cache_and_not_in_site_packages(tmp
     folder, kinds = out.stdout.split("\n")[:2]
     assert folder == str(tmp_path / "c" / "gis-grid" / "numba")
     assert kinds == "NullCache FunctionCache"
+
+
+def test_holes_tables_fit_an_80_column_terminal_and_take_incidents(tmp_path, demo_file, demo_data):
+    """Every holes table a person reads fits 80 columns; overdue cases are a holes layer too."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+    from gis_grid.sources.demo import add_layers
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    path = tmp_path / "demo.gpkg"
+    shutil.copy(demo_file, path)
+    with GeoPackageStore(path) as store:
+        add_layers(store, demo_data)
+    runner = CliRunner()
+    for layer in ("cctv", "lighting", "cleaning", "incidents", "staff", "unowned"):
+        result = runner.invoke(app, ["holes", str(path), "--layer", layer], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, (layer, result.output)
+        widest = max(len(line) for line in result.stdout.splitlines())
+        assert widest <= 80, (layer, widest)
+        assert "…" not in result.stdout, layer  # no column cut to an ellipsis
+    assert (
+        "overdue cases" in runner.invoke(app, ["holes", str(path), "--layer", "incidents"]).stdout
+    )

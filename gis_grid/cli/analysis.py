@@ -6,11 +6,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from gis_grid.cli.common import (
     StoreArg,
     app,
+    err,
     fail_cleanly,
     open_arg,
     out,
@@ -31,8 +33,55 @@ class HoleLayer(StrEnum):
     cctv = "cctv"
     lighting = "lighting"
     cleaning = "cleaning"
+    incidents = "incidents"
     staff = "staff"
     unowned = "unowned"
+
+
+#: The columns of each table a person reads in an 80-column terminal (the rest: --format json).
+PER_GRID = {
+    "cctv": {"coverage_pct": "seen %", "holes": "holes", "hole_incidents": "incidents"},
+    "lighting": {"dark_m": "dark m", "dark_pct": "dark %", "stretches": "stretches"},
+    "cleaning": {"cleaned_pct": "cleaned %", "uncleaned_gaps": "gaps", "overdue_zones": "overdue"},
+    "incidents": {"open": "open", "overdue": "overdue"},
+}
+RANKED = {
+    "area_m2": "m²",
+    "length_m": "m",
+    "incidents": "incidents",
+    "night_incidents": "at night",
+    "id": "case",
+    "category": "category",
+    "overdue_hours": "overdue h",
+    "zone": "zone",
+    "layer": "layer",
+    "nearest_community": "nearest",
+    "distance_m": "m away",
+}
+
+
+def _responsible(frame) -> list[str]:
+    """Name and phone of each row's responsible person; * where the parent's answers."""
+    if "staff_name" not in frame.columns:
+        return [""] * len(frame)
+    names = frame["staff_name"].fillna("").astype(str)
+    phones = frame.get("staff_phone", pd.Series([""] * len(frame), index=frame.index))
+    fallback = frame.get("staff_fallback", pd.Series([False] * len(frame), index=frame.index))
+    return [
+        (f"{n} {p}".strip() + ("*" if f is True else "")) if n else "nobody"
+        for n, p, f in zip(names, phones.fillna("").astype(str), fallback, strict=True)
+    ]
+
+
+def _readable(frame, columns: dict[str, str], first: tuple[str, str]):
+    """A few named columns of a frame and who answers for each row."""
+    key, label = first
+    shown = pd.DataFrame({label: frame[key].astype(str)} if key in frame.columns else {})
+    for column, title in columns.items():
+        if column in frame.columns:
+            shown[title] = frame[column].to_numpy()
+    shown["responsible"] = _responsible(frame)
+    return shown
 
 
 class OutFormat(StrEnum):
@@ -101,40 +150,33 @@ def holes(
             f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in report.summary.items()
         )
     )
-    title = (
-        "per layer"
-        if layer is HoleLayer.unowned
-        else f"per {level} grid"
-        if level
-        else ("per level")
-    )
-    print_frame(report.per_grid.head(top), title)
-    picked = [
-        c
-        for c in (
-            "rank",
-            "kind",
-            "layer",
-            "id",
-            "code",
-            "grid",
-            "level",
-            "area_m2",
-            "length_m",
-            "incidents",
-            "night_incidents",
-            "overdue_hours",
-            "nearest_community",
-            "distance_m",
-            "grid_code",
-            "staff_name",
-            "staff_role",
-            "staff_phone",
-            "staff_fallback",
+    if layer in (HoleLayer.staff, HoleLayer.unowned):  # small tables as they are
+        title = "per layer" if layer is HoleLayer.unowned else "per level"
+        print_frame(report.per_grid.head(top), title)
+        if len(report.features):
+            keep = [c for c in ("code", "name", "level", "layer", "id") if c in report.features]
+            print_frame(
+                report.features[keep].assign(responsible=_responsible(report.features)).head(top),
+                "without staff" if layer is HoleLayer.staff else "features in no grid",
+            )
+        return
+    per_grid = _readable(report.per_grid, PER_GRID[layer.value], ("name", "grid"))
+    print_frame(per_grid.head(top), f"per {level} grid")
+    ranked = report.features
+    if layer is HoleLayer.incidents:  # a case is found by its id; its person says where
+        ranked = _readable(ranked, {k: v for k, v in RANKED.items() if k != "id"}, ("id", "case"))
+    else:
+        ranked = _readable(
+            ranked, RANKED, ("grid_code" if "grid_code" in ranked else "grid", "grid")
         )
-        if c in report.features.columns
-    ]
-    print_frame(report.features[picked].head(top), "holes, ranked")
+    ranked.insert(0, "#", report.features["rank"].to_numpy() if "rank" in report.features else "")
+    print_frame(
+        ranked.head(top),
+        "overdue cases, most overdue first" if layer is HoleLayer.incidents else "holes, ranked",
+    )
+    if any(r.endswith("*") for r in ranked["responsible"]):
+        err.print("* nobody staffs that grid: its parent's person answers (属地兜底)")
+    err.print("every column and row: --format json; the holes as a layer: --out FILE.gpkg")
 
 
 # -- hotspots ------------------------------------------------------------------------
