@@ -61,9 +61,11 @@ class CleaningLayer(Layer):
         hours_ago = rng.uniform(2, 20, len(codes))
         hours_ago[np.isin(position % DEMO_EVERY, DEMO_OVERDUE)] = 72.0
         last = (now - pd.to_timedelta(hours_ago, unit="h")).strftime("%Y-%m-%dT%H:%M:%S")
+        short = len({c[-6:] for c in codes}) == len(codes)
         return demo_frame(
             {
-                "id": [f"Z{c[-6:]}" if len(codes) < 1000 else f"Z{c}" for c in codes[keep]],
+                # short ids where they are unique (one community), the full code elsewhere
+                "id": [f"Z{c[-6:]}" if short else f"Z{c}" for c in codes[keep]],
                 "name": [f"{c[-3:]}片区保洁" for c in codes[keep]],
                 "crew": [f"保洁{i % 9 + 1}组" for i in position[keep]],
                 "crew_phone": [f"0410-88{i % 10000:04d}" for i in position[keep]],

@@ -622,3 +622,113 @@ def test_holes_tables_fit_an_80_column_terminal_and_take_incidents(tmp_path, dem
     assert (
         "overdue cases" in runner.invoke(app, ["holes", str(path), "--layer", "incidents"]).stdout
     )
+
+
+# -- loads killed midway -------------------------------------------------------------------
+
+
+def test_a_copy_killed_midway_is_reported_then_finished_by_running_it_again(
+    demo_store, demo_data, new_store, tmp_path, monkeypatch
+):
+    """The copy dies after its grids and one layer: validate says so, the rerun finishes it."""
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+    from gis_grid.sources.demo import add_layers
+
+    add_layers(demo_store, demo_data)
+    source = demo_store.url
+    target = new_store()
+    target_url = target.url
+    target.close() if "://" not in target_url else None
+    calls = {"n": 0}
+    real = type(target).write_features
+
+    def dies(self, *args, **kwargs):  # the second layer never arrives: as if killed there
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(target), "write_features", dies)
+    runner = CliRunner()
+    result = runner.invoke(app, ["copy", source, target_url])
+    assert result.exit_code != 0
+    monkeypatch.undo()
+    result = runner.invoke(app, ["validate", target_url, "--format", "json"])
+    assert result.exit_code == 1 and "did not finish" in result.stdout
+    result = runner.invoke(app, ["copy", source, target_url])
+    assert result.exit_code == 0, result.output
+    assert "finished a copy that had stopped" in result.stdout
+    from gis_grid.store import open_store
+
+    with open_store(target_url) as copied:
+        assert copied.load_marker() is None
+        assert {n: len(copied.features(n)) for n in copied.layers()} == {
+            n: len(demo_store.features(n)) for n in demo_store.layers()
+        }
+        assert not (copied.validate()["kind"] == "incomplete_load").any()
+
+
+def test_kill_9_during_a_demo_load_leaves_nothing_or_a_load_the_rerun_finishes(
+    backend, new_store, tmp_path
+):
+    """SIGKILL a real ``gis-grid demo`` process in the middle of its load, on both stores.
+
+    GeoPackage: killed while it builds, the output holds nothing (it is built
+    beside and renamed). PostGIS: killed after the grids and before the
+    layers, the store says it is unfinished (``validate``) and the same
+    command finishes it. Never grids without their layers that look complete.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gis_grid.store import open_store
+
+    if backend == "postgis":
+        store = new_store()
+        out = store.url
+        store.close()
+    else:
+        out = str(tmp_path / "demo.gpkg")
+    cli = [sys.executable, "-m", "gis_grid", "demo", "--out", out]
+    proc = subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def midway() -> bool:
+        if backend == "gpkg":
+            return bool(list(tmp_path.glob(".demo.building-*.gpkg")))
+        import psycopg
+
+        with psycopg.connect(out, autocommit=True) as conn:
+            row = (
+                conn.execute("SELECT value FROM gis_grid.meta WHERE key = 'loading'").fetchone()
+                if conn.execute("SELECT to_regclass('gis_grid.meta') IS NOT NULL").fetchone()[0]
+                else None
+            )
+        return row is not None and '"grids"' in row[0].split('"done"', 1)[1]
+
+    deadline = time.monotonic() + 120
+    while not midway():
+        assert proc.poll() is None and time.monotonic() < deadline, "the load ended first"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if backend == "gpkg":
+        assert not os.path.exists(out)  # nothing of it
+    else:
+        with open_store(out) as store:
+            assert sum(store.stats()["grids"].values()) == 503
+            assert store.load_marker() is not None
+            problems = store.validate()
+            assert (problems["kind"] == "incomplete_load").any()
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-800:]
+    with open_store(out) as store:
+        assert store.load_marker() is None
+        counts = {n: len(store.features(n)) for n in store.layers()}
+        assert counts["incidents"] == 4300 and counts["cctv"] == 52 and counts["lighting"] == 313
+        assert sum(store.stats()["grids"].values()) == 503
+    assert not list(tmp_path.glob(".demo.building-*"))  # the killed build's file is gone too

@@ -57,28 +57,48 @@ def copy(
     source: Annotated[str, typer.Argument(help="The store to copy from (.gpkg or URL).")],
     target: Annotated[str, typer.Argument(help="An empty store to copy into (.gpkg or URL).")],
 ) -> None:
-    """Copy a whole store (grids, staff, assignments, then each layer) into an empty one."""
+    """Copy a whole store (grids, staff, assignments, then each layer) into an empty one.
+
+    Killed midway, the copy is finished by running the same command again
+    (``validate`` reports the target as incomplete until then).
+    """
     from gis_grid.store import ChangeSet
+    from gis_grid.store.base import resumable_load
 
     with open_arg(source) as src, open_arg(target, create=True) as dst:
-        if sum(dst.stats()["grids"].values()) or dst.stats()["staff"]:
+        resuming = dst.load_marker() is not None
+        if not resuming and (sum(dst.stats()["grids"].values()) or dst.stats()["staff"]):
             raise InputError(f"{shown(target)} is not empty: copy into a new store")
-        with progress_bar() as progress:
-            progress.add_task("reading", total=None)
+
+        def grids() -> int:
+            if sum(dst.stats()["grids"].values()):  # written before the copy was killed
+                return sum(dst.stats()["grids"].values())
             changes = ChangeSet(src.grids(), src.staff(), src.assignments(), accept_problems=True)
-            progress.add_task("checking and writing", total=None)
-            report = dst.apply(changes)
-            layers = {}
-            for name, schema in src.layers().items():
-                progress.add_task(f"copying layer {name}", total=None)
-                frame = src.features(name)
-                layers[name] = dst.write_features(
-                    schema, frame[[*schema.columns, "geometry"]], mode="replace"
-                ).written
+            return dst.apply(changes).grids
+
+        def layer(name, schema):
+            def write() -> int:
+                frame = src.features(name)[[*schema.columns, "geometry"]]
+                return dst.write_features(schema, frame, mode="replace").written
+
+            return write
+
+        steps = {"grids": grids} | {n: layer(n, s) for n, s in src.layers().items()}
+        with progress_bar() as progress:
+            progress.add_task("resuming the copy" if resuming else "copying", total=None)
+            counts = resumable_load(
+                dst,
+                "copy",
+                f"gis-grid copy {shown(source)} {shown(target)}",
+                steps,
+                params={"source": shown(source)},
+            )
+        stats = dst.stats()
     out.print(
-        f"copied {report.grids:,} grids, {report.staff:,} staff and "
-        f"{report.assignments:,} assignments"
-        + "".join(f", {n:,} {name}" for name, n in layers.items())
+        f"copied {counts.pop('grids'):,} grids, {stats['staff']:,} staff and "
+        f"{stats['assignments']:,} assignments"
+        + "".join(f", {n:,} {name}" for name, n in counts.items())
+        + (" (finished a copy that had stopped)" if resuming else "")
     )
 
 

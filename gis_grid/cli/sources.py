@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,27 @@ from gis_grid.domain.errors import InputError
 from gis_grid.domain.model import Level, Role
 
 # -- demo -------------------------------------------------------------------------
+
+
+def _remove_stale_builds(path: Path) -> None:
+    """Delete half-built demo files a killed build left beside ``path`` (its process is gone)."""
+    for left in path.parent.glob(f".{path.stem}.building-*.gpkg*"):
+        pid = left.name.split("building-", 1)[1].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            left.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (on Windows assumed: signal 0 would terminate it there)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 @app.command()
@@ -57,9 +77,11 @@ def demo(
     spec = demo_mod.REFERENCE if size is Size.reference else demo_mod.CITY
     spec = replace(spec, seed=seed, communities=communities or spec.communities)
     database = "://" in out_path
+    resuming = False
     if database:
         with open_arg(out_path, create=True) as target:
-            if sum(target.stats()["grids"].values()):
+            resuming = target.load_marker() is not None
+            if not resuming and sum(target.stats()["grids"].values()):
                 raise InputError(
                     f"{shown(out_path)} already holds grids: the demo goes into an empty database"
                 )
@@ -69,23 +91,43 @@ def demo(
         progress.add_task("checking and writing the store", total=None)
         changes = ChangeSet(data.grids, data.staff, data.assignments)
         progress.add_task("adding layers: incidents, cameras, lamps, streets, cleaning", total=None)
-        if database:
+        if database:  # a marked load: killed midway, the same command finishes it
+            from gis_grid.store.base import resumable_load
+
             with open_arg(out_path) as target:
-                target.apply(changes)
-                written = demo_mod.add_layers(target, data, seed=seed)
+
+                def grids() -> int:
+                    if sum(target.stats()["grids"].values()):  # written before a kill
+                        return sum(target.stats()["grids"].values())
+                    return target.apply(changes).grids
+
+                def layer(name, frame):
+                    def write() -> int:
+                        return demo_mod.add_features(target, {name: frame}, mode="replace")[name]
+
+                    return write
+
+                frames = demo_mod.layer_frames(data, seed=seed)
+                steps = {"grids": grids} | {n: layer(n, f) for n, f in frames.items()}
+                command = f"gis-grid demo --out {shown(out_path)} --seed {seed}"
+                params = {"size": size.value, "communities": spec.communities, "seed": seed}
+                counts = resumable_load(target, "demo", command, steps, params=params)
+                counts.pop("grids")
+                written = counts
         else:  # build beside, then replace: an interrupted demo leaves the old file whole
             path = Path(out_path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".gpkg", dir=path.parent)
-            os.close(fd)
-            os.unlink(tmp)
+            _remove_stale_builds(path)
+            tmp = path.with_name(f".{path.stem}.building-{os.getpid()}.gpkg")
+            tmp.unlink(missing_ok=True)
             try:
                 with GeoPackageStore(tmp) as store:
                     store.apply(changes)
                     written = demo_mod.add_layers(store, data, seed=seed)
                 os.replace(tmp, path)
             finally:
-                Path(tmp).unlink(missing_ok=True)
+                for left in (tmp, tmp.with_name(tmp.name + ".writing")):
+                    left.unlink(missing_ok=True)
     with open_arg(out_path) as store:
         stats = store.stats()
         problems = store.validate()

@@ -578,11 +578,8 @@ def _staff(
     return staff, assign
 
 
-def add_layers(store, data: DemoData, *, seed: int = 7) -> dict[str, int]:
-    """Fill every installed layer that has demo features, checked as an import would be.
-
-    Returns the number of features written per layer.
-    """
+def layer_frames(data: DemoData, *, seed: int = 7) -> dict:
+    """The demo features of every installed layer that has some (raw, as a file would be)."""
     from gis_grid.layers.plugins import available
 
     frames = {}
@@ -591,7 +588,15 @@ def add_layers(store, data: DemoData, *, seed: int = 7) -> dict[str, int]:
         frame = layer.demo(data, rng)
         if frame is not None:
             frames[name] = frame
-    return add_features(store, frames, mode="replace")
+    return frames
+
+
+def add_layers(store, data: DemoData, *, seed: int = 7) -> dict[str, int]:
+    """Fill every installed layer that has demo features, checked as an import would be.
+
+    Returns the number of features written per layer.
+    """
+    return add_features(store, layer_frames(data, seed=seed), mode="replace")
 
 
 def add_features(store, frames: dict, *, mode: str = "append") -> dict[str, int]:

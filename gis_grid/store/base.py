@@ -184,6 +184,67 @@ class Store(Protocol):
         ...
 
 
+def resumable_load(store, operation: str, command: str, steps: dict, *, params=None) -> dict:
+    """Run a whole load as named steps, noted in the store, so a killed load is finished later.
+
+    Each step (name → a function that writes and returns a count) is one
+    transaction of its own; the store notes which are done
+    (:meth:`mark_load`). Run again after a kill, the same load (same
+    ``operation`` and ``params``) skips what is done and finishes the rest;
+    meanwhile ``validate`` reports the store as incomplete. Steps must be safe
+    to run again (a layer is written with ``mode="replace"``; a step that
+    finds its rows already written counts them).
+    """
+    marker = store.load_marker()
+    if marker is not None and (
+        marker.get("operation") != operation or marker.get("params") != params
+    ):
+        raise InputError(
+            f"{store.label} holds an unfinished {marker.get('operation')}: finish it first "
+            f"('{marker.get('command')}')"
+        )
+    if marker is None:
+        marker = {
+            "operation": operation,
+            "command": command,
+            "params": params,
+            "steps": list(steps),
+            "done": [],
+            "counts": {},
+            "started": utc_now(),
+        }
+        store.mark_load(marker)
+    for name, step in steps.items():
+        if name in marker["done"]:
+            continue
+        marker["counts"][name] = step()
+        marker["done"].append(name)
+        store.mark_load(marker)
+    store.mark_load(None)
+    return marker["counts"]
+
+
+def with_load_problem(problems: gpd.GeoDataFrame, marker: dict | None) -> gpd.GeoDataFrame:
+    """The validation problems, plus one error while a load is still unfinished."""
+    if not marker:
+        return problems
+    left = [s for s in marker.get("steps", []) if s not in marker.get("done", [])]
+    row = {
+        "kind": "incomplete_load",
+        "severity": "error",
+        "level": None,
+        "codes": [],
+        "area_m2": None,
+        "detail": (
+            f"a {marker.get('operation', 'load')} started {marker.get('started', '?')} did not "
+            f"finish: {', '.join(left) or 'its last step'} still to write; run the same "
+            f"command again to finish it ({marker.get('command', '')})".rstrip(" ()")
+        ),
+    }
+    extra = gpd.GeoDataFrame([row], geometry=[None], crs=problems.crs)
+    return gpd.GeoDataFrame(pd.concat([extra, problems], ignore_index=True), crs=problems.crs)
+
+
 def shown_url(url) -> str:
     """A store's URL as messages, logs and banners show it: never with a password.
 

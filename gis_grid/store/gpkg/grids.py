@@ -10,6 +10,7 @@ statistics and validation.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 
 import geopandas as gpd
@@ -31,7 +32,14 @@ from gis_grid.geo.crs import WGS84
 from gis_grid.grids.lookup import GridIndex
 from gis_grid.grids.topology import ValidationOptions, validate
 from gis_grid.layers.features import from_multi_any, to_multi_any
-from gis_grid.store.base import ChangeSet, WriteReport, empty_lookup, link_boxes, records
+from gis_grid.store.base import (
+    ChangeSet,
+    WriteReport,
+    empty_lookup,
+    link_boxes,
+    records,
+    with_load_problem,
+)
 from gis_grid.store.checks import (
     Existing,
     check_changeset,
@@ -309,8 +317,24 @@ class GeoPackageGrids:
         return self.index().lookup(x, y)
 
     def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:
-        """All topology problems of the store."""
-        return validate(self.grids(), self.assignments(), options)
+        """All topology problems of the store (and an unfinished load, if one is)."""
+        problems = validate(self.grids(), self.assignments(), options)
+        return with_load_problem(problems, self.load_marker())
+
+    def load_marker(self) -> dict | None:
+        """What a load under way (``copy``, ``demo``) has done, or None when none is."""
+        row = self._conn.execute("SELECT value FROM gis_grid_meta WHERE key = 'loading'").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def mark_load(self, marker: dict | None) -> None:
+        """Note a load's progress (a write of its own), or clear the note with None."""
+        with self._transaction("a note of a load's progress") as conn:
+            conn.execute("DELETE FROM gis_grid_meta WHERE key = 'loading'")
+            if marker is not None:
+                conn.execute(
+                    "INSERT INTO gis_grid_meta VALUES ('loading', ?)",
+                    (json.dumps(marker, ensure_ascii=False),),
+                )
 
     def stats(self) -> dict:
         """Counts per level, workload totals, staff and assignments."""

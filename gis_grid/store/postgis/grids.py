@@ -9,6 +9,7 @@ statistics and validation in SQL.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import geopandas as gpd
 import numpy as np
@@ -28,7 +29,7 @@ from gis_grid.domain.model import (
 from gis_grid.geo.crs import WGS84
 from gis_grid.grids.topology import ValidationOptions
 from gis_grid.layers.features import from_multi_any, to_multi_any
-from gis_grid.store.base import ChangeSet, WriteReport, link_boxes, records
+from gis_grid.store.base import ChangeSet, WriteReport, link_boxes, records, with_load_problem
 from gis_grid.store.checks import (
     Existing,
     check_changeset,
@@ -368,4 +369,22 @@ class PostGISGrids:
         from gis_grid.store.postgis.validation import validate_in_sql
 
         with self._pool.connection() as conn, conn.cursor() as cur:
-            return validate_in_sql(cur, options or ValidationOptions())
+            problems = validate_in_sql(cur, options or ValidationOptions())
+        return with_load_problem(problems, self.load_marker())
+
+    def load_marker(self) -> dict | None:
+        """What a load under way (``copy``, ``demo``) has done, or None when none is."""
+        with self._cursor() as cur:
+            cur.execute("SELECT value FROM meta WHERE key = 'loading'")
+            row = cur.fetchone()
+        return json.loads(row[0]) if row else None
+
+    def mark_load(self, marker: dict | None) -> None:
+        """Note a load's progress (a write of its own), or clear the note with None."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("DELETE FROM meta WHERE key = 'loading'")
+            if marker is not None:
+                cur.execute(
+                    "INSERT INTO meta VALUES ('loading', %s)",
+                    [json.dumps(marker, ensure_ascii=False)],
+                )

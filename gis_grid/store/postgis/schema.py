@@ -228,6 +228,14 @@ users = Table(
     ),
 )
 
+#: The store's own notes (key → JSON): a load under way and what it has done.
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 #: Every write through the web application: who, what, when, and what it changed.
 audit = Table(
     "audit",
