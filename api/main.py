@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "pages wants `Authorization: Bearer <token>` (`gis-grid user add`)."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by the pages router from a package: no CDN
+        redoc_url=None,  # ReDoc has no registry package with its assets
     )
     app.state.settings = settings
     app.state.tile_cache = TileCache(settings.tile_cache_items)

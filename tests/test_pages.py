@@ -207,6 +207,14 @@ def test_a_browser_at_the_root_lands_on_the_overview_map(page, site):
     assert drawn(page, "area-line") == 8
 
 
+def test_the_api_description_page_works_offline(page, site):
+    """/docs loaded Swagger UI from a CDN (blank on an intranet): now from swagger-ui-bundle."""
+    page.goto(f"{site['url']}/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+    assert "gis-grid" in page.inner_text(".swagger-ui .info .title")
+    assert page.locator(".opblock").count() > 30  # every operation is listed
+
+
 def test_supervisor_filter_changes_the_heat_layer(page, site):
     open_page(page, site, "supervisor", "supervisor")
     page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)

@@ -66,6 +66,46 @@ def page_html(page: str) -> str:
 """
 
 
+#: Files of the swagger-ui-bundle package the API description page loads.
+SWAGGER = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+}
+
+
+@cache
+def _swagger_dir() -> Path:
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def docs() -> HTMLResponse:
+    """The API description (Swagger UI) from the installed ``swagger-ui-bundle``: no CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="gis-grid API",
+        swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
+        swagger_css_url="/assets/swagger/swagger-ui.css",
+        swagger_favicon_url="data:,",
+    )
+
+
+@router.get("/assets/swagger/{name}")
+def swagger_asset(name: str) -> FileResponse:
+    """Swagger UI's script and style from the installed ``swagger-ui-bundle`` package."""
+    if name not in SWAGGER:
+        raise NotFoundError(f"no asset {name!r}")
+    return FileResponse(
+        _swagger_dir() / name,
+        media_type=SWAGGER[name],
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @router.get("/map/{page}", response_class=HTMLResponse)
 def map_page(page: str) -> HTMLResponse:
     """One of the four map pages."""
