@@ -732,3 +732,34 @@ def test_kill_9_during_a_demo_load_leaves_nothing_or_a_load_the_rerun_finishes(
         assert counts["incidents"] == 4300 and counts["cctv"] == 52 and counts["lighting"] == 313
         assert sum(store.stats()["grids"].values()) == 503
     assert not list(tmp_path.glob(".demo.building-*"))  # the killed build's file is gone too
+
+
+def test_a_refused_import_into_a_new_file_leaves_no_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+
+    bad = tmp_path / "areas.csv"
+    bad.write_text("code,wkt\n211281001007,POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))\n", encoding="utf-8")
+    target = tmp_path / "new.gpkg"
+    result = CliRunner().invoke(app, ["import", str(target), str(bad), "--level", "community"])
+    assert result.exit_code == 1 and result.stderr.startswith("error:")
+    assert not target.exists() and not list(tmp_path.glob("new.gpkg*"))
+
+
+def test_a_grid_worker_gets_the_counts_of_their_own_grids_only(api):
+    """/analysis/holes/staff gave a grid worker the store-wide counts beside their own holes."""
+    from tests.test_planning import A1, A2
+
+    store = api.store
+    a = store.assignments()
+    worker = a.loc[a["grid_code"] == A1, "staff_id"].iloc[0]
+    token = store.add_user("w", "w", "grid_worker", worker)
+    store_wide = api.get("/analysis/holes/staff").json()
+    r = api.get("/analysis/holes/staff", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    mine = r.json()
+    under_a1 = len(store.grids(under=[A1]))
+    assert mine["summary"]["grids"] == under_a1 < store_wide["summary"]["grids"]
+    assert all(str(f["properties"]["code"]).startswith(A1) for f in mine["holes"]["features"])
+    assert not any(A2 in str(f) for f in mine["holes"]["features"])

@@ -54,10 +54,8 @@ def holes_report(store, user, kind: Holes, level, under, since, until, category)
         user.check_role(user.role.reads_everything, "see features outside their grids")
         report = unowned_features(store)
     elif kind is Holes.staff:
-        report = staffing_holes(store, level=Level.parse(level) if level else None)
-        if scope is not None:
-            keep = report.features["code"].astype(str).str.startswith(tuple(scope))
-            report.features = report.features.loc[keep]
+        level = Level.parse(level) if level else None
+        report = staffing_holes(store, level=level, under=scope)
     else:
         options = {"under": scope}
         if kind is not Holes.cleaning:

@@ -151,13 +151,14 @@ def chains_of_codes(codes: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(out).astype(object)
 
 
-def staffing_holes(store, *, level: Level | None = None) -> GapReport:
+def staffing_holes(store, *, level: Level | None = None, under=None) -> GapReport:
     """Grids with nobody responsible, at every level (or one), with who answers instead.
 
     The answering person is the nearest ancestor's (属地兜底); a grid whose
-    whole chain is unstaffed has none.
+    whole chain is unstaffed has none. ``under`` (grid codes) limits the
+    report, counts included, to those subtrees (a grid worker's own grids).
     """
-    grids = store.grids(level=level)
+    grids = store.grids(level=level, under=under)
     assigned = active(store.assignments())
     staffed = pd.Index(assigned["grid_code"].astype(str).unique())
     missing = grids.loc[~grids["code"].isin(staffed)].reset_index(drop=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -89,17 +90,32 @@ def shown(store) -> str:
     return shown_url(store)
 
 
+@contextmanager
 def open_arg(store: str, *, create: bool = False):
-    """Open the store a command was given; a clear error when there is none."""
+    """Open the store a command was given; a clear error when there is none.
+
+    With ``create``, a GeoPackage that did not exist before and whose command
+    fails is removed again: a refused import leaves no empty file behind.
+    """
     from gis_grid.store import open_store, resolve_url
 
     store = resolve_url(store)
-    if not create and "://" not in store and not Path(store).exists():
+    is_file = "://" not in store
+    if not create and is_file and not Path(store).exists():
         raise InputError(
             f"no store at {shown(store)}: create one with 'gis-grid demo --out {shown(store)}' "
             "or 'gis-grid import'"
         )
-    return open_store(store, create=create)
+    new_file = create and is_file and not Path(store).exists()
+    opened = open_store(store, create=create)
+    try:
+        with opened:
+            yield opened
+    except BaseException:
+        if new_file:
+            for left in (Path(store), Path(store + ".writing")):
+                left.unlink(missing_ok=True)
+        raise
 
 
 @app.callback()
