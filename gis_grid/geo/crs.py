@@ -257,10 +257,21 @@ def to_lonlat(frame: gpd.GeoDataFrame, crs: str | InputCRS | None = None) -> gpd
         out = gpd.GeoDataFrame(out.drop(columns=out.geometry.name), geometry=geoms, crs=WGS84)
     else:
         assert source.crs is not None
+        bounds = shapely.total_bounds(geoms)
         if source.crs.is_geographic:
-            problem = lonlat_problem(tuple(shapely.total_bounds(geoms)))
+            problem = lonlat_problem(tuple(bounds))
             if problem:
                 raise CRSError(f"coordinates do not fit {source.crs.name}: {problem}")
+        elif (
+            np.all(np.isfinite(bounds))
+            and -180 <= bounds[0] <= bounds[2] <= 180
+            and -90 <= bounds[1] <= bounds[3] <= 90
+        ):  # metres of a projected CRS would put the whole file within 180 m of its origin
+            raise CRSError(
+                f"the coordinates ({bounds[0]:.4f}, {bounds[1]:.4f} …) look like lon/lat "
+                f"degrees, not metres of {source.crs.name}: give --crs EPSG:4326 (or "
+                "EPSG:4490, gcj02, bd09) instead"
+            )
         out = out.set_crs(source.crs, allow_override=True).to_crs(WGS84)
     problem = lonlat_problem(tuple(shapely.total_bounds(out.geometry.to_numpy())))
     if problem:

@@ -29,6 +29,8 @@ from gis_grid.domain.errors import CRSError, GeometryError, InputError
 from gis_grid.domain.model import AGGREGATES, CODE_LENGTHS, SERIAL_DIGITS, Level, child_code
 from gis_grid.domain.numbering import reading_order
 from gis_grid.geo.crs import WGS84, InputCRS, parse_crs, to_lonlat
+from gis_grid.geo.files import read_vector
+from gis_grid.tables import read_csv
 
 #: Columns written by :func:`write_grid_file`, in order.
 EXPORT_COLUMNS = ("code", "parent_code", "level", "name", *AGGREGATES, "version")
@@ -119,7 +121,10 @@ def read_grid_file(
         )
     given = parse_crs(crs) if isinstance(crs, str) else crs
     if fmt == "CSV":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        try:
+            frame = read_csv(path, what="grids")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         geom_col = next(
             (c for c in frame.columns if c.lower() in ("wkt", "geometry", "geom")), None
         )
@@ -135,13 +140,18 @@ def read_grid_file(
         frame = frame.drop(columns=[c for c in frame.columns if c.lower() in ("lon", "lat")])
         numeric = [c for c in frame.columns if _rename(frame[[c]]).columns[0] in AGGREGATES]
         for col in numeric:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").where(frame[col].notna())
+            values = pd.to_numeric(frame[col], errors="coerce")
+            words = frame[col].notna() & values.isna()
+            if words.any():
+                rows = ", ".join(str(i + 2) for i in words.to_numpy().nonzero()[0][:8])
+                raise InputError(
+                    f"{path.name}: {col} is not a number on line {rows} "
+                    f"({frame.loc[words, col].iloc[0]!r}); give whole numbers, or leave it empty"
+                )
+            frame[col] = values.where(frame[col].notna())
         frame = gpd.GeoDataFrame(frame, geometry=geoms, crs=None)
     else:
-        try:
-            frame = pyogrio.read_dataframe(path, layer=layer)
-        except pyogrio.errors.DataSourceError as exc:
-            raise InputError(f"cannot read {path}: {exc}") from exc
+        frame = read_vector(path, layer)
         if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name is None:
             raise InputError(f"{path} has no geometry")
         if fmt == "GeoJSON" and frame.crs is not None and given is not None:

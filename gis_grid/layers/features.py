@@ -55,6 +55,10 @@ _TYPE_NAMES = (
     "MultiPolygon",
     "GeometryCollection",
 )
+#: Bad rows kept in detail; beyond them a refusal only counts (a file of bad rows is cheap).
+MAX_ROW_PROBLEMS = 1000
+#: Dates written day and month first (01/02/2026): which is the day cannot be known.
+_AMBIGUOUS_DATE = r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(?:[\sT]|$)"
 #: The largest magnitude a numeric feature field takes (fits a 64-bit integer column).
 MAX_NUMBER = 1e15
 _SHOWN = 20  # row errors listed in a message; the rest are counted and kept in ``detail``
@@ -149,12 +153,20 @@ class RowProblems:
 
     def __init__(self, ids: pd.Series, first_row: int) -> None:
         self.items: list[dict] = []
+        self.total = 0  # every problem found; ``items`` keeps the first MAX_ROW_PROBLEMS
         self._ids = ids
         self._first = first_row
 
     def add(self, mask: np.ndarray, column: str, values: pd.Series | None, message: str) -> None:
-        """Note the rows where ``mask`` holds: their id, value and what is wrong."""
-        for i in np.flatnonzero(mask):
+        """Note the rows where ``mask`` holds: their id, value and what is wrong.
+
+        A file of a million bad rows keeps the first :data:`MAX_ROW_PROBLEMS` in
+        detail and counts the rest (a refusal must not cost gigabytes).
+        """
+        rows = np.flatnonzero(mask)
+        self.total += len(rows)
+        room = max(0, MAX_ROW_PROBLEMS - len(self.items))
+        for i in rows[:room]:
             value = None if values is None else values.iloc[i]
             ident = self._ids.iloc[i]
             self.items.append(
@@ -168,27 +180,30 @@ class RowProblems:
             )
 
     def raise_if_any(self, what: str) -> None:
-        """Raise one :class:`~gis_grid.domain.errors.RowError` naming every bad row."""
+        """Raise one :class:`~gis_grid.domain.errors.RowError` naming the bad rows."""
         if self.items:
-            raise row_error(self.items, what)
+            raise row_error(self.items, what, total=self.total)
 
 
-def row_error(rows: list[dict], what: str) -> RowError:
+def row_error(rows: list[dict], what: str, total: int | None = None) -> RowError:
     """One error for bad rows (``row``, ``id``, ``column``, ``value``, ``problem`` each).
 
-    The message lists the first rows by number and id and says nothing was written.
+    The message lists the first rows by number and id and says nothing was written;
+    ``total`` counts problems beyond the rows kept in detail.
     """
     rows = sorted(rows, key=lambda p: (p["row"], p["column"]))
+    total = max(total or 0, len(rows))
     lines = [
         f"  row {p['row']}{' (id ' + p['id'] + ')' if p['id'] else ''}: {p['problem']}"
         for p in rows[:_SHOWN]
     ]
-    more = len(rows) - _SHOWN
+    more = total - min(len(rows), _SHOWN)
     if more > 0:
-        lines.append(f"  … and {more} more")
+        lines.append(f"  … and {more:,} more")
     count = len({p["row"] for p in rows})
+    many = f"{count:,}+" if total > len(rows) else f"{count:,}"
     return RowError(
-        f"{count} row{'s' if count != 1 else ''} of {what} cannot be imported; nothing was "
+        f"{many} row{'s' if count != 1 else ''} of {what} cannot be imported; nothing was "
         "written:\n" + "\n".join(lines),
         rows=rows,
     )
@@ -262,6 +277,8 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
     if f.required:
         problems.add(blank, f.name, None, f"{f.name} is missing")
     if f.kind == "text":
+        nul = raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy()
+        problems.add(nul, f.name, None, f"{f.name} holds a NUL character")
         text = raw.astype("string").str.strip().astype(object)
         text = text.where(~blank, f.default)
         return text.where(pd.notna(text), None)
@@ -329,14 +346,22 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
             f"{f.name} {{value!r}} is not yes/no",
         )
         return truth.where(text.notna(), f.default)
-    if f.kind == "time":
-        parsed, bad = parse_time(raw)
-        problems.add(bad, f.name, raw, f"{f.name} {{value!r}} is not a date and time")
-        return parsed
-    if f.kind == "date":
-        parsed, bad = parse_time(raw)
-        problems.add(bad, f.name, raw, f"{f.name} {{value!r}} is not a date")
-        return parsed.map(lambda v: None if v is None else v[:10])
+    if f.kind in ("time", "date"):
+        # 01/02/2026 is 1 February to some and 2 January to others (and 13/02/2026 is read
+        # day-first while 01/02/2026 is not): such dates are refused, never guessed
+        ambiguous = raw.astype("string").str.match(_AMBIGUOUS_DATE).fillna(False).to_numpy()
+        problems.add(
+            ambiguous,
+            f.name,
+            raw,
+            f"{f.name} {{value!r}} is ambiguous (day/month or month/day?): write it year "
+            "first, as 2026-02-01",
+        )
+        parsed, bad = parse_time(raw.where(~ambiguous))
+        parsed = parsed.where(~ambiguous, None)
+        what = "a date and time" if f.kind == "time" else "a date"
+        problems.add(bad & ~ambiguous, f.name, raw, f"{f.name} {{value!r}} is not {what}")
+        return parsed if f.kind == "time" else parsed.map(lambda v: None if v is None else v[:10])
     raise ValueError(f"unknown field kind {f.kind!r}")
 
 
@@ -370,7 +395,7 @@ def normalise_features(
 
     geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    problems.add(missing, "geometry", None, "no coordinates")
+    problems.add(missing, "geometry", None, "no coordinates (missing, or not finite numbers)")
     types = shapely.get_type_id(geoms)
     allowed = {"Point": (0,), "LineString": (1, 5), "Polygon": (3, 6)}[schema.geometry]
     wrong = ~missing & ~np.isin(types, allowed)

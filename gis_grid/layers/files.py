@@ -15,12 +15,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
 from gis_grid.domain.errors import CRSError, InputError
 from gis_grid.geo.crs import WGS84, InputCRS, parse_crs, to_lonlat
+from gis_grid.geo.files import read_vector
 from gis_grid.layers.features import FeatureSchema, RowProblems, find_column, normalise_features
+from gis_grid.tables import read_csv
 
 #: Refuse feature files larger than this (bytes) unless told otherwise.
 MAX_FILE_BYTES = 2 * 1024**3
@@ -61,13 +62,13 @@ def read_feature_file(
     suffix = path.suffix.lower()
     given = parse_crs(crs) if isinstance(crs, str) else crs
     if suffix == ".csv":
-        data = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        try:
+            data = read_csv(path, what="features")
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         frame = _csv_geometries(schema, data, given)
     elif suffix in (".geojson", ".json", ".gpkg", ".shp"):
-        try:
-            frame = pyogrio.read_dataframe(path, layer=layer)
-        except pyogrio.errors.DataSourceError as exc:
-            raise InputError(f"cannot read {path}: {exc}") from exc
+        frame = read_vector(path, layer)
         if not isinstance(frame, gpd.GeoDataFrame):
             raise InputError(f"{path} has no geometry column")
         if suffix in (".geojson", ".json") and given is not None:

@@ -140,6 +140,9 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         {"code": codes.to_numpy(), "parent_code": parents.to_numpy(), "level": levels.to_numpy()}
     )
     out["name"] = frame["name"].fillna("").astype(str).to_numpy() if "name" in frame.columns else ""
+    nul = out["name"].str.contains("\x00", regex=False)
+    if nul.any():
+        raise InputError(f"names hold a NUL character for: {listing(codes[nul.to_numpy()])}")
     for col in AGGREGATES:
         if col in frame.columns:
             values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
