@@ -151,6 +151,11 @@ def chain(store, lon: float, lat: float) -> list[dict]:
     """
     if hasattr(store, "chain"):
         return store.chain(lon, lat)
+    return chain_by_lookup(store, lon, lat)
+
+
+def chain_by_lookup(store, lon: float, lat: float) -> list[dict]:
+    """:func:`chain` through any store's bulk lookup and reads (no index of its own)."""
     row = store.lookup([lon], [lat]).iloc[0]
     codes = [str(row[lv.key]) for lv in Level if pd.notna(row[lv.key])]
     if not codes:

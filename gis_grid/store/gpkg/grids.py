@@ -67,6 +67,10 @@ def to_history(conn: sqlite3.Connection, old: gpd.GeoDataFrame, replaced_at: str
     )
 
 
+#: Up to this many grids a map click is answered from an in-memory index of the file.
+CHAIN_INDEX_MAX = 200_000
+
+
 class GeoPackageGrids:
     """Grids, staff and assignments: reads, checked writes, history, lookups, validation."""
 
@@ -315,6 +319,27 @@ class GeoPackageGrids:
         if not self._conn.execute("SELECT 1 FROM grids LIMIT 1").fetchone():
             return empty_lookup(len(x))
         return self.index().lookup(x, y)
+
+    def chain(self, lon: float, lat: float) -> list[dict]:
+        """The grids at a point with their staff, from an in-memory index of this file.
+
+        The index (:class:`~gis_grid.grids.queries.Chains`) is built on the first
+        click and again after any write or at midnight (staff in force change by
+        date); a map click then costs a few tree queries instead of reads and
+        pandas. Files of more than :data:`CHAIN_INDEX_MAX` grids are answered
+        through the lookup index and reads (PostGIS builds its index in the
+        background; a file this large belongs there).
+        """
+        from gis_grid.grids.queries import Chains, chain_by_lookup
+
+        stamp = (self._generation(), dt.date.today().isoformat())
+        chains = getattr(self, "_chains", None)
+        if chains is None or chains.stamp != stamp:
+            count = self._conn.execute("SELECT count(*) FROM grids").fetchone()[0]
+            if count > CHAIN_INDEX_MAX:
+                return chain_by_lookup(self, lon, lat)
+            chains = self._chains = Chains.of(self, stamp)
+        return chains.chain(lon, lat)
 
     def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:
         """All topology problems of the store (and an unfinished load, if one is)."""
