@@ -21,6 +21,33 @@ log = logging.getLogger("gis_grid.api")
 PROBLEM = "application/problem+json"
 
 
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+#: What every operation may answer besides success, declared in the OpenAPI description
+#: as the problem documents the handlers below send.
+PROBLEM_RESPONSES = {
+    status: {"description": why, "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
+    for status, why in (
+        (401, "No valid token: missing, unknown, revoked or expired"),
+        (403, "The user's role may not do this, or the grid is not theirs"),
+        (404, "No such grid, staff member, layer, proposal or revision"),
+        (409, "A conflict: a duplicate code, or a change made since the version named"),
+        (413, "The body or a geometry is too large"),
+        (422, "The request or its data cannot be used (the problem names what and where)"),
+        (503, "The store is busy with another write, or cannot be reached"),
+    )
+}
+
+
 def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
     """A problem document."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}

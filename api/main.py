@@ -59,11 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_cache = TileCache(settings.tile_cache_items)
     app.state.analysis_cache = TileCache(16)  # analysis results cut into tiles
     errors.install(app)
-    app.include_router(grids.router)
-    app.include_router(planning.router)
-    app.include_router(edits.router)
-    app.include_router(tiles.router)
-    app.include_router(analysis.router)
+    app.include_router(grids.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(planning.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(edits.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(tiles.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(analysis.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(pages.router)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
 
