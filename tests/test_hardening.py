@@ -803,3 +803,17 @@ def test_the_embedded_store_answers_map_clicks_from_an_index_like_the_generic_pa
         merge(store, areas[:2])
         same(store)  # a new index after the write, agreeing again
         assert store._chains is not built
+
+
+def test_osm_import_says_how_many_small_footprints_it_left_out(tmp_path):
+    """Footprints under 10 m² are dropped on purpose: the import report counts them."""
+    pytest.importorskip("pyrosm")
+    from typer.testing import CliRunner
+
+    from gis_grid.cli import app
+
+    result = CliRunner().invoke(
+        app, ["osm-import", str(tmp_path / "h.gpkg")], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "left out on purpose: 27 footprints under 10 m²" in result.stdout

@@ -224,7 +224,7 @@ def osm_import(
     into units, each grid gets a person; the extract's layers are filled too.
     """
     from gis_grid.sources.demo import add_features
-    from gis_grid.sources.osm import grids_from_osm, layers_from_osm
+    from gis_grid.sources.osm import MIN_FOOTPRINT_M2, grids_from_osm, layers_from_osm
     from gis_grid.store import ChangeSet
     from gis_grid.store.gpkg import GeoPackageStore
 
@@ -268,6 +268,11 @@ def osm_import(
         + f"; {len(built.staff):,} staff"
     )
     out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
+    if built.dropped_small:
+        out.print(
+            f"left out on purpose: {built.dropped_small:,} footprints under "
+            f"{MIN_FOOTPRINT_M2:g} m² (sheds, kiosks, garages)"
+        )
     out.print(
         f"next: gis-grid holes {shown(store)} --layer lighting   (streets farther than the lamps "
         f"reach)\n      gis-grid holes {shown(store)} --layer cctv"

@@ -65,6 +65,9 @@ class OSMGrids:
     assignments: pd.DataFrame
     osm: object  # pyrosm.OSM
     metric_crs: object
+    #: Footprints left out on purpose: under :data:`MIN_FOOTPRINT_M2` (sheds, kiosks), as
+    #: drawn or once clipped to their street block.
+    dropped_small: int = 0
 
 
 def open_extract(path: str | os.PathLike):
@@ -97,6 +100,11 @@ def _polygons(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Building footprints smaller than this (m²) are not buildings of a grid (sheds, kiosks,
+#: garages): they are left out on purpose, and the import report counts them.
+MIN_FOOTPRINT_M2 = 10.0
+
+
 def grids_from_osm(
     path: str | os.PathLike,
     *,
@@ -120,7 +128,9 @@ def grids_from_osm(
     b = shapely.total_bounds(lonlat)
     crs = local_metric_crs((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
     footprints = _polygons(project(lonlat, crs))
-    keep = np.array([g is not None for g in footprints]) & (shapely.area(footprints) >= 10)
+    drawn = np.array([g is not None for g in footprints])
+    keep = drawn & (shapely.area(footprints) >= MIN_FOOTPRINT_M2)
+    dropped = int((drawn & ~keep).sum())
     footprints = footprints[keep]
     levels = pd.to_numeric(
         raw.get("building:levels", pd.Series([None] * len(raw))), errors="coerce"
@@ -152,7 +162,9 @@ def grids_from_osm(
     clipped[placed] = shapely.intersection(footprints[placed], faces[owner[placed]])
     clipped = _without_overlaps(_polygons(clipped))
     ok = np.array([g is not None for g in clipped]) & placed
-    ok &= shapely.area(np.where(ok, clipped, shapely.Polygon())) >= 10
+    large = shapely.area(np.where(ok, clipped, shapely.Polygon())) >= MIN_FOOTPRINT_M2
+    dropped += int((ok & ~large).sum())
+    ok &= large
     bld, bld_face, bld_levels, bld_names = clipped[ok], owner[ok], levels[ok], names[ok]
     households = np.maximum(np.round(shapely.area(bld) * bld_levels / m2_per_household), 1)
 
@@ -242,7 +254,7 @@ def grids_from_osm(
     assignments = pd.DataFrame(
         assign_rows, columns=["staff_id", "grid_code", "role", "start_date", "end_date"]
     )
-    return OSMGrids(grids, staff, assignments, osm, crs)
+    return OSMGrids(grids, staff, assignments, osm, crs, dropped_small=dropped)
 
 
 def _reading_key(geoms: np.ndarray) -> np.ndarray:
