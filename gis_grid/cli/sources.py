@@ -224,7 +224,12 @@ def osm_import(
     into units, each grid gets a person; the extract's layers are filled too.
     """
     from gis_grid.sources.demo import add_features
-    from gis_grid.sources.osm import MIN_FOOTPRINT_M2, grids_from_osm, layers_from_osm
+    from gis_grid.sources.osm import (
+        MAX_BLOCK_BUILDINGS,
+        MIN_FOOTPRINT_M2,
+        grids_from_osm,
+        layers_from_osm,
+    )
     from gis_grid.store import ChangeSet
     from gis_grid.store.gpkg import GeoPackageStore
 
@@ -268,6 +273,13 @@ def osm_import(
         + f"; {len(built.staff):,} staff"
     )
     out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
+    if built.split_blocks:
+        largest = max(n for n, _ in built.split_blocks)
+        out.print(
+            f"split {len(built.split_blocks)} street blocks of more than {MAX_BLOCK_BUILDINGS} "
+            f"buildings into {sum(k for _, k in built.split_blocks)} courtyards (the largest "
+            f"held {largest:,}: streets are sparse there, or cut at the extract's edge)"
+        )
     if built.dropped_small:
         out.print(
             f"left out on purpose: {built.dropped_small:,} footprints under "

@@ -23,7 +23,7 @@ Reading needs ``pyrosm`` (``pip install gis-grid[osm]``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -68,6 +68,9 @@ class OSMGrids:
     #: Footprints left out on purpose: under :data:`MIN_FOOTPRINT_M2` (sheds, kiosks), as
     #: drawn or once clipped to their street block.
     dropped_small: int = 0
+    #: Street blocks of more than :data:`MAX_BLOCK_BUILDINGS` buildings, split into parts:
+    #: (buildings in the block, parts it became) each.
+    split_blocks: list = field(default_factory=list)
 
 
 def open_extract(path: str | os.PathLike):
@@ -100,6 +103,8 @@ def _polygons(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+#: A street block holding more buildings than this is split (see :func:`_split_full_blocks`).
+MAX_BLOCK_BUILDINGS = 200
 #: Building footprints smaller than this (m²) are not buildings of a grid (sheds, kiosks,
 #: garages): they are left out on purpose, and the import report counts them.
 MIN_FOOTPRINT_M2 = 10.0
@@ -146,6 +151,13 @@ def grids_from_osm(
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
     faces = faces[shapely.covered_by(shapely.point_on_surface(faces), community)]
     faces = _absorb_slivers(faces, 200.0)
+    # a "block" of hundreds of buildings is sparse street mapping (or streets cut at the
+    # extract's edge), not a courtyard: split it until each part holds few enough
+    faces, splits = _split_full_blocks(faces, shapely.point_on_surface(footprints))
+    if splits:  # node every face again: neighbours gain the corners the cuts made
+        noded = shapely.union_all(shapely.boundary(faces))
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+        faces = faces[shapely.covered_by(shapely.point_on_surface(faces), community)]
 
     # buildings to the face holding most of each, clipped to it; overlaps to the larger
     f_i, b_j = shapely.STRtree(faces).query(footprints, predicate="intersects")
@@ -254,7 +266,7 @@ def grids_from_osm(
     assignments = pd.DataFrame(
         assign_rows, columns=["staff_id", "grid_code", "role", "start_date", "end_date"]
     )
-    return OSMGrids(grids, staff, assignments, osm, crs, dropped_small=dropped)
+    return OSMGrids(grids, staff, assignments, osm, crs, dropped_small=dropped, split_blocks=splits)
 
 
 def _reading_key(geoms: np.ndarray) -> np.ndarray:
@@ -262,6 +274,63 @@ def _reading_key(geoms: np.ndarray) -> np.ndarray:
     pts = shapely.point_on_surface(geoms)
     row = np.floor(-shapely.get_y(pts) / 100.0)
     return row * 1e7 + shapely.get_x(pts)
+
+
+def _split_full_blocks(
+    faces: np.ndarray, points: np.ndarray, limit: int | None = None
+) -> tuple[np.ndarray, list]:
+    """Halve faces holding more than ``limit`` footprint points until none does.
+
+    Each cut is straight across the face's longer side, at the median of its
+    points, so the parts hold about as many buildings each and stay compact;
+    a building crossing a cut goes to the part holding most of it, as a
+    building crossing a street does. Returns the faces and, per split block,
+    (buildings, parts).
+    """
+    limit = limit or MAX_BLOCK_BUILDINGS
+    out, splits = [], []
+    owner = np.full(len(points), -1)
+    i_pt, i_face = shapely.STRtree(faces).query(points, predicate="within")
+    owner[i_pt] = i_face
+    for f, face in enumerate(faces):
+        mine = points[owner == f]
+        if len(mine) <= limit:
+            out.append(face)
+            continue
+        parts = [(face, mine)]
+        done = []
+        while parts:
+            poly, pts = parts.pop()
+            if len(pts) <= limit:
+                done.append(poly)
+                continue
+            xy = shapely.get_coordinates(pts)
+            minx, miny, maxx, maxy = shapely.bounds(poly)
+            axis = 0 if maxx - minx >= maxy - miny else 1
+            cut = float(np.median(xy[:, axis]))
+            if axis == 0:
+                halves = (
+                    shapely.clip_by_rect(poly, minx - 1, miny - 1, cut, maxy + 1),
+                    shapely.clip_by_rect(poly, cut, miny - 1, maxx + 1, maxy + 1),
+                )
+                sides = (xy[:, 0] < cut, xy[:, 0] >= cut)
+            else:
+                halves = (
+                    shapely.clip_by_rect(poly, minx - 1, miny - 1, maxx + 1, cut),
+                    shapely.clip_by_rect(poly, minx - 1, cut, maxx + 1, maxy + 1),
+                )
+                sides = (xy[:, 1] < cut, xy[:, 1] >= cut)
+            if not sides[0].any() or not sides[1].any():  # all at one spot: cannot split
+                done.append(poly)
+                continue
+            for half, side in zip(halves, sides, strict=True):
+                for piece in shapely.get_parts(half):
+                    if piece.geom_type == "Polygon" and piece.area > 0:
+                        inside = shapely.covered_by(pts[side], piece)
+                        parts.append((piece, pts[side][inside]))
+        splits.append((len(mine), len(done)))
+        out.extend(done)
+    return np.asarray(out, dtype=object), splits
 
 
 def _absorb_slivers(faces: np.ndarray, min_area: float) -> np.ndarray:
