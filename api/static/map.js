@@ -57,6 +57,9 @@ const T = {
   save: ['保存新版本', 'Save as a new version'], cancel: ['取消', 'Cancel'], undo: ['撤销上次修改', 'Undo the last change'],
   saved: ['已保存为修订', 'Saved as revision'], stale: ['已被他人修改', 'Changed by someone else'],
   revisions: ['修订记录', 'Revisions'], not_editable: ['多块组成的网格不能在此编辑', 'A grid of several parts cannot be edited here'],
+  reported: ['已上报', 'reported'], dispatched: ['已派遣', 'dispatched'], handled: ['已处置', 'handled'],
+  closed: ['已结案', 'closed'],
+  new: ['新出现', 'new'], persistent: ['持续', 'persistent'], fading: ['消退', 'fading'],
   version: ['版本', 'Version'], none: ['无', 'none'], fallback: ['（上级兜底）', '(falls back to the parent)'],
 };
 export const CATEGORIES = {
@@ -73,6 +76,17 @@ export const ROLES = {
 export const lang = localStorage.getItem(LANG_KEY) || ((navigator.language || 'zh').startsWith('zh') ? 'zh' : 'en');
 export const t = (k) => (T[k] || [k, k])[lang === 'zh' ? 0 : 1];
 export const both = (k) => (T[k] ? `${T[k][0]} ${T[k][1]}` : k);
+/** A key's label in the page's language from a table of [zh, en] pairs (the key itself if unknown). */
+export const label = (table, key) => (table[key] || [key, key])[lang === 'zh' ? 0 : 1];
+/** Where an analysis row is, by names: the area's name, then the grid's level and serial. */
+export function placeOf(areaNames, p) {
+  const area = areaNames[p.area_code] || p.area_code || p.community_code || '';
+  if (!p.grid_code || p.grid_code === p.area_code || p.grid_level === 'community') return area;
+  const serial = String(p.grid_code).slice(p.grid_level === 'unit' ? -2 : -3).replace(/^0+/, '');
+  return `${area} · ${t(p.grid_level)} ${serial}`;
+}
+/** An ISO time as people read it: date and minutes. */
+export const when = (iso) => String(iso ?? '').slice(0, 16).replace('T', ' ');
 export const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 export const el = (id) => document.getElementById(id);
 
@@ -203,7 +217,7 @@ export function gridAt(map, point, levels = LEVELS) {
 
 function staffRows(staff) {
   if (!staff || !staff.length) return `<tr><td colspan="2">${t('none')}</td></tr>`;
-  return staff.map((s) => `<tr><td>${esc((ROLES[s.role] || [s.role, s.role])[lang === 'zh' ? 0 : 1])}</td>
+  return staff.map((s) => `<tr><td>${esc(label(ROLES, s.role))}</td>
     <td>${esc(s.name)} <a href="tel:${esc(s.phone)}">${esc(s.phone || '')}</a></td></tr>`).join('');
 }
 

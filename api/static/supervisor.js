@@ -1,11 +1,14 @@
 /* gis-grid map page: incident heat and Gi* hot spots with time and category filters, overdue cases. */
 import {
-  CATEGORIES, t, both, esc, el, api, tileUrl, addGrids, addStreets, gridAt, showGrid, run,
+  CATEGORIES, t, both, esc, el, api, tileUrl, addGrids, addStreets, gridAt, showGrid, label, placeOf, run,
 } from './map.js';
 
 async function supervisor(map, me, layers) {
   addGrids(map, ['community', 'area', 'courtyard']);
   addStreets(map, layers);
+  const areas = await api('/collections/area/items?limit=10000');
+  const areaNames = Object.fromEntries(areas.features.map((f) => [f.properties.code, f.properties.name]));
+  const where = (p) => `<span title="${esc(p.grid_code)}">${esc(placeOf(areaNames, p))}</span>`;
   const filters = () => {
     const p = new URLSearchParams();
     const since = el('since').value; const until = el('until').value;
@@ -68,15 +71,15 @@ async function supervisor(map, me, layers) {
       map.getSource('spots').setData(s.spots);
       el('spots').innerHTML = `<p class="muted">${esc(s.summary.since.slice(0, 10))} → ${esc(s.summary.until.slice(0, 10))}:
         ${s.summary.incidents} ${t('incidents')}, ${s.summary.hot} ${t('hot')}, ${s.summary.cold} ${t('cold')}, PAI ${esc(s.summary.pai)}</p>
-        <table>${s.spots.features.slice(0, 12).map((f) => `<tr><td>${esc(f.properties.spot === 'hot' ? t('hot') : t('cold'))} ${esc(f.properties.trend || '')}</td>
-        <td>${esc(f.properties.incidents)}</td><td>${esc(f.properties.grid_code)}<br>${esc(f.properties.staff_name)} ${esc(f.properties.staff_phone || '')}</td></tr>`).join('')}</table>`;
+        <table>${s.spots.features.slice(0, 12).map((f) => `<tr><td>${esc(f.properties.spot === 'hot' ? t('hot') : t('cold'))} ${esc(f.properties.trend ? t(f.properties.trend) : '')}</td>
+        <td>${esc(f.properties.incidents)}</td><td>${where(f.properties)}<br>${esc(f.properties.staff_name)} ${esc(f.properties.staff_phone || '')}</td></tr>`).join('')}</table>`;
     } else el('spots').innerHTML = `<p class="problem">${esc(spots.reason.message)}</p>`;
     if (overdue.status === 'fulfilled') {
       const o = overdue.value;
       map.getSource('overdue').setData(o.holes);
       el('overdue').innerHTML = `<p class="muted">${o.summary.overdue} / ${o.summary.open} ${t('open_incidents')}</p>
-        <table>${o.holes.features.slice(0, 15).map((f) => `<tr><td>${esc(f.properties.id)}<br>${esc((CATEGORIES[f.properties.category] || [f.properties.category])[0])}</td>
-        <td>${esc(f.properties.overdue_hours)} ${t('hours')}</td><td>${esc(f.properties.grid_code)}<br>${esc(f.properties.staff_name)} ${esc(f.properties.staff_phone || '')}</td></tr>`).join('')}</table>`;
+        <table>${o.holes.features.slice(0, 15).map((f) => `<tr><td>${esc(f.properties.id)}<br>${esc(label(CATEGORIES, f.properties.category))}</td>
+        <td>${esc(f.properties.overdue_hours)} ${t('hours')}</td><td>${where(f.properties)}<br>${esc(f.properties.staff_name)} ${esc(f.properties.staff_phone || '')}</td></tr>`).join('')}</table>`;
     } else el('overdue').innerHTML = `<p class="problem">${esc(overdue.reason.message)}</p>`;
     window.gisGrid.analysed = mine;
   };

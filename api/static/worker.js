@@ -1,6 +1,6 @@
 /* gis-grid map page: 'what do I cover?' — a grid worker's grids, cameras, lamps, open cases; tap for the grid chain. */
 import {
-  LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, run,
+  LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, label, when, run,
 } from './map.js';
 
 async function worker(map, me, layers) {
@@ -20,7 +20,7 @@ async function worker(map, me, layers) {
     const summaries = await Promise.all(tops.map((code) => api(`/grids/${code}/summary`)));
     const open = await Promise.all(tops.map((code) => api(`/collections/incidents/items?under=${code}&limit=20&${OPEN.map((s) => `status=${s}`).join('&')}`).catch(() => null)));
     const holes = await Promise.all(tops.map((code) => api(`/analysis/holes/lighting?under=${code}&level=${c.grids.find((g) => g.code === code).level}`).catch(() => null)));
-    el('cover').innerHTML = `<h3>${esc(c.name)} · ${esc((ROLES[c.role] || [c.role_zh])[0])} · ${esc(c.phone)}</h3>
+    el('cover').innerHTML = `<h3>${esc(c.name)} · ${esc(label(ROLES, c.role))} · ${esc(c.phone)}</h3>
       <table><tr><th>${t('households')}</th><td>${c.households}</td></tr><tr><th>${t('residents')}</th><td>${c.residents ?? ''}</td></tr>
       ${LEVELS.filter((l) => c.counts[l]).map((l) => `<tr><th>${t(l)}</th><td>${c.counts[l]}</td></tr>`).join('')}</table>
       <h3>${t('my_grids')}</h3>${summaries.map((s, i) => `<div data-grid="${esc(s.code)}"><b>${esc(s.name)}</b> <span class="muted">${esc(s.code)}</span>
@@ -28,7 +28,7 @@ async function worker(map, me, layers) {
         <tr><th>${t('coverage_pct')}</th><td>${s.coverage_pct == null ? '' : `${s.coverage_pct}%`}</td></tr>
         <tr><th>${t('dark_m')}</th><td>${holes[i] ? `${holes[i].summary.dark_m} m` : ''}</td></tr>
         <tr><th>${t('open_incidents')}</th><td>${s.open_incidents ?? ''} (${t('overdue_incidents')} ${s.overdue_incidents ?? 0})</td></tr></table>
-        <ul>${open[i] ? open[i].features.map((f) => `<li>${esc(f.properties.id)} ${esc((CATEGORIES[f.properties.category] || [f.properties.category])[0])} · ${esc(f.properties.status)} · ${esc(String(f.properties.reported_at).slice(0, 16))}</li>`).join('') : ''}</ul></div>`).join('')}`;
+        <ul>${open[i] ? open[i].features.map((f) => `<li>${esc(f.properties.id)} ${esc(label(CATEGORIES, f.properties.category))} · ${esc(t(f.properties.status))} · ${esc(when(f.properties.reported_at))}</li>`).join('') : ''}</ul></div>`).join('')}`;
     const shapes = await Promise.all(tops.map((code) => api(`/grids/${code}`)));
     const features = shapes.map((s) => s.grid);
     map.getSource('mine').setData({ type: 'FeatureCollection', features });
@@ -40,7 +40,7 @@ async function worker(map, me, layers) {
   el('find').onsubmit = async (e) => {
     e.preventDefault();
     const found = (await api(`/staff?q=${encodeURIComponent(el('q').value)}`)).staff;
-    el('found').innerHTML = found.length ? `<ul>${found.map((s) => `<li><a href="#" data-staff="${esc(s.staff_id)}">${esc(s.name)}</a> ${esc(s.staff_id)} · ${esc((ROLES[s.role] || [s.role])[0])}</li>`).join('')}</ul>` : `<p class="muted">${t('none')}</p>`;
+    el('found').innerHTML = found.length ? `<ul>${found.map((s) => `<li><a href="#" data-staff="${esc(s.staff_id)}">${esc(s.name)}</a> ${esc(s.staff_id)} · ${esc(label(ROLES, s.role))}</li>`).join('')}</ul>` : `<p class="muted">${t('none')}</p>`;
     el('found').querySelectorAll('a[data-staff]').forEach((a) => { a.onclick = (ev) => { ev.preventDefault(); cover(a.dataset.staff); }; });
   };
   map.on('click', async (e) => {
