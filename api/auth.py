@@ -96,10 +96,6 @@ async def user_of_header(app, header: str) -> User:
         return await _user(app.state.store, header)
 
 
-#: What the request guard catches: a missing, unknown, revoked or expired token.
-TokenError = UnauthorizedError
-
-
 async def _user(store, header: str) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

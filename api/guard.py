@@ -18,7 +18,8 @@ from __future__ import annotations
 from urllib.parse import unquote_to_bytes
 
 from api import errors
-from api.auth import TokenError, user_of_header
+from api.auth import user_of_header
+from gis_grid.domain.errors import UnauthorizedError
 
 BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 
@@ -50,7 +51,7 @@ class RequestGuard:
         headers = dict(scope["headers"])
         try:
             await user_of_header(scope["app"], headers.get(b"authorization", b"").decode("latin-1"))
-        except TokenError as exc:
+        except UnauthorizedError as exc:
             response = errors.problem(401, "UnauthorizedError", exc.message)
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)

@@ -93,6 +93,9 @@ class GeoPackageAccess:
             return None
         user = row.iloc[0].to_dict()
         if use_to_record(user, now) and not self._conn.in_transaction:
+            # a note, not a write to wait for: while another process holds the file the
+            # token check answers at once and the note waits for the next check
+            self._conn.execute("PRAGMA busy_timeout = 0")
             try:
                 self._conn.execute(
                     "UPDATE gis_grid_users SET last_used_at = ? WHERE user_id = ?",
@@ -100,6 +103,8 @@ class GeoPackageAccess:
                 )
             except sqlite3.OperationalError:  # the file is busy with a write: next time
                 pass
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(self.wait_seconds * 1000)}")
         return user
 
     def users(self) -> pd.DataFrame:

@@ -30,7 +30,7 @@ import pandas as pd
 from psycopg_pool import ConnectionPool
 
 from gis_grid.domain.errors import StoreError
-from gis_grid.store.base import StoreBase
+from gis_grid.store.base import StoreBase, shown_url
 from gis_grid.store.postgis.access import PostGISAccess
 from gis_grid.store.postgis.connection import (
     MIGRATIONS,
@@ -40,7 +40,6 @@ from gis_grid.store.postgis.connection import (
     check_connection,
     metric_srids,
     migrate,
-    safe_url,
     schema_revision,
     sqlalchemy_url,
 )
@@ -90,14 +89,14 @@ class PostGISStore(
         if revision != SCHEMA_REVISION:
             if revision is not None and revision > SCHEMA_REVISION:
                 raise StoreError(
-                    f"{safe_url(url)} has gis-grid schema {revision}, newer than this "
+                    f"{shown_url(url)} has gis-grid schema {revision}, newer than this "
                     f"gis-grid knows ({SCHEMA_REVISION}): upgrade gis-grid"
                 )
             if not create:
                 what = "no gis-grid schema" if revision is None else f"schema {revision}"
                 raise StoreError(
-                    f"{safe_url(url)} has {what}; this gis-grid needs {SCHEMA_REVISION}: run "
-                    f"'gis-grid migrate {safe_url(url)}' first"
+                    f"{shown_url(url)} has {what}; this gis-grid needs {SCHEMA_REVISION}: run "
+                    f"'gis-grid migrate {shown_url(url)}' first"
                 )
             migrate(url)
         self.pool_size = pool_size
@@ -121,7 +120,7 @@ class PostGISStore(
             self._tile_pool.close()
 
     def __repr__(self) -> str:
-        return f"PostGISStore({safe_url(self.url)!r})"
+        return f"PostGISStore({shown_url(self.url)!r})"
 
     # -- reading
 

@@ -112,14 +112,9 @@ def migrate(url: str, revision: str = "head") -> str:
     except Exception as exc:  # connection refused, no PostGIS, no rights
         if isinstance(exc, GisGridError):
             raise
-        raise StoreError(f"cannot migrate {safe_url(url)}: {str(exc).splitlines()[0]}") from exc
+        raise StoreError(f"cannot migrate {shown_url(url)}: {str(exc).splitlines()[0]}") from exc
     finally:
         engine.dispose()
-
-
-def safe_url(url: str) -> str:
-    """A URL without its password, for messages (see :func:`gis_grid.store.base.shown_url`)."""
-    return shown_url(url)
 
 
 def schema_revision(url: str) -> str | None:
@@ -133,7 +128,7 @@ def schema_revision(url: str) -> str | None:
             row = conn.execute(f"SELECT version_num FROM {S}.alembic_version").fetchone()
     except psycopg.OperationalError as exc:
         raise StoreError(
-            f"cannot connect to {safe_url(url)}: {str(exc).strip().splitlines()[-1]}"
+            f"cannot connect to {shown_url(url)}: {str(exc).strip().splitlines()[-1]}"
         ) from exc
     return row[0] if row else None
 
