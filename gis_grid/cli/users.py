@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from gis_grid.cli.common import (
@@ -87,12 +88,19 @@ def user_list(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
     if fmt is Format.json:
         print_json({"users": records(frame)})
         return
-    shown = frame[["user_id", "name", "role", "token", "expires_at", "last_used_at"]].copy()
-    for col in ("expires_at", "last_used_at"):  # minutes are enough in a terminal
-        shown[col] = shown[col].map(lambda v: str(v)[:16].replace("T", " ") if v else "")
-    print_frame(
-        shown.rename(columns={"expires_at": "expires", "last_used_at": "last use"}), "users"
+    # what fits 80 columns (names and exact times: --format json)
+    shown = pd.DataFrame(
+        {
+            "user": frame["user_id"],
+            "role": frame["role"],
+            "token": frame["token"],
+            "expires": frame["expires_at"].map(lambda v: str(v)[:10] if pd.notna(v) else "never"),
+            "last use": frame["last_used_at"].map(
+                lambda v: str(v)[:16].replace("T", " ") if pd.notna(v) else "—"
+            ),
+        }
     )
+    print_frame(shown, "users")
 
 
 @user_app.command("revoke")
