@@ -15,9 +15,14 @@ time.
 Boundary rule: a point on the boundary of a grid is covered by it (the test is
 ``covers``, not ``contains``); a point on an edge shared by two grids of one
 level belongs to the one with the smaller code — the one numbered first, west
-or north of the other. The PostGIS store applies the same rule. A unit is only
-found inside the building found (a unit outside its building is reported by
-``validate``).
+or north of the other. A unit is only found inside the building found (a unit
+outside its building is reported by ``validate``). The chain is then settled
+(:func:`settle_codes`): the deepest grid found names its ancestors (its code's
+prefixes), and where a parent is found whose children must tile it (areas,
+units) but none covers the point, the first child within :data:`TOUCH` of it
+takes it — so a point on a community's outer corner or a building's outer
+edge, where a child falls short of its parent by floating-point micrometres,
+still gets its whole chain. The PostGIS store applies the same rules.
 
 Examples
 --------
@@ -51,6 +56,9 @@ _UNSURE = -2
 _BY_DESCENT = (Level.UNIT,)
 #: Lookups of at least this many points run their levels on worker threads.
 _PARALLEL_FROM = 50_000
+#: Degrees within which a child that must tile its parent still takes a point its
+#: parent covers (~0.1 mm): floating-point slivers between levels are µm wide.
+TOUCH = 1e-9
 
 
 @dataclass
@@ -262,6 +270,25 @@ class GridIndex:
         self.levels: dict[Level, _LevelIndex | _ChildIndex] = {
             lv: built[lv] for lv in Level if lv in built
         }
+        # per level with its parent level present: each grid's parent (index into the
+        # parent level, -1 for an orphan) and each parent's children (offsets; the codes
+        # are sorted, so the children of one parent are contiguous)
+        self._up: dict[Level, np.ndarray] = {}
+        self._down: dict[Level, np.ndarray] = {}
+        for level, index in self.levels.items():
+            above = self.levels.get(level.parent) if level.parent is not None else None
+            if above is None:
+                continue
+            prefix = index.codes.astype(f"U{CODE_LENGTHS[level.parent]}")
+            up = np.searchsorted(above.codes, prefix)
+            up[up >= len(above.codes)] = 0
+            self._up[level] = np.where(above.codes[up] == prefix, up, -1)
+            self._down[level] = np.stack(
+                [
+                    np.searchsorted(prefix, above.codes, side="left"),
+                    np.searchsorted(prefix, above.codes, side="right"),
+                ]
+            )
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> dict[Level, np.ndarray]:
         """Per level, the index (into ``self.levels[level].codes``) of each point's grid.
@@ -300,9 +327,36 @@ class GridIndex:
                 parts = list(pool.map(run, chains))
         else:
             parts = [run(chain) for chain in chains]
-        none = np.full(len(x), -1, dtype=np.int64)
         merged = {lv: found for part in parts for lv, found in part.items()}
-        return {lv: merged.get(lv, none) for lv in Level}
+        found = {lv: merged.get(lv, np.full(len(x), -1, dtype=np.int64)) for lv in Level}
+        self._settle(found, x, y)
+        return found
+
+    def _settle(self, found: dict[Level, np.ndarray], x: np.ndarray, y: np.ndarray) -> None:
+        """Make each point's chain whole (the rules of :func:`settle_codes`), in place."""
+        for level in reversed(Level):  # the deepest grid found names its ancestors
+            if level not in self._up:
+                continue
+            rows = np.flatnonzero(found[level] >= 0)
+            up = self._up[level][found[level][rows]]
+            found[level.parent][rows[up >= 0]] = up[up >= 0]
+        for level in Level:  # a child that must tile its parent takes the slivers
+            if not level.tiles_parent or level not in self._down:
+                continue
+            rows = np.flatnonzero((found[level.parent] >= 0) & (found[level] < 0))
+            if not len(rows):
+                continue
+            start, end = self._down[level][:, found[level.parent][rows]]
+            count = end - start
+            pair = np.repeat(np.arange(len(rows)), count)
+            cand = np.repeat(start, count) + (
+                np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+            )
+            points = shapely.points(x[rows][pair], y[rows][pair])
+            near = shapely.dwithin(self.levels[level].geoms[cand], points, TOUCH)
+            pair, cand = pair[near], cand[near]
+            first = np.r_[True, pair[1:] != pair[:-1]] if len(pair) else []
+            found[level][rows[pair[first]]] = cand[first]
 
     def lookup(self, lon: ArrayLike, lat: ArrayLike) -> pd.DataFrame:
         """The covering grid's code at each level, one row per point (NaN: no grid).
@@ -329,3 +383,42 @@ class GridIndex:
             codes = index.codes if index is not None else []
             self._dtypes[level] = pd.CategoricalDtype(pd.Index(codes, dtype=object))
         return self._dtypes[level]
+
+
+def settle_codes(found: pd.DataFrame, near) -> pd.DataFrame:
+    """Make each row's chain of codes whole; the rules :class:`GridIndex` applies.
+
+    ``found`` holds one column of codes (or missing) per level key, as each
+    level's own search found them, units already only inside the building
+    found. First the deepest grid found names its ancestors: a grid's parent is
+    the grid its code's prefix names. Then where a parent is found whose
+    children must tile it (:attr:`Level.tiles_parent`) but no child covers the
+    point, ``near(level, parents, rows)`` names the first child (smallest code)
+    of each parent within :data:`TOUCH` of the point of each row (``None`` where
+    none is). Returns ``found``, changed in place.
+
+    Examples
+    --------
+    >>> found = pd.DataFrame({"community": [None], "area": ["211281001007001"],
+    ...                       "courtyard": [None], "building": [None], "unit": [None]})
+    >>> settle_codes(found, lambda level, parents, rows: [None] * len(rows))["community"][0]
+    '211281001007'
+    """
+    for level in reversed(Level):
+        if level.parent is None:
+            continue
+        codes = found[level.key]
+        has = codes.notna()
+        if has.any():
+            found.loc[has, level.parent.key] = (
+                codes[has].astype(str).str.slice(0, CODE_LENGTHS[level.parent])
+            )
+    for level in Level:
+        if not level.tiles_parent:
+            continue
+        need = found[level.parent.key].notna() & found[level.key].isna()
+        if need.any():
+            rows = np.flatnonzero(need.to_numpy())
+            parents = found[level.parent.key].to_numpy(dtype=object)[rows]
+            found.loc[need, level.key] = list(near(level, parents, rows))
+    return found

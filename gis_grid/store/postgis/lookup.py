@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from psycopg_pool import PoolClosed
 
-from gis_grid.domain.model import AGGREGATES
+from gis_grid.domain.model import AGGREGATES, Level
+from gis_grid.grids.lookup import TOUCH, settle_codes
 from gis_grid.store.base import empty_lookup
 from gis_grid.store.postgis.connection import COPY_FROM
 
@@ -110,21 +111,23 @@ class PostGISLookup:
             return int(cur.fetchone()[0])
 
     def _chain_sql(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
-        """:meth:`chain` in one query (grids, then their staff in force)."""
+        """:meth:`chain` by query: the point's codes (:meth:`lookup`), then their staff."""
+        row = self.lookup([lon], [lat]).iloc[0]
+        codes = [str(row[level.key]) for level in Level if pd.notna(row[level.key])]
+        if not codes:
+            return []
         day = (on or dt.date.today()).isoformat()
         aggregates = ", ".join(f"g.{c}" for c in AGGREGATES)
         with self._cursor() as cur:
             cur.execute(
-                "WITH hit AS (SELECT DISTINCT ON (gp.level) gp.level, gp.code FROM grid_parts gp "
-                "WHERE ST_Intersects(gp.geom, ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 4326)) "
-                "ORDER BY gp.level, gp.code) "
                 f"SELECT g.code, g.level, g.name, {aggregates}, a.staff_id, s.name, a.role, "
-                "s.phone FROM hit JOIN grids g ON g.community_code = left(hit.code, 12) "
-                "AND g.code = hit.code LEFT JOIN assignments a ON a.community_code = "
+                "s.phone FROM grids g LEFT JOIN assignments a ON a.community_code = "
                 "g.community_code AND a.grid_code = g.code AND coalesce(a.start_date::text, '') "
                 "<= %(day)s AND coalesce(a.end_date::text, '9999-12-31') >= %(day)s "
-                "LEFT JOIN staff s ON s.staff_id = a.staff_id ORDER BY length(g.code), a.staff_id",
-                {"x": float(lon), "y": float(lat), "day": day},
+                "LEFT JOIN staff s ON s.staff_id = a.staff_id "
+                "WHERE g.community_code = %(community)s AND g.code = ANY(%(codes)s) "
+                "ORDER BY length(g.code), a.staff_id",
+                {"community": codes[0][:12], "codes": codes, "day": day},
             )
             rows = cur.fetchall()
         from gis_grid.grids.queries import grid_entry, staff_entry
@@ -198,4 +201,20 @@ class PostGISLookup:
         # units only inside the building found (as the embedded index searches them)
         stray = out["unit"].notna() & (out["unit"].str.slice(0, 21) != out["building"])
         out.loc[stray, "unit"] = None
-        return out
+        return settle_codes(
+            out, lambda level, parents, rows: self._near(level, parents, x[rows], y[rows])
+        )
+
+    def _near(self, level: Level, parents, x: np.ndarray, y: np.ndarray) -> list[str | None]:
+        """The first child of each parent within :data:`TOUCH` of each point, or None."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT ON (p.i) p.i, g.code FROM unnest(%s::text[], %s::float8[], "
+                "%s::float8[]) WITH ORDINALITY AS p(parent, x, y, i) JOIN grids g ON "
+                "g.community_code = left(p.parent, 12) AND g.parent_code = p.parent AND "
+                "ST_DWithin(g.geom, ST_SetSRID(ST_MakePoint(p.x, p.y), 4326), %s) "
+                "ORDER BY p.i, g.code",
+                [list(map(str, parents)), x.tolist(), y.tolist(), TOUCH],
+            )
+            found = dict(cur.fetchall())
+        return [found.get(i) for i in range(1, len(x) + 1)]
