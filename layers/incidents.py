@@ -20,6 +20,10 @@ import pandas as pd
 import shapely
 
 from gis_grid.analysis.gaps import count_per_grid, finish, per_grid
+from gis_grid.cases.history import imported_history
+from gis_grid.cases.loop import OPEN, WAITS_FOR, parse_time
+from gis_grid.cases.loop import STATUSES as CASE_STATUSES
+from gis_grid.cases.rules import Rules
 from gis_grid.domain.model import Level
 from gis_grid.layers.features import FeatureSchema, Field, now_local, row_error
 from gis_grid.layers.plugins import GapReport, Layer
@@ -36,16 +40,16 @@ CATEGORIES = {
     "property": "物业",
     "other": "其他",
 }
-STATUSES = {"reported": "上报", "dispatched": "派遣", "handled": "处置", "closed": "结案"}
-#: Each status and the time column it needs, in the order of the case loop.
-STEPS = (("dispatched", "dispatched_at"), ("handled", "handled_at"), ("closed", "closed_at"))
-
-#: Time limits of each open step, in hours: an urgent case (突发事件) is dispatched
-#: within 10 minutes, others within 30 (the published Taiyuan limits); handling
-#: and the check before closing get a working day each here — set these to the
-#: local rules.
-LIMITS_HOURS = {"reported": 0.5, "dispatched": 24.0, "handled": 24.0}
-URGENT = {"emergency": {"reported": 1 / 6, "dispatched": 2.0, "handled": 24.0}}
+#: Each status of the case loop (上报 立案 派遣 处置 核查 结案, 不予立案, 挂起).
+STATUSES = dict(CASE_STATUSES)
+#: Step time columns, in the order of the loop: none may come before the one before.
+STEPS = (
+    ("accepted", "accepted_at"),
+    ("dispatched", "dispatched_at"),
+    ("handled", "handled_at"),
+    ("verified", "verified_at"),
+    ("closed", "closed_at"),
+)
 
 #: The demo plants persistent clusters at these courtyards (by position, every DEMO_EVERY),
 #: and a cluster that only appeared in the last week at DEMO_NEW.
@@ -87,6 +91,28 @@ class IncidentsLayer(Layer):
             Field("closed_at", "time", "结案时间"),
             Field("source", "text", "来源"),
             Field("description", "text", "描述", aliases=("desc",)),
+            # the case loop's state (gis_grid.cases): kept with each step, derived from the log
+            Field("accepted_at", "time", "立案时间"),
+            Field("verified_at", "time", "核查时间"),
+            Field("deadline", "time", "时限"),
+            Field("last_at", "time", "最近一步时间"),
+            Field("owner_code", "text", "责任网格"),
+            Field("escalation", "int", "升级次数", minimum=0, maximum=10),
+            Field("assignee", "text", "承办人"),
+            Field("department", "text", "承办部门"),
+            Field("handler", "text", "处置人"),
+            Field("reworks", "int", "返工次数", minimum=0, maximum=1000),
+            Field("extensions", "int", "延期次数", minimum=0, maximum=1000),
+            Field("reopened", "int", "重办次数", minimum=0, maximum=1000),
+            Field("satisfaction", "int", "满意度", minimum=1, maximum=5),
+            Field("suspended_from", "text", "挂起前状态"),
+            Field("hours_left_at_suspend", "float", "挂起时剩余时限"),
+            Field("version", "int", "版本", minimum=1, maximum=1_000_000),
+            Field("duplicate_of", "text", "疑似重复"),
+            Field("outside", "bool", "网格外"),
+            Field("address", "text", "地址", aliases=("address_string",)),
+            Field("media_url", "text", "照片"),
+            Field("reporter", "text", "上报人"),
         ),
         "Reported cases (事件) with category, status and the time of each step",
     )
@@ -135,26 +161,60 @@ class IncidentsLayer(Layer):
             - pd.Timedelta(days=1)
         )
         reported = pd.Series(reported)
-        age = (now - reported) / pd.Timedelta(days=1)
-        status = np.where(age > 7, "closed", rng.choice(list(STATUSES), n, p=[0.3, 0.3, 0.2, 0.2]))
-        step = pd.to_timedelta(rng.uniform(10, 50, n), unit="min")
+        reported = reported.to_numpy()
         fmt = "%Y-%m-%dT%H:%M:%S"
-        stage = pd.Series(status).map({k: i for i, k in enumerate(STATUSES)}).to_numpy()
+        # how long each step took (hours on the clock): mostly in time, a tail of late ones
+        took = np.stack(
+            [
+                rng.exponential(0.3, n) * np.where(rng.random(n) < 0.08, 12, 1),  # accept
+                rng.exponential(0.3, n) * np.where(rng.random(n) < 0.08, 12, 1),  # dispatch
+                rng.lognormal(np.log(5), 0.9, n),  # handle
+                rng.exponential(0.8, n) * np.where(rng.random(n) < 0.1, 8, 1),  # verify
+                rng.exponential(1.5, n),  # close
+            ],
+            axis=1,
+        )
+        elapsed = (np.cumsum(took, axis=1) * 3600).astype("int64").astype("timedelta64[s]")
+        at = reported.astype("datetime64[s]")[:, None] + elapsed
+        # a case has gone as far as its steps are in the past; some stop early on purpose
+        stage = (at <= np.datetime64(pd.Timestamp(now_local()))).sum(axis=1)
+        stop = rng.choice(np.arange(len(STEPS) + 1), n, p=[0.04, 0.03, 0.05, 0.03, 0.02, 0.83])
+        stage = np.minimum(stage, stop)
+        status = np.array(["reported", *(s for s, _ in STEPS)], dtype=object)[stage]
+        rejected = (stage == 1) & (rng.random(n) < 0.3)  # not for us (不予立案)
+        status[rejected] = "rejected"
+        suspended = (stage == 2) & (rng.random(n) < 0.2)  # waiting on someone outside
+        status[suspended] = "suspended"
         times = {}
-        for i, (_, column) in enumerate(STEPS, start=1):
-            at = reported + step * (4**i - 1)
-            times[column] = np.where(stage >= i, at.dt.strftime(fmt), None)
-        order = np.argsort(reported.to_numpy(), kind="stable")
+        for i, (_, column) in enumerate(STEPS):
+            reached = (stage > i) & ~(rejected & (i > 0))
+            times[column] = np.where(reached, pd.DatetimeIndex(at[:, i]).strftime(fmt), None)
+        times["closed_at"] = np.where(
+            rejected, pd.DatetimeIndex(at[:, 0]).strftime(fmt), times["closed_at"]
+        )
+        times["accepted_at"] = np.where(rejected, None, times["accepted_at"])
+        reworks = np.where((stage >= 3) & (rng.random(n) < 0.07), 1, 0)
+        satisfaction = np.where(
+            status == "closed", rng.choice([1, 2, 3, 4, 5], n, p=[0.03, 0.05, 0.12, 0.35, 0.45]), 0
+        )
+        order = np.argsort(reported, kind="stable")
         category = rng.choice(list(CATEGORIES), n, p=_MIX)
         frame = {
             "id": [f"E{i:07d}" for i in range(1, n + 1)],
-            "reported_at": reported.dt.strftime(fmt).to_numpy()[order],
+            "reported_at": pd.DatetimeIndex(reported).strftime(fmt).to_numpy()[order],
             "category": category[order],
             "status": status[order],
             **{k: v[order] for k, v in times.items()},
+            "reworks": reworks[order],
+            "satisfaction": [int(v) if v else None for v in satisfaction[order]],
+            "suspended_from": np.where(suspended, "dispatched", None)[order],
             "source": rng.choice(["网格员上报", "12345热线", "视频巡查", "居民小程序"], n)[order],
         }
         return demo_frame(frame, pts[order], data)
+
+    def prepare(self, features: gpd.GeoDataFrame):
+        """Incidents are cases: their state, and the log their status and step times imply."""
+        return imported_history(features, Rules.load())
 
     def check(self, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         """Times follow the case loop: no step before the report or before the step before."""
@@ -193,28 +253,26 @@ class IncidentsLayer(Layer):
     ) -> GapReport:
         """Overdue open cases, most overdue first, each with its grid's person.
 
-        A case is overdue when its current step (reported, dispatched or
-        handled) has lasted longer than its limit (:data:`LIMITS_HOURS`);
-        per grid of ``level``: open and overdue cases.
+        A case is overdue when the step it waits for is past its deadline
+        (the case rules' limit, moved by extensions and escalations); per grid
+        of ``level``: open and overdue cases.
         """
         level = Level.parse(level)
         grids = store.grids(level=level, under=under, geometry=False)
         stamp = pd.Timestamp(now or now_local())
-        where = {"status": ["reported", "dispatched", "handled"]}
+        where = {"status": sorted(OPEN)}
         if since is not None or until is not None:
             where["reported_at"] = (since, until)
         if category:
             where["category"] = self.categories(category)
         cases = store.features("incidents", under=under, where=where)
-        step_began = pd.to_datetime(cases["reported_at"])
-        for status, column in STEPS[:-1]:
-            began = pd.to_datetime(cases[column])
-            step_began = step_began.where(~cases["status"].eq(status) | began.isna(), began)
-        limit = cases["status"].map(LIMITS_HOURS).astype(float)
-        for category, limits in URGENT.items():
-            urgent = cases["category"].eq(category)
-            limit = limit.where(~urgent, cases["status"].map(limits).astype(float))
-        over = ((stamp - step_began) / pd.Timedelta(hours=1) - limit).round(1)
+        deadline = pd.to_datetime(
+            cases["deadline"] if "deadline" in cases else pd.Series(None, index=cases.index)
+        )
+        missing = deadline.isna()
+        if missing.any():  # a store from before the case loop: the limits of the rules
+            deadline[missing] = pd.to_datetime(_deadlines(cases.loc[missing], Rules.load()))
+        over = ((stamp - deadline) / pd.Timedelta(hours=1)).round(1)
         late = cases.loc[over > 0]
         found = finish(
             store,
@@ -248,8 +306,22 @@ class IncidentsLayer(Layer):
 
 
 def open_incidents(frame: pd.DataFrame) -> pd.Series:
-    """Which incidents are not closed."""
-    return frame["status"].ne("closed")
+    """Which incidents are open: neither closed nor rejected."""
+    return ~frame["status"].isin(["closed", "rejected"])
+
+
+def _deadlines(cases: pd.DataFrame, rules: Rules) -> list[str]:
+    """The deadline of each open case's current step, from its step times and the rules."""
+    out = []
+    for row in cases.to_dict("records"):
+        status = row["status"] if row["status"] in WAITS_FOR else "accepted"
+        began = row.get("reported_at")
+        for column in ("accepted_at", "dispatched_at", "handled_at", "verified_at"):
+            if row.get(column) is not None and not pd.isna(row.get(column)):
+                began = row[column]
+        due = rules.due(row["category"], WAITS_FOR[status], parse_time(began))
+        out.append(due.strftime("%Y-%m-%dT%H:%M:%S"))
+    return out
 
 
 def incidents_in(store, *, bbox=None, since=None, until=None, category=None) -> gpd.GeoDataFrame:

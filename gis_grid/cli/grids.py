@@ -62,6 +62,7 @@ def copy(
     Killed midway, the copy is finished by running the same command again
     (``validate`` reports the target as incomplete until then).
     """
+    from gis_grid.domain.model import CASE_LAYER
     from gis_grid.store import ChangeSet
     from gis_grid.store.base import resumable_load
 
@@ -79,7 +80,8 @@ def copy(
         def layer(name, schema):
             def write() -> int:
                 frame = src.features(name)[[*schema.columns, "geometry"]]
-                return dst.write_features(schema, frame, mode="replace").written
+                log = src.case_log() if name == CASE_LAYER else None  # cases keep their log
+                return dst.write_features(schema, frame, mode="replace", log=log).written
 
             return write
 

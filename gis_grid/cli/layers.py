@@ -96,9 +96,9 @@ def layer_import(
     from gis_grid.layers.plugins import get_layer
 
     plugin = get_layer(layer)
-    frame = plugin.read(file, crs=crs, make_valid=make_valid)
+    frame, log = plugin.prepare(plugin.read(file, crs=crs, make_valid=make_valid))
     with open_arg(store) as st:
-        report = st.write_features(plugin.schema, frame, mode=mode.value)
+        report = st.write_features(plugin.schema, frame, mode=mode.value, log=log)
     if fmt is Format.json:
         print_json(vars(report))
         return

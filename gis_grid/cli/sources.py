@@ -129,12 +129,22 @@ def demo(
                 for left in (tmp, tmp.with_name(tmp.name + ".writing")):
                     left.unlink(missing_ok=True)
     with open_arg(out_path) as store:
+        from gis_grid.cases.rules import Rules
+        from gis_grid.cases.service import sweep
+
+        # the demo's cases run on today's clock: those already late go up the chain now
+        swept = sweep(store, rules=Rules.load()) if "incidents" in written else None
         stats = store.stats()
         problems = store.validate()
         where = "" if database else "  (open it in QGIS: grids, layers, staff, assignments)"
         out.print(f"[bold]demo store:[/] {shown(out_path)}{where}")
         print_stats(stats)
         out.print("layers: " + ", ".join(f"{name} {n:,}" for name, n in written.items()))
+        if swept:
+            out.print(
+                f"cases: {swept['overdue']:,} past their deadline were escalated one grid up "
+                f"(gis-grid case list {shown(out_path)} --overdue)"
+            )
         errors = int((problems["severity"] == "error").sum())
         out.print(
             f"validation: [bold]{errors}[/] errors, "
@@ -164,6 +174,8 @@ def demo(
         out.print(
             f"\nnext: gis-grid holes {shown(out_path)} --layer cctv | lighting | cleaning | staff\n"
             f"      gis-grid hotspots {shown(out_path)}\n"
+            f"      gis-grid case list {shown(out_path)} --status open\n"
+            f"      gis-grid indicators {shown(out_path)} --by area\n"
             f"      gis-grid layer export {shown(out_path)} incidents incidents.geojson\n"
             f"      gis-grid serve {shown(out_path)}   "
             "(then: curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/collections)"

@@ -172,6 +172,28 @@ ASSIGNMENT_COLUMNS = ("staff_id", "grid_code", "role", "start_date", "end_date")
 #: and the code of the grid of each level there (None outside every grid).
 LINK_COLUMNS = ("lon", "lat", *(f"{lv.key}_code" for lv in Level))
 CHAIN_COLUMNS = tuple(f"{lv.key}_code" for lv in Level)
+#: Columns of the case log: one row per step of a case, appended, never changed
+#: (see :mod:`gis_grid.cases.loop`). ``due`` is the deadline the step was due by,
+#: ``on_time`` whether it was taken by then, ``detail`` JSON of the step's values.
+CASE_LOG_COLUMNS = (
+    "case_id",
+    "seq",
+    "community_code",
+    "action",
+    "from_status",
+    "to_status",
+    "actor",
+    "role",
+    "staff_id",
+    "at",
+    "received_at",
+    "due",
+    "on_time",
+    "note",
+    "detail",
+)
+#: The layer whose features are the cases (incidents: 事件).
+CASE_LAYER = "incidents"
 
 
 def utc_now() -> str:

@@ -87,6 +87,15 @@ class Layer:
         """Rules across columns; raise :class:`~gis_grid.domain.errors.RowError` naming rows."""
         return features
 
+    def prepare(self, features: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None]:
+        """Checked features as they are stored, and the case log they imply (None: not cases).
+
+        A layer whose features are cases (incidents) fills their state columns
+        and returns the log rows their status and step times imply; the store
+        writes both in one transaction.
+        """
+        return features, None
+
     def demo(self, data, rng) -> gpd.GeoDataFrame | None:
         """Features for the demo community (lon/lat, raw columns), or None.
 

@@ -607,8 +607,8 @@ def add_features(store, frames: dict, *, mode: str = "append") -> dict[str, int]
     written = {}
     for name, frame in frames.items():
         layer = get_layer(name)
-        checked = layer.check(normalise_features(layer.schema, frame))
-        written[name] = store.write_features(layer.schema, checked, mode=mode).written
+        checked, log = layer.prepare(layer.check(normalise_features(layer.schema, frame)))
+        written[name] = store.write_features(layer.schema, checked, mode=mode, log=log).written
     return written
 
 

@@ -324,6 +324,28 @@ def records(frame: pd.DataFrame, columns) -> list[tuple]:
     return list(zip(*values, strict=True))
 
 
+def log_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Case log rows typed alike from either store: times as ISO text, flags as booleans."""
+    from gis_grid.domain.model import CASE_LOG_COLUMNS
+
+    out = pd.DataFrame({c: frame[c] if c in frame else None for c in CASE_LOG_COLUMNS})
+    out = out.astype(object).where(out.notna(), None)
+    for c in ("at", "received_at", "due"):
+        out[c] = [None if v is None else str(v).replace(" ", "T")[:19] for v in out[c]]
+    out["seq"] = [int(v) for v in out["seq"]]
+    out["on_time"] = [None if v is None else bool(v) for v in out["on_time"]]
+    return out
+
+
+def with_communities(log: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Log rows with the community of their case, where the log does not name one."""
+    owner = dict(zip(rows["id"].astype(str), rows["community_code"], strict=True))
+    log = log.copy()
+    known = log["community_code"] if "community_code" in log else pd.Series(None, index=log.index)
+    log["community_code"] = known.where(known.notna(), log["case_id"].astype(str).map(owner))
+    return log
+
+
 def empty_lookup(n: int) -> pd.DataFrame:
     """A lookup answer with no grid for any of ``n`` points."""
     return pd.DataFrame({lv.key: np.full(n, None, dtype=object) for lv in Level})

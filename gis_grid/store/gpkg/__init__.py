@@ -37,12 +37,13 @@ from gis_grid.geo.crs import WGS84
 from gis_grid.grids.lookup import GridIndex
 from gis_grid.store.base import StoreBase
 from gis_grid.store.gpkg.access import GeoPackageAccess
+from gis_grid.store.gpkg.cases import GeoPackageCases
 from gis_grid.store.gpkg.grids import GeoPackageGrids
 from gis_grid.store.gpkg.layers import GeoPackageLayers
 from gis_grid.store.gpkg.revisions import GeoPackageRevisions
 from gis_grid.store.gpkg.sqlite import CHUNK, register_functions
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 #: How long a write waits for another writer to finish before it gives up (seconds).
 WAIT_SECONDS = 60.0
 #: The revision log and the rebalancing proposals (schema version 2).
@@ -74,11 +75,23 @@ _TOKEN_COLUMNS = """
 ALTER TABLE gis_grid_users ADD COLUMN expires_at TEXT;
 ALTER TABLE gis_grid_users ADD COLUMN last_used_at TEXT;
 """
+#: The case log: one row per step of a case, appended (schema version 5).
+_CASE_TABLES = """
+CREATE TABLE gis_grid_case_log (
+    case_id TEXT NOT NULL, seq INTEGER NOT NULL, community_code TEXT, action TEXT NOT NULL,
+    from_status TEXT, to_status TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+    staff_id TEXT, at TEXT NOT NULL, received_at TEXT NOT NULL, due TEXT, on_time BOOLEAN,
+    note TEXT, detail TEXT, PRIMARY KEY (case_id, seq));
+CREATE INDEX gis_grid_case_log_at ON gis_grid_case_log(at);
+CREATE TRIGGER gis_grid_case_log_append_only BEFORE UPDATE ON gis_grid_case_log
+BEGIN SELECT RAISE(ABORT, 'the case log is append-only'); END;
+"""
 #: What upgrades a file from each earlier schema version to the next.
 _UPGRADES = {
     "1": ("2", _LOG_TABLES),
     "2": ("3", _ACCESS_TABLES),
     "3": ("4", _TOKEN_COLUMNS),
+    "4": ("5", _CASE_TABLES),
 }
 
 
@@ -87,6 +100,7 @@ class GeoPackageStore(
     GeoPackageRevisions,
     GeoPackageLayers,
     GeoPackageAccess,
+    GeoPackageCases,
     StoreBase,
 ):
     """A gis-grid store in one GeoPackage file.
@@ -197,6 +211,7 @@ class GeoPackageStore(
                 {_LOG_TABLES}
                 {_ACCESS_TABLES}
                 {_TOKEN_COLUMNS}
+                {_CASE_TABLES}
                 COMMIT;
                 """
             )

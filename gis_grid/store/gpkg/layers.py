@@ -34,6 +34,7 @@ from gis_grid.store.base import (
     records,
     registered,
     relinked,
+    with_communities,
 )
 from gis_grid.store.gpkg.sqlite import CHUNK, SRS_ID, bulk_insert, decode, encode
 
@@ -149,9 +150,18 @@ class GeoPackageLayers:
         conn.execute("INSERT INTO gis_grid_layers VALUES (?, ?, ?)", (t, schema.to_json(), now))
 
     def write_features(
-        self, schema: FeatureSchema, features: gpd.GeoDataFrame, *, mode: str = "append"
+        self,
+        schema: FeatureSchema,
+        features: gpd.GeoDataFrame,
+        *,
+        mode: str = "append",
+        log: pd.DataFrame | None = None,
     ) -> FeatureReport:
-        """Write checked features with their grid chain; all or nothing."""
+        """Write checked features with their grid chain; all or nothing.
+
+        ``log``: case log rows of these features (cases), written in the same
+        transaction; the log of replaced features goes with them.
+        """
         check_layer(schema, mode)
         geoms = np.asarray(features.geometry.to_numpy(), dtype=object)
         lon, lat = link_points(geoms)
@@ -174,6 +184,8 @@ class GeoPackageLayers:
             if mode == "replace":
                 report.replaced = conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
                 conn.execute(f'DELETE FROM "{t}"')
+                if log is not None:
+                    self._write_log(conn, None, drop="all")
             else:
                 present = self._in_chunks(f'SELECT id FROM "{t}" WHERE id IN ({{}})', ids)["id"]
                 if mode == "append" and len(present):
@@ -189,6 +201,8 @@ class GeoPackageLayers:
                         f'DELETE FROM "{t}" WHERE id IN ({",".join("?" * len(part))})', part
                     )
                 report.replaced = len(present)
+                if log is not None:
+                    self._write_log(conn, None, drop=present.tolist())
             cols = ("geom", *schema.columns, *LINK_COLUMNS)
             stored = to_multi_any(geoms)
             bulk_insert(
@@ -201,6 +215,8 @@ class GeoPackageLayers:
                     for blob, row in zip(encode(stored), records(rows, cols[1:]), strict=True)
                 ],
             )
+            if log is not None:
+                self._write_log(conn, with_communities(log, rows))
             self._touch_layer(conn, t)
         return report
 

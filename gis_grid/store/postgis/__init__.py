@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool
 from gis_grid.domain.errors import StoreError
 from gis_grid.store.base import StoreBase, shown_url
 from gis_grid.store.postgis.access import PostGISAccess
+from gis_grid.store.postgis.cases import PostGISCases
 from gis_grid.store.postgis.connection import (
     MIGRATIONS,
     SCHEMA_REVISION,
@@ -57,6 +58,7 @@ class PostGISStore(
     PostGISLookup,
     PostGISTiles,
     PostGISAccess,
+    PostGISCases,
     StoreBase,
 ):
     """A gis-grid store in a PostgreSQL/PostGIS database.

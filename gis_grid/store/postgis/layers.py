@@ -31,6 +31,7 @@ from gis_grid.store.base import (
     records,
     registered,
     relinked,
+    with_communities,
 )
 from gis_grid.store.postgis.connection import ANALYZE_AFTER, plain
 
@@ -144,9 +145,18 @@ class PostGISLayers:
         )
 
     def write_features(
-        self, schema: FeatureSchema, features: gpd.GeoDataFrame, *, mode: str = "append"
+        self,
+        schema: FeatureSchema,
+        features: gpd.GeoDataFrame,
+        *,
+        mode: str = "append",
+        log: pd.DataFrame | None = None,
     ) -> FeatureReport:
-        """Write checked features with their grid chain (COPY); all or nothing."""
+        """Write checked features with their grid chain (COPY); all or nothing.
+
+        ``log``: case log rows of these features (cases), written in the same
+        transaction; the log of replaced features goes with them.
+        """
         check_layer(schema, mode)
         geoms = np.asarray(features.geometry.to_numpy(), dtype=object)
         lon, lat = link_points(geoms)
@@ -170,6 +180,8 @@ class PostGISLayers:
             if mode == "replace":
                 cur.execute(sql.SQL("DELETE FROM {}").format(t))
                 report.replaced = cur.rowcount
+                if log is not None:
+                    self._write_log(cur, None, drop="all")
             else:
                 cur.execute(
                     sql.SQL('SELECT id FROM {} WHERE id = ANY(%s) ORDER BY id COLLATE "C"').format(
@@ -187,12 +199,16 @@ class PostGISLayers:
                     )
                 cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(t), [present])
                 report.replaced = len(present)
+                if log is not None:
+                    self._write_log(cur, None, drop=present)
             copy_sql = sql.SQL("COPY {} ({}, geom) FROM STDIN").format(
                 t, sql.SQL(", ").join(map(sql.Identifier, cols))
             )
             with cur.copy(copy_sql) as copy:
                 for row, geom in zip(records(rows, cols), ewkb, strict=True):
                     copy.write_row((*row, geom))
+            if log is not None:
+                self._write_log(cur, with_communities(log, rows))
         self._analyze({schema.name: report.written})
         return report
 

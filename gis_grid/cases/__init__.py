@@ -1,0 +1,1 @@
+"""Cases: the loop from report to verified close, time limits, escalation, routing, indicators."""

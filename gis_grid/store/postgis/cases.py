@@ -1,0 +1,106 @@
+"""Cases in PostGIS: the append-only case log, and steps written under a version check.
+
+As in the GeoPackage store: a step updates the case's row of the case layer
+(incidents) only if it is still at the version the step was taken on, and
+appends its log row, in one transaction.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from psycopg import sql
+
+from gis_grid.domain.errors import ConflictError, NotFoundError
+from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS
+from gis_grid.store.base import log_frame, records
+from gis_grid.store.postgis.connection import plain
+
+_SELECT = ", ".join(
+    f"{c}::text" if c in ("at", "received_at", "due", "detail") else c for c in CASE_LOG_COLUMNS
+)
+
+
+class PostGISCases:
+    """The case log and case steps."""
+
+    def case_log(self, ids=None, *, since=None, until=None) -> pd.DataFrame:
+        """Log rows of the given cases (None: all), optionally by the time they were taken."""
+        terms, params = [], {}
+        if ids is not None:
+            terms.append("case_id = ANY(%(ids)s)")
+            params["ids"] = [str(i) for i in ids]
+        if since is not None:
+            terms.append("at >= %(since)s")
+            params["since"] = str(since)
+        if until is not None:
+            terms.append("at < %(until)s")
+            params["until"] = str(until)
+        where = f" WHERE {' AND '.join(terms)}" if terms else ""
+        with self._cursor() as cur:
+            cur.execute(
+                f'SELECT {_SELECT} FROM case_log{where} ORDER BY case_id COLLATE "C", seq', params
+            )
+            rows = cur.fetchall()
+        return log_frame(pd.DataFrame(rows, columns=list(CASE_LOG_COLUMNS)))
+
+    @staticmethod
+    def _write_log(cur, log: pd.DataFrame | None, *, drop=None) -> None:
+        """Append log rows (inside the transaction); ``drop``: ids whose old log goes first."""
+        if drop == "all":
+            cur.execute("DELETE FROM case_log")
+        elif drop:
+            cur.execute("DELETE FROM case_log WHERE case_id = ANY(%s)", [list(map(str, drop))])
+        if log is not None and len(log):
+            copy = sql.SQL("COPY case_log ({}) FROM STDIN").format(
+                sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS))
+            )
+            with cur.copy(copy) as out:
+                for row in records(log_frame(log), CASE_LOG_COLUMNS):
+                    out.write_row(row)
+
+    def record_steps(self, changes: list[dict], log: list[dict]) -> int:
+        """Write steps: each change (``id``, ``expected``, columns) with its log rows; all or none.
+
+        Raises
+        ------
+        ConflictError
+            A case is no longer at the version its step was taken on (nothing written).
+        NotFoundError
+            A case is not in the store.
+        """
+        if not changes:
+            return 0
+        t = sql.Identifier(CASE_LAYER)
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = %s",
+                [CASE_LAYER],
+            )
+            have = {r[0] for r in cur.fetchall()}
+            for change in changes:
+                cols = [c for c in change if c not in ("id", "expected") and c in have]
+                cur.execute(
+                    sql.SQL("UPDATE {} SET {} WHERE id = %s AND coalesce(version, 1) = %s").format(
+                        t,
+                        sql.SQL(", ").join(
+                            sql.SQL("{} = %s").format(sql.Identifier(c)) for c in cols
+                        ),
+                    ),
+                    [*(plain(change[c]) for c in cols), change["id"], int(change["expected"])],
+                )
+                if cur.rowcount != 1:
+                    cur.execute(
+                        sql.SQL("SELECT coalesce(version, 1) FROM {} WHERE id = %s").format(t),
+                        [change["id"]],
+                    )
+                    found = cur.fetchone()
+                    if found is None:
+                        raise NotFoundError(f"no case {change['id']!r}")
+                    raise ConflictError(
+                        f"case {change['id']} is at version {found[0]}, not "
+                        f"{change['expected']}: someone acted on it first; reload and try again"
+                    )
+            self._write_log(cur, pd.DataFrame(log, columns=list(CASE_LOG_COLUMNS)))
+            cur.execute("SELECT nextval('generation')")  # tile caches see it
+        return len(changes)
