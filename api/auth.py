@@ -66,6 +66,8 @@ class User:
             raise ForbiddenError(f"a {self.role.value} may not {what}")
 
 
+#: The routes a reporter (an Open311 client's API key) may use.
+CASE_PATHS = ("/cases", "/open311/")
 #: How long a checked token is trusted before it is read again (seconds). A token
 #: revoked in another process stops working within this time.
 TOKEN_TTL = 5.0
@@ -80,7 +82,13 @@ async def current_user(request: Request, store: StoreDep) -> User:
     through the same store object takes effect at once. ``async``: a request
     whose token was just checked does not wait for the thread pool.
     """
-    return await _user(store, request.headers.get("authorization", ""))
+    user = await _user(store, request.headers.get("authorization", ""))
+    if user.role.cases_only and not request.url.path.startswith(CASE_PATHS):
+        raise ForbiddenError(
+            f"{user.name} is a reporter: they may report and follow cases (/cases, "
+            "/open311/v2) and nothing else"
+        )
+    return user
 
 
 async def user_of_header(app, header: str) -> User:
@@ -94,6 +102,11 @@ async def user_of_header(app, header: str) -> User:
         return await _user(app.state.store, header)
     async with lock:
         return await _user(app.state.store, header)
+
+
+async def user_of(store, header: str) -> User:
+    """The user of an ``Authorization`` header on a store already held (Open311's api_key)."""
+    return await _user(store, header)
 
 
 async def _user(store, header: str) -> User:
@@ -121,7 +134,7 @@ async def _user(store, header: str) -> User:
         role=AccessRole.parse(found["role"]),
         staff_id=found.get("staff_id"),
     )
-    if not user.role.reads_everything:
+    if user.role is AccessRole.GRID_WORKER:
         from gis_grid.grids.queries import active
 
         assigned = await run_in_threadpool(store.assignments, staff_ids=[user.staff_id])

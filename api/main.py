@@ -15,7 +15,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 
 from api import errors
 from api.guard import RequestGuard
-from api.routers import analysis, edits, grids, pages, planning, tiles
+from api.routers import analysis, cases, edits, grids, open311, pages, planning, tiles
 from api.settings import Settings
 from gis_grid import __version__
 from tiles.cache import TileCache
@@ -34,9 +34,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.wait_at_most(settings.write_wait_seconds)
         app.state.store = store
         app.state.store_lock = None if "://" in store.url else asyncio.Lock()
+        sweeper = (
+            asyncio.create_task(sweep_forever(app, settings.sweep_seconds))
+            if settings.sweep_seconds
+            else None
+        )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             store.close()
 
     app = FastAPI(
@@ -56,17 +63,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # ReDoc has no registry package with its assets
     )
     app.state.settings = settings
+    from gis_grid.cases.rules import Rules
+
+    app.state.case_rules = Rules.load(settings.case_rules)
     app.state.tile_cache = TileCache(settings.tile_cache_items)
     app.state.analysis_cache = TileCache(16)  # analysis results cut into tiles
     errors.install(app)
+    open311.install(app)
     app.include_router(grids.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(planning.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(edits.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(tiles.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(analysis.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(cases.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(open311.router)
     app.include_router(pages.router)
     app.add_middleware(GZipMiddleware, minimum_size=1000)
 
     app.add_middleware(RequestGuard, limit=settings.max_body_bytes)
 
     return app
+
+
+async def sweep_forever(app: FastAPI, every: float) -> None:
+    """Escalate late cases every ``every`` seconds while the server runs (``case sweep``)."""
+    import logging
+
+    from starlette.concurrency import run_in_threadpool
+
+    from gis_grid.cases.service import sweep
+
+    log = logging.getLogger("gis_grid")
+    while True:
+        await asyncio.sleep(every)
+        try:
+            lock = app.state.store_lock
+            if lock is None:
+                result = await run_in_threadpool(
+                    lambda: sweep(app.state.store, rules=app.state.case_rules)
+                )
+            else:
+                async with lock:
+                    result = await run_in_threadpool(
+                        lambda: sweep(app.state.store, rules=app.state.case_rules)
+                    )
+            if result["escalated"]:
+                log.info("sweep: %d late cases escalated one grid up", result["escalated"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a busy file or a lost connection: try again next time
+            log.exception("the case sweep failed; it runs again in %s s", every)

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         le=600,
         description="On a GeoPackage, how long a write waits for another writer (then 503).",
     )
+    case_rules: str | None = Field(
+        None, description="The case rules file (TOML); default: the built-in table."
+    )
+    sweep_seconds: float = Field(
+        300, ge=0, le=86_400, description="How often late cases are escalated (0: never)."
+    )
     max_vertices: int = Field(
         100_000, ge=10, description="Geometries with more vertices are refused (413)."
     )

@@ -178,7 +178,13 @@ class IncidentsLayer(Layer):
         at = reported.astype("datetime64[s]")[:, None] + elapsed
         # a case has gone as far as its steps are in the past; some stop early on purpose
         stage = (at <= np.datetime64(pd.Timestamp(now_local()))).sum(axis=1)
-        stop = rng.choice(np.arange(len(STEPS) + 1), n, p=[0.04, 0.03, 0.05, 0.03, 0.02, 0.83])
+        # the last three days' cases are still under way; a few older ones got stuck
+        recent = (np.datetime64(pd.Timestamp(now_local())) - reported) < np.timedelta64(3, "D")
+        stop = np.where(
+            recent,
+            rng.choice(np.arange(len(STEPS) + 1), n, p=[0.15, 0.1, 0.25, 0.15, 0.1, 0.25]),
+            rng.choice(np.arange(len(STEPS) + 1), n, p=[0.004, 0.003, 0.006, 0.004, 0.003, 0.98]),
+        )
         stage = np.minimum(stage, stop)
         status = np.array(["reported", *(s for s, _ in STEPS)], dtype=object)[stage]
         rejected = (stage == 1) & (rng.random(n) < 0.3)  # not for us (不予立案)

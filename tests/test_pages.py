@@ -301,3 +301,84 @@ def test_exported_grid_map_is_self_contained(page, site):
     page.wait_for_selector(".leaflet-container")
     page.wait_for_function("document.querySelectorAll('.leaflet-control-layers label').length >= 3")
     assert get(site, f"/grids/{area[:-1]}2/map.html", "grid_worker")[0] == 403
+
+
+def test_a_grid_worker_handles_a_case_from_their_list(page, site):
+    """The worker's page lists the open cases in their grids; a case's next step is a button."""
+    from gis_grid.cases import service
+    from gis_grid.cases.loop import Actor
+    from gis_grid.cases.rules import Rules
+
+    with _store(site) as store:
+        area = store.assignments(staff_ids=[site["worker"]])["grid_code"].min()
+        unit = store.grids(level="unit", under=[area], geometry=True).geometry.iloc[0]
+        p = unit.representative_point()
+        rules, desk = Rules.load(), Actor("督办", "supervisor")
+        case = service.report(
+            store,
+            lon=p.x,
+            lat=p.y,
+            category="property",
+            rules=rules,
+            actor=desk,
+            description="楼道灯坏了",
+        )
+        for action in ("accept", "dispatch"):
+            case = service.act(store, case["id"], action, desk, rules=rules)
+    open_page(page, site, "worker", "grid_worker")
+    page.wait_for_function("gisGrid.cases !== undefined", timeout=60_000)
+    item = page.locator(f"li.case[data-case='{case['id']}']")
+    pages = 0
+    while not item.count() and page.locator("#cases button.more").count():
+        page.click("#cases button.more")  # the rest, 30 at a time
+        page.wait_for_timeout(300)
+        pages += 1
+    assert item.count() == 1 and "Property" in item.inner_text()
+    item.click()
+    page.wait_for_selector(".case-card button[data-step='handle']")
+    assert "楼道灯坏了" in page.inner_text(".case-card")
+    page.click(".case-card button[data-step='handle']")
+    page.fill(".case-card form.ask input[name='note']", "换了灯泡")
+    page.click(".case-card form.ask button")
+    page.wait_for_function(
+        "document.querySelector('.case-card h3').textContent.includes('handled')", timeout=30_000
+    )
+    assert "换了灯泡" in page.inner_text(".case-card .timeline")
+    assert not page.locator(".case-card button[data-step='close']").count()  # not a worker's
+    with _store(site) as store:
+        assert service.get_case(store, case["id"])["status"] == "handled"
+
+
+def test_supervisor_sees_cases_and_indicators_and_a_stale_step_says_reload(page, site):
+    from gis_grid.cases import service
+    from gis_grid.cases.loop import Actor
+    from gis_grid.cases.rules import Rules
+
+    with _store(site) as store:
+        unit = store.grids(level="unit", geometry=True).geometry.iloc[5]
+        p = unit.representative_point()
+        case = service.report(
+            store,
+            lon=p.x,
+            lat=p.y,
+            category="emergency",
+            rules=Rules.load(),
+            actor=Actor("热线", "supervisor"),
+        )
+    open_page(page, site, "supervisor", "supervisor")
+    page.wait_for_function("gisGrid.cases !== undefined", timeout=60_000)
+    page.wait_for_selector("#indicators table.indicators tr:nth-child(2)", timeout=60_000)
+    page.select_option("#category", "emergency")  # the list follows the category filter
+    item = page.locator(f"li.case[data-case='{case['id']}']")
+    item.wait_for(timeout=30_000)
+    item.click()
+    page.wait_for_selector(".case-card button[data-step='accept']")
+    with _store(site) as store:  # someone else accepts it first
+        service.act(store, case["id"], "accept", Actor("别人", "supervisor"), rules=Rules.load())
+    page.click(".case-card button[data-step='accept']")
+    page.wait_for_selector(".case-card #reload-case", timeout=30_000)
+    assert "someone acted on it first" in page.inner_text(".case-card .said")
+    page.click(".case-card #reload-case")
+    page.wait_for_function(
+        "document.querySelector('.case-card h3').textContent.includes('accepted')", timeout=30_000
+    )

@@ -21,7 +21,7 @@ const LEVEL_STYLE = {
   building: { color: '#868e96', width: 0.8, minzoom: 14, fill: '#ddd6c8' },
   unit: { color: '#7048e8', width: 0.6, minzoom: 17 },
 };
-export const OPEN = ['reported', 'dispatched', 'handled'];
+export const OPEN = ['reported', 'accepted', 'dispatched', 'handled', 'verified', 'suspended'];
 
 const T = {
   overview: ['网格总览', 'Overview'],
@@ -57,8 +57,26 @@ const T = {
   save: ['保存新版本', 'Save as a new version'], cancel: ['取消', 'Cancel'], undo: ['撤销上次修改', 'Undo the last change'],
   saved: ['已保存为修订', 'Saved as revision'], stale: ['已被他人修改', 'Changed by someone else'],
   revisions: ['修订记录', 'Revisions'], not_editable: ['多块组成的网格不能在此编辑', 'A grid of several parts cannot be edited here'],
-  reported: ['已上报', 'reported'], dispatched: ['已派遣', 'dispatched'], handled: ['已处置', 'handled'],
-  closed: ['已结案', 'closed'],
+  reported: ['已上报', 'reported'], accepted: ['已立案', 'accepted'], rejected: ['不予立案', 'rejected'],
+  dispatched: ['已派遣', 'dispatched'], handled: ['已处置', 'handled'], verified: ['已核查', 'verified'],
+  closed: ['已结案', 'closed'], suspended: ['已挂起', 'suspended'],
+  report: ['上报', 'Report'], accept: ['立案', 'Accept'], reject: ['不予立案', 'Reject'], dispatch: ['派遣', 'Dispatch'],
+  handle: ['处置', 'Handle'], verify: ['核查通过', 'Verify'], rework: ['返工', 'Rework'], close: ['结案', 'Close'],
+  extend: ['延期', 'Extend'], suspend: ['挂起', 'Suspend'], resume: ['恢复', 'Resume'], reopen: ['重办', 'Reopen'],
+  escalate: ['升级', 'Escalate'],
+  cases: ['案件', 'Cases'], my_cases: ['我网格的案件', 'Cases in my grids'], case_list: ['案件办理', 'Case handling'],
+  left: ['剩余', 'left'], late_by: ['已超时', 'late by'], due: ['时限', 'Due'], owner: ['责任人', 'Owner'],
+  timeline: ['办理过程', 'Timeline'], note: ['说明', 'Note'], hours_to_add: ['延长小时数', 'Hours to add'],
+  satisfaction: ['满意度（1–5）', 'Satisfaction (1–5)'], assignee: ['承办人工号', 'Assignee staff id'],
+  department: ['承办部门', 'Department'], photo: ['照片链接', 'Photo URL'], confirm: ['确定', 'Confirm'],
+  escalated: ['已升级', 'escalated'], reworked: ['返工', 'reworked'], duplicate: ['疑似重复', 'possible duplicate of'],
+  outside: ['网格外', 'outside every grid'], more: ['更多', 'More'], of: ['共', 'of'],
+  status_open: ['未结', 'Open'], status_overdue: ['已超时', 'Overdue'], status_all: ['全部', 'All'],
+  indicators: ['考核指标（近28天）', 'Indicators (last 28 days)'], export_csv: ['导出 CSV', 'Export CSV'],
+  reported_n: ['上报', 'Reported'], closure: ['结案率', 'Closed'], on_time: ['按时率', 'On time'],
+  rework_rate: ['返工率', 'Rework'], escalation_rate: ['升级率', 'Escalated'], late_now: ['超时', 'Late'],
+  sat: ['满意度', 'Satisfaction'], reload: ['重新载入', 'Reload'], done: ['已办理', 'Done'],
+  street: ['街道', 'Street office'], no_cases: ['没有案件', 'No cases'],
   new: ['新出现', 'new'], persistent: ['持续', 'persistent'], fading: ['消退', 'fading'],
   version: ['版本', 'Version'], none: ['无', 'none'], fallback: ['（上级兜底）', '(falls back to the parent)'],
 };

@@ -2,6 +2,7 @@
 import {
   CATEGORIES, t, both, esc, el, api, tileUrl, addGrids, addStreets, gridAt, showGrid, label, placeOf, run,
 } from './map.js';
+import { caseList, indicatorTable } from './cases.js';
 
 async function supervisor(map, me, layers) {
   addGrids(map, ['community', 'area', 'courtyard']);
@@ -23,6 +24,10 @@ async function supervisor(map, me, layers) {
     <label>${both('category')} <select id="category"><option value="">${t('all')}</option>
     ${Object.entries(CATEGORIES).map(([k, v]) => `<option value="${k}">${v[0]} ${v[1]}</option>`).join('')}</select></label>
     <h3>${t('hotspots')}</h3><div id="spots" class="muted">${t('computing')}</div>
+    <h3>${t('case_list')}</h3>
+    <div class="tabs" id="case-tabs"><button data-q="status=open" class="here">${t('status_open')}</button><button data-q="overdue=true">${t('status_overdue')}</button><button data-q="status=closed&status=rejected">${t('closed')}</button></div>
+    <div id="case"></div><div id="cases" class="muted">${t('computing')}</div>
+    <h3>${t('indicators')}</h3><div id="indicators" class="muted">${t('computing')}</div>
     <h3>${t('overdue')}</h3><div id="overdue" class="muted">${t('computing')}</div>`;
   map.addSource('incidents', { type: 'vector', tiles: [tileUrl('incidents')], minzoom: 10, maxzoom: 18 });
   map.addLayer({
@@ -84,6 +89,26 @@ async function supervisor(map, me, layers) {
     window.gisGrid.analysed = mine;
   };
   ['since', 'until', 'category'].forEach((id) => { el(id).onchange = refresh; });
+  map.addSource('case', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+  map.addLayer({ id: 'case-point', type: 'circle', source: 'case', paint: { 'circle-color': '#c92a2a', 'circle-radius': 8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
+  let caseQuery = 'status=open';
+  const pick = (c) => {
+    map.getSource('case').setData({ type: 'FeatureCollection', features: [{ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [c.lon, c.lat] } }] });
+    map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(map.getZoom(), 16), duration: 0 });
+  };
+  const cases = caseList('cases', 'case', me, () => {
+    const c = el('category').value;
+    return `${caseQuery}${c ? `&category=${c}` : ''}`;
+  }, pick);
+  el('case-tabs').querySelectorAll('button').forEach((b) => {
+    b.onclick = () => {
+      el('case-tabs').querySelectorAll('button').forEach((o) => o.classList.toggle('here', o === b));
+      caseQuery = b.dataset.q;
+      cases();
+    };
+  });
+  el('category').addEventListener('change', () => cases());
+  await Promise.allSettled([cases(), indicatorTable('indicators')]);
   map.on('click', async (e) => {
     const g = gridAt(map, e.point, ['community', 'area', 'courtyard']);
     if (g) await showGrid(map, e.lngLat, g.code);

@@ -2,6 +2,7 @@
 import {
   LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, label, when, run,
 } from './map.js';
+import { caseList } from './cases.js';
 
 async function worker(map, me, layers) {
   addGrids(map, LEVELS);
@@ -11,7 +12,10 @@ async function worker(map, me, layers) {
   if (layers.includes('incidents')) addPoints(map, 'incidents', '#e03131', OPEN.map((s) => `status=${s}`).join('&'));
   map.addSource('mine', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
   map.addLayer({ id: 'mine-line', type: 'line', source: 'mine', paint: { 'line-color': '#f03e3e', 'line-width': 4 } });
+  map.addSource('case', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+  map.addLayer({ id: 'case-point', type: 'circle', source: 'case', paint: { 'circle-color': '#c92a2a', 'circle-radius': 8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
   el('panel').innerHTML = `<h2>${t('worker')}</h2>
+    <h3>${t('my_cases')}</h3><div id="case"></div><div id="cases" class="muted">${t('computing')}</div>
     <form id="find"><input id="q" placeholder="${esc(t('search_staff'))}"> <button class="action">${t('search')}</button></form>
     <div id="found"></div><div id="cover"></div><p class="muted">${t('tap_map')}</p><div id="here"></div>`;
   const cover = async (staffId) => {
@@ -51,6 +55,13 @@ async function worker(map, me, layers) {
       if (g) await showGrid(map, e.lngLat, g.code);
     } catch (err) { el('here').innerHTML = `<p class="problem">${esc(err.message)}</p>`; }
   });
+  const pick = (c) => {
+    map.getSource('case').setData({ type: 'FeatureCollection', features: [{ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [c.lon, c.lat] } }] });
+    map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(map.getZoom(), 17), duration: 0 });
+    el('case').scrollIntoView({ block: 'nearest' });
+  };
+  const cases = caseList('cases', 'case', me, () => 'status=open', pick);
+  await cases();
   if (me.staff_id) await cover(me.staff_id);
 }
 

@@ -203,7 +203,7 @@ def report_row(case: dict, actor: Actor, at: dt.datetime, received: dt.datetime,
 def _row(case, action, source, target, actor, at, received, due, on_time, note, detail) -> dict:
     return {
         "case_id": case["id"],
-        "seq": int(case.get("version") or 0) + (0 if action == "report" else 1),
+        "seq": 1 if action == "report" else int(case["version"]) + 1,
         "community_code": case.get("community_code"),
         "action": action,
         "from_status": source,

@@ -342,7 +342,7 @@ def report_many(
     chains.columns = [f"{c}_code" for c in chains.columns]
     chains = chains.where(chains.notna(), None)
     who = responsible(store, chains)
-    owner = who["staff_grid_code"].to_numpy(dtype=object)
+    owner = who["staff_grid_code"].to_numpy(dtype=object).copy()
     outside = chains["community_code"].isna().to_numpy()
     if outside.any():
         owner[outside] = _nearest_communities(store, x[outside], y[outside])

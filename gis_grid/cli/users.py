@@ -42,7 +42,8 @@ def user_add(
     store: StoreArg,
     user_id: Annotated[str, typer.Argument(help="A login name, e.g. wang.fang.")],
     role: Annotated[
-        str, typer.Option(help="admin, planner, supervisor, leadership or grid_worker.")
+        str,
+        typer.Option(help="admin, planner, supervisor, leadership, grid_worker or reporter."),
     ],
     name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
     staff_id: Annotated[

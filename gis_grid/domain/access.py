@@ -10,7 +10,12 @@ planner      everything                       boundaries (split, merge, move …
 supervisor   everything                       —
 leadership   everything                       —
 grid_worker  the grids of their staff id only —
+reporter     cases only (Open311 intake)      new cases
 ============ ================================ ==================================
+
+Case steps have their own rules (:mod:`gis_grid.cases.loop`): supervisors and
+admins accept, dispatch, close …; grid workers handle and verify cases in their
+grids; anyone signed in may report a case.
 
 A token is shown once, when the user is added (``gis-grid user add``) or
 rotated (``gis-grid user rotate``); the store keeps only its SHA-256. A token
@@ -37,6 +42,7 @@ class AccessRole(enum.StrEnum):
     SUPERVISOR = "supervisor"
     LEADERSHIP = "leadership"
     GRID_WORKER = "grid_worker"
+    REPORTER = "reporter"
 
     @property
     def edits_boundaries(self) -> bool:
@@ -45,8 +51,13 @@ class AccessRole(enum.StrEnum):
 
     @property
     def reads_everything(self) -> bool:
-        """Whether the role sees every grid (a grid worker sees their own)."""
-        return self is not AccessRole.GRID_WORKER
+        """Whether the role sees every grid (a grid worker sees their own, a reporter none)."""
+        return self not in (AccessRole.GRID_WORKER, AccessRole.REPORTER)
+
+    @property
+    def cases_only(self) -> bool:
+        """Whether the role may use the case routes only (reporters: Open311 clients)."""
+        return self is AccessRole.REPORTER
 
     @classmethod
     def parse(cls, value: str) -> AccessRole:

@@ -77,13 +77,14 @@ ALTER TABLE gis_grid_users ADD COLUMN last_used_at TEXT;
 """
 #: The case log: one row per step of a case, appended (schema version 5).
 _CASE_TABLES = """
-CREATE TABLE gis_grid_case_log (
-    case_id TEXT NOT NULL, seq INTEGER NOT NULL, community_code TEXT, action TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS gis_grid_case_log (
+    case_id TEXT NOT NULL, seq INTEGER NOT NULL CHECK (seq >= 1), community_code TEXT,
+    action TEXT NOT NULL,
     from_status TEXT, to_status TEXT NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
     staff_id TEXT, at TEXT NOT NULL, received_at TEXT NOT NULL, due TEXT, on_time BOOLEAN,
     note TEXT, detail TEXT, PRIMARY KEY (case_id, seq));
-CREATE INDEX gis_grid_case_log_at ON gis_grid_case_log(at);
-CREATE TRIGGER gis_grid_case_log_append_only BEFORE UPDATE ON gis_grid_case_log
+CREATE INDEX IF NOT EXISTS gis_grid_case_log_at ON gis_grid_case_log(at);
+CREATE TRIGGER IF NOT EXISTS gis_grid_case_log_append_only BEFORE UPDATE ON gis_grid_case_log
 BEGIN SELECT RAISE(ABORT, 'the case log is append-only'); END;
 """
 #: What upgrades a file from each earlier schema version to the next.

@@ -13,12 +13,15 @@ here.
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Computed,
     Date,
+    DateTime,
     ForeignKeyConstraint,
     Identity,
     Index,
@@ -223,7 +226,7 @@ users = Table(
     Column("expires_at", Text),
     Column("last_used_at", Text),
     CheckConstraint(
-        "role IN ('admin', 'planner', 'supervisor', 'leadership', 'grid_worker')",
+        "role IN ('admin', 'planner', 'supervisor', 'leadership', 'grid_worker', 'reporter')",
         name="users_role",
     ),
 )
@@ -248,6 +251,30 @@ audit = Table(
     Column("target", Text, nullable=False),
     Column("revision", BigInteger),
     Column("detail", Text, nullable=False),
+)
+
+#: The case log (migration 0009): one row per step of a case, appended, never changed.
+case_log = Table(
+    "case_log",
+    metadata,
+    Column("case_id", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("community_code", Text),
+    Column("action", Text, nullable=False),
+    Column("from_status", Text),
+    Column("to_status", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("staff_id", Text),
+    Column("at", DateTime, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("due", DateTime),
+    Column("on_time", Boolean),
+    Column("note", Text),
+    Column("detail", JSONB),
+    PrimaryKeyConstraint("case_id", "seq", name="case_log_pkey"),
+    CheckConstraint("seq >= 1", name="case_log_seq"),
+    Index("case_log_at", "at"),
 )
 
 #: Advanced by every write (migration 0005): a cache key every process can read.

@@ -1,4 +1,5 @@
-"""The case log: one row per step of a case (who, role, when, from, to, note), appended.
+"""The case log: one row per step of a case (who, role, when, from, to, note), appended;
+and reporters (Open311 clients) among the users' roles.
 
 Revision ID: 0009
 Revises: 0008
@@ -15,7 +16,14 @@ branch_labels = None
 depends_on = None
 
 
+ROLES = "'admin', 'planner', 'supervisor', 'leadership', 'grid_worker'"
+
+
 def upgrade() -> None:
+    op.execute("ALTER TABLE gis_grid.users DROP CONSTRAINT users_role")
+    op.execute(
+        f"ALTER TABLE gis_grid.users ADD CONSTRAINT users_role CHECK (role IN ({ROLES}, 'reporter'))"
+    )
     op.execute(
         "CREATE TABLE gis_grid.case_log ("
         "case_id text NOT NULL, seq integer NOT NULL, community_code text, "
@@ -39,5 +47,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM gis_grid.users WHERE role = 'reporter'")
+    op.execute("ALTER TABLE gis_grid.users DROP CONSTRAINT users_role")
+    op.execute(f"ALTER TABLE gis_grid.users ADD CONSTRAINT users_role CHECK (role IN ({ROLES}))")
     op.execute("DROP TABLE gis_grid.case_log")
     op.execute("DROP FUNCTION gis_grid.case_log_append_only()")
