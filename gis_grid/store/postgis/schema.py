@@ -13,7 +13,6 @@ here.
 from __future__ import annotations
 
 from geoalchemy2 import Geometry
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -33,6 +32,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 SCHEMA = "gis_grid"
 metadata = MetaData(schema=SCHEMA)
