@@ -9,7 +9,8 @@
                            'bench layers' linking, CCTV holes, Gi* and KDE at city scale,
                            'bench rebalance' the rebalancer beside GerryChain, spopt, METIS,
                            'bench web' tiles beside tipg and bare ST_AsMVT, lookups under load,
-                           'bench lookup-gpkg' map clicks on the embedded store under wrk
+                           'bench lookup-gpkg' map clicks on the embedded store under wrk,
+                           'bench cases' case intake, indicators, the sweep and Open311
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes: the demo needs the runtime only, the tests and
@@ -125,6 +126,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_web.py", *rest[1:]])
         elif rest[:1] == ["lookup-gpkg"]:
             run([PY, "bench/bench_lookup_gpkg.py", *rest[1:]])
+        elif rest[:1] == ["cases"]:
+            run([PY, "bench/bench_cases.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

@@ -62,80 +62,65 @@ def indicators(
     as of ``at`` (default now). Rows carry ``code`` and ``name`` (a level),
     ``staff_id``, ``name`` and ``phone`` (staff), or ``department``.
     """
-    from gis_grid.cases.service import case_frame, now
+    from gis_grid.cases.service import now
 
     if by not in GROUPINGS:
         raise InputError(f"indicators by {by!r}? by one of {', '.join(GROUPINGS)}")
     if until <= since:
         raise InputError(f"the window ends ({stamp(until)}) before it starts ({stamp(since)})")
     at = at or now()
-    cases = case_frame(store)
-    if len(cases):
-        reported = cases["reported_at"].astype(str).str.replace(" ", "T")
-        cases = cases.loc[(reported >= stamp(since)) & (reported < stamp(until))].copy()
-    key = _group_key(store, cases, by)
-    cases = cases.assign(key=key).loc[key.notna()]
-    log = store.case_log(cases["id"].tolist()) if len(cases) else store.case_log([])
-    return _table(store, cases, log, by, at)
+    facts = store.case_facts(stamp(since), stamp(until))
+    facts = facts.assign(key=_group_key(store, facts, by))
+    return _table(store, facts.loc[facts["key"].notna()], by, at)
 
 
-def _group_key(store, cases: pd.DataFrame, by: str) -> pd.Series:
-    from gis_grid.cases.service import _owner_code, owners
+def _group_key(store, facts: pd.DataFrame, by: str) -> pd.Series:
+    """The group of each case: its grid at a level, its department, or its owner's staff id."""
+    from gis_grid.cases.service import owners
 
-    if not len(cases):
+    if not len(facts):
         return pd.Series([], dtype=object)
     if by == "department":
-        return cases["department"].astype(object).where(cases["department"].notna(), None)
-    if by == "staff":
-        codes = [_owner_code(r) for r in cases.to_dict("records")]
-        who = owners(store, set(c for c in codes if c))
-        return pd.Series(
-            [(who.get(c) or {}).get("staff_id") if c else None for c in codes],
-            index=cases.index,
-            dtype=object,
-        )
-    column = cases[f"{by}_code"].astype(object)
+        column = facts["department"]
+    elif by == "staff":
+        owner = facts["owner_code"].astype(object)
+        for level in reversed(list(Level)):  # no owner written: the deepest grid of its chain
+            chain = facts[f"{level.key}_code"].astype(object)
+            owner = owner.where(owner.notna(), chain)
+        who = owners(store, set(owner.dropna()))
+        column = owner.map(lambda c: (who.get(c) or {}).get("staff_id") if c else None)
+    else:
+        column = facts[f"{by}_code"]
+    column = column.astype(object)
     return column.where(column.notna(), None)
 
 
-def _table(store, cases: pd.DataFrame, log: pd.DataFrame, by: str, at: dt.datetime):
-    status = cases["status"].astype(str)
-    did = log.assign(one=1).pivot_table(
-        index="case_id", columns="action", values="one", aggfunc="sum", fill_value=0
-    )
-    did = did.reindex(cases["id"]).fillna(0)
-
-    def has(action) -> np.ndarray:
-        return (did[action] > 0).to_numpy() if action in did else np.zeros(len(cases), bool)
-
+def _table(store, facts: pd.DataFrame, by: str, at: dt.datetime) -> pd.DataFrame:
+    status = facts["status"].astype(str)
+    closed = (status == "closed").to_numpy()
+    reported_at = pd.to_datetime(facts["reported_at"])
+    closed_at = pd.to_datetime(facts["closed_at"], errors="coerce")
+    hours = ((closed_at - reported_at) / pd.Timedelta(hours=1)).to_numpy()
+    escalated = (facts["escalated"] > 0).to_numpy()
+    deadline = facts["deadline"].astype(object)
     frame = pd.DataFrame(
         {
-            "key": cases["key"].to_numpy(),
-            "accepted": has("accept"),
-            "closed": (status == "closed").to_numpy(),
-            "handled": has("handle"),
-            "reworked": has("rework"),
-            "extended": has("extend"),
-            "escalated": has("escalate"),
+            "key": facts["key"].to_numpy(),
+            "accepted": (facts["accepted"] > 0).to_numpy(),
+            "closed": closed,
+            "handled": (facts["handled"] > 0).to_numpy(),
+            "reworked": (facts["reworked"] > 0).to_numpy(),
+            "extended": (facts["extended"] > 0).to_numpy(),
+            "escalated": escalated,
             "overdue": (
-                status.isin(OPEN)
-                & cases["deadline"].notna()
-                & (cases["deadline"].astype(str).str.replace(" ", "T") < stamp(at))
+                status.isin(OPEN) & deadline.notna() & (deadline.fillna("~") < stamp(at))
             ).to_numpy(),
+            "hours_to_close": np.where(closed, hours, np.nan),
+            "satisfaction": facts["satisfaction"].to_numpy(dtype=float),
+            "closed_in_grid": closed & ~escalated,
+            "sum": facts["on_time"].to_numpy(),
+            "count": facts["timed"].to_numpy(),
         }
-    )
-    reported_at = pd.to_datetime(cases["reported_at"].astype(str))
-    closed_at = pd.to_datetime(cases["closed_at"].astype(object), errors="coerce")
-    hours = ((closed_at - reported_at) / pd.Timedelta(hours=1)).to_numpy()
-    frame["hours_to_close"] = np.where(frame["closed"], hours, np.nan)
-    frame["satisfaction"] = pd.to_numeric(cases["satisfaction"], errors="coerce").to_numpy()
-    frame["closed_in_grid"] = frame["closed"] & ~frame["escalated"]
-    timed = log.loc[log["on_time"].notna()]
-    timed = timed.assign(
-        key=timed["case_id"].map(dict(zip(cases["id"], cases["key"], strict=True)))
-    )
-    on_time = (
-        timed.assign(ok=timed["on_time"].astype(bool)).groupby("key")["ok"].agg(["sum", "count"])
     )
     g = frame.groupby("key")
     table = pd.DataFrame(
@@ -151,9 +136,10 @@ def _table(store, cases: pd.DataFrame, log: pd.DataFrame, by: str, at: dt.dateti
             "median_hours_to_close": g["hours_to_close"].median(),
             "mean_satisfaction": g["satisfaction"].mean(),
             "closed_in_grid_n": g["closed_in_grid"].sum(),
+            "sum": g["sum"].sum(),
+            "count": g["count"].sum(),
         }
     )
-    table = table.join(on_time, how="left")
 
     def rate(num, den):
         num, den = table[num].astype(float), table[den].astype(float)

@@ -35,7 +35,7 @@ from gis_grid.cases.loop import (
     step,
 )
 from gis_grid.cases.rules import Rules
-from gis_grid.domain.errors import ConflictError, InputError, NotFoundError
+from gis_grid.domain.errors import InputError, NotFoundError
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, CHAIN_COLUMNS, Level
 from gis_grid.grids.linkage import people, responsible
 from gis_grid.layers.features import now_local
@@ -391,18 +391,14 @@ def _duplicates(store, cats, x, y, times) -> list[str | None]:
     out: list[str | None] = [None] * len(cats)
     if CASE_LAYER not in store.layers():
         return out
-    pad = DUPLICATE_METRES / 80_000  # degrees, generously (80 km per degree of longitude here)
+    pad = DUPLICATE_METRES / 70_000  # degrees, generously (≥ 70 km a degree below 50° N)
     since = stamp(min(times) - dt.timedelta(days=DUPLICATE_DAYS))
-    open_ = _cases(
-        store,
+    bbox = (x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad)
+    open_ = store.features(
+        CASE_LAYER,
+        bbox=bbox,  # the spatial index first: only cases near the new ones are read
         where={"status": sorted(OPEN), "category": sorted(set(cats)), "reported_at": (since, None)},
     )
-    if not len(open_):
-        return out
-    bbox = (x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad)
-    gx, gy = open_["lon"].to_numpy(float), open_["lat"].to_numpy(float)
-    near = (gx >= bbox[0]) & (gx <= bbox[2]) & (gy >= bbox[1]) & (gy <= bbox[3])
-    open_ = open_.loc[near]
     if not len(open_):
         return out
     crs = local_metric_crs(float(np.mean(x)), float(np.mean(y)))
@@ -497,66 +493,96 @@ def sweep(store, *, rules: Rules, received: dt.datetime | None = None) -> dict:
     second sweep at the same moment escalates nothing; a case still late at
     its new deadline goes up again. Cases already with the street office stay
     there (counted as ``at_top``). A case someone acts on during the sweep is
-    left for the next one.
+    left for the next one. In bulk: one read of the late cases, one deadline
+    per category and step, one write.
     """
+    import json
+
+    from gis_grid.cases.loop import WAITS_FOR
+
     received = received or now()
     cutoff = stamp(received)
-    if CASE_LAYER not in store.layers():
+    late = store.late_cases(cutoff) if hasattr(store, "late_cases") else None
+    if late is None or not len(late):
         return {"as_of": cutoff, "overdue": 0, "escalated": 0, "at_top": 0, "cases": []}
-    late = _cases(store, where={"status": sorted(OPEN), "deadline": (None, cutoff)})
-    late = late.loc[late["deadline"].notna() & (late["deadline"].astype(str) < cutoff)]
-    if not len(late):
-        return {"as_of": cutoff, "overdue": 0, "escalated": 0, "at_top": 0, "cases": []}
-    frame = late.drop(columns="geometry")
-    current = [
-        o if isinstance(o, str) and o else _owner_code(r)
-        for o, r in zip(frame["owner_code"], frame.to_dict("records"), strict=True)
+    owner = late["owner_code"].astype(object)
+    owner = owner.where(owner.notna() & (owner != ""), None)
+    for level in reversed(list(Level)):  # no owner written: the deepest grid of its chain
+        owner = owner.where(owner.notna(), late[f"{level.key}_code"].astype(object))
+    codes = pd.unique(owner.dropna())
+    above_of = dict(zip(codes, next_owners(store, list(codes)), strict=True))
+    above = owner.map(lambda c: above_of.get(c) if c else None)
+    go = above.notna().to_numpy()
+    esc = late.loc[go].reset_index(drop=True)
+    if not len(esc):
+        return {
+            "as_of": cutoff,
+            "overdue": len(late),
+            "escalated": 0,
+            "at_top": len(late),
+            "cases": [],
+        }
+    before = owner[go].to_numpy(dtype=object)
+    last = pd.to_datetime(esc["last_at"].where(esc["last_at"].notna(), esc["reported_at"]))
+    at = np.maximum(pd.Timestamp(received).to_datetime64(), last.to_numpy())
+    at_text = pd.DatetimeIndex(at).strftime("%Y-%m-%dT%H:%M:%S").to_numpy()
+    due_of: dict = {}
+    deadlines = []
+    for category, status, when in zip(esc["category"], esc["status"], at_text, strict=True):
+        key = (category, status, when)
+        if key not in due_of:
+            due_of[key] = stamp(rules.due(category, WAITS_FOR[status], parse_time(when)))
+        deadlines.append(due_of[key])
+    level = esc["escalation"].to_numpy() + 1
+    version = esc["version"].to_numpy()
+    targets = above[go].to_numpy(dtype=object)
+    changes = pd.DataFrame(
+        {
+            "id": esc["id"],
+            "expected": version,
+            "owner_code": targets,
+            "escalation": level,
+            "deadline": deadlines,
+            "version": version + 1,
+            "last_at": at_text,
+        }
+    )
+    community = esc["community_code"].astype(object)
+    community = community.where(community.notna(), pd.Series(targets).str.slice(0, 12))
+    log = pd.DataFrame(
+        {
+            "case_id": esc["id"],
+            "seq": version + 1,
+            "community_code": community.where(community.str.len() == 12, None),
+            "action": "escalate",
+            "from_status": esc["status"],
+            "to_status": esc["status"],
+            "actor": SYSTEM.name,
+            "role": SYSTEM.role,
+            "staff_id": None,
+            "at": at_text,
+            "received_at": cutoff,
+            "due": esc["deadline"],
+            "on_time": None,
+            "note": "overdue since " + esc["deadline"].astype(str),
+            "detail": [
+                json.dumps({"deadline": d, "escalation": int(e), "owner_code": o}, sort_keys=True)
+                for d, e, o in zip(deadlines, level, targets, strict=True)
+            ],
+        }
+    )
+    written = set(store.record_many_steps(changes, log))
+    cases = [
+        {"id": i, "from": f, "to": t}
+        for i, f, t in zip(esc["id"], before, targets, strict=True)
+        if i in written
     ]
-    above = next_owners(store, current)
-    changes, log, escalated = [], [], []
-    for r, owner in zip(frame.to_dict("records"), above, strict=True):
-        if owner is None:
-            continue
-        case = {k: _plain(v) for k, v in r.items()}
-        case["version"] = int(case.get("version") or 1)
-        for c in ("reported_at", "deadline", "last_at", *_TIMES):
-            if case.get(c) is not None:
-                case[c] = str(case[c]).replace(" ", "T")[:19]
-        at = max(received, parse_time(case.get("last_at") or case["reported_at"]))
-        change, row = step(
-            case,
-            "escalate",
-            SYSTEM,
-            rules=rules,
-            now=at,
-            at=at,
-            owner_code=owner,
-            note=f"overdue since {case['deadline']}",
-        )
-        row["community_code"] = _community(case)
-        changes.append({"id": case["id"], "expected": case["version"], **change})
-        log.append(row)
-        escalated.append({"id": case["id"], "from": _owner_code(case), "to": owner})
-    for attempt in range(3):
-        try:
-            store.record_steps(changes, log)
-            break
-        except ConflictError:
-            if attempt == 2:
-                raise
-            # someone acted on one of them meanwhile: keep the rest, leave it for next time
-            fresh = _cases(store, where={"id": [c["id"] for c in changes]})
-            versions = dict(zip(fresh["id"], fresh["version"].fillna(1).astype(int), strict=True))
-            keep = [i for i, c in enumerate(changes) if versions.get(c["id"]) == c["expected"]]
-            changes = [changes[i] for i in keep]
-            log = [log[i] for i in keep]
-            escalated = [escalated[i] for i in keep]
     return {
         "as_of": cutoff,
         "overdue": len(late),
-        "escalated": len(escalated),
-        "at_top": len(late) - len(escalated),
-        "cases": escalated,
+        "escalated": len(cases),
+        "at_top": int((~go).sum()),
+        "cases": cases,
     }
 
 
@@ -631,12 +657,6 @@ def list_cases(
         "as_of": stamp(at),
         "cases": [record(c, rules, at, who.get(c["owner_code"])) for c in page],
     }
-
-
-def case_frame(store) -> pd.DataFrame:
-    """Every case's state and chain, without geometry (for indicators)."""
-    frame = _cases(store)
-    return pd.DataFrame(frame.drop(columns="geometry"))
 
 
 __all__ = [

@@ -142,7 +142,7 @@ def demo(
         out.print("layers: " + ", ".join(f"{name} {n:,}" for name, n in written.items()))
         if swept:
             out.print(
-                f"cases: {swept['overdue']:,} past their deadline were escalated one grid up "
+                f"cases: {swept['escalated']:,} past their deadline were escalated one grid up "
                 f"(gis-grid case list {shown(out_path)} --overdue)"
             )
         errors = int((problems["severity"] == "error").sum())

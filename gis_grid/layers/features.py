@@ -276,6 +276,8 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
     blank = _blank(raw)
     if f.required:
         problems.add(blank, f.name, None, f"{f.name} is missing")
+    if blank.all():  # an empty or absent column: its default, with no more checks
+        return pd.Series([f.default] * len(raw), dtype=object)
     if f.kind == "text":
         nul = raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy()
         problems.add(nul, f.name, None, f"{f.name} holds a NUL character")

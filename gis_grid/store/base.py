@@ -337,6 +337,87 @@ def log_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Per case, what :meth:`case_facts` reads from the case and folds from its log.
+CASE_FACT_COLUMNS = (
+    "id",
+    "community_code",
+    "area_code",
+    "courtyard_code",
+    "building_code",
+    "unit_code",
+    "owner_code",
+    "department",
+    "category",
+    "status",
+    "deadline",
+    "reported_at",
+    "closed_at",
+    "satisfaction",
+    "accepted",
+    "handled",
+    "reworked",
+    "extended",
+    "escalated",
+    "timed",
+    "on_time",
+)
+#: The log folded per case, in SQL both stores speak (booleans summed as 0/1).
+CASE_FACT_LOG = (
+    "SELECT case_id, "
+    "max(CASE WHEN action = 'accept' THEN 1 ELSE 0 END) AS accepted, "
+    "max(CASE WHEN action = 'handle' THEN 1 ELSE 0 END) AS handled, "
+    "max(CASE WHEN action = 'rework' THEN 1 ELSE 0 END) AS reworked, "
+    "max(CASE WHEN action = 'extend' THEN 1 ELSE 0 END) AS extended, "
+    "max(CASE WHEN action = 'escalate' THEN 1 ELSE 0 END) AS escalated, "
+    "count(on_time) AS timed, "
+    "sum(CASE WHEN on_time THEN 1 ELSE 0 END) AS on_time "
+    "FROM {log} GROUP BY case_id"
+)
+
+
+#: What the sweep reads of each late case.
+LATE_COLUMNS = (
+    "id",
+    "category",
+    "status",
+    "deadline",
+    "owner_code",
+    "escalation",
+    "version",
+    "last_at",
+    "reported_at",
+    "community_code",
+    "area_code",
+    "courtyard_code",
+    "building_code",
+    "unit_code",
+)
+#: The statuses a case can be late in (waiting for a step).
+LATE_STATUSES = ("reported", "accepted", "dispatched", "handled", "verified")
+
+
+def late_frame(rows) -> pd.DataFrame:
+    """Rows of :meth:`late_cases` typed alike from either store."""
+    frame = pd.DataFrame(rows, columns=list(LATE_COLUMNS))
+    for c in ("deadline", "last_at", "reported_at"):
+        frame[c] = [None if v is None else str(v).replace(" ", "T")[:19] for v in frame[c]]
+    frame["version"] = pd.to_numeric(frame["version"]).fillna(1).astype("int64")
+    frame["escalation"] = pd.to_numeric(frame["escalation"]).fillna(0).astype("int64")
+    return frame
+
+
+def case_fact_frame(rows, columns=CASE_FACT_COLUMNS) -> pd.DataFrame:
+    """Rows of :meth:`case_facts` typed alike from either store."""
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for c in ("deadline", "reported_at", "closed_at"):
+        frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+        frame[c] = [None if v is None else str(v).replace(" ", "T")[:19] for v in frame[c]]
+    for c in ("accepted", "handled", "reworked", "extended", "escalated", "timed", "on_time"):
+        frame[c] = pd.to_numeric(frame[c]).fillna(0).astype("int64")
+    frame["satisfaction"] = pd.to_numeric(frame["satisfaction"], errors="coerce")
+    return frame
+
+
 def with_communities(log: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """Log rows with the community of their case, where the log does not name one."""
     owner = dict(zip(rows["id"].astype(str), rows["community_code"], strict=True))

@@ -265,6 +265,13 @@ class GeoPackageStore(
         """A number that grows with every write (grids, staff, features): a cache key."""
         return self._generation()
 
+    def _grid_generation(self) -> int:
+        """Advanced by grid, staff and assignment writes only: what lookup indexes key on."""
+        row = self._conn.execute(
+            "SELECT value FROM gis_grid_meta WHERE key = 'grid_generation'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     def _generation(self) -> int:
         return int(
             self._conn.execute(

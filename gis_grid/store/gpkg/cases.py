@@ -15,7 +15,16 @@ import pandas as pd
 
 from gis_grid.domain.errors import ConflictError, NotFoundError
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS
-from gis_grid.store.base import log_frame, records
+from gis_grid.store.base import (
+    CASE_FACT_COLUMNS,
+    CASE_FACT_LOG,
+    LATE_COLUMNS,
+    LATE_STATUSES,
+    case_fact_frame,
+    late_frame,
+    log_frame,
+    records,
+)
 
 _INSERT = (
     f"INSERT INTO gis_grid_case_log ({', '.join(CASE_LOG_COLUMNS)}) "
@@ -45,6 +54,92 @@ class GeoPackageCases:
             params,
         )
         return log_frame(frame)
+
+    def case_facts(self, since=None, until=None) -> pd.DataFrame:
+        """Per case reported in ``[since, until)``: its state, chain, and its log folded.
+
+        The log (millions of rows) is folded by SQLite; ``accepted`` …
+        ``escalated`` say whether the case had such a step, ``timed`` and
+        ``on_time`` count its steps with a deadline and those taken by it.
+        """
+        if CASE_LAYER not in self.layers():
+            return case_fact_frame([])
+        terms, params = [], []
+        if since is not None:
+            terms.append("c.reported_at >= ?")
+            params.append(str(since))
+        if until is not None:
+            terms.append("c.reported_at < ?")
+            params.append(str(until))
+        where = f" WHERE {' AND '.join(terms)}" if terms else ""
+        cols = ", ".join(
+            f"l.{c}"
+            if c in ("accepted", "handled", "reworked", "extended", "escalated", "timed", "on_time")
+            else f'c."{c}"'
+            for c in CASE_FACT_COLUMNS
+        )
+        log = CASE_FACT_LOG.format(log="gis_grid_case_log")
+        if terms:  # fold only the log of the cases in the window
+            log = log.replace(
+                "GROUP BY",
+                f'WHERE case_id IN (SELECT c.id FROM "{CASE_LAYER}" c{where}) GROUP BY',
+            )
+            params = params * 2
+        rows = self._conn.execute(
+            f'SELECT {cols} FROM "{CASE_LAYER}" c LEFT JOIN ({log}) l ON l.case_id = c.id{where}',
+            params,
+        ).fetchall()
+        return case_fact_frame(rows)
+
+    def late_cases(self, cutoff) -> pd.DataFrame:
+        """Cases waiting for a step whose deadline is before ``cutoff`` (what the sweep reads)."""
+        if CASE_LAYER not in self.layers():
+            return late_frame([])
+        cols = ", ".join(f'"{c}"' for c in LATE_COLUMNS)
+        rows = self._conn.execute(
+            f'SELECT {cols} FROM "{CASE_LAYER}" WHERE deadline < ? AND status IN '
+            f"({', '.join('?' * len(LATE_STATUSES))})",
+            [str(cutoff), *LATE_STATUSES],
+        ).fetchall()
+        return late_frame(rows)
+
+    def record_many_steps(self, changes: pd.DataFrame, log: pd.DataFrame) -> list[str]:
+        """Write a step on many cases at once, each only if still at its expected version.
+
+        ``changes`` has ``id``, ``expected`` and the columns to set; ``log`` one
+        row per case. Cases someone else acted on meanwhile are left out (with
+        their log rows); returns the ids written. One transaction.
+        """
+        if not len(changes):
+            return []
+        cols = [c for c in changes.columns if c not in ("id", "expected")]
+        with self._transaction("the case sweep") as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS sweep_changes "
+                f"(id TEXT PRIMARY KEY, expected INTEGER, {', '.join(cols)})"
+            )
+            conn.execute("DELETE FROM temp.sweep_changes")
+            conn.executemany(
+                f"INSERT INTO temp.sweep_changes (id, expected, {', '.join(cols)}) "
+                f"VALUES ({', '.join('?' * (len(cols) + 2))})",
+                records(changes, ["id", "expected", *cols]),
+            )
+            # the write lock is held: nobody can step in between this read and the update
+            conn.execute(
+                f"DELETE FROM temp.sweep_changes WHERE id NOT IN (SELECT s.id FROM "
+                f'temp.sweep_changes s JOIN "{CASE_LAYER}" c ON c.id = s.id '
+                "AND coalesce(c.version, 1) = s.expected)"
+            )
+            written = [r[0] for r in conn.execute("SELECT id FROM temp.sweep_changes")]
+            conn.execute(
+                f'UPDATE "{CASE_LAYER}" SET {", ".join(f"{c} = s.{c}" for c in cols)} '
+                f'FROM temp.sweep_changes s WHERE "{CASE_LAYER}".id = s.id'
+            )
+            keep = log["case_id"].isin(set(written))
+            self._write_log(conn, log.loc[keep])
+            conn.execute("DELETE FROM temp.sweep_changes")
+            self._touch_layer(conn, CASE_LAYER)
+        return written
 
     @staticmethod
     def _write_log(conn: sqlite3.Connection, log: pd.DataFrame | None, *, drop=None) -> None:

@@ -48,7 +48,7 @@ from gis_grid.store.checks import (
     touched_communities,
 )
 from gis_grid.store.gpkg.layers import meets
-from gis_grid.store.gpkg.sqlite import CHUNK, bulk_insert, decode, encode
+from gis_grid.store.gpkg.sqlite import GRID_GENERATION_BUMP, CHUNK, bulk_insert, decode, encode
 from gis_grid.store.revisions import write_payloads
 
 
@@ -220,6 +220,7 @@ class GeoPackageGrids:
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
             )
+            conn.execute(GRID_GENERATION_BUMP)
             for table, n in (
                 ("grids", report.grids),
                 ("staff", report.staff),
@@ -267,6 +268,7 @@ class GeoPackageGrids:
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
             )
+            conn.execute(GRID_GENERATION_BUMP)
         return WriteReport(grids=len(new), communities=communities)
 
     def history(self, code: str) -> gpd.GeoDataFrame:
@@ -306,7 +308,7 @@ class GeoPackageGrids:
 
     def index(self) -> GridIndex:
         """The in-memory point-lookup index, rebuilt after any write."""
-        stamp = self._generation()
+        stamp = self._grid_generation()
         if self._index is None or self._index_stamp != stamp:
             frame = self.grids(geometry=True)
             self._index = GridIndex(frame["code"].to_numpy(), frame.geometry.to_numpy())
@@ -332,7 +334,7 @@ class GeoPackageGrids:
         """
         from gis_grid.grids.queries import Chains, chain_by_lookup
 
-        stamp = (self._generation(), dt.date.today().isoformat())
+        stamp = (self._grid_generation(), dt.date.today().isoformat())
         chains = getattr(self, "_chains", None)
         if chains is None or chains.stamp != stamp:
             count = self._conn.execute("SELECT count(*) FROM grids").fetchone()[0]

@@ -28,7 +28,7 @@ from gis_grid.store.base import (
 )
 from gis_grid.store.gpkg.access import write_audit
 from gis_grid.store.gpkg.grids import to_history
-from gis_grid.store.gpkg.sqlite import CHUNK, bulk_insert, encode
+from gis_grid.store.gpkg.sqlite import GRID_GENERATION_BUMP, CHUNK, bulk_insert, encode
 from gis_grid.store.revisions import (
     DryRun,
     Payload,
@@ -112,6 +112,7 @@ class GeoPackageRevisions:
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
                 "WHERE key = 'generation'"
             )
+            conn.execute(GRID_GENERATION_BUMP)
         return Revision.of(rid, plan, change)
 
     def _last_versions(self, codes: list[str]) -> dict[str, int]:

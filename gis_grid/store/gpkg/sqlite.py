@@ -116,3 +116,11 @@ def bulk_insert(
     )
     for _, sql in triggers:
         conn.execute(sql)
+
+
+#: Advances the grid generation (grids, staff, assignments — not feature writes), which
+#: the in-memory lookup indexes key on; the key appears with the first grid write.
+GRID_GENERATION_BUMP = (
+    "INSERT INTO gis_grid_meta VALUES ('grid_generation', '1') ON CONFLICT(key) "
+    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)

@@ -12,7 +12,16 @@ from psycopg import sql
 
 from gis_grid.domain.errors import ConflictError, NotFoundError
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS
-from gis_grid.store.base import log_frame, records
+from gis_grid.store.base import (
+    CASE_FACT_COLUMNS,
+    CASE_FACT_LOG,
+    LATE_COLUMNS,
+    LATE_STATUSES,
+    case_fact_frame,
+    late_frame,
+    log_frame,
+    records,
+)
 from gis_grid.store.postgis.connection import plain
 
 _SELECT = ", ".join(
@@ -42,6 +51,119 @@ class PostGISCases:
             )
             rows = cur.fetchall()
         return log_frame(pd.DataFrame(rows, columns=list(CASE_LOG_COLUMNS)))
+
+    def case_facts(self, since=None, until=None) -> pd.DataFrame:
+        """Per case reported in ``[since, until)``: its state, chain, and its log folded.
+
+        The log (millions of rows) is folded by PostgreSQL (a hash aggregate);
+        ``accepted`` … ``escalated`` say whether the case had such a step,
+        ``timed`` and ``on_time`` count its steps with a deadline and those
+        taken by it.
+        """
+        if CASE_LAYER not in self.layers():
+            return case_fact_frame([])
+        terms, params = [], {}
+        if since is not None:
+            terms.append("c.reported_at >= %(since)s")
+            params["since"] = str(since)
+        if until is not None:
+            terms.append("c.reported_at < %(until)s")
+            params["until"] = str(until)
+        where = f" WHERE {' AND '.join(terms)}" if terms else ""
+        folded = ("accepted", "handled", "reworked", "extended", "escalated", "timed", "on_time")
+        cols = ", ".join(
+            f"l.{c}"
+            if c in folded
+            else f'c."{c}"::text'
+            if c in ("deadline", "reported_at", "closed_at")
+            else f'c."{c}"'
+            for c in CASE_FACT_COLUMNS
+        )
+        log = CASE_FACT_LOG.format(log="case_log")
+        if terms:  # fold only the log of the cases in the window
+            log = log.replace(
+                "GROUP BY",
+                f'WHERE case_id IN (SELECT c.id FROM "{CASE_LAYER}" c{where}) GROUP BY',
+            )
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET LOCAL work_mem = '256MB'")
+            cur.execute("SET LOCAL jit = off")
+            cur.execute(
+                f'SELECT {cols} FROM "{CASE_LAYER}" c LEFT JOIN ({log}) l ON l.case_id = c.id'
+                f"{where}",
+                params,
+            )
+            rows = cur.fetchall()
+        return case_fact_frame(rows)
+
+    def late_cases(self, cutoff) -> pd.DataFrame:
+        """Cases waiting for a step whose deadline is before ``cutoff`` (what the sweep reads)."""
+        if CASE_LAYER not in self.layers():
+            return late_frame([])
+        cols = ", ".join(
+            f'"{c}"::text' if c in ("deadline", "last_at", "reported_at") else f'"{c}"'
+            for c in LATE_COLUMNS
+        )
+        with self._cursor() as cur:
+            cur.execute(
+                f'SELECT {cols} FROM "{CASE_LAYER}" WHERE deadline < %s AND status = ANY(%s)',
+                [str(cutoff), list(LATE_STATUSES)],
+            )
+            rows = cur.fetchall()
+        return late_frame(rows)
+
+    def record_many_steps(self, changes: pd.DataFrame, log: pd.DataFrame) -> list[str]:
+        """Write a step on many cases at once, each only if still at its expected version.
+
+        ``changes`` has ``id``, ``expected`` and the columns to set; ``log`` one
+        row per case. Cases someone else acted on meanwhile are left out (with
+        their log rows); returns the ids written. One transaction.
+        """
+        if not len(changes):
+            return []
+        cols = [c for c in changes.columns if c not in ("id", "expected")]
+        types = {
+            "escalation": "bigint",
+            "version": "bigint",
+            "deadline": "timestamp",
+            "last_at": "timestamp",
+        }
+        t = sql.Identifier(CASE_LAYER)
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE sweep_changes (id text, expected bigint, {}) ON COMMIT DROP"
+                ).format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types.get(c, "text")))
+                        for c in cols
+                    )
+                )
+            )
+            with cur.copy(
+                sql.SQL("COPY sweep_changes (id, expected, {}) FROM STDIN").format(
+                    sql.SQL(", ").join(map(sql.Identifier, cols))
+                )
+            ) as copy:
+                for row in records(changes, ["id", "expected", *cols]):
+                    copy.write_row(row)
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} c SET {} FROM sweep_changes s WHERE c.id = s.id "
+                    "AND coalesce(c.version, 1) = s.expected RETURNING c.id"
+                ).format(
+                    t,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c))
+                        for c in cols
+                    ),
+                )
+            )
+            written = [r[0] for r in cur.fetchall()]
+            keep = log["case_id"].isin(set(written))
+            self._write_log(cur, log.loc[keep])
+            cur.execute("SELECT nextval('generation')")
+        return written
 
     @staticmethod
     def _write_log(cur, log: pd.DataFrame | None, *, drop=None) -> None:
