@@ -48,7 +48,7 @@ from gis_grid.store.checks import (
     touched_communities,
 )
 from gis_grid.store.gpkg.layers import meets
-from gis_grid.store.gpkg.sqlite import GRID_GENERATION_BUMP, CHUNK, bulk_insert, decode, encode
+from gis_grid.store.gpkg.sqlite import CHUNK, GRID_GENERATION_BUMP, bulk_insert, decode, encode
 from gis_grid.store.revisions import write_payloads
 
 

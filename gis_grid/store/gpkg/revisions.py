@@ -28,7 +28,7 @@ from gis_grid.store.base import (
 )
 from gis_grid.store.gpkg.access import write_audit
 from gis_grid.store.gpkg.grids import to_history
-from gis_grid.store.gpkg.sqlite import GRID_GENERATION_BUMP, CHUNK, bulk_insert, encode
+from gis_grid.store.gpkg.sqlite import CHUNK, GRID_GENERATION_BUMP, bulk_insert, encode
 from gis_grid.store.revisions import (
     DryRun,
     Payload,
