@@ -44,6 +44,17 @@ _FIT = {
 _FIT_BY_LENGTH = {CODE_LENGTHS[lv]: role.value for lv, role in _FIT.items()}
 
 
+def responsible_of(code: str, staff: list[dict]) -> dict | None:
+    """The one responsible person of a grid among its staff (as :func:`people` picks).
+
+    The person whose role fits the grid's level comes first, then by staff id.
+    """
+    if not staff:
+        return None
+    fit = _FIT_BY_LENGTH.get(len(str(code)))
+    return sorted(staff, key=lambda p: (p["role"] != fit, p["staff_id"]))[0]
+
+
 def deepest(chains: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The deepest grid code of each chain and its level key (None where unowned)."""
     code = np.full(len(chains), None, dtype=object)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import numpy as np
 import pandas as pd
+import shapely
 
 from gis_grid.domain.errors import ConflictError, NotFoundError
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS
@@ -90,6 +92,59 @@ class GeoPackageCases:
             params,
         ).fetchall()
         return case_fact_frame(rows)
+
+    def cases_near(self, bbox, categories, since, statuses) -> list[tuple]:
+        """(id, category, lon, lat) of cases in a box of given categories and statuses, since."""
+        if CASE_LAYER not in self.layers():
+            return []
+        minx, miny, maxx, maxy = map(float, bbox)
+        cats, states = list(categories), list(statuses)
+        return self._conn.execute(
+            f'SELECT id, category, lon, lat FROM "{CASE_LAYER}" WHERE fid IN (SELECT id FROM '
+            f'"rtree_{CASE_LAYER}_geom" WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?) '
+            f"AND category IN ({', '.join('?' * len(cats))}) "
+            f"AND status IN ({', '.join('?' * len(states))}) AND reported_at >= ?",
+            [minx, maxx, miny, maxy, *cats, *states, str(since)],
+        ).fetchall()
+
+    def insert_case(self, case: dict, log: dict) -> None:
+        """Write one new case (its row, with ``lon``/``lat`` and chain) and its first log row.
+
+        The lean path of a report: no frame, no rescan; the layer must hold
+        every column of ``case`` already. A taken id is a DuplicateCodeError.
+        """
+        from gis_grid.domain.errors import DuplicateCodeError
+        from gis_grid.store.gpkg.sqlite import encode
+
+        cols = list(case)
+        x, y = float(case["lon"]), float(case["lat"])
+        blob = encode(np.array([shapely.Point(x, y)], dtype=object))[0]
+        with self._transaction("a case report") as conn:
+            try:
+                conn.execute(
+                    f'INSERT INTO "{CASE_LAYER}" (geom, {", ".join(f"{c!r}" for c in cols)}) '
+                    f"VALUES (?, {', '.join('?' * len(cols))})",
+                    [blob, *(_plain(case[c]) for c in cols)],
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateCodeError(f"case id {case['id']!r} is taken") from None
+            conn.execute(_INSERT, [_plain(log[c]) for c in CASE_LOG_COLUMNS])
+            conn.execute(
+                "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'generation'"
+            )
+            conn.execute(
+                "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), "
+                "min_x = min(coalesce(min_x, ?1), ?1), max_x = max(coalesce(max_x, ?1), ?1), "
+                "min_y = min(coalesce(min_y, ?2), ?2), max_y = max(coalesce(max_y, ?2), ?2) "
+                "WHERE table_name = ?3",
+                [x, y, CASE_LAYER],
+            )
+            conn.execute(
+                "UPDATE gpkg_ogr_contents SET feature_count = feature_count + 1 "
+                "WHERE table_name = ?",
+                [CASE_LAYER],
+            )
 
     def late_cases(self, cutoff) -> pd.DataFrame:
         """Cases waiting for a step whose deadline is before ``cutoff`` (what the sweep reads)."""

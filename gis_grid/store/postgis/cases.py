@@ -96,6 +96,55 @@ class PostGISCases:
             rows = cur.fetchall()
         return case_fact_frame(rows)
 
+    def cases_near(self, bbox, categories, since, statuses) -> list[tuple]:
+        """(id, category, lon, lat) of cases in a box of given categories and statuses, since."""
+        if CASE_LAYER not in self.layers():
+            return []
+        minx, miny, maxx, maxy = map(float, bbox)
+        with self._cursor() as cur:
+            cur.execute(
+                f'SELECT id, category, lon, lat FROM "{CASE_LAYER}" WHERE '
+                "geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND category = ANY(%s) "
+                "AND status = ANY(%s) AND reported_at >= %s",
+                [minx, miny, maxx, maxy, list(categories), list(statuses), str(since)],
+            )
+            return cur.fetchall()
+
+    def insert_case(self, case: dict, log: dict) -> None:
+        """Write one new case (its row, with ``lon``/``lat`` and chain) and its first log row.
+
+        The lean path of a report; the layer must hold every column of ``case``
+        already. A taken id is a DuplicateCodeError.
+        """
+        import psycopg
+
+        from gis_grid.domain.errors import DuplicateCodeError
+
+        cols = list(case)
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            try:
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {} ({}, geom) VALUES ({}, "
+                        "ST_SetSRID(ST_MakePoint(%s, %s), 4326))"
+                    ).format(
+                        sql.Identifier(CASE_LAYER),
+                        sql.SQL(", ").join(map(sql.Identifier, cols)),
+                        sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+                    ),
+                    [*(plain(case[c]) for c in cols), float(case["lon"]), float(case["lat"])],
+                )
+            except psycopg.errors.UniqueViolation:
+                raise DuplicateCodeError(f"case id {case['id']!r} is taken") from None
+            cur.execute(
+                sql.SQL("INSERT INTO case_log ({}) VALUES ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(CASE_LOG_COLUMNS)),
+                ),
+                [plain(log[c]) for c in CASE_LOG_COLUMNS],
+            )
+            cur.execute("SELECT nextval('generation')")
+
     def late_cases(self, cutoff) -> pd.DataFrame:
         """Cases waiting for a step whose deadline is before ``cutoff`` (what the sweep reads)."""
         if CASE_LAYER not in self.layers():
