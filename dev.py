@@ -10,7 +10,8 @@
                            'bench rebalance' the rebalancer beside GerryChain, spopt, METIS,
                            'bench web' tiles beside tipg and bare ST_AsMVT, lookups under load,
                            'bench lookup-gpkg' map clicks on the embedded store under wrk,
-                           'bench cases' case intake, indicators, the sweep and Open311
+                           'bench cases' case intake, indicators, the sweep and Open311,
+                           'bench load' 60 s of mixed requests at 200/s on one server
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes: the demo needs the runtime only, the tests and
@@ -128,6 +129,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_lookup_gpkg.py", *rest[1:]])
         elif rest[:1] == ["cases"]:
             run([PY, "bench/bench_cases.py", *rest[1:]])
+        elif rest[:1] == ["load"]:
+            run([PY, "bench/bench_load.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

@@ -42,7 +42,8 @@ def get_tile(
     (grids: and their summed ``households``).
     Layers filter by time window and choice columns as their items do. A grid
     worker's tiles hold their own grids (and the features in them) only.
-    Tiles are cached in the process until the store's next write.
+    Tiles are cached in the process until the store's next write (grid levels:
+    its next grid, staff or assignment write).
     """
     where = None
     schema = None if layer in LEVELS else store.layers().get(layer)
@@ -52,7 +53,9 @@ def get_tile(
     cache = request.app.state.tile_cache
     key = data = None
     if cache.items:  # the store's generation is read only for a cache to key on
-        key = (store.generation(), layer, z, x, y, repr(where), repr(scope))
+        # grid tiles change with grid writes only: a reported case leaves them cached
+        stamp = store.grid_generation() if layer in LEVELS else store.generation()
+        key = (stamp, layer in LEVELS, layer, z, x, y, repr(where), repr(scope))
         key += (settings.tile_feature_cap,)
         data = cache.get(key)
     if data is None:

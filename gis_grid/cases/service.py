@@ -103,11 +103,19 @@ def get_case(store, case_id: str) -> dict:
     NotFoundError
         No case with that id.
     """
-    found = _cases(store, where={"id": [str(case_id)]})
-    if not len(found):
-        raise NotFoundError(f"no case {case_id!r}")
-    row = found.iloc[0]
-    case = {c: _plain(row[c]) for c in found.columns if c != "geometry"}
+    if hasattr(store, "case_row"):  # one row by its key, no frame
+        case = store.case_row(str(case_id)) if CASE_LAYER in store.layers() else None
+        if case is None:
+            raise NotFoundError(f"no case {case_id!r}")
+        case = {c: _plain(v) for c, v in case.items()}
+        if case.get("outside") is not None:
+            case["outside"] = bool(case["outside"])
+    else:
+        found = _cases(store, where={"id": [str(case_id)]})
+        if not len(found):
+            raise NotFoundError(f"no case {case_id!r}")
+        row = found.iloc[0]
+        case = {c: _plain(row[c]) for c in found.columns if c != "geometry"}
     case["version"] = int(case.get("version") or 1)
     for c in ("at", "reported_at", "deadline", "last_at", *_TIMES):
         if case.get(c) is not None:
@@ -216,11 +224,34 @@ def show(store, case_id: str, rules: Rules, at: dt.datetime | None = None) -> di
     """A case with its owner and its whole timeline, oldest step first."""
     case = get_case(store, case_id)
     owner_code = _owner_code(case)
-    owner = owners(store, [owner_code], rules).get(owner_code) if owner_code else None
+    owner = owner_of(store, owner_code, rules) if owner_code else None
     out = record(case, rules, at or now(), owner)
-    log = store.case_log([case["id"]])
-    out["timeline"] = [timeline_row(r) for r in log.to_dict("records")]
+    if hasattr(store, "case_steps"):
+        steps = store.case_steps(case["id"])
+    else:
+        steps = store.case_log([case["id"]]).to_dict("records")
+    out["timeline"] = [timeline_row(r) for r in steps]
     return out
+
+
+def owner_of(store, code: str, rules: Rules) -> dict:
+    """One owner code's grid and person (:func:`owners`), from the in-memory index if any."""
+    from gis_grid.grids.linkage import responsible_of
+
+    index = store.chain_index() if hasattr(store, "chain_index") else None
+    if index is None or len(code) <= STREET_DIGITS or code not in index.grids:
+        return owners(store, [code], rules)[code]
+    grid = index.grids[code]
+    person = responsible_of(code, index.staff.get(code, []))
+    return {
+        "code": code,
+        "level": grid["level"],
+        "level_zh": grid["level_zh"],
+        "name": grid["name"] or None,
+        "staff_id": person["staff_id"] if person else None,
+        "staff_name": person["name"] if person else None,
+        "phone": person["phone"] if person else None,
+    }
 
 
 def timeline_row(row: dict) -> dict:

@@ -265,6 +265,10 @@ class GeoPackageStore(
         """A number that grows with every write (grids, staff, features): a cache key."""
         return self._generation()
 
+    def grid_generation(self) -> int:
+        """A number only grid, staff and assignment writes advance (feature writes do not)."""
+        return self._grid_generation()
+
     def _grid_generation(self) -> int:
         """Advanced by grid, staff and assignment writes only: what lookup indexes key on."""
         row = self._conn.execute(

@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import ConflictError, NotFoundError
-from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS
+from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_FACT_COLUMNS,
     CASE_FACT_LOG,
@@ -93,6 +93,27 @@ class GeoPackageCases:
         ).fetchall()
         return case_fact_frame(rows)
 
+    def case_row(self, case_id: str) -> dict | None:
+        """A case's stored row (no geometry) as a plain dict, or None."""
+        schema = self.layers().get(CASE_LAYER)
+        if schema is None:
+            return None
+        cols = [*schema.columns, *LINK_COLUMNS]
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        row = self._conn.execute(
+            f'SELECT {quoted} FROM "{CASE_LAYER}" WHERE id = ?', [str(case_id)]
+        ).fetchone()
+        return None if row is None else dict(zip(cols, row, strict=True))
+
+    def case_steps(self, case_id: str) -> list[dict]:
+        """A case's log rows, oldest first, as plain dicts."""
+        cur = self._conn.execute(
+            f"SELECT {', '.join(CASE_LOG_COLUMNS)} FROM gis_grid_case_log WHERE case_id = ? "
+            "ORDER BY seq",
+            [str(case_id)],
+        )
+        return [_step_row(dict(zip(CASE_LOG_COLUMNS, r, strict=True))) for r in cur.fetchall()]
+
     def cases_near(self, bbox, categories, since, statuses) -> list[tuple]:
         """(id, category, lon, lat) of cases in a box of given categories and statuses, since."""
         if CASE_LAYER not in self.layers():
@@ -122,7 +143,7 @@ class GeoPackageCases:
         with self._transaction("a case report") as conn:
             try:
                 conn.execute(
-                    f'INSERT INTO "{CASE_LAYER}" (geom, {", ".join(f"{c!r}" for c in cols)}) '
+                    f'INSERT INTO "{CASE_LAYER}" (geom, {", ".join(map(_quoted, cols))}) '
                     f"VALUES (?, {', '.join('?' * len(cols))})",
                     [blob, *(_plain(case[c]) for c in cols)],
                 )
@@ -225,7 +246,7 @@ class GeoPackageCases:
             for change in changes:
                 cols = [c for c in change if c not in ("id", "expected") and c in have]
                 cur = conn.execute(
-                    f'UPDATE "{CASE_LAYER}" SET {", ".join(f"{c!r} = ?" for c in cols)} '
+                    f'UPDATE "{CASE_LAYER}" SET {", ".join(_quoted(c) + " = ?" for c in cols)} '
                     "WHERE id = ? AND coalesce(version, 1) = ?",
                     [*(_plain(change[c]) for c in cols), change["id"], int(change["expected"])],
                 )
@@ -240,9 +261,27 @@ class GeoPackageCases:
                         f"case {change['id']} is at version {found[0]}, not "
                         f"{change['expected']}: someone acted on it first; reload and try again"
                     )
-            self._write_log(conn, pd.DataFrame(log, columns=list(CASE_LOG_COLUMNS)))
-            self._touch_layer(conn, CASE_LAYER)
+            conn.executemany(_INSERT, [[_plain(r.get(c)) for c in CASE_LOG_COLUMNS] for r in log])
+            conn.execute(
+                "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "
+                "WHERE key = 'generation'"
+            )
         return len(changes)
+
+
+def _quoted(name: str) -> str:
+    """A column name as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _step_row(row: dict) -> dict:
+    """A log row as the stores give it: times as ISO text, ``on_time`` a boolean or None."""
+    for c in ("at", "received_at", "due"):
+        if row[c] is not None:
+            row[c] = str(row[c]).replace(" ", "T")[:19]
+    if row["on_time"] is not None:
+        row["on_time"] = bool(row["on_time"])
+    return row
 
 
 def _plain(value):

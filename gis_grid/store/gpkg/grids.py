@@ -332,16 +332,29 @@ class GeoPackageGrids:
         through the lookup index and reads (PostGIS builds its index in the
         background; a file this large belongs there).
         """
-        from gis_grid.grids.queries import Chains, chain_by_lookup
+        from gis_grid.grids.queries import chain_by_lookup
+
+        chains = self.chain_index()
+        if chains is None:
+            return chain_by_lookup(self, lon, lat)
+        return chains.chain(lon, lat)
+
+    def chain_index(self):
+        """The in-memory grids and staff in force (:class:`~gis_grid.grids.queries.Chains`).
+
+        Built on first use and again after a grid write or at midnight; None for
+        files of more than :data:`CHAIN_INDEX_MAX` grids.
+        """
+        from gis_grid.grids.queries import Chains
 
         stamp = (self._grid_generation(), dt.date.today().isoformat())
         chains = getattr(self, "_chains", None)
         if chains is None or chains.stamp != stamp:
             count = self._conn.execute("SELECT count(*) FROM grids").fetchone()[0]
             if count > CHAIN_INDEX_MAX:
-                return chain_by_lookup(self, lon, lat)
+                return None
             chains = self._chains = Chains.of(self, stamp)
-        return chains.chain(lon, lat)
+        return chains
 
     def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:
         """All topology problems of the store (and an unfinished load, if one is)."""

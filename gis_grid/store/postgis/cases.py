@@ -11,7 +11,7 @@ import pandas as pd
 from psycopg import sql
 
 from gis_grid.domain.errors import ConflictError, NotFoundError
-from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS
+from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_FACT_COLUMNS,
     CASE_FACT_LOG,
@@ -95,6 +95,47 @@ class PostGISCases:
             )
             rows = cur.fetchall()
         return case_fact_frame(rows)
+
+    def case_row(self, case_id: str) -> dict | None:
+        """A case's stored row (no geometry) as a plain dict, or None."""
+        from gis_grid.store.postgis.layers import read_layers
+
+        with self._cursor() as cur:
+            schema = read_layers(cur).get(CASE_LAYER)
+            if schema is None:
+                return None
+            cols = [*schema.columns, *LINK_COLUMNS]
+            kinds = schema.kinds()
+            cur.execute(
+                sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("{}::text").format(sql.Identifier(c))
+                        if kinds.get(c) in ("time", "date")
+                        else sql.Identifier(c)
+                        for c in cols
+                    ),
+                    sql.Identifier(CASE_LAYER),
+                ),
+                [str(case_id)],
+            )
+            row = cur.fetchone()
+        return None if row is None else dict(zip(cols, row, strict=True))
+
+    def case_steps(self, case_id: str) -> list[dict]:
+        """A case's log rows, oldest first, as plain dicts."""
+        with self._cursor() as cur:
+            cur.execute(
+                f"SELECT {_SELECT} FROM case_log WHERE case_id = %s ORDER BY seq", [str(case_id)]
+            )
+            rows = cur.fetchall()
+        out = []
+        for r in rows:
+            row = dict(zip(CASE_LOG_COLUMNS, r, strict=True))
+            for c in ("at", "received_at", "due"):
+                if row[c] is not None:
+                    row[c] = str(row[c]).replace(" ", "T")[:19]
+            out.append(row)
+        return out
 
     def cases_near(self, bbox, categories, since, statuses) -> list[tuple]:
         """(id, category, lon, lat) of cases in a box of given categories and statuses, since."""
@@ -272,6 +313,12 @@ class PostGISCases:
                         f"case {change['id']} is at version {found[0]}, not "
                         f"{change['expected']}: someone acted on it first; reload and try again"
                     )
-            self._write_log(cur, pd.DataFrame(log, columns=list(CASE_LOG_COLUMNS)))
+            cur.executemany(
+                sql.SQL("INSERT INTO case_log ({}) VALUES ({})").format(
+                    sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(CASE_LOG_COLUMNS)),
+                ),
+                [[plain(r.get(c)) for c in CASE_LOG_COLUMNS] for r in log],
+            )
             cur.execute("SELECT nextval('generation')")  # tile caches see it
         return len(changes)

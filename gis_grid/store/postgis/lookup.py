@@ -61,6 +61,10 @@ class PostGISLookup:
                 return chains.chain(lon, lat)
         return self._chain_sql(lon, lat, on)
 
+    def chain_index(self):
+        """The in-process grids and staff in force if current (else None, and one is built)."""
+        return self._current_chains() if self.lookup_index else None
+
     def _current_chains(self):
         """The in-process index if it matches the database, else None (and build one)."""
         if time.monotonic() - self._chains_checked >= INDEX_RECHECK:
