@@ -39,7 +39,7 @@ def geojson_text(frame) -> str:
 ENCODINGS = ("utf-8-sig", "gb18030")
 
 
-def read_csv(path, *, what: str = "rows") -> pd.DataFrame:
+def read_csv(path, *, what: str = "rows", chunksize: int | None = None):
     r"""A CSV file as text columns, or one clear error saying what is wrong with it.
 
     The encoding is found, not guessed: UTF-8 (BOM or not), else GB18030. A
@@ -80,8 +80,11 @@ def read_csv(path, *, what: str = "rows") -> pd.DataFrame:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise ValueError(f"{path.name} line {line} holds a NUL character: remove it")
+    options = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+    if chunksize is not None:  # a generator of frames: a caller may stop early
+        return _chunks(path, text, what, chunksize, options)
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(io.StringIO(text), **options)
     except pd.errors.ParserError as exc:
         raise ValueError(f"{path.name} is not a well-formed CSV: {str(exc).strip()}") from None
     except pd.errors.EmptyDataError:
@@ -89,3 +92,21 @@ def read_csv(path, *, what: str = "rows") -> pd.DataFrame:
     if not len(frame):
         raise ValueError(f"{path.name} has a header but no {what}")
     return frame
+
+
+def _chunks(path: Path, text: str, what: str, size: int, options: dict):
+    """The rows of a decoded CSV, ``size`` at a time (the errors of :func:`read_csv`)."""
+    try:
+        reader = pd.read_csv(io.StringIO(text), chunksize=size, **options)
+        first = True
+        for chunk in reader:
+            if first and not len(chunk):
+                break
+            first = False
+            yield chunk
+        if first:
+            raise ValueError(f"{path.name} has a header but no {what}")
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path.name} is not a well-formed CSV: {str(exc).strip()}") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path.name} is empty: it holds no header and no {what}") from None

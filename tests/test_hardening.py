@@ -920,3 +920,64 @@ def test_a_child_short_of_its_parent_still_takes_the_parents_edge():
     # above the community by a hair but inside area 002: the community follows its area
     assert found.loc[2, ["community", "area"]].tolist() == ["211281001007", "211281001007002"]
     assert found.loc[3].isna().all()  # far outside: nothing
+
+
+def test_a_big_file_of_bad_rows_is_refused_after_its_first_chunk(tmp_path, monkeypatch):
+    """300,000 rows with an unknown category: refused on the first 100,000, the rest unread."""
+    import time
+
+    import gis_grid.layers.files as files
+    from gis_grid.domain.errors import RowError
+    from gis_grid.layers.plugins import get_layer
+
+    calls = []
+    real = files._csv_geometries
+
+    def counted(schema, data, given):
+        calls.append(len(data))
+        return real(schema, data, given)
+
+    monkeypatch.setattr(files, "_csv_geometries", counted)
+    n = 300_000
+    path = tmp_path / "bad.csv"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("id,lon,lat,reported_at,category\n")
+        f.writelines(f"E{i},123.56,42.45,2026-11-30T09:00,weather\n" for i in range(n))
+    start = time.perf_counter()
+    with pytest.raises(RowError, match="reading stopped after row 100,000") as err:
+        get_layer("incidents").read(path, crs="EPSG:4326")
+    assert calls == [100_000]  # one chunk read, not three
+    assert len(err.value.rows) == 1000 and err.value.rows[0]["row"] == 1
+    assert time.perf_counter() - start < 60
+
+
+def test_a_good_csv_read_in_chunks_equals_one_read_whole(tmp_path, monkeypatch):
+    """Chunking changes nothing: row numbers run on, ids repeated across chunks are caught."""
+    import gis_grid.layers.files as files
+    from gis_grid.domain.errors import RowError
+    from gis_grid.layers.plugins import get_layer
+
+    monkeypatch.setattr(files, "CSV_CHUNK_ROWS", 3)
+    layer = get_layer("incidents")
+    path = tmp_path / "good.csv"
+    rows = [f"E{i},123.56,42.45,2026-11-30T09:0{i},dispute" for i in range(8)]
+    path.write_text("id,lon,lat,reported_at,category\n" + "\n".join(rows) + "\n")
+    chunked = layer.read(path, crs="EPSG:4326")
+    whole = layer.check(
+        files.normalise_features(
+            layer.schema, files.read_feature_file(layer.schema, path, crs="EPSG:4326")
+        )
+    )
+    assert chunked["id"].tolist() == whole["id"].tolist() == [f"E{i}" for i in range(8)]
+    assert chunked["reported_at"].tolist() == whole["reported_at"].tolist()
+    bad = rows[:]
+    bad[6] = "E7,200,42.45,2026-11-30T09:06,dispute"  # row 7: longitude out of range
+    path.write_text("id,lon,lat,reported_at,category\n" + "\n".join(bad) + "\n")
+    with pytest.raises(RowError) as err:
+        layer.read(path, crs="EPSG:4326")
+    assert [(r["row"], r["id"]) for r in err.value.rows] == [(7, "E7")]
+    bad[6] = "E1,123.56,42.45,2026-11-30T09:06,dispute"  # E1 again, two chunks apart
+    path.write_text("id,lon,lat,reported_at,category\n" + "\n".join(bad) + "\n")
+    with pytest.raises(RowError, match="appears more than once") as err:
+        layer.read(path, crs="EPSG:4326")
+    assert sorted(r["row"] for r in err.value.rows) == [2, 7]

@@ -202,11 +202,13 @@ def row_error(rows: list[dict], what: str, total: int | None = None) -> RowError
         lines.append(f"  … and {more:,} more")
     count = len({p["row"] for p in rows})
     many = f"{count:,}+" if total > len(rows) else f"{count:,}"
-    return RowError(
+    error = RowError(
         f"{many} row{'s' if count != 1 else ''} of {what} cannot be imported; nothing was "
         "written:\n" + "\n".join(lines),
         rows=rows,
     )
+    error.total = total
+    return error
 
 
 def find_column(frame: pd.DataFrame, names: tuple[str, ...]) -> str | None:

@@ -25,6 +25,9 @@ from gis_grid.tables import read_csv
 
 #: Refuse feature files larger than this (bytes) unless told otherwise.
 MAX_FILE_BYTES = 2 * 1024**3
+#: A CSV is checked this many rows at a time: a file of bad rows is refused once
+#: :data:`~gis_grid.layers.features.MAX_ROW_PROBLEMS` are found, unread beyond.
+CSV_CHUNK_ROWS = 100_000
 _LON = ("lon", "lng", "long", "longitude", "x", "经度")
 _LAT = ("lat", "latitude", "y", "纬度")
 
@@ -80,6 +83,45 @@ def read_feature_file(
     return _to_lonlat_rows(schema, frame, given, path.name, make_valid)
 
 
+def read_feature_chunks(
+    schema: FeatureSchema,
+    path: str | os.PathLike,
+    *,
+    crs: str | InputCRS | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    make_valid: bool = False,
+    rows: int = CSV_CHUNK_ROWS,
+):
+    """A CSV of features as lon/lat frames of ``rows`` rows each, in file order.
+
+    What :func:`read_feature_file` does for a CSV, a chunk at a time, so a
+    reader that meets enough bad rows stops without reading the rest. A
+    chunk's out-of-range coordinates are row errors numbered within the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(
+            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
+            "one import: split it (by month, by district)"
+        )
+    given = parse_crs(crs) if isinstance(crs, str) else crs
+    try:
+        chunks = read_csv(path, what="features", chunksize=rows)
+        offset = 0
+        for data in chunks:
+            data.index = range(len(data))
+            frame = _csv_geometries(schema, data, given)
+            yield _to_lonlat_rows(schema, frame, given, path.name, make_valid, first_row=offset + 1)
+            offset += len(data)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(str(exc)) from None
+
+
 def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.GeoDataFrame:
     wkt_col = find_column(data, ("wkt", "geometry", "geom"))
     lon_col, lat_col = find_column(data, _LON), find_column(data, _LAT)
@@ -114,7 +156,12 @@ def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.Geo
 
 
 def _to_lonlat_rows(
-    schema: FeatureSchema, frame: gpd.GeoDataFrame, given, name: str, make_valid: bool
+    schema: FeatureSchema,
+    frame: gpd.GeoDataFrame,
+    given,
+    name: str,
+    make_valid: bool,
+    first_row: int = 1,
 ) -> gpd.GeoDataFrame:
     """Convert to lon/lat; rows whose coordinates cannot be lon/lat become row errors."""
     frame = frame.reset_index(drop=True)
@@ -135,7 +182,7 @@ def _to_lonlat_rows(
     present = np.isfinite(bounds).all(axis=1)
     ids_col = find_column(frame, ("id", "编号", "编码", "osm_id"))
     ids = frame[ids_col] if ids_col else pd.Series([None] * len(frame))
-    problems = RowProblems(ids.astype(object).where(ids.notna(), None), 1)
+    problems = RowProblems(ids.astype(object).where(ids.notna(), None), first_row)
     if source_is_lonlat:
         outside = present & (
             (bounds[:, 0] < -180)
@@ -161,7 +208,7 @@ def _to_lonlat_rows(
         frame.drop(columns=frame.geometry.name), geometry=gpd.GeoSeries(geoms), crs=declared
     )
     if not present.any():  # nothing to convert: the checks name every row without coordinates
-        normalise_features(schema, frame.set_crs(WGS84, allow_override=True))
+        normalise_features(schema, frame.set_crs(WGS84, allow_override=True), first_row=first_row)
     try:
         converted = to_lonlat(frame.loc[present], given)
     except CRSError as exc:

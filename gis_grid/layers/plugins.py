@@ -17,12 +17,13 @@ from importlib.metadata import entry_points
 from typing import ClassVar
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from gis_grid.domain.errors import InputError, NotFoundError
 from gis_grid.domain.model import Level
 from gis_grid.layers.features import FeatureSchema, normalise_features
-from gis_grid.layers.files import read_feature_file
+from gis_grid.layers.files import read_feature_chunks, read_feature_file
 
 GROUP = "gis_grid.layers"
 
@@ -80,8 +81,52 @@ class Layer:
         See :func:`gis_grid.layers.files.read_feature_file`.
         """
         kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
+        if str(path).lower().endswith(".csv"):
+            return self.check(self._read_csv(path, crs=crs, make_valid=make_valid, **kwargs))
         raw = read_feature_file(self.schema, path, crs=crs, make_valid=make_valid, **kwargs)
         return self.check(normalise_features(self.schema, raw))
+
+    def _read_csv(self, path, **kwargs) -> gpd.GeoDataFrame:
+        """A CSV checked a chunk at a time; refused once enough bad rows are found.
+
+        A file of a million bad rows costs its first chunks, not the whole
+        file: the error names the first bad rows and says where reading stopped.
+        """
+        from gis_grid.domain.errors import RowError
+        from gis_grid.layers.features import MAX_ROW_PROBLEMS, row_error
+
+        what = f"{self.schema.name} ({self.schema.zh})"
+        parts, problems, total, read = [], [], 0, 0
+        for chunk in read_feature_chunks(self.schema, path, **kwargs):
+            try:
+                parts.append(normalise_features(self.schema, chunk, first_row=read + 1))
+            except RowError as exc:
+                problems += exc.rows
+                total += max(getattr(exc, "total", 0), len(exc.rows))
+            read += len(chunk)
+            if len(problems) >= MAX_ROW_PROBLEMS:
+                error = row_error(problems[:MAX_ROW_PROBLEMS], what, total=total)
+                raise RowError(
+                    f"{error.message}\n  (reading stopped after row {read:,}: fix these first)",
+                    rows=error.rows,
+                )
+        if problems:
+            raise row_error(problems, what, total=total)
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        twice = frame["id"].duplicated(keep=False)
+        if twice.any():  # ids repeated across chunks (within one, normalise names them)
+            rows = [
+                {
+                    "row": int(i) + 1,
+                    "id": frame["id"].iloc[i],
+                    "column": "id",
+                    "value": frame["id"].iloc[i],
+                    "problem": f"id {frame['id'].iloc[i]!r} appears more than once",
+                }
+                for i in np.flatnonzero(twice.to_numpy())[:MAX_ROW_PROBLEMS]
+            ]
+            raise row_error(rows, what, total=int(twice.sum()))
+        return gpd.GeoDataFrame(frame, geometry=frame.geometry.name, crs=frame.crs)
 
     def check(self, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         """Rules across columns; raise :class:`~gis_grid.domain.errors.RowError` naming rows."""
