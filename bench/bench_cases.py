@@ -66,11 +66,13 @@ def points_in(grids, n: int, rng) -> np.ndarray:
     return out[:n]
 
 
-def incident_rows(n: int, rng, xy: np.ndarray, *, open_share: float) -> pd.DataFrame:
-    """N incidents over 30 days before NOW: closed ones with all their steps, open ones midway."""
+def incident_rows(
+    n: int, rng, xy: np.ndarray, *, open_share: float, days: float = 30
+) -> pd.DataFrame:
+    """N incidents over ``days`` before NOW: closed ones with all their steps, open ones midway."""
     import geopandas as gpd
 
-    reported = pd.Timestamp(NOW) - pd.to_timedelta(rng.uniform(0.5, 30 * 24, n), unit="h")
+    reported = pd.Timestamp(NOW) - pd.to_timedelta(rng.uniform(0.5, days * 24, n), unit="h")
     is_open = rng.random(n) < open_share
     fmt = "%Y-%m-%dT%H:%M:%S"
 
@@ -239,7 +241,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp())
     xy = points_in(data.grids, args.cases, rng)
     closed_mostly = incident_rows(args.cases, rng, xy, open_share=0.05)
-    all_open = incident_rows(args.cases, rng, xy, open_share=1.0)
+    # open cases reported over the last two days: the late ones are a share, as on a real desk
+    all_open = incident_rows(args.cases, rng, xy, open_share=1.0, days=2)
     rows = {}
     for kind in args.stores.split(","):
         out = {}
@@ -252,6 +255,12 @@ def main() -> None:
         table = indicators(store, since=NOW - dt.timedelta(days=31), until=NOW, by="area", at=NOW)
         out["indicators_s"] = time.perf_counter() - start
         out["indicator_cases"] = int(table["reported"].sum())
+        store.close()
+        # Open311 on the demo as it ships (4,300 cases over twelve weeks): a real desk's density
+        store = new_store(kind, folder, data, "open311")
+        from gis_grid.sources.demo import add_layers
+
+        add_layers(store, data)
         token = store.add_user("bench-311", "bench", "reporter")
         url = store.url
         store.close()
@@ -264,6 +273,11 @@ def main() -> None:
         out["sweep_s"] = time.perf_counter() - start
         out["late"] = late
         out["escalated"] = swept["escalated"]
+        # five minutes on, as the server sweeps: only the cases late since then
+        start = time.perf_counter()
+        again = sweep(store, rules=Rules.load(), received=NOW + dt.timedelta(minutes=5))
+        out["sweep_next_s"] = time.perf_counter() - start
+        out["escalated_next"] = again["escalated"]
         store.close()
         rows[kind] = out
         print(kind, out, flush=True)
@@ -272,17 +286,20 @@ def main() -> None:
         f"\n## Cases at scale — {dt.date.today()}\n\n"
         f"- machine: {machine()}\n"
         f"- data: the demo community; {n:,} cases over 30 days for indicators (95% closed, "
-        "≈6 log rows each) and for the sweep (all open, those past their deadline at "
-        f"{NOW:%Y-%m-%d %H:%M} escalated); intake of {args.intake:,} cases in batches of "
-        "1,000 beside a plain point-layer import of as many (its peer: chain only); Open311 "
+        "≈6 log rows each) and for the sweep (all open, reported over the last two days, "
+        f"those past their deadline at {NOW:%Y-%m-%d %H:%M} escalated); intake of "
+        f"{args.intake:,} cases in batches of "
+        "1,000 beside a plain import of as many incidents (its peer: chain only); Open311 "
         f"POST requests.json under wrk (2 threads, 8 connections, {args.seconds} s, one "
-        "uvicorn worker)\n\n"
-        "| store | intake cases/s | (peer: layer import/s) | indicators over N s | sweep s "
-        "(late cases) | Open311 POST/s | p50 ms | p95 ms | errors |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "uvicorn worker) on the demo with its 4,300 cases\n\n"
+        "| store | intake cases/s | (peer: import/s) | indicators over N, s | first sweep, s "
+        "(escalated) | next sweep 5 min on, s (escalated) | Open311 POST/s | p50 ms | p95 ms "
+        "| errors |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         + "".join(
             f"| {k} | {r['cases_per_s']:,.0f} | {r['peer_per_s']:,.0f} | "
-            f"{r['indicators_s']:.2f} | {r['sweep_s']:.2f} ({r['late']:,}) | {r['rps']:,.0f} | "
+            f"{r['indicators_s']:.2f} | {r['sweep_s']:.2f} ({r['escalated']:,}) | "
+            f"{r['sweep_next_s']:.2f} ({r['escalated_next']:,}) | {r['rps']:,.0f} | "
             f"{r['p50']:.1f} | {r['p95']:.1f} | {r['errors']} |\n"
             for k, r in rows.items()
         )

@@ -297,8 +297,8 @@ def main(argv=None) -> int:
         f"\n## Mixed load on one server ({args.store}) — {dt.date.today()}\n\n"
         f"- machine: {machine()}\n"
         f"- {args.rate:g} requests/s scheduled for {args.seconds:g} s on loopback "
-        f"({achieved:,.0f}/s served), one uvicorn worker over the demo with its layers; latency from each "
-        "request's scheduled time\n\n"
+        f"({achieved:,.0f}/s served), one uvicorn worker over the demo with its layers; "
+        "latency from each request's scheduled time\n\n"
         "| kind | requests | p50 ms | p95 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|\n"
         + "".join(
             f"| {k} | {v['n']:,} | {v['p50']:.1f} | {v['p95']:.1f} | {v['p99']:.1f} | "

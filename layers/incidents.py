@@ -108,6 +108,8 @@ class IncidentsLayer(Layer):
             Field("suspended_from", "text", "挂起前状态"),
             Field("hours_left_at_suspend", "float", "挂起时剩余时限"),
             Field("version", "int", "版本", minimum=1, maximum=1_000_000),
+            Field("steps_timed", "int", "限时步骤数", minimum=0, maximum=1_000_000),
+            Field("steps_on_time", "int", "按时步骤数", minimum=0, maximum=1_000_000),
             Field("duplicate_of", "text", "疑似重复"),
             Field("outside", "bool", "网格外"),
             Field("address", "text", "地址", aliases=("address_string",)),

@@ -58,7 +58,18 @@ def imported_history(
     received_at = stamp(received or dt.datetime.now().replace(microsecond=0))
     out = features.copy()
     rows: list[dict] = []
-    state = {c: [] for c in ("deadline", "last_at", "version", *STAMPS.values(), "department")}
+    state = {
+        c: []
+        for c in (
+            "deadline",
+            "last_at",
+            "version",
+            "steps_timed",
+            "steps_on_time",
+            *STAMPS.values(),
+            "department",
+        )
+    }
 
     def column(name):
         return out[name].tolist() if name in out else [None] * len(out)
@@ -112,6 +123,9 @@ def imported_history(
         state["deadline"].append(stamp(rules.due(category, waits, last)) if waits else None)
         state["last_at"].append(stamp(last))
         state["version"].append(len(log))
+        timed = [r["on_time"] for r in log if r["on_time"] is not None]
+        state["steps_timed"].append(len(timed))
+        state["steps_on_time"].append(sum(timed))
         for c in dict.fromkeys(STAMPS.values()):
             state[c].append(times.get(c))
         department = departments[i] if _present(departments[i]) else rules.department(category)

@@ -123,6 +123,8 @@ STATE_COLUMNS = (
     "hours_left_at_suspend",
     "version",
     "last_at",
+    "steps_timed",
+    "steps_on_time",
     "accepted_at",
     "dispatched_at",
     "handled_at",
@@ -190,6 +192,8 @@ def new_case(
         "hours_left_at_suspend": None,
         "version": 1,
         "last_at": stamp(reported_at),
+        "steps_timed": 0,
+        "steps_on_time": 0,
         **{c: None for c in STAMPS.values()},
         **columns,
     }
@@ -309,6 +313,9 @@ def step(
     on_time = None if act.step is None or deadline is None else bool(at <= deadline)
     target = act.target or status
     changes: dict = {"version": int(case["version"]) + 1, "last_at": stamp(at)}
+    if on_time is not None:  # kept on the case, so indicators need not fold the log
+        changes["steps_timed"] = int(case.get("steps_timed") or 0) + 1
+        changes["steps_on_time"] = int(case.get("steps_on_time") or 0) + int(on_time)
     detail: dict = {}
 
     if action == "dispatch":

@@ -337,42 +337,59 @@ def log_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-#: Per case, what :meth:`case_facts` reads from the case and folds from its log.
-CASE_FACT_COLUMNS = (
-    "id",
-    "community_code",
-    "area_code",
-    "courtyard_code",
-    "building_code",
-    "unit_code",
-    "owner_code",
-    "department",
-    "category",
-    "status",
-    "deadline",
-    "reported_at",
-    "closed_at",
-    "satisfaction",
+#: Case indicators' sums per group, in SQL both stores speak: ``{key}`` is the group's
+#: expression, ``{p}`` a placeholder (in order: now, since, until; the open statuses
+#: are written in). Counters kept on each case (reworks, extensions, escalation, steps
+#: timed and on time) make it one pass over the cases, none over the log.
+CASE_GROUP_SQL = (
+    "SELECT {key} AS key, count(*), "
+    "sum(CASE WHEN accepted_at IS NOT NULL THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN status = 'closed' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN handled_at IS NOT NULL OR coalesce(reworks, 0) > 0 THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN coalesce(reworks, 0) > 0 THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN coalesce(extensions, 0) > 0 THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN coalesce(escalation, 0) > 0 THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN status IN ({open}) AND deadline < {p} THEN 1 ELSE 0 END), "
+    "sum(satisfaction), count(satisfaction), "
+    "sum(CASE WHEN status = 'closed' AND coalesce(escalation, 0) = 0 THEN 1 ELSE 0 END), "
+    "sum(coalesce(steps_timed, 0)), sum(coalesce(steps_on_time, 0)) "
+    'FROM "{table}" WHERE reported_at >= {p} AND reported_at < {p} GROUP BY 1'
+)
+CASE_GROUP_COLUMNS = (
+    "key",
+    "reported",
     "accepted",
+    "closed",
     "handled",
     "reworked",
     "extended",
     "escalated",
+    "overdue",
+    "sat_sum",
+    "sat_n",
+    "closed_in_grid_n",
     "timed",
     "on_time",
 )
-#: The log folded per case, in SQL both stores speak (booleans summed as 0/1).
-CASE_FACT_LOG = (
-    "SELECT case_id, "
-    "max(CASE WHEN action = 'accept' THEN 1 ELSE 0 END) AS accepted, "
-    "max(CASE WHEN action = 'handle' THEN 1 ELSE 0 END) AS handled, "
-    "max(CASE WHEN action = 'rework' THEN 1 ELSE 0 END) AS reworked, "
-    "max(CASE WHEN action = 'extend' THEN 1 ELSE 0 END) AS extended, "
-    "max(CASE WHEN action = 'escalate' THEN 1 ELSE 0 END) AS escalated, "
-    "count(on_time) AS timed, "
-    "sum(CASE WHEN on_time THEN 1 ELSE 0 END) AS on_time "
-    "FROM {log} GROUP BY case_id"
+#: The grid that owns a case in SQL: its owner, else the deepest grid of its chain.
+CASE_OWNER_SQL = (
+    "coalesce(nullif(owner_code, ''), unit_code, building_code, courtyard_code, area_code, "
+    "community_code)"
 )
+#: Which group expression each grouping takes.
+CASE_GROUP_KEYS = {
+    **{f"{lv.key}": f"{lv.key}_code" for lv in Level},
+    "department": "department",
+    "owner": CASE_OWNER_SQL,
+}
+
+
+def case_group_frame(rows) -> pd.DataFrame:
+    """Rows of :meth:`case_groups` typed alike from either store."""
+    frame = pd.DataFrame(rows, columns=list(CASE_GROUP_COLUMNS))
+    for c in CASE_GROUP_COLUMNS[1:]:
+        frame[c] = pd.to_numeric(frame[c]).fillna(0)
+    return frame
 
 
 #: What the sweep reads of each late case.
@@ -403,18 +420,6 @@ def late_frame(rows) -> pd.DataFrame:
         frame[c] = [None if v is None else str(v).replace(" ", "T")[:19] for v in frame[c]]
     frame["version"] = pd.to_numeric(frame["version"]).fillna(1).astype("int64")
     frame["escalation"] = pd.to_numeric(frame["escalation"]).fillna(0).astype("int64")
-    return frame
-
-
-def case_fact_frame(rows, columns=CASE_FACT_COLUMNS) -> pd.DataFrame:
-    """Rows of :meth:`case_facts` typed alike from either store."""
-    frame = pd.DataFrame(rows, columns=list(columns))
-    for c in ("deadline", "reported_at", "closed_at"):
-        frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
-        frame[c] = [None if v is None else str(v).replace(" ", "T")[:19] for v in frame[c]]
-    for c in ("accepted", "handled", "reworked", "extended", "escalated", "timed", "on_time"):
-        frame[c] = pd.to_numeric(frame[c]).fillna(0).astype("int64")
-    frame["satisfaction"] = pd.to_numeric(frame["satisfaction"], errors="coerce")
     return frame
 
 

@@ -18,11 +18,11 @@ import shapely
 from gis_grid.domain.errors import ConflictError, NotFoundError
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
-    CASE_FACT_COLUMNS,
-    CASE_FACT_LOG,
+    CASE_GROUP_KEYS,
+    CASE_GROUP_SQL,
     LATE_COLUMNS,
     LATE_STATUSES,
-    case_fact_frame,
+    case_group_frame,
     late_frame,
     log_frame,
     records,
@@ -57,41 +57,29 @@ class GeoPackageCases:
         )
         return log_frame(frame)
 
-    def case_facts(self, since=None, until=None) -> pd.DataFrame:
-        """Per case reported in ``[since, until)``: its state, chain, and its log folded.
+    def case_groups(self, since, until, by: str, at) -> pd.DataFrame:
+        """Per group of cases reported in ``[since, until)``: the indicators' sums (one pass).
 
-        The log (millions of rows) is folded by SQLite; ``accepted`` …
-        ``escalated`` say whether the case had such a step, ``timed`` and
-        ``on_time`` count its steps with a deadline and those taken by it.
+        ``by`` is a level key, ``department`` or ``owner`` (the owning grid).
         """
         if CASE_LAYER not in self.layers():
-            return case_fact_frame([])
-        terms, params = [], []
-        if since is not None:
-            terms.append("c.reported_at >= ?")
-            params.append(str(since))
-        if until is not None:
-            terms.append("c.reported_at < ?")
-            params.append(str(until))
-        where = f" WHERE {' AND '.join(terms)}" if terms else ""
-        cols = ", ".join(
-            f"l.{c}"
-            if c in ("accepted", "handled", "reworked", "extended", "escalated", "timed", "on_time")
-            else f'c."{c}"'
-            for c in CASE_FACT_COLUMNS
-        )
-        log = CASE_FACT_LOG.format(log="gis_grid_case_log")
-        if terms:  # fold only the log of the cases in the window
-            log = log.replace(
-                "GROUP BY",
-                f'WHERE case_id IN (SELECT c.id FROM "{CASE_LAYER}" c{where}) GROUP BY',
-            )
-            params = params * 2
+            return case_group_frame([])
+        open_ = ", ".join(f"'{s}'" for s in LATE_STATUSES)
+        query = CASE_GROUP_SQL.format(key=CASE_GROUP_KEYS[by], p="?", open=open_, table=CASE_LAYER)
+        rows = self._conn.execute(query, [str(at), str(since), str(until)]).fetchall()
+        return case_group_frame(rows)
+
+    def case_close_hours(self, since, until, by: str) -> pd.DataFrame:
+        """``key`` and ``hours`` from report to close of each closed case in the window."""
+        if CASE_LAYER not in self.layers():
+            return pd.DataFrame({"key": [], "hours": []})
         rows = self._conn.execute(
-            f'SELECT {cols} FROM "{CASE_LAYER}" c LEFT JOIN ({log}) l ON l.case_id = c.id{where}',
-            params,
+            f"SELECT {CASE_GROUP_KEYS[by]}, (julianday(closed_at) - julianday(reported_at)) * 24 "
+            f"FROM \"{CASE_LAYER}\" WHERE status = 'closed' AND reported_at >= ? "
+            "AND reported_at < ?",
+            [str(since), str(until)],
         ).fetchall()
-        return case_fact_frame(rows)
+        return pd.DataFrame(rows, columns=["key", "hours"])
 
     def case_row(self, case_id: str) -> dict | None:
         """A case's stored row (no geometry) as a plain dict, or None."""

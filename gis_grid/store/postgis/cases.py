@@ -13,11 +13,11 @@ from psycopg import sql
 from gis_grid.domain.errors import ConflictError, NotFoundError
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
-    CASE_FACT_COLUMNS,
-    CASE_FACT_LOG,
+    CASE_GROUP_KEYS,
+    CASE_GROUP_SQL,
     LATE_COLUMNS,
     LATE_STATUSES,
-    case_fact_frame,
+    case_group_frame,
     late_frame,
     log_frame,
     records,
@@ -52,49 +52,35 @@ class PostGISCases:
             rows = cur.fetchall()
         return log_frame(pd.DataFrame(rows, columns=list(CASE_LOG_COLUMNS)))
 
-    def case_facts(self, since=None, until=None) -> pd.DataFrame:
-        """Per case reported in ``[since, until)``: its state, chain, and its log folded.
+    def case_groups(self, since, until, by: str, at) -> pd.DataFrame:
+        """Per group of cases reported in ``[since, until)``: the indicators' sums (one pass).
 
-        The log (millions of rows) is folded by PostgreSQL (a hash aggregate);
-        ``accepted`` … ``escalated`` say whether the case had such a step,
-        ``timed`` and ``on_time`` count its steps with a deadline and those
-        taken by it.
+        ``by`` is a level key, ``department`` or ``owner`` (the owning grid).
         """
         if CASE_LAYER not in self.layers():
-            return case_fact_frame([])
-        terms, params = [], {}
-        if since is not None:
-            terms.append("c.reported_at >= %(since)s")
-            params["since"] = str(since)
-        if until is not None:
-            terms.append("c.reported_at < %(until)s")
-            params["until"] = str(until)
-        where = f" WHERE {' AND '.join(terms)}" if terms else ""
-        folded = ("accepted", "handled", "reworked", "extended", "escalated", "timed", "on_time")
-        cols = ", ".join(
-            f"l.{c}"
-            if c in folded
-            else f'c."{c}"::text'
-            if c in ("deadline", "reported_at", "closed_at")
-            else f'c."{c}"'
-            for c in CASE_FACT_COLUMNS
-        )
-        log = CASE_FACT_LOG.format(log="case_log")
-        if terms:  # fold only the log of the cases in the window
-            log = log.replace(
-                "GROUP BY",
-                f'WHERE case_id IN (SELECT c.id FROM "{CASE_LAYER}" c{where}) GROUP BY',
-            )
+            return case_group_frame([])
+        open_ = ", ".join(f"'{s}'" for s in LATE_STATUSES)
+        query = CASE_GROUP_SQL.format(key=CASE_GROUP_KEYS[by], p="%s", open=open_, table=CASE_LAYER)
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SET LOCAL work_mem = '256MB'")
             cur.execute("SET LOCAL jit = off")
+            cur.execute(query, [str(at), str(since), str(until)])
+            rows = cur.fetchall()
+        return case_group_frame(rows)
+
+    def case_close_hours(self, since, until, by: str) -> pd.DataFrame:
+        """``key`` and ``hours`` from report to close of each closed case in the window."""
+        if CASE_LAYER not in self.layers():
+            return pd.DataFrame({"key": [], "hours": []})
+        with self._cursor() as cur:
             cur.execute(
-                f'SELECT {cols} FROM "{CASE_LAYER}" c LEFT JOIN ({log}) l ON l.case_id = c.id'
-                f"{where}",
-                params,
+                f"SELECT {CASE_GROUP_KEYS[by]}, "
+                "extract(epoch FROM closed_at - reported_at)::float8 / 3600 "
+                f"FROM \"{CASE_LAYER}\" WHERE status = 'closed' AND reported_at >= %s "
+                "AND reported_at < %s",
+                [str(since), str(until)],
             )
             rows = cur.fetchall()
-        return case_fact_frame(rows)
+        return pd.DataFrame(rows, columns=["key", "hours"])
 
     def case_row(self, case_id: str) -> dict | None:
         """A case's stored row (no geometry) as a plain dict, or None."""
