@@ -301,6 +301,9 @@ def test_escalation_climbs_every_level_to_the_street_office_once_per_deadline(de
     escalations = [r for r in shown["timeline"] if r["action"] == "escalate"]
     assert [r["actor"] for r in escalations] == ["sweep"] * 5
     assert escalations[0]["detail"]["owner_code"] == chain["building"]
+    listed = service.list_cases(demo_store, rules=RULES, at=when, escalated=True)
+    assert [c["id"] for c in listed["cases"]] == [case["id"]]
+    assert service.list_cases(demo_store, rules=RULES, at=when, status="closed")["total"] == 0
 
 
 def test_escalation_skips_a_grid_with_nobody(empty_store):

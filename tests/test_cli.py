@@ -43,7 +43,14 @@ def test_demo_builds_a_clean_store(tmp_path):
     from gis_grid.store.gpkg import GeoPackageStore
 
     tokens = dict(re.findall(r"^\s+(\w+)\s+demo-[\w-]+\s+(\S+)$", result.stdout, re.M))
-    assert set(tokens) == {"admin", "planner", "supervisor", "leadership", "grid_worker"}
+    assert set(tokens) == {
+        "admin",
+        "planner",
+        "supervisor",
+        "leadership",
+        "grid_worker",
+        "reporter",
+    }
     with GeoPackageStore(out) as store:
         assert store.user_of_token(tokens["grid_worker"])["staff_id"]
     # running it again replaces the store with the same data

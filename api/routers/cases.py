@@ -17,9 +17,18 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import User, UserDep
 from api.deps import StoreDep
+from gis_grid.cases.loop import STATUSES
 from gis_grid.domain.errors import ForbiddenError
+from layers.incidents import CATEGORIES
 
 router = APIRouter(tags=["cases"])
+
+#: The days an indicator window may start and end within.
+FIRST_DAY, LAST_DAY = dt.date(1950, 1, 1), dt.date(2199, 12, 31)
+#: Case categories as the API takes them: the key or the Chinese name.
+Category = Literal[tuple([*CATEGORIES, *CATEGORIES.values()])]  # type: ignore[valid-type]
+#: ``open`` (any status waiting for a step), or one status.
+Status = Literal[tuple(["open", *STATUSES])]  # type: ignore[valid-type]
 
 
 class CaseReport(BaseModel):
@@ -27,7 +36,7 @@ class CaseReport(BaseModel):
 
     lon: float = Field(ge=-180, le=180, examples=[123.5632])
     lat: float = Field(ge=-90, le=90, examples=[42.4501])
-    category: str = Field(min_length=1, max_length=40, examples=["environment"])
+    category: Category = Field(examples=["environment"])
     crs: str | None = Field(None, max_length=40, examples=["gcj02"])
     description: str | None = Field(None, max_length=4000)
     address: str | None = Field(None, max_length=500)
@@ -123,10 +132,11 @@ async def list_cases(
     store: StoreDep,
     user: UserDep,
     request: Request,
-    status: Annotated[list[str] | None, Query(max_length=20)] = None,
-    category: Annotated[list[str] | None, Query(max_length=20)] = None,
+    status: Annotated[list[Status] | None, Query(max_length=20)] = None,
+    category: Annotated[list[Category] | None, Query(max_length=20)] = None,
     grid: Annotated[list[str] | None, Query(max_length=50)] = None,
     overdue: bool = False,
+    escalated: Annotated[bool, Query(description="Only cases handed up at least once.")] = False,
     mine: Annotated[bool, Query(description="Only cases I own (grid workers).")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -148,6 +158,7 @@ async def list_cases(
         category=category,
         under=under,
         overdue=overdue or None,
+        escalated=escalated or None,
         owner_staff=user.staff_id if mine else None,
         limit=limit,
         offset=offset,
@@ -233,8 +244,8 @@ async def case_rules(user: UserDep, request: Request) -> dict:
 async def get_indicators(
     store: StoreDep,
     user: UserDep,
-    since: Annotated[dt.date | None, Query(alias="from")] = None,
-    until: Annotated[dt.date | None, Query(alias="to")] = None,
+    since: Annotated[dt.date | None, Query(alias="from", ge=FIRST_DAY, le=LAST_DAY)] = None,
+    until: Annotated[dt.date | None, Query(alias="to", ge=FIRST_DAY, le=LAST_DAY)] = None,
     by: Literal["community", "area", "courtyard", "building", "unit", "staff", "department"] = (
         "area"
     ),

@@ -140,7 +140,9 @@ async def service_definition(
 async def create_request(
     request: Request,
     store: StoreDep,
-    service_code: Annotated[str, Form(max_length=40)],
+    service_code: Annotated[
+        str, Form(max_length=40, description="A service_code of services.json.")
+    ],
     lat: Annotated[float | None, Form()] = None,
     long: Annotated[float | None, Form()] = None,
     description: Annotated[str | None, Form(max_length=4000)] = None,
@@ -217,8 +219,11 @@ async def find_requests(
     found = await _answer(
         list_cases, store, rules=rules, status=statuses, category=codes, limit=1_000_000
     )
-    first = parse_time(start_date) if start_date else None
-    last = parse_time(end_date) if end_date else None
+    try:
+        first = parse_time(start_date, "start_date") if start_date else None
+        last = parse_time(end_date, "end_date") if end_date else None
+    except InputError as exc:
+        raise Open311Error(400, exc.message) from None
     cases = [
         c
         for c in found["cases"]

@@ -453,6 +453,12 @@ def find_hotspots(
         index = pd.Index(units.ids)
         count_now = np.bincount(index.get_indexer(current[column].dropna()), minlength=len(index))
         count_before = np.bincount(index.get_indexer(before[column].dropna()), minlength=len(index))
+    if len(count_now) < 3:
+        raise InputError(
+            f"hot spots compare each unit with its neighbours: {len(count_now)} "
+            f"{'unit' if len(count_now) == 1 else 'units'} are too few (three at least); "
+            "analyse a finer level (--by courtyard) or hexagons"
+        )
     stats_now = gi_star(
         count_now, units.adjacency, permutations=permutations, seed=seed, alpha=alpha
     )

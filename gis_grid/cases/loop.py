@@ -165,7 +165,12 @@ def parse_time(value, what: str = "time") -> dt.datetime:
         except ValueError:
             raise InputError(f"{what} {value!r} is not a time (YYYY-MM-DDTHH:MM:SS)") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+        except OverflowError:
+            raise InputError(f"{what} {value!s} is out of range") from None
+    if not 1900 <= moment.year <= 2199:
+        raise InputError(f"{what} {moment:%Y-%m-%d} is out of range (years 1900 to 2199)")
     return moment.replace(microsecond=0)
 
 

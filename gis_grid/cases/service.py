@@ -715,11 +715,16 @@ def list_cases(
     category=None,
     under=None,
     overdue: bool | None = None,
+    escalated: bool | None = None,
     owner_staff: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> dict:
-    """Cases filtered, most urgent first (least time left); a page of them and the total."""
+    """Cases filtered, most urgent first (least time left); a page of them and the total.
+
+    ``status`` ``open`` means every case not closed or rejected (suspended ones too);
+    ``escalated``: cases handed up at least once.
+    """
     at = at or now()
     where = {}
     if status:
@@ -727,7 +732,7 @@ def list_cases(
         expanded = []
         for s in statuses:
             if s == "open":
-                expanded += sorted(OPEN)
+                expanded += [*sorted(OPEN), "suspended"]
             elif s in STATUSES:
                 expanded.append(s)
             else:
@@ -739,6 +744,8 @@ def list_cases(
     if overdue:
         where["status"] = sorted(set(where.get("status", OPEN)) & OPEN)
         where["deadline"] = (None, stamp(at))
+    if escalated:
+        where["escalation"] = (1, None)
     frame = _cases(store, where=where or None, under=under)
     if overdue:
         frame = frame.loc[frame["deadline"].notna() & (frame["deadline"].astype(str) < stamp(at))]

@@ -336,6 +336,9 @@ def case_list(
     category: Annotated[list[str] | None, typer.Option(help="A category; repeat.")] = None,
     grid: Annotated[list[str] | None, typer.Option(help="Cases under this grid; repeat.")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only cases past deadline.")] = False,
+    escalated: Annotated[
+        bool, typer.Option("--escalated", help="Only cases handed up at least once.")
+    ] = False,
     owner: Annotated[
         str | None, typer.Option("--owner", help="Only cases owned by this staff id.")
     ] = None,
@@ -357,6 +360,7 @@ def case_list(
             category=category,
             under=grid,
             overdue=overdue or None,
+            escalated=escalated or None,
             owner_staff=owner,
             limit=limit,
             offset=offset,

@@ -176,6 +176,8 @@ def demo(
             f"      gis-grid hotspots {shown(out_path)}\n"
             f"      gis-grid case list {shown(out_path)} --status open\n"
             f"      gis-grid indicators {shown(out_path)} --by area\n"
+            "      curl -d service_code=environment -d lat=42.4501 -d long=123.5632 "
+            "-d api_key=REPORTER_TOKEN http://127.0.0.1:8000/open311/v2/requests.json\n"
             f"      gis-grid layer export {shown(out_path)} incidents incidents.geojson\n"
             f"      gis-grid serve {shown(out_path)}   "
             "(then: curl -H 'Authorization: Bearer TOKEN' http://127.0.0.1:8000/collections)"
