@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,10 +140,18 @@ class FeatureSchema:
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSchema:
-        """A schema as a store recorded it (fields carry their kinds only)."""
-        data = json.loads(text)
-        fields = tuple(Field(n, k) for n, k in data["kinds"].items() if n != "id")
-        return cls(data["name"], data["zh"], data["geometry"], fields)
+        """A schema as a store recorded it (fields carry their kinds only).
+
+        Parsed once per text: stores read their layers' schemas on every request.
+        """
+        return _schema_from_json(cls, text)
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_from_json(cls, text: str) -> FeatureSchema:
+    data = json.loads(text)
+    fields = tuple(Field(n, k) for n, k in data["kinds"].items() if n != "id")
+    return cls(data["name"], data["zh"], data["geometry"], fields)
 
 
 # -- checking rows -----------------------------------------------------------
