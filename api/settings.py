@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         10_000_000, ge=1_000, description="Larger request bodies are refused (413)."
     )
     tile_cache_items: int = Field(4096, ge=0, description="Tiles kept in memory per process.")
+    tile_stale_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="A layer's tile may be served this long after a write changed it (0: never).",
+    )
     tile_feature_cap: int = Field(
         FEATURE_CAP,
         ge=1,

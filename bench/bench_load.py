@@ -134,7 +134,7 @@ def tiles_of(data, zooms=(14, 15, 16, 17)) -> list[str]:
     return out
 
 
-def run(port: int, token: str, data, rate: float, seconds: float) -> dict:
+def run(port: int, token: str, data, rate: float, seconds: float, edit_every: float = 10) -> dict:
     """Drive the mix; per kind the latencies (ms from the scheduled time) and the errors."""
     rng = random.Random(5)
     minx, miny, maxx, maxy = data.grids.total_bounds
@@ -201,6 +201,8 @@ def run(port: int, token: str, data, rate: float, seconds: float) -> dict:
         community = yard[:12]
         split = True
         due = time.perf_counter() + 1
+        if edit_every <= 0:
+            return
         while not stop.is_set():
             time.sleep(max(0.0, due - time.perf_counter()))
             if stop.is_set():
@@ -222,7 +224,7 @@ def run(port: int, token: str, data, rate: float, seconds: float) -> dict:
                 status, body = 599, repr(exc).encode()
             record("edit", due, status, body)
             split = not split
-            due += 1.0
+            due += edit_every
 
     workers = [threading.Thread(target=work, daemon=True) for _ in range(24)]
     for w in workers:
@@ -280,13 +282,16 @@ def main(argv=None) -> int:
     parser.add_argument("--store", default="gpkg", choices=("gpkg", "postgis"))
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--edit-every", type=float, default=10, help="seconds between a planner's edits (0: none)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp())
     url, token, data = build(args.store, folder)
     proc, port = start(url)
     try:
-        result = run(port, token, data, args.rate, args.seconds)
+        result = run(port, token, data, args.rate, args.seconds, args.edit_every)
     finally:
         proc.terminate()
         proc.wait(10)

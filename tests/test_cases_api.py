@@ -236,3 +236,22 @@ def test_open311_needs_a_key(client):
         headers={"Authorization": "", "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert big.status_code == 413  # an anonymous form is read up to 64 KiB, no further
+
+
+def test_incident_tiles_follow_reports_within_the_stale_window(client, demo_store):
+    """A burst of reports does not re-encode every incident tile: at most 5 s behind."""
+    import morecantile
+
+    p = client.inside
+    t = morecantile.tms.get("WebMercatorQuad").tile(p.x, p.y, 17)
+    path = f"/tiles/incidents/{t.z}/{t.x}/{t.y}.pbf"
+    report(client, p)  # the layer exists
+    first = client.get(path)
+    report(client, p)
+    assert client.get(path).headers["etag"] == first.headers["etag"]  # served within 5 s
+    app = create_app(Settings(database_url=demo_store.url, sweep_seconds=0, tile_stale_seconds=0))
+    with TestClient(app) as fresh:
+        fresh.headers["Authorization"] = f"Bearer {client.tokens['supervisor']}"
+        before = fresh.get(path)
+        report(client, p)
+        assert fresh.get(path).headers["etag"] != before.headers["etag"]  # at once

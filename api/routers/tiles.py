@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -42,8 +43,11 @@ def get_tile(
     (grids: and their summed ``households``).
     Layers filter by time window and choice columns as their items do. A grid
     worker's tiles hold their own grids (and the features in them) only.
-    Tiles are cached in the process until the store's next write (grid levels:
-    its next grid, staff or assignment write).
+    Tiles are cached in the process: a grid level's until the next grid, staff
+    or assignment write; a layer's until the next write, though a tile made
+    within ``GIS_GRID_TILE_STALE_SECONDS`` (default 5) is served on through a
+    burst of writes (a case reported every few milliseconds must not re-encode
+    every incident tile each time).
     """
     where = None
     schema = None if layer in LEVELS else store.layers().get(layer)
@@ -53,15 +57,25 @@ def get_tile(
     cache = request.app.state.tile_cache
     key = data = None
     if cache.items:  # the store's generation is read only for a cache to key on
-        # grid tiles change with grid writes only: a reported case leaves them cached
-        stamp = store.grid_generation() if layer in LEVELS else store.generation()
-        key = (stamp, layer in LEVELS, layer, z, x, y, repr(where), repr(scope))
-        key += (settings.tile_feature_cap,)
-        data = cache.get(key)
+        if layer in LEVELS:  # grid tiles change with grid writes only
+            key = (store.grid_generation(), True, layer, z, x, y, repr(where), repr(scope))
+            key += (settings.tile_feature_cap,)
+            data = cache.get(key)
+        else:  # a layer's tiles: fresh after each write, or at most tile_stale_seconds old
+            key = (False, layer, z, x, y, repr(where), repr(scope), settings.tile_feature_cap)
+            generation = store.generation()
+            hit = cache.get(key)
+            if hit is not None and (
+                hit[0] == generation or time.monotonic() - hit[1] < settings.tile_stale_seconds
+            ):
+                data = hit[2]
     if data is None:
         data = tile(store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap)
         if key is not None:
-            cache.put(key, data)
+            if layer in LEVELS:
+                cache.put(key, data)
+            else:
+                cache.put(key, (generation, time.monotonic(), data))
     etag = '"' + hashlib.sha1(data).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}
     if request.headers.get("if-none-match") == etag:
