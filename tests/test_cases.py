@@ -517,3 +517,35 @@ def test_indicators_against_hand_counts(demo_store):
     assert by_dept.set_index("department").loc["城管执法", "reported"] == 3
     staff = indicators(demo_store, since=MONDAY, until=at(24), by="staff", at=at(30))
     assert staff["reported"].sum() == 3
+
+
+def test_incidents_from_before_cases_gain_the_case_columns(demo_store):
+    """A store whose incidents table predates the case loop: read, acted on, counted."""
+    from dataclasses import replace
+
+    from gis_grid.layers.plugins import get_layer
+
+    layer = get_layer("incidents")
+    old = replace(layer.schema, fields=layer.schema.fields[:8])  # as the first release had it
+    x, y, _ = unit_point(demo_store)
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ["OLD1"],
+            "reported_at": ["2026-11-30T09:00:00"],
+            "category": ["other"],
+            "status": ["reported"],
+        },
+        geometry=[shapely.Point(x, y)],
+        crs="EPSG:4326",
+    )
+    from gis_grid.layers.features import normalise_features
+
+    demo_store.write_features(old, normalise_features(old, frame))
+    assert "deadline" not in demo_store.layers()["incidents"].columns
+    listed = service.list_cases(demo_store, rules=RULES, at=at(1))
+    assert [c["id"] for c in listed["cases"]] == ["OLD1"]
+    assert "deadline" in demo_store.layers()["incidents"].columns
+    case = service.act(demo_store, "OLD1", "accept", SUP, rules=RULES, received=at(1))
+    assert case["status"] == "accepted" and case["version"] == 2 and case["deadline"]
+    table = indicators(demo_store, since=MONDAY, until=at(24), by="community", at=at(2))
+    assert table["reported"].tolist() == [1] and table["accepted"].tolist() == [1]

@@ -63,13 +63,14 @@ def indicators(
     as of ``at`` (default now). Rows carry ``code`` and ``name`` (a level),
     ``staff_id``, ``name`` and ``phone`` (staff), or ``department``.
     """
-    from gis_grid.cases.service import now
+    from gis_grid.cases.service import now, ready
 
     if by not in GROUPINGS:
         raise InputError(f"indicators by {by!r}? by one of {', '.join(GROUPINGS)}")
     if until <= since:
         raise InputError(f"the window ends ({stamp(until)}) before it starts ({stamp(since)})")
     at = at or now()
+    ready(store)
     grouping = "owner" if by == "staff" else by
     sums = store.case_groups(stamp(since), stamp(until), grouping, stamp(at))
     hours = store.case_close_hours(stamp(since), stamp(until), grouping)

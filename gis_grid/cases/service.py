@@ -79,6 +79,18 @@ def category_key(value: str) -> str:
 # -- reading ----------------------------------------------------------------
 
 
+def ready(store) -> None:
+    """Give a case layer from an earlier version the columns the case loop keeps (once).
+
+    Incidents imported before cases existed have no deadline, version or
+    counters: their table gains the columns (empty) the first time a case
+    function meets it, in one transaction.
+    """
+    stored = store.layers().get(CASE_LAYER)
+    if stored is not None and not set(case_schema().columns) <= set(stored.columns):
+        store.ensure_layer(case_schema())
+
+
 def _cases(store, where=None, under=None) -> gpd.GeoDataFrame:
     if CASE_LAYER not in store.layers():
         schema = case_schema()
@@ -103,6 +115,7 @@ def get_case(store, case_id: str) -> dict:
     NotFoundError
         No case with that id.
     """
+    ready(store)
     if hasattr(store, "case_row"):  # one row by its key, no frame
         case = store.case_row(str(case_id)) if CASE_LAYER in store.layers() else None
         if case is None:
@@ -619,6 +632,7 @@ def sweep(store, *, rules: Rules, received: dt.datetime | None = None) -> dict:
 
     received = received or now()
     cutoff = stamp(received)
+    ready(store)
     late = store.late_cases(cutoff) if hasattr(store, "late_cases") else None
     if late is None or not len(late):
         return {"as_of": cutoff, "overdue": 0, "escalated": 0, "at_top": 0, "cases": []}
@@ -722,10 +736,13 @@ def list_cases(
 ) -> dict:
     """Cases filtered, most urgent first (least time left); a page of them and the total.
 
+    A case layer from an earlier version gains its case columns first (:func:`ready`).
+
     ``status`` ``open`` means every case not closed or rejected (suspended ones too);
     ``escalated``: cases handed up at least once.
     """
     at = at or now()
+    ready(store)
     where = {}
     if status:
         statuses = [status] if isinstance(status, str) else list(status)

@@ -91,6 +91,11 @@ class GeoPackageLayers:
         rows = self._conn.execute("SELECT name, schema FROM gis_grid_layers ORDER BY name")
         return {name: FeatureSchema.from_json(text) for name, text in rows}
 
+    def ensure_layer(self, schema: FeatureSchema) -> None:
+        """Create the layer's table, or add the columns a newer schema has; one transaction."""
+        with self._transaction(f"an upgrade of layer {schema.name}") as conn:
+            self._ensure_layer(conn, schema)
+
     def _ensure_layer(self, conn: sqlite3.Connection, schema: FeatureSchema) -> None:
         """Create the layer's feature table (inside the transaction), or add new columns."""
         conn.execute(

@@ -92,6 +92,12 @@ class PostGISLayers:
         with self._cursor() as cur:
             return read_layers(cur)
 
+    def ensure_layer(self, schema: FeatureSchema) -> None:
+        """Create the layer's table, or add the columns a newer schema has; one transaction."""
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["layer:" + schema.name])
+            self._ensure_layer(cur, schema)
+
     @staticmethod
     def _ensure_layer(cur, schema: FeatureSchema) -> None:
         """Create the layer's table (inside the transaction), or add new columns."""
