@@ -75,7 +75,6 @@ export function caseList(box, detail, me, query, onPick) {
 /** A case's panel: its state, owner, timeline and the buttons of the next steps this user may take. */
 export async function showCase(box, id, me, reload, onPick) {
   const c = await api(`/cases/${encodeURIComponent(id)}`);
-  if (onPick) onPick(c);
   const may = (MAY[me.role] || []).filter((s) => c.next_steps.includes(s));
   el(box).innerHTML = `<div class="case-card" data-case="${esc(c.id)}">
     <h3>${esc(label(CATEGORIES, c.category))} · ${esc(t(c.status))} <span class="muted">${esc(c.id)}</span></h3>
@@ -89,6 +88,7 @@ export async function showCase(box, id, me, reload, onPick) {
       <td class="nowrap">${esc(when(r.at))}</td><td>${esc(t(r.action))}${r.on_time === false ? ` <span class="late">${t('late_now')}</span>` : ''}</td>
       <td>${esc(r.actor)}${r.note ? `<br><span class="muted">${esc(r.note)}</span>` : ''}</td></tr>`).join('')}</table></div>`;
   const card = el(box).querySelector('.case-card');
+  if (onPick) onPick(c);
   const said = card.querySelector('.said');
   const send = async (action, values) => {
     const body = { action, version: c.version, ...values };

@@ -72,6 +72,7 @@ const T = {
   escalated: ['已升级', 'escalated'], reworked: ['返工', 'reworked'], duplicate: ['疑似重复', 'possible duplicate of'],
   outside: ['网格外', 'outside every grid'], more: ['更多', 'More'], of: ['共', 'of'],
   status_open: ['未结', 'Open'], status_overdue: ['已超时', 'Overdue'], status_all: ['全部', 'All'],
+  status_escalated: ['已升级', 'Escalated'], status_closed: ['已结案', 'Closed'],
   indicators: ['考核指标（近28天）', 'Indicators (last 28 days)'], export_csv: ['导出 CSV', 'Export CSV'],
   reported_n: ['上报', 'Reported'], closure: ['结案率', 'Closed'], on_time: ['按时率', 'On time'],
   rework_rate: ['返工率', 'Rework'], escalation_rate: ['升级率', 'Escalated'], late_now: ['超时', 'Late'],

@@ -25,7 +25,7 @@ async function supervisor(map, me, layers) {
     ${Object.entries(CATEGORIES).map(([k, v]) => `<option value="${k}">${v[0]} ${v[1]}</option>`).join('')}</select></label>
     <h3>${t('hotspots')}</h3><div id="spots" class="muted">${t('computing')}</div>
     <h3>${t('case_list')}</h3>
-    <div class="tabs" id="case-tabs"><button data-q="status=open" class="here">${t('status_open')}</button><button data-q="overdue=true">${t('status_overdue')}</button><button data-q="status=open&escalated=true">${t('escalated')}</button><button data-q="status=closed&status=rejected">${t('closed')}</button></div>
+    <div class="tabs" id="case-tabs"><button data-q="status=open" class="here">${t('status_open')}</button><button data-q="overdue=true">${t('status_overdue')}</button><button data-q="status=open&escalated=true">${t('status_escalated')}</button><button data-q="status=closed&status=rejected">${t('status_closed')}</button></div>
     <div id="case"></div><div id="cases" class="muted">${t('computing')}</div>
     <h3>${t('indicators')}</h3><div id="indicators" class="muted">${t('computing')}</div>
     <h3>${t('overdue')}</h3><div id="overdue" class="muted">${t('computing')}</div>`;
@@ -95,6 +95,7 @@ async function supervisor(map, me, layers) {
   const pick = (c) => {
     map.getSource('case').setData({ type: 'FeatureCollection', features: [{ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [c.lon, c.lat] } }] });
     map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(map.getZoom(), 16), duration: 0 });
+    el('case').scrollIntoView({ block: 'start' });
   };
   const cases = caseList('cases', 'case', me, () => {
     const c = el('category').value;

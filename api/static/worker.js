@@ -58,7 +58,7 @@ async function worker(map, me, layers) {
   const pick = (c) => {
     map.getSource('case').setData({ type: 'FeatureCollection', features: [{ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [c.lon, c.lat] } }] });
     map.easeTo({ center: [c.lon, c.lat], zoom: Math.max(map.getZoom(), 17), duration: 0 });
-    el('case').scrollIntoView({ block: 'nearest' });
+    el('case').scrollIntoView({ block: 'start' });
   };
   const cases = caseList('cases', 'case', me, () => 'status=open', pick);
   await cases();
