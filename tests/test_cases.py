@@ -549,3 +549,14 @@ def test_incidents_from_before_cases_gain_the_case_columns(demo_store):
     assert case["status"] == "accepted" and case["version"] == 2 and case["deadline"]
     table = indicators(demo_store, since=MONDAY, until=at(24), by="community", at=at(2))
     assert table["reported"].tolist() == [1] and table["accepted"].tolist() == [1]
+
+
+def test_a_point_far_from_every_community_is_refused(demo_store):
+    """Taken by the nearest community within 3 km; 50 km off is a wrong coordinate."""
+    x, y, _ = unit_point(demo_store)
+    before = demo_store.layers()
+    with pytest.raises(InputError, match=r"km from the nearest community \(at most 3 km\)"):
+        service.report(
+            demo_store, lon=x + 0.6, lat=y, category="other", rules=RULES, actor=SUP, received=at(0)
+        )
+    assert demo_store.layers() == before

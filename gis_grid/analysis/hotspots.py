@@ -109,6 +109,10 @@ class Surface:
         return frame
 
 
+#: The most cells a density surface takes (~ 200 MB of float64).
+MAX_SURFACE_CELLS = 25_000_000
+
+
 def kernel_density(
     x: ArrayLike,
     y: ArrayLike,
@@ -131,6 +135,9 @@ def kernel_density(
             pad = 3 * bandwidth_m
             bounds = (x.min() - pad, y.min() - pad, x.max() + pad, y.max() + pad)
     minx, miny, maxx, maxy = bounds
+    if (maxx - minx) * (maxy - miny) / cell_m**2 > MAX_SURFACE_CELLS:
+        # points strewn far apart (a wrong coordinate among them): a coarser grid, not terabytes
+        cell_m = float(np.sqrt((maxx - minx) * (maxy - miny) / MAX_SURFACE_CELLS))
     nx = max(int(np.ceil((maxx - minx) / cell_m)), 1)
     ny = max(int(np.ceil((maxy - miny) / cell_m)), 1)
     counts, _, _ = np.histogram2d(

@@ -12,8 +12,8 @@ Times are local wall-clock times (China Standard Time), as the stores keep them.
 Examples
 --------
 >>> rules = Rules.load()
->>> rules.due("environment", "handle", dt.datetime(2026, 12, 4, 16, 0))  # a Friday
-datetime.datetime(2026, 12, 7, 15, 0)
+>>> rules.due("environment", "handle", dt.datetime(2026, 12, 4, 16, 0))  # Friday, 8 working h
+datetime.datetime(2026, 12, 7, 16, 30)
 >>> rules.due("emergency", "handle", dt.datetime(2026, 12, 5, 23, 0))  # on the clock
 datetime.datetime(2026, 12, 6, 1, 0)
 """

@@ -44,6 +44,9 @@ from gis_grid.layers.features import now_local
 #: last :data:`DUPLICATE_DAYS` days is flagged as a possible duplicate of it.
 DUPLICATE_METRES = 50.0
 DUPLICATE_DAYS = 7
+#: A case outside every grid is taken by the nearest community if it is this close
+#: (metres); farther, the coordinates are more likely wrong than the grids.
+OUTSIDE_METRES = 3000.0
 #: Street-office owner codes are the first nine digits of a community code.
 STREET_DIGITS = 9
 
@@ -510,11 +513,26 @@ def report_many(
 
 
 def _nearest_communities(store, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The nearest community of each point, which must lie within :data:`OUTSIDE_METRES`."""
     communities = store.grids(level="community", geometry=True)
     if not len(communities):
         raise InputError("the store has no grids: a case needs a community to own it")
-    tree = shapely.STRtree(communities.geometry.to_numpy())
-    nearest = tree.nearest(shapely.points(x, y))
+    geoms = communities.geometry.to_numpy()
+    points = shapely.points(x, y)
+    nearest = shapely.STRtree(geoms).nearest(points)
+    # degrees to metres on the local tangent plane: exact enough at a few kilometres
+    scale = 6_371_008.8 * np.pi / 180
+    closest = shapely.get_coordinates(shapely.shortest_line(geoms[nearest], points))[::2]
+    dx = (x - closest[:, 0]) * scale * np.cos(np.radians(y))
+    dy = (y - closest[:, 1]) * scale
+    far = np.hypot(dx, dy) > OUTSIDE_METRES
+    if far.any():
+        i = int(np.flatnonzero(far)[0])
+        raise InputError(
+            f"lon {x[i]:.6f}, lat {y[i]:.6f} is {np.hypot(dx[i], dy[i]) / 1000:,.1f} km from the "
+            f"nearest community (at most {OUTSIDE_METRES / 1000:g} km): check the coordinates "
+            "and their CRS"
+        )
     return communities["code"].to_numpy(dtype=object)[nearest]
 
 
