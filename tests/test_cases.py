@@ -269,6 +269,7 @@ def test_suspend_stops_the_clock_and_resume_gives_back_the_time_left(demo_store)
     # resumed the next day at 09:00: half an hour left
     back = service.act(demo_store, case["id"], "resume", SUP, rules=RULES, received=at(24))
     assert back["status"] == "accepted" and back["deadline"] == "2026-12-01T09:30:00"
+    assert back["accepted_at"] == "2026-11-30T09:30:00"  # when it was accepted, not resumed
 
 
 def test_escalation_climbs_every_level_to_the_street_office_once_per_deadline(demo_store):

@@ -384,7 +384,7 @@ def step(
                 changes["deadline"] = stamp(rules.due(category, WAITS_FOR[target], at))
         else:
             changes["deadline"] = None
-        if target in STAMPS:
+        if target in STAMPS and action != "resume":  # a resumed case keeps its step times
             changes[STAMPS[target]] = stamp(at)
     if action == "rework":  # back to dispatched: the handling starts again
         changes["handled_at"] = None
