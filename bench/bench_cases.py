@@ -223,7 +223,9 @@ def open311(url: str, token: str, bounds, seconds: int, folder: Path) -> dict:
     }
 
 
-def open311_paced(url: str, token: str, bounds, rate: float, seconds: float) -> dict:
+def open311_paced(
+    url: str, token: str, bounds, rate: float, seconds: float, workers: int = 1
+) -> dict:
     """Open311 POSTs at a fixed rate; latency from each request's scheduled time."""
     import random
     import threading
@@ -231,8 +233,30 @@ def open311_paced(url: str, token: str, bounds, rate: float, seconds: float) -> 
 
     from bench_load import Client, start
 
-    proc, port = start(url)
+    proc, port = start(url, workers)
     minx, miny, maxx, maxy = bounds
+    # warm up: each worker builds its in-memory grid index on its first reports
+    warm = Client(port, token)
+    for i in range(40 * workers):
+        form = urlencode(
+            {
+                "service_code": "environment",
+                "lat": (miny + maxy) / 2,
+                "long": (minx + maxx) / 2,
+                "api_key": token,
+            }
+        )
+        warm.conn.request(
+            "POST",
+            "/open311/v2/requests.json",
+            form,
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        warm.conn.getresponse().read()
+        if i % 10 == 9:
+            warm.conn.close()  # a new connection may land on another worker
+            warm = Client(port, token)
+    time.sleep(3)
     n = int(rate * seconds)
     lat: list[float] = []
     errors = []

@@ -65,7 +65,7 @@ def build(kind: str, folder: Path) -> tuple[str, str, object]:
     return url, token, data
 
 
-def start(url: str) -> tuple[subprocess.Popen, int]:
+def start(url: str, workers: int = 1) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -79,6 +79,8 @@ def start(url: str) -> tuple[subprocess.Popen, int]:
             "api.main:create_app",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
         ],
