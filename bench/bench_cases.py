@@ -359,7 +359,7 @@ def main() -> None:
         out.update(open311_paced(url, token, data.grids.total_bounds, 200, args.seconds))
         store = new_store(kind, folder, data, "sweep")
         load(store, all_open)
-        late = len(store.late_cases(NOW.strftime("%Y-%m-%dT%H:%M:%S")))
+        late = store.count_late(NOW.strftime("%Y-%m-%dT%H:%M:%S"))
         start = time.perf_counter()
         swept = sweep(store, rules=Rules.load(), received=NOW)
         out["sweep_s"] = time.perf_counter() - start

@@ -25,7 +25,6 @@ from gis_grid.cases.loop import (
     ACTIONS,
     OPEN,
     STATUSES,
-    SYSTEM,
     Actor,
     new_case,
     next_steps,
@@ -640,98 +639,35 @@ def sweep(store, *, rules: Rules, received: dt.datetime | None = None) -> dict:
     Each escalated case gets a fresh deadline for the step it waits for, so a
     second sweep at the same moment escalates nothing; a case still late at
     its new deadline goes up again. Cases already with the street office stay
-    there (counted as ``at_top``). A case someone acts on during the sweep is
-    left for the next one. In bulk: one read of the late cases, one deadline
-    per category and step, one write.
+    there (counted as ``at_top``). In bulk: the owners and the (category,
+    status) pairs of the late cases are read, the grid above each owner and
+    one deadline per pair are worked out here, and the store escalates every
+    late case in SQL with its log row, in one transaction; ``cases`` lists the
+    first thousand.
     """
-    import json
-
     from gis_grid.cases.loop import WAITS_FOR
 
     received = received or now()
     cutoff = stamp(received)
     ready(store)
-    late = store.late_cases(cutoff) if hasattr(store, "late_cases") else None
-    if late is None or not len(late):
+    owners_late, pairs = store.late_groups(cutoff)
+    if not owners_late:
         return {"as_of": cutoff, "overdue": 0, "escalated": 0, "at_top": 0, "cases": []}
-    owner = late["owner_code"].astype(object)
-    owner = owner.where(owner.notna() & (owner != ""), None)
-    for level in reversed(list(Level)):  # no owner written: the deepest grid of its chain
-        owner = owner.where(owner.notna(), late[f"{level.key}_code"].astype(object))
-    codes = pd.unique(owner.dropna())
-    above_of = dict(zip(codes, next_owners(store, list(codes)), strict=True))
-    above = owner.map(lambda c: above_of.get(c) if c else None)
-    go = above.notna().to_numpy()
-    esc = late.loc[go].reset_index(drop=True)
-    if not len(esc):
-        return {
-            "as_of": cutoff,
-            "overdue": len(late),
-            "escalated": 0,
-            "at_top": len(late),
-            "cases": [],
-        }
-    before = owner[go].to_numpy(dtype=object)
-    last = pd.to_datetime(esc["last_at"].where(esc["last_at"].notna(), esc["reported_at"]))
-    at = np.maximum(pd.Timestamp(received).to_datetime64(), last.to_numpy())
-    at_text = pd.DatetimeIndex(at).strftime("%Y-%m-%dT%H:%M:%S").to_numpy()
-    due_of: dict = {}
-    deadlines = []
-    for category, status, when in zip(esc["category"], esc["status"], at_text, strict=True):
-        key = (category, status, when)
-        if key not in due_of:
-            due_of[key] = stamp(rules.due(category, WAITS_FOR[status], parse_time(when)))
-        deadlines.append(due_of[key])
-    level = esc["escalation"].to_numpy() + 1
-    version = esc["version"].to_numpy()
-    targets = above[go].to_numpy(dtype=object)
-    changes = pd.DataFrame(
-        {
-            "id": esc["id"],
-            "expected": version,
-            "owner_code": targets,
-            "escalation": level,
-            "deadline": deadlines,
-            "version": version + 1,
-            "last_at": at_text,
-        }
-    )
-    community = esc["community_code"].astype(object)
-    community = community.where(community.notna(), pd.Series(targets).str.slice(0, 12))
-    log = pd.DataFrame(
-        {
-            "case_id": esc["id"],
-            "seq": version + 1,
-            "community_code": community.where(community.str.len() == 12, None),
-            "action": "escalate",
-            "from_status": esc["status"],
-            "to_status": esc["status"],
-            "actor": SYSTEM.name,
-            "role": SYSTEM.role,
-            "staff_id": None,
-            "at": at_text,
-            "received_at": cutoff,
-            "due": esc["deadline"],
-            "on_time": None,
-            "note": "overdue since " + esc["deadline"].astype(str),
-            "detail": [
-                json.dumps({"deadline": d, "escalation": int(e), "owner_code": o}, sort_keys=True)
-                for d, e, o in zip(deadlines, level, targets, strict=True)
-            ],
-        }
-    )
-    written = set(store.record_many_steps(changes, log))
-    cases = [
-        {"id": i, "from": f, "to": t}
-        for i, f, t in zip(esc["id"], before, targets, strict=True)
-        if i in written
-    ]
+    owner_next = dict(zip(owners_late, next_owners(store, owners_late), strict=True))
+    # a case late at the sweep waits for the step its status names; its new deadline runs
+    # from now (no late case has a step after now: its deadline would not have passed)
+    due = {
+        (category, status): stamp(rules.due(category, WAITS_FOR[status], received))
+        for category, status in pairs
+    }
+    overdue = store.count_late(cutoff)
+    done = store.escalate_late(cutoff, owner_next, due)
     return {
         "as_of": cutoff,
-        "overdue": len(late),
-        "escalated": len(cases),
-        "at_top": int((~go).sum()),
-        "cases": cases,
+        "overdue": overdue,
+        "escalated": done["escalated"],
+        "at_top": overdue - done["escalated"],
+        "cases": [{"id": i, "from": f, "to": t} for i, f, t in done["sample"]],
     }
 
 

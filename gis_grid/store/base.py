@@ -392,35 +392,14 @@ def case_group_frame(rows) -> pd.DataFrame:
     return frame
 
 
-#: What the sweep reads of each late case.
-LATE_COLUMNS = (
-    "id",
-    "category",
-    "status",
-    "deadline",
-    "owner_code",
-    "escalation",
-    "version",
-    "last_at",
-    "reported_at",
-    "community_code",
-    "area_code",
-    "courtyard_code",
-    "building_code",
-    "unit_code",
-)
+def late_terms(p: str) -> str:
+    """The SQL condition of a case waiting for a step past its deadline (``p``: placeholder)."""
+    states = ", ".join(f"'{s}'" for s in LATE_STATUSES)
+    return f"deadline < {p} AND status IN ({states})"
+
+
 #: The statuses a case can be late in (waiting for a step).
 LATE_STATUSES = ("reported", "accepted", "dispatched", "handled", "verified")
-
-
-def late_frame(rows) -> pd.DataFrame:
-    """Rows of :meth:`late_cases` typed alike from either store."""
-    frame = pd.DataFrame(rows, columns=list(LATE_COLUMNS))
-    for c in ("deadline", "last_at", "reported_at"):
-        frame[c] = [None if v is None else str(v).replace(" ", "T")[:19] for v in frame[c]]
-    frame["version"] = pd.to_numeric(frame["version"]).fillna(1).astype("int64")
-    frame["escalation"] = pd.to_numeric(frame["escalation"]).fillna(0).astype("int64")
-    return frame
 
 
 def with_communities(log: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:

@@ -20,10 +20,10 @@ from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_GROUP_KEYS,
     CASE_GROUP_SQL,
-    LATE_COLUMNS,
+    CASE_OWNER_SQL,
     LATE_STATUSES,
     case_group_frame,
-    late_frame,
+    late_terms,
     log_frame,
     records,
 )
@@ -155,55 +155,90 @@ class GeoPackageCases:
                 [CASE_LAYER],
             )
 
-    def late_cases(self, cutoff) -> pd.DataFrame:
-        """Cases waiting for a step whose deadline is before ``cutoff`` (what the sweep reads)."""
+    def late_groups(self, cutoff) -> tuple[list[str], list[tuple[str, str]]]:
+        """The owning grids and the (category, status) pairs of the cases late at ``cutoff``."""
         if CASE_LAYER not in self.layers():
-            return late_frame([])
-        cols = ", ".join(f'"{c}"' for c in LATE_COLUMNS)
-        rows = self._conn.execute(
-            f'SELECT {cols} FROM "{CASE_LAYER}" WHERE deadline < ? AND status IN '
-            f"({', '.join('?' * len(LATE_STATUSES))})",
-            [str(cutoff), *LATE_STATUSES],
+            return [], []
+        where = late_terms("?")
+        owners = self._conn.execute(
+            f'SELECT DISTINCT {CASE_OWNER_SQL} FROM "{CASE_LAYER}" WHERE {where}', [str(cutoff)]
         ).fetchall()
-        return late_frame(rows)
+        pairs = self._conn.execute(
+            f'SELECT DISTINCT category, status FROM "{CASE_LAYER}" WHERE {where}', [str(cutoff)]
+        ).fetchall()
+        return [o for (o,) in owners if o], pairs
 
-    def record_many_steps(self, changes: pd.DataFrame, log: pd.DataFrame) -> list[str]:
-        """Write a step on many cases at once, each only if still at its expected version.
+    def count_late(self, cutoff) -> int:
+        """How many cases wait for a step past its deadline at ``cutoff``."""
+        if CASE_LAYER not in self.layers():
+            return 0
+        return self._conn.execute(
+            f'SELECT count(*) FROM "{CASE_LAYER}" WHERE {late_terms("?")}', [str(cutoff)]
+        ).fetchone()[0]
 
-        ``changes`` has ``id``, ``expected`` and the columns to set; ``log`` one
-        row per case. Cases someone else acted on meanwhile are left out (with
-        their log rows); returns the ids written. One transaction.
+    def escalate_late(self, cutoff, owner_next: dict, due: dict, sample: int = 1000) -> dict:
+        """Hand every case late at ``cutoff`` to the next owner, in SQL: one log row each.
+
+        ``owner_next`` maps an owning grid to the one above it (None: nowhere
+        higher); ``due`` maps (category, status) to the new deadline. In one
+        transaction (the writer's lock keeps other steps out); returns the count
+        escalated and a sample of (id, from, to).
         """
-        if not len(changes):
-            return []
-        cols = [c for c in changes.columns if c not in ("id", "expected")]
+        cutoff = str(cutoff)
+        where = late_terms("?")
+        owner = CASE_OWNER_SQL
         with self._transaction("the case sweep") as conn:
             conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS sweep_changes "
-                f"(id TEXT PRIMARY KEY, expected INTEGER, {', '.join(cols)})"
+                "CREATE TEMP TABLE IF NOT EXISTS sweep_owner (owner TEXT PRIMARY KEY, next TEXT)"
             )
-            conn.execute("DELETE FROM temp.sweep_changes")
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS sweep_due (category TEXT, status TEXT, "
+                "deadline TEXT, PRIMARY KEY (category, status))"
+            )
+            conn.execute("DELETE FROM temp.sweep_owner")
+            conn.execute("DELETE FROM temp.sweep_due")
             conn.executemany(
-                f"INSERT INTO temp.sweep_changes (id, expected, {', '.join(cols)}) "
-                f"VALUES ({', '.join('?' * (len(cols) + 2))})",
-                records(changes, ["id", "expected", *cols]),
+                "INSERT INTO temp.sweep_owner VALUES (?, ?)",
+                [(o, n) for o, n in owner_next.items() if n],
             )
-            # the write lock is held: nobody can step in between this read and the update
+            conn.executemany(
+                "INSERT INTO temp.sweep_due VALUES (?, ?, ?)",
+                [(c, st, d) for (c, st), d in due.items()],
+            )
+            joined = (
+                f'FROM "{CASE_LAYER}" c JOIN temp.sweep_owner o ON o.owner = '
+                f"{owner.replace('owner_code', 'c.owner_code')} "
+                "JOIN temp.sweep_due d ON d.category = c.category AND d.status = c.status "
+                f"WHERE c.{where.replace('status IN', 'c.status IN')}"
+            )
+            picked = conn.execute(
+                f"SELECT c.id, o.owner, o.next {joined} LIMIT ?", [cutoff, sample]
+            ).fetchall()
             conn.execute(
-                f"DELETE FROM temp.sweep_changes WHERE id NOT IN (SELECT s.id FROM "
-                f'temp.sweep_changes s JOIN "{CASE_LAYER}" c ON c.id = s.id '
-                "AND coalesce(c.version, 1) = s.expected)"
+                f"INSERT INTO gis_grid_case_log ({', '.join(CASE_LOG_COLUMNS)}) "
+                "SELECT c.id, coalesce(c.version, 1) + 1, coalesce(c.community_code, "
+                "CASE WHEN length(o.next) >= 12 THEN substr(o.next, 1, 12) END), "
+                "'escalate', c.status, c.status, 'sweep', 'system', NULL, ?, ?, c.deadline, "
+                "NULL, 'overdue since ' || c.deadline, json_object('deadline', d.deadline, "
+                "'escalation', coalesce(c.escalation, 0) + 1, 'owner_code', o.next) "
+                f"{joined}",
+                [cutoff, cutoff, cutoff],
             )
-            written = [r[0] for r in conn.execute("SELECT id FROM temp.sweep_changes")]
+            n = conn.execute("SELECT changes()").fetchone()[0]
+            t = f'"{CASE_LAYER}"'
+            states = ", ".join(f"'{x}'" for x in LATE_STATUSES)
             conn.execute(
-                f'UPDATE "{CASE_LAYER}" SET {", ".join(f"{c} = s.{c}" for c in cols)} '
-                f'FROM temp.sweep_changes s WHERE "{CASE_LAYER}".id = s.id'
+                f"UPDATE {t} SET owner_code = o.next, "
+                "escalation = coalesce(escalation, 0) + 1, deadline = d.deadline, "
+                "version = coalesce(version, 1) + 1, last_at = ? "
+                "FROM temp.sweep_owner o, temp.sweep_due d "
+                f"WHERE o.owner = {owner} AND d.category = {t}.category "
+                f"AND d.status = {t}.status AND {t}.deadline < ? AND {t}.status IN ({states})",
+                [cutoff, cutoff],
             )
-            keep = log["case_id"].isin(set(written))
-            self._write_log(conn, log.loc[keep])
-            conn.execute("DELETE FROM temp.sweep_changes")
-            self._touch_layer(conn, CASE_LAYER)
-        return written
+            if n:
+                self._touch_layer(conn, CASE_LAYER)
+        return {"escalated": n, "sample": picked}
 
     @staticmethod
     def _write_log(conn: sqlite3.Connection, log: pd.DataFrame | None, *, drop=None) -> None:

@@ -15,15 +15,17 @@ from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_GROUP_KEYS,
     CASE_GROUP_SQL,
-    LATE_COLUMNS,
+    CASE_OWNER_SQL,
     LATE_STATUSES,
     case_group_frame,
-    late_frame,
+    late_terms,
     log_frame,
     records,
 )
 from gis_grid.store.postgis.connection import plain
 
+#: A timestamp as the stores' ISO text (to_char's format).
+ISO = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
 _SELECT = ", ".join(
     f"{c}::text" if c in ("at", "received_at", "due", "detail") else c for c in CASE_LOG_COLUMNS
 )
@@ -172,74 +174,89 @@ class PostGISCases:
             )
             cur.execute("SELECT nextval('generation')")
 
-    def late_cases(self, cutoff) -> pd.DataFrame:
-        """Cases waiting for a step whose deadline is before ``cutoff`` (what the sweep reads)."""
+    def late_groups(self, cutoff) -> tuple[list[str], list[tuple[str, str]]]:
+        """The owning grids and the (category, status) pairs of the cases late at ``cutoff``."""
         if CASE_LAYER not in self.layers():
-            return late_frame([])
-        cols = ", ".join(
-            f'"{c}"::text' if c in ("deadline", "last_at", "reported_at") else f'"{c}"'
-            for c in LATE_COLUMNS
-        )
+            return [], []
+        where = late_terms("%s")
         with self._cursor() as cur:
             cur.execute(
-                f'SELECT {cols} FROM "{CASE_LAYER}" WHERE deadline < %s AND status = ANY(%s)',
-                [str(cutoff), list(LATE_STATUSES)],
+                f'SELECT DISTINCT {CASE_OWNER_SQL} FROM "{CASE_LAYER}" WHERE {where}',
+                [str(cutoff)],
             )
-            rows = cur.fetchall()
-        return late_frame(rows)
+            owners = [o for (o,) in cur.fetchall() if o]
+            cur.execute(
+                f'SELECT DISTINCT category, status FROM "{CASE_LAYER}" WHERE {where}',
+                [str(cutoff)],
+            )
+            pairs = cur.fetchall()
+        return owners, pairs
 
-    def record_many_steps(self, changes: pd.DataFrame, log: pd.DataFrame) -> list[str]:
-        """Write a step on many cases at once, each only if still at its expected version.
+    def count_late(self, cutoff) -> int:
+        """How many cases wait for a step past its deadline at ``cutoff``."""
+        if CASE_LAYER not in self.layers():
+            return 0
+        with self._cursor() as cur:
+            cur.execute(
+                f'SELECT count(*) FROM "{CASE_LAYER}" WHERE {late_terms("%s")}', [str(cutoff)]
+            )
+            return cur.fetchone()[0]
 
-        ``changes`` has ``id``, ``expected`` and the columns to set; ``log`` one
-        row per case. Cases someone else acted on meanwhile are left out (with
-        their log rows); returns the ids written. One transaction.
+    def escalate_late(self, cutoff, owner_next: dict, due: dict, sample: int = 1000) -> dict:
+        """Hand every case late at ``cutoff`` to the next owner, in SQL: one log row each.
+
+        One statement updates the late cases (their rows locked, so a step
+        taken meanwhile waits or is seen) and writes their log rows from the
+        values before the update; returns the count and a sample of (id, from, to).
         """
-        if not len(changes):
-            return []
-        cols = [c for c in changes.columns if c not in ("id", "expected")]
-        types = {
-            "escalation": "bigint",
-            "version": "bigint",
-            "deadline": "timestamp",
-            "last_at": "timestamp",
-        }
-        t = sql.Identifier(CASE_LAYER)
+        cutoff = str(cutoff)
+        t = f'"{CASE_LAYER}"'
+        owner = CASE_OWNER_SQL.replace("owner_code", "old.owner_code").replace(
+            "unit_code", "old.unit_code"
+        )
+        for col in ("building_code", "courtyard_code", "area_code", "community_code"):
+            owner = owner.replace(f", {col}", f", old.{col}")
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE sweep_changes (id text, expected bigint, {}) ON COMMIT DROP"
-                ).format(
-                    sql.SQL(", ").join(
-                        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types.get(c, "text")))
-                        for c in cols
-                    )
-                )
+                "CREATE TEMP TABLE sweep_owner (owner text PRIMARY KEY, next text) ON COMMIT DROP"
             )
-            with cur.copy(
-                sql.SQL("COPY sweep_changes (id, expected, {}) FROM STDIN").format(
-                    sql.SQL(", ").join(map(sql.Identifier, cols))
-                )
-            ) as copy:
-                for row in records(changes, ["id", "expected", *cols]):
-                    copy.write_row(row)
             cur.execute(
-                sql.SQL(
-                    "UPDATE {} c SET {} FROM sweep_changes s WHERE c.id = s.id "
-                    "AND coalesce(c.version, 1) = s.expected RETURNING c.id"
-                ).format(
-                    t,
-                    sql.SQL(", ").join(
-                        sql.SQL("{} = s.{}").format(sql.Identifier(c), sql.Identifier(c))
-                        for c in cols
-                    ),
-                )
+                "CREATE TEMP TABLE sweep_due (category text, status text, deadline timestamp, "
+                "PRIMARY KEY (category, status)) ON COMMIT DROP"
             )
-            written = [r[0] for r in cur.fetchall()]
-            keep = log["case_id"].isin(set(written))
-            self._write_log(cur, log.loc[keep])
-            cur.execute("SELECT nextval('generation')")
-        return written
+            cur.executemany(
+                "INSERT INTO sweep_owner VALUES (%s, %s)",
+                [(o, n) for o, n in owner_next.items() if n],
+            )
+            cur.executemany(
+                "INSERT INTO sweep_due VALUES (%s, %s, %s)",
+                [(c, st, d) for (c, st), d in due.items()],
+            )
+            states = ", ".join(f"'{x}'" for x in LATE_STATUSES)
+            cur.execute(
+                f"WITH moved AS (UPDATE {t} c SET owner_code = o.next, "
+                "escalation = coalesce(old.escalation, 0) + 1, deadline = d.deadline, "
+                "version = coalesce(old.version, 1) + 1, last_at = %(cutoff)s "
+                f"FROM {t} old, sweep_owner o, sweep_due d WHERE old.id = c.id "
+                f"AND o.owner = {owner} AND d.category = old.category AND d.status = old.status "
+                f"AND old.deadline < %(cutoff)s AND old.status IN ({states}) "
+                "RETURNING c.id, coalesce(old.version, 1) + 1 AS seq, coalesce(old.community_code, "
+                "CASE WHEN length(o.next) >= 12 THEN left(o.next, 12) END) AS community, "
+                f"old.status, old.deadline AS due, d.deadline AS new_deadline, "
+                f"coalesce(old.escalation, 0) + 1 AS level, {owner} AS before, o.next), "
+                f"logged AS (INSERT INTO case_log ({', '.join(CASE_LOG_COLUMNS)}) "
+                "SELECT id, seq, community, 'escalate', status, status, 'sweep', 'system', NULL, "
+                "%(cutoff)s, %(cutoff)s, due, NULL, 'overdue since ' || "
+                f"to_char(due, {ISO}), jsonb_build_object('deadline', "
+                f"to_char(new_deadline, {ISO}), 'escalation', level, "
+                "'owner_code', next) FROM moved) "
+                "SELECT id, before, next FROM moved",
+                {"cutoff": cutoff},
+            )
+            rows = cur.fetchall()
+            if rows:
+                cur.execute("SELECT nextval('generation')")
+        return {"escalated": len(rows), "sample": rows[:sample]}
 
     @staticmethod
     def _write_log(cur, log: pd.DataFrame | None, *, drop=None) -> None:
