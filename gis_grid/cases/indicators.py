@@ -63,7 +63,7 @@ def indicators(
     as of ``at`` (default now). Rows carry ``code`` and ``name`` (a level),
     ``staff_id``, ``name`` and ``phone`` (staff), or ``department``.
     """
-    from gis_grid.cases.service import now, ready
+    from gis_grid.cases.records import now, ready
 
     if by not in GROUPINGS:
         raise InputError(f"indicators by {by!r}? by one of {', '.join(GROUPINGS)}")
@@ -75,7 +75,7 @@ def indicators(
     sums = store.case_groups(stamp(since), stamp(until), grouping, stamp(at))
     hours = store.case_close_hours(stamp(since), stamp(until), grouping)
     if by == "staff":  # owning grids → their responsible person, then summed per person
-        from gis_grid.cases.service import owners
+        from gis_grid.cases.records import owners
 
         who = owners(store, set(sums["key"].dropna()) | set(hours["key"].dropna()))
 
