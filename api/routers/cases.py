@@ -102,8 +102,9 @@ def check_sees_case(user: User, case: dict) -> None:
 async def report_case(body: CaseReport, store: StoreDep, user: UserDep, request: Request) -> dict:
     """Place the case in its grids, give it an owner and its first deadline.
 
-    A point outside every grid is accepted and owned by the nearest community
-    (``outside``: true); a case near an open one of its category this week
+    A point outside every grid but within 3 km of a community is accepted and
+    owned by the nearest community (``outside``: true); farther is refused as a
+    coordinate mistake. A case near an open one of its category this week
     names it in ``duplicate_of``.
     """
     from gis_grid.cases.loop import parse_time
