@@ -16,12 +16,10 @@ import argparse
 import datetime as dt
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -170,37 +168,11 @@ def intake(store, data, n: int, rng) -> dict:
     return {"cases_per_s": cases, "peer_per_s": peer}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def open311(url: str, token: str, bounds, seconds: int, folder: Path) -> dict:
-    port = free_port()
-    env = {**os.environ, "GIS_GRID_DATABASE_URL": url, "GIS_GRID_SWEEP_SECONDS": "0"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "error",
-        ],
-        env=env,
-        cwd=Path(__file__).parent.parent,
-    )
+    from bench_load import start
+
+    proc, port = start(url)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/conformance", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
         minx, miny, maxx, maxy = bounds
         script = folder / "open311.lua"
         script.write_text(LUA.format(key=token, minx=minx, miny=miny, maxx=maxx, maxy=maxy))

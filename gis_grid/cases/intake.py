@@ -27,6 +27,7 @@ from gis_grid.cases.records import (
     case_schema,
     category_key,
     now,
+    owner_entry,
     record,
     show,
     timeline_row,
@@ -138,16 +139,7 @@ def report(
             if case_id or attempt == 2:
                 raise
             case["id"] = log["case_id"] = new_id(received)
-    owner = {
-        "code": owner_grid["code"],
-        "level": owner_grid["level"],
-        "level_zh": owner_grid["level_zh"],
-        "name": owner_grid["name"] or None,
-        "staff_id": person["staff_id"] if person else None,
-        "staff_name": person["name"] if person else None,
-        "phone": person["phone"] if person else None,
-    }
-    out = record(case, rules, received, owner)
+    out = record(case, rules, received, owner_entry(owner_grid, person))
     out["timeline"] = [timeline_row(log)]
     return out
 

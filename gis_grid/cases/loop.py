@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass
 
 from gis_grid.cases.rules import STEPS, Rules
-from gis_grid.domain.errors import ConflictError, ForbiddenError, InputError
+from gis_grid.domain.errors import ForbiddenError, InputError, stale_case
 from gis_grid.domain.model import CASE_LOG_COLUMNS
 
 TIME = "%Y-%m-%dT%H:%M:%S"
@@ -287,10 +287,7 @@ def step(
     act = ACTIONS[action]
     status = case["status"]
     if version is not None and int(version) != int(case["version"]):
-        raise ConflictError(
-            f"case {case['id']} is at version {case['version']}, not {version}: someone acted "
-            "on it first; reload it and try again"
-        )
+        raise stale_case(case["id"], case["version"], version)
     if actor.role not in act.who:
         raise ForbiddenError(
             f"a {actor.role} may not {action} ({act.zh}) a case; "

@@ -148,17 +148,30 @@ def owners(store, codes, rules: Rules | None = None) -> dict[str, dict]:
             }
             continue
         level = level_of_code(code)
-        person = who.loc[code] if code in who.index else None
-        out[code] = {
-            "code": code,
-            "level": level.key,
-            "level_zh": level.zh,
-            "name": names.get(code) or None,
-            "staff_id": None if person is None else person["staff_id"],
-            "staff_name": None if person is None else person["staff_name"],
-            "phone": None if person is None else plain_value(person["staff_phone"]),
-        }
+        grid = {"code": code, "level": level.key, "level_zh": level.zh, "name": names.get(code)}
+        person = None
+        if code in who.index:
+            row = who.loc[code]
+            person = {
+                "staff_id": row["staff_id"],
+                "name": row["staff_name"],
+                "phone": plain_value(row["staff_phone"]),
+            }
+        out[code] = owner_entry(grid, person)
     return out
+
+
+def owner_entry(grid: dict, person: dict | None) -> dict:
+    """An owner as a case shows it: the grid (code, level, name) and its person, if any."""
+    return {
+        "code": grid["code"],
+        "level": grid["level"],
+        "level_zh": grid["level_zh"],
+        "name": grid["name"] or None,
+        "staff_id": person["staff_id"] if person else None,
+        "staff_name": person["name"] if person else None,
+        "phone": person["phone"] if person else None,
+    }
 
 
 def record(case: dict, rules: Rules, at: dt.datetime, owner: dict | None = None) -> dict:
@@ -233,17 +246,7 @@ def owner_of(store, code: str, rules: Rules) -> dict:
     index = store.chain_index() if hasattr(store, "chain_index") else None
     if index is None or len(code) <= STREET_DIGITS or code not in index.grids:
         return owners(store, [code], rules)[code]
-    grid = index.grids[code]
-    person = responsible_of(code, index.staff.get(code, []))
-    return {
-        "code": code,
-        "level": grid["level"],
-        "level_zh": grid["level_zh"],
-        "name": grid["name"] or None,
-        "staff_id": person["staff_id"] if person else None,
-        "staff_name": person["name"] if person else None,
-        "phone": person["phone"] if person else None,
-    }
+    return owner_entry(index.grids[code], responsible_of(code, index.staff.get(code, [])))
 
 
 def timeline_row(row: dict) -> dict:

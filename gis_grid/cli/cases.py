@@ -159,6 +159,14 @@ def print_case(case: dict) -> None:
         out.print(table)
 
 
+def show_case(case: dict, fmt: Format) -> None:
+    """A case as the command was asked to print it: JSON, or the case and its timeline."""
+    if fmt is Format.json:
+        print_json(case)
+    else:
+        print_case(case)
+
+
 def _detail(detail: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in detail.items() if v is not None)
 
@@ -203,10 +211,7 @@ def case_report(
             media_url=photo,
             source=source,
         )
-    if fmt is Format.json:
-        print_json(case)
-        return
-    print_case(case)
+    show_case(case, fmt)
 
 
 def _step(action: str):
@@ -245,10 +250,7 @@ def _step(action: str):
                 note=note,
                 **{k: v for k, v in params.items() if v is not None},
             )
-        if fmt is Format.json:
-            print_json(case)
-            return
-        print_case(case)
+        show_case(case, fmt)
 
     return command
 
@@ -320,10 +322,7 @@ def case_show(
 
     with open_arg(store) as st:
         case = show(st, case_id, _rules(rules))
-    if fmt is Format.json:
-        print_json(case)
-        return
-    print_case(case)
+    show_case(case, fmt)
 
 
 @case_app.command("list")

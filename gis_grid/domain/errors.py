@@ -81,7 +81,15 @@ class BusyError(StoreError):
 
 
 class ConflictError(GisGridError):
-    """An edit was based on a stale version of a grid."""
+    """An edit was based on a stale version of a grid (or a step on a stale case)."""
+
+
+def stale_case(case_id: str, version, seen) -> ConflictError:
+    """The refusal of a step taken on version ``seen`` of a case now at ``version``."""
+    return ConflictError(
+        f"case {case_id} is at version {version}, not {seen}: someone acted on it first; "
+        "reload it and try again"
+    )
 
 
 class UnauthorizedError(GisGridError):

@@ -97,19 +97,22 @@ class Chains:
     tell when to build it again.
     """
 
-    def __init__(self, grids: pd.DataFrame, staff_by_code: dict, stamp=None) -> None:
+    def __init__(self, grids: pd.DataFrame, staff_by_code: dict, stamp=None, index=None) -> None:
         from gis_grid.grids.lookup import GridIndex
 
         self.stamp = stamp
-        # the bulk lookup's index, so a click and a batch give the same chain
-        self.index = GridIndex(grids["code"].to_numpy(), grids.geometry.to_numpy(), workers=1)
+        # the bulk lookup's index (the store's own when it has one), so a click and a batch
+        # give the same chain
+        self.index = index or GridIndex(
+            grids["code"].to_numpy(), grids.geometry.to_numpy(), workers=1
+        )
         rows = grids[["code", "level", "name", *AGGREGATES]].itertuples(index=False)
         self.grids = {r[0]: grid_entry(r[0], r[1], r[2], r[3:]) for r in rows}
         self.staff = staff_by_code
 
     @classmethod
-    def of(cls, store, stamp=None) -> Chains:
-        """The grids and staff in force today of a store."""
+    def of(cls, store, stamp=None, index=None) -> Chains:
+        """The grids and staff in force today of a store (``index``: its lookup index, if built)."""
         grids = store.grids(geometry=True)
         people = staff_of(store, None)
         staff: dict[str, list[dict]] = {}
@@ -117,7 +120,7 @@ class Chains:
             staff.setdefault(p.grid_code, []).append(
                 staff_entry(p.staff_id, p.name, p.role, p.phone)
             )
-        return cls(grids, staff, stamp)
+        return cls(grids, staff, stamp, index)
 
     def chain(self, lon: float, lat: float) -> list[dict]:
         """The grids at a point, community first, each with its staff (as :func:`chain`).

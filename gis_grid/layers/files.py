@@ -53,15 +53,7 @@ def read_feature_file(
     ------
     InputError, CRSError, RowError
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(
-            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
-            "one import: split it (by month, by district)"
-        )
+    path = _import_file(path, max_bytes)
     suffix = path.suffix.lower()
     given = parse_crs(crs) if isinstance(crs, str) else crs
     if suffix == ".csv":
@@ -98,15 +90,7 @@ def read_feature_chunks(
     reader that meets enough bad rows stops without reading the rest. A
     chunk's out-of-range coordinates are row errors numbered within the file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(
-            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
-            "one import: split it (by month, by district)"
-        )
+    path = _import_file(path, max_bytes)
     given = parse_crs(crs) if isinstance(crs, str) else crs
     try:
         chunks = read_csv(path, what="features", chunksize=rows)
@@ -120,6 +104,20 @@ def read_feature_chunks(
         if isinstance(exc, InputError):
             raise
         raise InputError(str(exc)) from None
+
+
+def _import_file(path, max_bytes: int) -> Path:
+    """The file of an import, there and within the size limit."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(
+            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
+            "one import: split it (by month, by district)"
+        )
+    return path
 
 
 def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.GeoDataFrame:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gis_grid.domain.errors import ConflictError, NotFoundError
+from gis_grid.domain.errors import NotFoundError, stale_case
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_GROUP_KEYS,
@@ -265,9 +265,8 @@ class GeoPackageCases:
         if not changes:
             return 0
         with self._transaction("a case step") as conn:
-            have = {r[1] for r in conn.execute(f'PRAGMA table_info("{CASE_LAYER}")')}
             for change in changes:
-                cols = [c for c in change if c not in ("id", "expected") and c in have]
+                cols = [c for c in change if c not in ("id", "expected")]
                 cur = conn.execute(
                     f'UPDATE "{CASE_LAYER}" SET {", ".join(_quoted(c) + " = ?" for c in cols)} '
                     "WHERE id = ? AND coalesce(version, 1) = ?",
@@ -280,10 +279,7 @@ class GeoPackageCases:
                     ).fetchone()
                     if found is None:
                         raise NotFoundError(f"no case {change['id']!r}")
-                    raise ConflictError(
-                        f"case {change['id']} is at version {found[0]}, not "
-                        f"{change['expected']}: someone acted on it first; reload and try again"
-                    )
+                    raise stale_case(change["id"], found[0], change["expected"])
             conn.executemany(_INSERT, [[_plain(r.get(c)) for c in CASE_LOG_COLUMNS] for r in log])
             conn.execute(
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "

@@ -307,7 +307,7 @@ class GeoPackageGrids:
         )
 
     def index(self) -> GridIndex:
-        """The in-memory point-lookup index, rebuilt after any write."""
+        """The in-memory point-lookup index, rebuilt after a grid, staff or assignment write."""
         stamp = self._grid_generation()
         if self._index is None or self._index_stamp != stamp:
             frame = self.grids(geometry=True)
@@ -353,7 +353,7 @@ class GeoPackageGrids:
             count = self._conn.execute("SELECT count(*) FROM grids").fetchone()[0]
             if count > CHAIN_INDEX_MAX:
                 return None
-            chains = self._chains = Chains.of(self, stamp)
+            chains = self._chains = Chains.of(self, stamp, index=self.index())
         return chains
 
     def validate(self, options: ValidationOptions | None = None) -> gpd.GeoDataFrame:

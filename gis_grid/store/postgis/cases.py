@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from psycopg import sql
 
-from gis_grid.domain.errors import ConflictError, NotFoundError
+from gis_grid.domain.errors import NotFoundError, stale_case
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_GROUP_KEYS,
@@ -287,14 +287,8 @@ class PostGISCases:
             return 0
         t = sql.Identifier(CASE_LAYER)
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                "current_schema() AND table_name = %s",
-                [CASE_LAYER],
-            )
-            have = {r[0] for r in cur.fetchall()}
             for change in changes:
-                cols = [c for c in change if c not in ("id", "expected") and c in have]
+                cols = [c for c in change if c not in ("id", "expected")]
                 cur.execute(
                     sql.SQL("UPDATE {} SET {} WHERE id = %s AND coalesce(version, 1) = %s").format(
                         t,
@@ -312,10 +306,7 @@ class PostGISCases:
                     found = cur.fetchone()
                     if found is None:
                         raise NotFoundError(f"no case {change['id']!r}")
-                    raise ConflictError(
-                        f"case {change['id']} is at version {found[0]}, not "
-                        f"{change['expected']}: someone acted on it first; reload and try again"
-                    )
+                    raise stale_case(change["id"], found[0], change["expected"])
             cur.executemany(
                 sql.SQL("INSERT INTO case_log ({}) VALUES ({})").format(
                     sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS)),
