@@ -401,7 +401,7 @@ def main() -> None:
         out.update(open311_paced(url, token, data.grids.total_bounds, 200, args.seconds))
         store = new_store(kind, folder, data, "sweep")
         load(store, all_open)
-        late = store.count_late(NOW.strftime("%Y-%m-%dT%H:%M:%S"))
+        late = int(store.late_groups(NOW.strftime("%Y-%m-%dT%H:%M:%S"))["cases"].sum())
         start = time.perf_counter()
         swept = sweep(store, rules=Rules.load(), received=NOW)
         out["sweep_s"] = time.perf_counter() - start

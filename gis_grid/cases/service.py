@@ -132,7 +132,9 @@ def sweep(store, *, rules: Rules, received: dt.datetime | None = None) -> dict:
     received = received or now()
     cutoff = stamp(received)
     ready(store)
-    owners_late, pairs = store.late_groups(cutoff)
+    groups = store.late_groups(cutoff)
+    owners_late = sorted(set(groups["owner"].dropna()))
+    pairs = sorted(set(zip(groups["category"], groups["status"], strict=True)))
     if not owners_late:
         return {"as_of": cutoff, "overdue": 0, "escalated": 0, "at_top": 0, "cases": []}
     owner_next = dict(zip(owners_late, next_owners(store, owners_late), strict=True))
@@ -142,7 +144,7 @@ def sweep(store, *, rules: Rules, received: dt.datetime | None = None) -> dict:
         (category, status): stamp(rules.due(category, WAITS_FOR[status], received))
         for category, status in pairs
     }
-    overdue = store.count_late(cutoff)
+    overdue = int(groups["cases"].sum())
     done = store.escalate_late(cutoff, owner_next, due)
     return {
         "as_of": cutoff,

@@ -392,6 +392,13 @@ def case_group_frame(rows) -> pd.DataFrame:
     return frame
 
 
+def late_group_frame(rows) -> pd.DataFrame:
+    """Rows of :meth:`late_groups`: ``owner``, ``category``, ``status``, ``cases``."""
+    frame = pd.DataFrame(rows, columns=["owner", "category", "status", "cases"])
+    frame["cases"] = pd.to_numeric(frame["cases"]).astype("int64")
+    return frame
+
+
 def late_terms(p: str) -> str:
     """The SQL condition of a case waiting for a step past its deadline (``p``: placeholder)."""
     states = ", ".join(f"'{s}'" for s in LATE_STATUSES)

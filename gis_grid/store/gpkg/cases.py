@@ -23,6 +23,7 @@ from gis_grid.store.base import (
     CASE_OWNER_SQL,
     LATE_STATUSES,
     case_group_frame,
+    late_group_frame,
     late_terms,
     log_frame,
     records,
@@ -155,26 +156,16 @@ class GeoPackageCases:
                 [CASE_LAYER],
             )
 
-    def late_groups(self, cutoff) -> tuple[list[str], list[tuple[str, str]]]:
-        """The owning grids and the (category, status) pairs of the cases late at ``cutoff``."""
+    def late_groups(self, cutoff) -> pd.DataFrame:
+        """The cases late at ``cutoff`` counted by owning grid, category and status (one scan)."""
         if CASE_LAYER not in self.layers():
-            return [], []
-        where = late_terms("?")
-        owners = self._conn.execute(
-            f'SELECT DISTINCT {CASE_OWNER_SQL} FROM "{CASE_LAYER}" WHERE {where}', [str(cutoff)]
+            return late_group_frame([])
+        rows = self._conn.execute(
+            f'SELECT {CASE_OWNER_SQL}, category, status, count(*) FROM "{CASE_LAYER}" '
+            f"WHERE {late_terms('?')} GROUP BY 1, 2, 3",
+            [str(cutoff)],
         ).fetchall()
-        pairs = self._conn.execute(
-            f'SELECT DISTINCT category, status FROM "{CASE_LAYER}" WHERE {where}', [str(cutoff)]
-        ).fetchall()
-        return [o for (o,) in owners if o], pairs
-
-    def count_late(self, cutoff) -> int:
-        """How many cases wait for a step past its deadline at ``cutoff``."""
-        if CASE_LAYER not in self.layers():
-            return 0
-        return self._conn.execute(
-            f'SELECT count(*) FROM "{CASE_LAYER}" WHERE {late_terms("?")}', [str(cutoff)]
-        ).fetchone()[0]
+        return late_group_frame(rows)
 
     def escalate_late(self, cutoff, owner_next: dict, due: dict, sample: int = 1000) -> dict:
         """Hand every case late at ``cutoff`` to the next owner, in SQL: one log row each.

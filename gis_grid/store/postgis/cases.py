@@ -18,6 +18,7 @@ from gis_grid.store.base import (
     CASE_OWNER_SQL,
     LATE_STATUSES,
     case_group_frame,
+    late_group_frame,
     late_terms,
     log_frame,
     records,
@@ -174,33 +175,18 @@ class PostGISCases:
             )
             cur.execute("SELECT nextval('generation')")
 
-    def late_groups(self, cutoff) -> tuple[list[str], list[tuple[str, str]]]:
-        """The owning grids and the (category, status) pairs of the cases late at ``cutoff``."""
+    def late_groups(self, cutoff) -> pd.DataFrame:
+        """The cases late at ``cutoff`` counted by owning grid, category and status (one scan)."""
         if CASE_LAYER not in self.layers():
-            return [], []
-        where = late_terms("%s")
+            return late_group_frame([])
         with self._cursor() as cur:
             cur.execute(
-                f'SELECT DISTINCT {CASE_OWNER_SQL} FROM "{CASE_LAYER}" WHERE {where}',
+                f'SELECT {CASE_OWNER_SQL}, category, status, count(*) FROM "{CASE_LAYER}" '
+                f"WHERE {late_terms('%s')} GROUP BY 1, 2, 3",
                 [str(cutoff)],
             )
-            owners = [o for (o,) in cur.fetchall() if o]
-            cur.execute(
-                f'SELECT DISTINCT category, status FROM "{CASE_LAYER}" WHERE {where}',
-                [str(cutoff)],
-            )
-            pairs = cur.fetchall()
-        return owners, pairs
-
-    def count_late(self, cutoff) -> int:
-        """How many cases wait for a step past its deadline at ``cutoff``."""
-        if CASE_LAYER not in self.layers():
-            return 0
-        with self._cursor() as cur:
-            cur.execute(
-                f'SELECT count(*) FROM "{CASE_LAYER}" WHERE {late_terms("%s")}', [str(cutoff)]
-            )
-            return cur.fetchone()[0]
+            rows = cur.fetchall()
+        return late_group_frame(rows)
 
     def escalate_late(self, cutoff, owner_next: dict, due: dict, sample: int = 1000) -> dict:
         """Hand every case late at ``cutoff`` to the next owner, in SQL: one log row each.
