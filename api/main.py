@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings.database_url)
         if hasattr(store, "wait_at_most"):  # a file another process may be writing
             store.wait_at_most(settings.write_wait_seconds)
+            store.write_ahead()
         app.state.store = store
         app.state.store_lock = None if "://" in store.url else asyncio.Lock()
         sweeper = (

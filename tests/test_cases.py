@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import geopandas as gpd
 import pandas as pd
@@ -16,6 +17,7 @@ from gis_grid.cases.indicators import indicators
 from gis_grid.cases.loop import Actor
 from gis_grid.cases.rules import Calendar, Rules
 from gis_grid.domain.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from gis_grid.domain.model import CASE_LAYER
 
 RULES = Rules.load()
 MONDAY = dt.datetime(2026, 11, 30, 9, 0)  # a working Monday
@@ -364,8 +366,21 @@ def test_duplicates_nearby_and_the_same_category_only(demo_store):
     assert other["duplicate_of"] is None and far["duplicate_of"] is None
 
 
-def test_a_point_outside_every_grid_is_taken_by_the_nearest_community(demo_store):
+def test_a_point_outside_every_grid_is_taken_by_the_nearest_community(demo_store, monkeypatch):
+    from gis_grid.cases import intake
+
     minx, miny, maxx, maxy = demo_store.grids(level="community", geometry=True).total_bounds
+    x, y, _ = unit_point(demo_store)
+    # a first case makes the layer: the next report takes the one-report way, from memory
+    service.report(
+        demo_store, lon=x, lat=y, category="environment", rules=RULES, actor=SUP, received=at(0)
+    )
+    for _ in range(300):  # PostGIS builds its in-memory index in the background
+        if demo_store.chain_index() is not None:
+            break
+        time.sleep(0.1)
+    batch_way = intake.report_many
+    monkeypatch.setattr(intake, "report_many", lambda *a, **k: pytest.fail("not the lean way"))
     case = service.report(
         demo_store,
         lon=maxx + 0.003,
@@ -377,6 +392,45 @@ def test_a_point_outside_every_grid_is_taken_by_the_nearest_community(demo_store
     )
     assert case["outside"] is True and case["grids"]["community"] is None
     assert case["owner"]["level"] == "community" and case["owner"]["staff_name"]
+    # the one-report way (from the in-memory index) and the batch way agree on what is stored
+    (same,) = batch_way(
+        demo_store,
+        pd.DataFrame({"lon": [maxx + 0.003], "lat": [(miny + maxy) / 2], "category": ["other"]}),
+        rules=RULES,
+        actor=SUP,
+        received=at(0),
+    )
+    lean, batch = (service.show(demo_store, i, RULES, at(0)) for i in (case["id"], same))
+    for key in ("outside", "grids", "owner", "deadline", "status"):
+        assert lean[key] == batch[key], key
+    steps = [demo_store.case_steps(i)[0]["community_code"] for i in (case["id"], same)]
+    assert steps[0] == steps[1] == case["owner"]["code"]
+
+
+@pytest.mark.parametrize("way", ["report", "report_many"])
+def test_a_point_kilometres_from_every_community_is_refused(demo_store, way):
+    minx, miny, maxx, maxy = demo_store.grids(level="community", geometry=True).total_bounds
+    x, y, _ = unit_point(demo_store)
+    service.report(
+        demo_store, lon=x, lat=y, category="environment", rules=RULES, actor=SUP, received=at(0)
+    )
+    before = len(demo_store.features(CASE_LAYER))
+    lon, lat = maxx + 0.05, (miny + maxy) / 2  # ~4 km east
+    with pytest.raises(InputError, match="km from the nearest community"):
+        if way == "report":
+            service.report(
+                demo_store,
+                lon=lon,
+                lat=lat,
+                category="other",
+                rules=RULES,
+                actor=SUP,
+                received=at(0),
+            )
+        else:
+            frame = pd.DataFrame({"lon": [lon], "lat": [lat], "category": ["other"]})
+            service.report_many(demo_store, frame, rules=RULES, actor=SUP, received=at(0))
+    assert len(demo_store.features(CASE_LAYER)) == before
 
 
 @pytest.mark.parametrize(

@@ -142,3 +142,32 @@ def test_bulk_writes_keep_gdals_rtree_counts_and_triggers(tmp_path):
         conn.execute("SELECT count(*) FROM rtree_grids_geom").fetchone()[0]
         == conn.execute("SELECT count(*) FROM grids").fetchone()[0]
     )
+
+
+def test_a_serving_store_writes_ahead_and_folds_the_log_back_when_it_closes(tmp_path):
+    """The server's store commits through a WAL; closed, the file travels alone again."""
+    import sqlite3
+
+    path = tmp_path / "s.gpkg"
+    _fresh(tmp_path).close()
+    store = GeoPackageStore(path)
+    store.write_ahead()
+    other = sqlite3.connect(path)  # another process's view, while the server writes
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.add_user("u-1", "王芳", "supervisor")
+    assert other.execute("SELECT count(*) FROM gis_grid_users").fetchone()[0] == 1
+    assert path.with_name("s.gpkg-wal").exists()
+    store.close()  # the other still holds the file: the log stays, nothing is lost
+    assert other.execute("SELECT count(*) FROM gis_grid_users").fetchone()[0] == 1
+    other.close()
+    store = GeoPackageStore(path)
+    store.write_ahead()
+    store.add_user("u-2", "李强", "supervisor")
+    store.close()  # alone: folded back into the one file
+    assert not path.with_name("s.gpkg-wal").exists()
+    copy = tmp_path / "copy.gpkg"
+    copy.write_bytes(path.read_bytes())  # the file alone holds every write
+    with sqlite3.connect(copy) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert c.execute("SELECT count(*) FROM gis_grid_users").fetchone()[0] == 2
+    assert len(pyogrio.list_layers(copy)) >= 3

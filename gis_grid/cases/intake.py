@@ -34,7 +34,7 @@ from gis_grid.cases.records import (
 )
 from gis_grid.cases.rules import Rules
 from gis_grid.domain.errors import DuplicateCodeError, InputError
-from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, CHAIN_COLUMNS
+from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, CHAIN_COLUMNS, Level
 from gis_grid.grids.linkage import responsible
 
 #: A new case this close (metres) to an open case of its category reported in the
@@ -97,7 +97,11 @@ def report(
     stored = store.layers().get(CASE_LAYER) if hasattr(store, "insert_case") else None
     lean = stored is not None and not crs and set(case_schema().columns) <= set(stored.columns)
     chain = store.chain(*point_lonlat(lon, lat)) if lean else []
-    if not chain:  # the general way: a new layer, another CRS, or outside every grid
+    outside = False
+    if lean and not chain:  # outside every grid: the nearest community, from memory
+        chain = _nearest_in_memory(store, float(lon), float(lat))
+        outside = bool(chain)
+    if not chain:  # the general way: a new layer, another CRS, no index in memory
         frame = pd.DataFrame(
             {
                 k: [v]
@@ -119,18 +123,21 @@ def report(
         raise InputError(f"at {stamp(when)} is in the future (now {stamp(received)})")
     owner_grid = next((g for g in reversed(chain) if g["staff"]), chain[-1])
     person = responsible_of(owner_grid["code"], owner_grid["staff"])
-    codes = {f"{g['level']}_code": g["code"] for g in chain}
+    codes = {} if outside else {f"{g['level']}_code": g["code"] for g in chain}
     case = new_case(case_id or new_id(received), key, when, rules, owner_code=owner_grid["code"])
     case.update(
-        outside=False,
-        duplicate_of=_duplicates(store, [key], np.array([lon]), np.array([lat]), [when])[0],
+        outside=outside,
+        duplicate_of=_duplicates(
+            store, [key], np.array([lon]), np.array([lat]), [when], stored=True
+        )[0],
         reporter=actor.name,
         **{k: _text(k, v) for k, v in fields.items()},
         lon=float(lon),
         lat=float(lat),
         **{c: codes.get(c) for c in CHAIN_COLUMNS},
     )
-    log = report_row({**case, "community_code": codes.get("community_code")}, actor, when, received)
+    community = owner_grid["code"] if outside else codes.get("community_code")
+    log = report_row({**case, "community_code": community}, actor, when, received)
     for attempt in range(3):
         try:
             store.insert_case(case, log)
@@ -260,12 +267,36 @@ def report_many(
     return ids
 
 
-def _nearest_communities(store, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The nearest community of each point, which must lie within :data:`OUTSIDE_METRES`."""
-    communities = store.grids(level="community", geometry=True)
-    if not len(communities):
+def _nearest_in_memory(store, lon: float, lat: float) -> list[dict]:
+    """A point outside every grid: its nearest community as a one-grid chain (with staff).
+
+    From the store's in-memory index when it has one (else ``[]``: the general
+    way reads the communities); a point farther than :data:`OUTSIDE_METRES` is
+    refused as :func:`_nearest_communities` refuses it.
+    """
+    chains = store.chain_index() if hasattr(store, "chain_index") else None
+    level = chains.index.levels.get(Level.COMMUNITY) if chains is not None else None
+    if level is None or not len(level.codes):
+        return []
+    code = str(
+        _nearest_communities(store, np.array([lon]), np.array([lat]), (level.codes, level.geoms))[0]
+    )
+    return [{**chains.grids[code], "staff": list(chains.staff.get(code, []))}]
+
+
+def _nearest_communities(
+    store, x: np.ndarray, y: np.ndarray, communities: tuple | None = None
+) -> np.ndarray:
+    """The nearest community of each point, which must lie within :data:`OUTSIDE_METRES`.
+
+    ``communities``: their (codes, geometries) when already in memory; else read.
+    """
+    if communities is None:
+        frame = store.grids(level="community", geometry=True)
+        communities = (frame["code"].to_numpy(dtype=object), frame.geometry.to_numpy())
+    codes, geoms = communities
+    if not len(codes):
         raise InputError("the store has no grids: a case needs a community to own it")
-    geoms = communities.geometry.to_numpy()
     points = shapely.points(x, y)
     nearest = shapely.STRtree(geoms).nearest(points)
     # degrees to metres on the local tangent plane: exact enough at a few kilometres
@@ -281,17 +312,19 @@ def _nearest_communities(store, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             f"nearest community (at most {OUTSIDE_METRES / 1000:g} km): check the coordinates "
             "and their CRS"
         )
-    return communities["code"].to_numpy(dtype=object)[nearest]
+    return np.asarray(codes, dtype=object)[nearest]
 
 
-def _duplicates(store, cats, x, y, times) -> list[str | None]:
+def _duplicates(store, cats, x, y, times, stored: bool = False) -> list[str | None]:
     """For each new case, the nearest open case of its category near it this week, if any.
 
     Distances on the local tangent plane (equirectangular): within 50 m they
-    are exact to a millimetre.
+    are exact to a millimetre. ``stored``: the case layer is known to exist.
     """
     out: list[str | None] = [None] * len(cats)
-    if not hasattr(store, "cases_near") or CASE_LAYER not in store.layers():
+    if not hasattr(store, "cases_near"):
+        return out
+    if not stored and CASE_LAYER not in store.layers():
         return out
     pad = DUPLICATE_METRES / 70_000  # degrees, generously (≥ 70 km a degree below 50° N)
     since = stamp(min(times) - dt.timedelta(days=DUPLICATE_DAYS))

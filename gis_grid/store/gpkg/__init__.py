@@ -239,8 +239,31 @@ class GeoPackageStore(
                 f"{SCHEMA_VERSION}"
             )
 
+    def write_ahead(self) -> None:
+        """Commit through a write-ahead log while this store serves, as QGIS does while editing.
+
+        A server's many small writes (a case report, a step) then cost one sync
+        each instead of a rollback journal's several, and readers in other
+        processes no longer wait for a writer. :meth:`close` folds the log back
+        into the one file (when no other process holds it open), so the file
+        travels alone again. Best effort: a file another process holds stays as
+        it is.
+        """
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError:
+            return
+        # FULL: an answered report is on disk even if the power fails
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._write_ahead = mode.lower() == "wal"
+
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (folding a write-ahead log this store began back into the file)."""
+        if getattr(self, "_write_ahead", False):
+            try:
+                self._conn.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.OperationalError:  # another process has it open: it stays WAL
+                pass
         self._conn.close()
 
     def __repr__(self) -> str:

@@ -104,9 +104,10 @@ class GeoPackageCases:
         return [_step_row(dict(zip(CASE_LOG_COLUMNS, r, strict=True))) for r in cur.fetchall()]
 
     def cases_near(self, bbox, categories, since, statuses) -> list[tuple]:
-        """(id, category, lon, lat) of cases in a box of given categories and statuses, since."""
-        if CASE_LAYER not in self.layers():
-            return []
+        """(id, category, lon, lat) of cases in a box of given categories and statuses, since.
+
+        The case layer must exist (intake asks once, not on every report).
+        """
         minx, miny, maxx, maxy = map(float, bbox)
         cats, states = list(categories), list(statuses)
         return self._conn.execute(

@@ -127,9 +127,10 @@ class PostGISCases:
         return out
 
     def cases_near(self, bbox, categories, since, statuses) -> list[tuple]:
-        """(id, category, lon, lat) of cases in a box of given categories and statuses, since."""
-        if CASE_LAYER not in self.layers():
-            return []
+        """(id, category, lon, lat) of cases in a box of given categories and statuses, since.
+
+        The case layer must exist (intake asks once, not on every report).
+        """
         minx, miny, maxx, maxy = map(float, bbox)
         with self._cursor() as cur:
             cur.execute(
