@@ -218,12 +218,19 @@ def test_the_api_description_page_works_offline(page, site):
 def test_supervisor_filter_changes_the_heat_layer(page, site):
     open_page(page, site, "supervisor", "supervisor")
     page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)
+    settle(page)
     count = "gisGrid.map.querySourceFeatures('incidents', {sourceLayer: 'incidents'}).length"
+    page.wait_for_function(f"{count} > 0", timeout=30_000)
     before = page.evaluate(count)
-    assert before > 0
     assert "hot" in page.inner_text("#spots") and page.locator("#overdue table tr").count() > 0
+    # the heat shows the hot spots' own window, and the page says which
+    window = page.evaluate("decodeURIComponent(gisGrid.heatParams)")
+    since, until = window.removeprefix("datetime=").split("/")
+    assert f"{since[:10]} {since[11:16]}" in page.inner_text("#windows")
+    assert page.input_value("#since") == since[:10] and page.input_value("#until") == until[:10]
     page.select_option("#category", "emergency")  # 2% of the demo's incidents
-    page.wait_for_function("gisGrid.heatParams === 'category=emergency'")
+    page.wait_for_function("gisGrid.heatParams.endsWith('category=emergency')")
+    assert page.evaluate("gisGrid.heatParams").startswith("datetime=")
     settle(page)
     page.wait_for_function(f"{count} < {before}", timeout=30_000)
     after = page.evaluate(count)
@@ -382,3 +389,51 @@ def test_supervisor_sees_cases_and_indicators_and_a_stale_step_says_reload(page,
     page.wait_for_function(
         "document.querySelector('.case-card h3').textContent.includes('accepted')", timeout=30_000
     )
+
+
+#: A colour per spot kind and trend, as the legend and the report show them.
+HOT, COLD = "#e03131", "#1971c2"
+
+
+def test_hot_spots_read_right_hot_red_cold_blue_fading_an_outline_on_red(page, site):
+    """Fading spots were painted blue (the cold colour) while the text said '0 cold'."""
+    open_page(page, site, "supervisor", "supervisor")
+    page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)
+    settle(page)
+    spots = page.evaluate("gisGrid.map.getSource('spots')._data.features.map(f => f.properties)")
+    assert {s["trend"] for s in spots} >= {"fading"}, "the demo has fading spots to show"
+    paint = page.evaluate(
+        "['spots-fill', 'spots-line', 'spots-fading'].map(id => [gisGrid.map.getFilter(id), "
+        "gisGrid.map.getPaintProperty(id, id === 'spots-fill' ? 'fill-color' : 'line-color')])"
+    )
+    fill = paint[0][1]
+    assert fill[:3] == ["match", ["get", "spot"], "hot"] and fill[3] == HOT and fill[4] == COLD
+    # what each layer draws, by the layers' own filters, over the spots the page holds
+    drawn = page.evaluate(
+        """() => {
+          const m = gisGrid.map;
+          const ids = ['spots-fill', 'spots-fading'];
+          return ids.map(id => m.queryRenderedFeatures({layers: [id]}).map(f => [f.properties.spot, f.properties.trend]));
+        }"""
+    )
+    assert drawn[0] and all(spot in ("hot", "cold") for spot, _ in drawn[0])
+    assert drawn[1] and all(trend == "fading" for _, trend in drawn[1])
+    assert paint[2][1] != COLD and paint[1][1][-1] != COLD  # a fading or hot outline is never blue
+    summary = page.inner_text("#spots")
+    assert "0 cold" in summary and not any(s["spot"] == "cold" for s in spots)
+    # one row per grid, most incidents first
+    rows = page.locator("table.spot-rows tr").all_inner_texts()
+    counts = [int(r.split()[0]) for r in rows]
+    assert counts == sorted(counts, reverse=True) and len(rows) == len(set(rows))
+
+
+@pytest.mark.parametrize(("name", "role"), [("overview", "leadership"), ("supervisor", "supervisor"), ("worker", "grid_worker"), ("planner", "planner")])
+def test_every_map_has_a_legend_for_each_layer_it_draws(page, site, name, role):
+    open_page(page, site, name, role)
+    drawn = set(page.evaluate("[...gisGrid.visibleKeys()]"))
+    listed = set(page.evaluate("[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)"))
+    assert drawn and drawn <= listed, f"drawn without a legend: {drawn - listed}"
+    if name == "overview":  # a hidden layer leaves the legend
+        page.locator("input[data-layer='cctv']").uncheck()
+        listed = page.evaluate("[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)")
+        assert "cctv" not in listed and "area" in listed

@@ -80,6 +80,22 @@ const T = {
   street: ['街道', 'Street office'], no_cases: ['没有案件', 'No cases'],
   new: ['新出现', 'new'], persistent: ['持续', 'persistent'], fading: ['消退', 'fading'],
   version: ['版本', 'Version'], none: ['无', 'none'], fallback: ['（上级兜底）', '(falls back to the parent)'],
+  legend: ['图例', 'Legend'], heat_low: ['少', 'few'], heat_high: ['多', 'many'],
+  hot_spot: ['热点（显著偏高）', 'Hot spot (significantly high)'], cold_spot: ['冷点（显著偏低）', 'Cold spot (significantly low)'],
+  trend_new: ['新出现：粗边框', 'New: thick outline'], trend_persistent: ['持续：细边框', 'Persistent: thin outline'],
+  trend_fading: ['消退：虚线框（已不显著）', 'Fading: dashed outline (no longer significant)'],
+  overdue_cluster: ['超时案件（圆内为件数）', 'Overdue cases (number in the circle)'],
+  window: ['时段', 'Window'], last_7: ['近7天', 'Last 7 days'], last_28: ['近28天', 'Last 28 days'], last_84: ['近12周', 'Last 12 weeks'],
+  spots_window: ['热点：{a} 至 {b}，对比之前同样长的时段', 'Hot spots: {a} to {b}, against the same length before'],
+  heat_window: ['热力：同一时段的事件', 'Heat: the incidents of the same window'],
+  cell: ['格', 'cell'], cells: ['格', 'cells'], overdue_of_open: ['超时 {a} 件，未结 {b} 件', '{a} overdue of {b} open'],
+  spot_summary: ['{n} 件事件 · 热点 {hot} · 冷点 {cold} · 新出现 {new} · 持续 {persistent} · 消退 {fading} · PAI {pai}',
+    '{n} incidents · {hot} hot · {cold} cold · {new} new · {persistent} persistent · {fading} fading · PAI {pai}'],
+  selected_case: ['选中的案件', 'The case shown'], mine: ['本人负责的网格', 'Grids I cover'],
+  editing: ['正在编辑的网格', 'The grid being edited'], vertex: ['可拖动的顶点', 'A corner to drag'],
+  problem_area: ['校验问题（重叠或缺口）', 'A problem found (overlap or gap)'],
+  no_spots: ['该时段没有显著的热点或冷点', 'No significant hot or cold spots in this window'],
+  cases_count: ['{a} 件', '{a}'], streets_named: ['道路', 'Streets'], buildings: ['楼栋', 'Buildings'],
 };
 export const CATEGORIES = {
   environment: ['市容环境', 'Environment'], advertising: ['宣传广告', 'Advertising'],
@@ -87,13 +103,21 @@ export const CATEGORIES = {
   emergency: ['突发事件', 'Emergency'], dispute: ['矛盾纠纷', 'Disputes'],
   public_order: ['治安', 'Public order'], property: ['物业', 'Property'], other: ['其他', 'Other'],
 };
+/** Sign-in roles (who uses the system), as the bar shows them. */
+export const ACCESS = {
+  admin: ['管理员', 'Admin'], supervisor: ['监督员', 'Supervisor'], planner: ['规划员', 'Planner'], leadership: ['领导', 'Leadership'],
+  grid_worker: ['网格员', 'Grid worker'], reporter: ['上报渠道', 'Reporting channel'],
+};
 export const ROLES = {
   community_head: ['社区网格长', 'Community head'], grid_worker: ['网格员', 'Grid worker'],
   building_head: ['楼长', 'Building head'], unit_head: ['单元长', 'Unit head'],
 };
 
 export const lang = localStorage.getItem(LANG_KEY) || ((navigator.language || 'zh').startsWith('zh') ? 'zh' : 'en');
+document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
 export const t = (k) => (T[k] || [k, k])[lang === 'zh' ? 0 : 1];
+/** A message with {placeholders} filled: tf('overdue_of_open', { a: 3, b: 9 }). */
+export const tf = (k, values) => t(k).replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
 export const both = (k) => (T[k] ? `${T[k][0]} ${T[k][1]}` : k);
 /** A key's label in the page's language from a table of [zh, en] pairs (the key itself if unknown). */
 export const label = (table, key) => (table[key] || [key, key])[lang === 'zh' ? 0 : 1];
@@ -136,10 +160,13 @@ function bar(me) {
   const links = ['overview', 'supervisor', 'worker', 'planner']
     .map((p) => `<a href="/map/${p}" class="${p === PAGE ? 'here' : ''}">${t(p)}</a>`).join('');
   el('bar').innerHTML = `<span class="brand">gis-grid 网格化管理</span>${links}
-    <span class="who">${me ? esc(`${me.name} · ${me.role}`) : ''}</span>
-    <button id="lang">${lang === 'zh' ? 'English' : '中文'}</button>
+    <span class="who">${me ? esc(`${me.name} · ${label(ACCESS, me.role)}`) : ''}</span>
+    <span class="lang" role="group" aria-label="语言 Language">${[['zh', '中文'], ['en', 'EN']].map(([code, name]) => `<button data-lang="${code}"
+      class="${code === lang ? 'here' : ''}" aria-pressed="${code === lang}" lang="${code}">${name}</button>`).join('')}</span>
     ${me ? `<button id="logout">${t('logout')}</button>` : ''}`;
-  el('lang').onclick = () => { localStorage.setItem(LANG_KEY, lang === 'zh' ? 'en' : 'zh'); location.reload(); };
+  el('bar').querySelectorAll('button[data-lang]').forEach((b) => {
+    b.onclick = () => { if (b.dataset.lang !== lang) { localStorage.setItem(LANG_KEY, b.dataset.lang); location.reload(); } };
+  });
   if (me) el('logout').onclick = () => { localStorage.removeItem(TOKEN_KEY); location.reload(); };
 }
 
@@ -177,6 +204,59 @@ function newMap(bounds) {
   return map;
 }
 
+// -- the legend: one entry per drawn layer (keyed by the layer id's first word) ------------
+
+const LEGEND = new Map();
+let legendBox = null;
+let legendMap = null;
+
+/** What each drawn layer means: `{ id, rows: [{ kind, color, label, … }] }`, shown while it is visible. */
+export function legendEntry(item) {
+  LEGEND.set(item.id, item);
+  drawLegend();
+}
+
+function swatch(r) {
+  const style = {
+    line: `height:0;border-top:${r.width || 2}px solid ${r.color};margin-top:7px`,
+    street: `height:6px;background:${r.color};border:1px solid #adb5bd;margin-top:3px`,
+    dash: `height:0;border-top:${r.width || 2}px dashed ${r.color};margin-top:7px`,
+    fill: `background:${r.color};border:${r.outlineWidth || 1}px solid ${r.outline || r.color}`,
+    circle: `background:${r.color};border-radius:50%;border:2px solid ${r.stroke || '#fff'}`,
+    gradient: `background:linear-gradient(90deg,${(r.colors || []).join(',')})`,
+  }[r.kind];
+  return `<div class="legend-row"><span class="sw ${r.kind}" style="${style}"></span>${esc(r.label)}</div>`;
+}
+
+/** The keys of the layers now drawn (not hidden) on the map. */
+export function visibleKeys(map) {
+  return new Set(map.getStyle().layers
+    .filter((l) => l.type !== 'background' && (l.layout || {}).visibility !== 'none')
+    .map((l) => l.id.split('-')[0]));
+}
+
+function drawLegend() {
+  if (!legendBox || !legendMap || !legendMap.getStyle()) return;
+  const shown = visibleKeys(legendMap);
+  const items = [...LEGEND.values()].filter((i) => shown.has(i.id));
+  const open = legendBox.querySelector('details') ? legendBox.querySelector('details').open : window.innerWidth > 700;
+  legendBox.innerHTML = `<details ${open ? 'open' : ''}><summary>${t('legend')}</summary>${items.map((i) => `<div data-legend="${esc(i.id)}">${i.rows.map(swatch).join('')}</div>`).join('')}</details>`;
+}
+
+function addLegend(map) {
+  legendMap = map;
+  legendBox = document.createElement('div');
+  legendBox.className = 'maplibregl-ctrl legend-box';
+  legendBox.id = 'legend';
+  map.addControl({ onAdd: () => legendBox, onRemove: () => legendBox.remove() }, 'bottom-left');
+  drawLegend();
+}
+
+/** Grid borders above every fill (cleaning zones, heat, hot spots): a border is never hidden. */
+export function gridLinesOnTop(map) {
+  for (const level of LEVELS) if (map.getLayer(`${level}-line`)) map.moveLayer(`${level}-line`);
+}
+
 export function addGrids(map, levels, version) {
   const params = version ? `v=${version}` : '';
   for (const level of levels) {
@@ -190,6 +270,11 @@ export function addGrids(map, levels, version) {
       id: `${level}-line`, type: 'line', source: level, 'source-layer': level, minzoom: s.minzoom,
       paint: { 'line-color': s.color, 'line-width': s.width },
     });
+    legendEntry({
+      id: level,
+      rows: [s.fill ? { kind: 'fill', color: s.fill, outline: s.color, label: t(level) }
+        : { kind: 'line', color: s.color, width: s.width, label: t(level) }],
+    });
   }
 }
 
@@ -200,6 +285,7 @@ export function addStreets(map, layers) {
     id: 'streets-line', type: 'line', source: 'streets', 'source-layer': 'streets', minzoom: 12,
     paint: { 'line-color': '#ffffff', 'line-width': ['interpolate', ['linear'], ['zoom'], 12, 1, 18, 10] },
   }, map.getLayer('community-fill') ? 'community-fill' : undefined);
+  legendEntry({ id: 'streets', rows: [{ kind: 'street', color: '#ffffff', label: t('streets') }] });
 }
 
 export function addPoints(map, layer, color, params, minzoom = 13) {
@@ -212,18 +298,22 @@ export function addPoints(map, layer, color, params, minzoom = 13) {
     id: `${layer}-points`, type: 'circle', source: layer, 'source-layer': layer, filter: ['!', ['has', 'count']],
     paint: { 'circle-color': color, 'circle-radius': 3.5, 'circle-stroke-color': '#fff', 'circle-stroke-width': 0.8 },
   });
+  const what = layer === 'incidents' && params ? t('open_incidents') : t(layer);
+  legendEntry({ id: layer, rows: [{ kind: 'circle', color, label: what }] });
 }
 
 export function addLines(map, layer, color, minzoom = 13) {
   map.addSource(layer, { type: 'vector', tiles: [tileUrl(layer)], minzoom, maxzoom: 18 });
   map.addLayer({ id: `${layer}-fill`, type: 'fill', source: layer, 'source-layer': layer, filter: ['==', ['geometry-type'], 'Polygon'], paint: { 'fill-color': color, 'fill-opacity': 0.25 } });
   map.addLayer({ id: `${layer}-line`, type: 'line', source: layer, 'source-layer': layer, paint: { 'line-color': color, 'line-width': 1.5 } });
+  legendEntry({ id: layer, rows: [{ kind: 'fill', color: `${color}40`, outline: color, label: t(layer) }] });
 }
 
 export function setVisible(map, prefix, on) {
   for (const layer of map.getStyle().layers) {
     if (layer.id.startsWith(`${prefix}-`)) map.setLayoutProperty(layer.id, 'visibility', on ? 'visible' : 'none');
   }
+  drawLegend();
 }
 
 /** The deepest grid under a click among the drawn grid levels. */
@@ -264,9 +354,11 @@ async function start(page) {
   const community = await api('/collections/community');
   const box = community.extent && community.extent.spatial.bbox[0];
   const map = newMap(box ? [[box[0], box[1]], [box[2], box[3]]] : null);
-  window.gisGrid = { map, me, layers, ready: false };
+  window.gisGrid = { map, me, layers, ready: false, visibleKeys: () => visibleKeys(map) };
   await new Promise((resolve) => map.on('load', resolve));
   await page(map, me, layers);
+  gridLinesOnTop(map);
+  addLegend(map);
   window.gisGrid.ready = true;
 }
 

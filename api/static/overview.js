@@ -1,6 +1,6 @@
 /* gis-grid map page: the overview for leadership — every level and layer, a grid's facts on click. */
 import {
-  LEVELS, OPEN, t, both, esc, el, api, addGrids, addStreets, addPoints, addLines, setVisible, gridAt, showGrid, run,
+  LEVELS, OPEN, t, esc, el, api, addGrids, addStreets, addPoints, addLines, setVisible, gridAt, showGrid, run,
 } from './map.js';
 
 async function overview(map, me, layers) {
@@ -15,12 +15,11 @@ async function overview(map, me, layers) {
   const toggles = [...LEVELS, ...extras.map((e) => e[0]).filter((l) => layers.includes(l)), ...(layers.includes('streets') ? ['streets'] : [])];
   const communities = await api('/collections/community/items?limit=50');
   el('panel').innerHTML = `<h2>${t('overview')}</h2>
-    <h3>${t('layers')}</h3>${toggles.map((l) => `<label><input type="checkbox" data-layer="${l}" checked> ${both(l)}</label>`).join('')}
+    <h3>${t('layers')}</h3>${toggles.map((l) => `<label><input type="checkbox" data-layer="${l}" checked> ${t(l)}</label>`).join('')}
     <h3>${t('community')}</h3><table><tr><th>${t('name')}</th><th>${t('households')}</th><th>${t('residents')}</th></tr>
     ${communities.features.map((f) => `<tr><td>${esc(f.properties.name)}</td><td>${esc(f.properties.households)}</td><td>${esc(f.properties.residents)}</td></tr>`).join('')}</table>
     ${communities.numberMatched > 50 ? `<p class="muted">+${communities.numberMatched - 50}</p>` : ''}
-    <p class="muted">${t('click_grid')}</p>
-    <div class="legend">${extras.filter((e) => layers.includes(e[0])).map(([l, color]) => `<div><span style="background:${color}"></span>${both(l)}${l === 'incidents' ? ` (${t('open_incidents')})` : ''}</div>`).join('')}</div>`;
+    <p class="muted">${t('click_grid')}</p>`;
   el('panel').querySelectorAll('input[data-layer]').forEach((box) => {
     box.onchange = () => setVisible(map, box.dataset.layer, box.checked);
   });

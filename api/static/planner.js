@@ -1,6 +1,6 @@
 /* gis-grid map page: drag a grid's corners, every change checked at once, save as a version, undo. */
 import {
-  LEVELS, t, both, esc, el, api, tileUrl, addGrids, addStreets, gridAt, run,
+  LEVELS, t, esc, el, api, tileUrl, addGrids, addStreets, gridAt, run, legendEntry,
 } from './map.js';
 
 async function planner(map, me, layers) {
@@ -16,9 +16,12 @@ async function planner(map, me, layers) {
   map.addLayer({ id: 'problems-fill', type: 'fill', source: 'problems', paint: { 'fill-color': '#e03131', 'fill-opacity': 0.55 } });
   map.addLayer({ id: 'problems-line', type: 'line', source: 'problems', paint: { 'line-color': '#c92a2a', 'line-width': 2 } });
   map.addLayer({ id: 'vertices', type: 'circle', source: 'vertices', paint: { 'circle-radius': 6, 'circle-color': '#fff', 'circle-stroke-color': '#e67700', 'circle-stroke-width': 2 } });
+  legendEntry({ id: 'edit', rows: [{ kind: 'fill', color: '#fab00540', outline: '#e67700', label: t('editing') }] });
+  legendEntry({ id: 'vertices', rows: [{ kind: 'circle', color: '#fff', stroke: '#e67700', label: t('vertex') }] });
+  legendEntry({ id: 'problems', rows: [{ kind: 'fill', color: '#e031318c', outline: '#c92a2a', label: t('problem_area') }] });
   el('panel').innerHTML = `<h2>${t('planner')}</h2>
-    <label>${both('pick_level')} <select id="level">${['area', 'courtyard', 'building'].map((l) => `<option value="${l}">${t(l)}</option>`).join('')}</select></label>
-    <label><input type="checkbox" id="take"> ${both('take')}</label>
+    <label>${t('pick_level')} <select id="level">${['area', 'courtyard', 'building'].map((l) => `<option value="${l}">${t(l)}</option>`).join('')}</select></label>
+    <label><input type="checkbox" id="take"> ${t('take')}</label>
     <p class="muted">${t('edit_hint')}</p>
     <div id="editing"></div><div id="check"></div>
     <button class="action" id="save" disabled>${t('save')}</button><button class="action" id="cancel" disabled>${t('cancel')}</button>

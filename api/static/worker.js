@@ -1,6 +1,6 @@
 /* gis-grid map page: 'what do I cover?' — a grid worker's grids, cameras, lamps, open cases; tap for the grid chain. */
 import {
-  LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, label, when, run,
+  LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, label, when, run, legendEntry,
 } from './map.js';
 import { caseList } from './cases.js';
 
@@ -14,6 +14,8 @@ async function worker(map, me, layers) {
   map.addLayer({ id: 'mine-line', type: 'line', source: 'mine', paint: { 'line-color': '#f03e3e', 'line-width': 4 } });
   map.addSource('case', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
   map.addLayer({ id: 'case-point', type: 'circle', source: 'case', paint: { 'circle-color': '#c92a2a', 'circle-radius': 8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
+  legendEntry({ id: 'case', rows: [{ kind: 'circle', color: '#c92a2a', label: t('selected_case') }] });
+  legendEntry({ id: 'mine', rows: [{ kind: 'line', color: '#f03e3e', width: 4, label: t('mine') }] });
   el('panel').innerHTML = `<h2>${t('worker')}</h2>
     <h3>${t('my_cases')}</h3><div id="case"></div><div id="cases" class="muted">${t('computing')}</div>
     <form id="find"><input id="q" placeholder="${esc(t('search_staff'))}"> <button class="action">${t('search')}</button></form>
