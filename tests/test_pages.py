@@ -12,6 +12,7 @@ Needs ``/usr/bin/chromium`` (``apt-get install chromium``) and the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -437,3 +438,61 @@ def test_every_map_has_a_legend_for_each_layer_it_draws(page, site, name, role):
         page.locator("input[data-layer='cctv']").uncheck()
         listed = page.evaluate("[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)")
         assert "cctv" not in listed and "area" in listed
+
+
+#: Latin words a Chinese page may show: the product, units and the names of measures.
+LATIN_OK = {"gis", "grid", "EN", "PAI", "Gi", "CSV", "km", "m", "h", "d"}
+CJK_RUN = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
+
+
+def _names(site) -> list[str]:
+    """Names people gave things (grids, staff, users, places): shown as they are, in any language."""
+    with _store(site) as store:
+        names = [
+            *store.grids(geometry=False)["name"],
+            *store.staff()["name"],
+            *store.users()["name"],
+        ]
+        cases = store.features("incidents")
+        for column in ("address", "description"):
+            if column in cases:
+                names += [v for v in cases[column].dropna()]
+    return sorted({str(n) for n in names if n}, key=len, reverse=True)
+
+
+def _page_text(page, site, name: str, role: str, lang: str) -> str:
+    page.goto(f"{site['url']}/map/{name}#token={site['tokens'][role]}")
+    page.evaluate(f"localStorage.setItem('gis-grid-lang', '{lang}')")
+    page.reload()
+    page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
+    if name == "supervisor":
+        page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)
+    settle(page)
+    return page.evaluate("document.body.innerText + '\\n' + document.title")
+
+
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [("overview", "leadership"), ("supervisor", "supervisor"), ("worker", "grid_worker"), ("planner", "planner")],
+)
+def test_a_page_speaks_one_language_names_and_codes_aside(page, site, name, role):
+    """Statuses, trends and roles were English on the Chinese page and categories Chinese on the English one."""
+    names = _names(site)
+
+    def strip(text: str) -> str:
+        for n in names:
+            text = text.replace(n, " ")
+        return text
+
+    zh = strip(_page_text(page, site, name, role, "zh"))
+    latin = [w for w in re.findall(r"[A-Za-z]+", zh) if w not in LATIN_OK]
+    # ids of cases (E0004177, C261204-3f9a…) and codes are codes, not words
+    latin = [w for w in latin if not re.fullmatch(r"[CE]|[0-9a-f]+", w)]
+    assert not latin, f"English on the Chinese {name} page: {sorted(set(latin))[:20]}"
+    assert page.locator("#bar .lang button.here").inner_text() == "中文"
+
+    en = strip(_page_text(page, site, name, role, "en"))
+    chinese = [run for run in CJK_RUN.findall(en) if run not in ("中文",)]
+    assert not chinese, f"Chinese on the English {name} page: {sorted(set(chinese))[:20]}"
+    assert page.locator("#bar .lang button.here").inner_text() == "EN"
+    assert page.evaluate("document.documentElement.lang") == "en"

@@ -28,7 +28,7 @@ export function timeLeft(hours) {
 export function ownerText(owner) {
   if (!owner) return '';
   const person = owner.staff_name || t('none');
-  const phone = owner.phone ? ` <a href="tel:${esc(owner.phone)}">${esc(owner.phone)}</a>` : '';
+  const phone = owner.phone ? ` <a class="tel" href="tel:${esc(owner.phone)}">${esc(owner.phone)}</a>` : '';
   const place = owner.level === 'street' ? t('street') : (owner.name || owner.code);
   return `${esc(person)}${phone} · <span title="${esc(owner.code)}">${esc(place)}</span>`;
 }
@@ -42,7 +42,7 @@ function row(c) {
   ].join('');
   return `<li class="case ${c.overdue ? 'overdue' : ''}" data-case="${esc(c.id)}">
     <b>${esc(label(CATEGORIES, c.category))}</b> · ${esc(t(c.status))} · ${timeLeft(c.hours_left)} ${flags}
-    <br><span class="muted">${esc(c.id)} · ${esc(when(c.reported_at))}</span> · ${ownerText(c.owner)}</li>`;
+    <br><span class="muted"><span class="nowrap">${esc(when(c.reported_at))}</span> · ${esc(c.id)}</span> · ${ownerText(c.owner)}</li>`;
 }
 
 /**

@@ -23,95 +23,14 @@ const LEVEL_STYLE = {
 };
 export const OPEN = ['reported', 'accepted', 'dispatched', 'handled', 'verified', 'suspended'];
 
-const T = {
-  overview: ['网格总览', 'Overview'],
-  supervisor: ['事件热力与热点', 'Incidents & hot spots'],
-  worker: ['我的网格', 'My grids'],
-  planner: ['网格规划', 'Grid planning'],
-  community: ['社区', 'Community'], area: ['片区', 'Area'], courtyard: ['院落', 'Courtyard'],
-  building: ['楼栋', 'Building'], unit: ['单元', 'Unit'],
-  incidents: ['事件', 'Incidents'], cctv: ['视频监控', 'CCTV'], lighting: ['路灯', 'Street lamps'],
-  cleaning: ['保洁区域', 'Cleaning zones'], streets: ['道路', 'Streets'],
-  layers: ['图层', 'Layers'], grids: ['网格', 'Grids'],
-  code: ['编码', 'Code'], name: ['名称', 'Name'], level: ['层级', 'Level'],
-  households: ['户数', 'Households'], residents: ['人口', 'Residents'],
-  staff: ['负责人', 'Responsible'], phone: ['电话', 'Phone'],
-  open_incidents: ['未结事件', 'Open incidents'], overdue_incidents: ['超时事件', 'Overdue incidents'],
-  coverage_pct: ['监控覆盖率', 'CCTV coverage'], cameras: ['摄像头', 'Cameras'], lamps: ['路灯', 'Lamps'],
-  click_grid: ['点击地图上的网格查看详情', 'Click a grid on the map for its details'],
-  login: ['登录', 'Sign in'], token: ['访问令牌', 'Access token'],
-  token_hint: ['令牌由管理员用 gis-grid user add 发放；演示库的令牌由 python3 dev.py demo 打印。',
-    "Tokens are issued by an admin with 'gis-grid user add'; the demo's are printed by 'python3 dev.py demo'."],
-  logout: ['退出', 'Sign out'],
-  since: ['起始', 'From'], until: ['截止', 'Until'], category: ['类别', 'Category'], all: ['全部', 'All'],
-  heat: ['事件热力', 'Incident heat'], hotspots: ['热点（Gi*）', 'Hot spots (Gi*)'],
-  computing: ['计算中…', 'Computing…'], hot: ['热点', 'hot'], cold: ['冷点', 'cold'],
-  overdue: ['超时未处理', 'Overdue cases'], hours: ['小时', 'h'],
-  search_staff: ['按姓名或工号查找', 'Find by name or staff id'], search: ['查找', 'Find'],
-  my_grids: ['负责网格', 'Grids covered'], tap_map: ['点击地图查询该点所属网格', 'Tap the map: which grids is this point in?'],
-  holes: ['盲区', 'Holes'], dark_m: ['无照明路段', 'Dark street length'],
-  pick_level: ['编辑层级', 'Level to edit'], take: ['允许占用相邻网格（相邻网格让出）', 'Take ground from neighbours'],
-  edit_hint: ['点击网格开始编辑，拖动顶点修改边界；每次修改都会实时校验。',
-    'Click a grid to edit it and drag its corners; every change is checked at once.'],
-  check_ok: ['校验通过，可以保存', 'No problems: ready to save'],
-  save: ['保存新版本', 'Save as a new version'], cancel: ['取消', 'Cancel'], undo: ['撤销上次修改', 'Undo the last change'],
-  saved: ['已保存为修订', 'Saved as revision'], stale: ['已被他人修改', 'Changed by someone else'],
-  revisions: ['修订记录', 'Revisions'], not_editable: ['多块组成的网格不能在此编辑', 'A grid of several parts cannot be edited here'],
-  reported: ['已上报', 'reported'], accepted: ['已立案', 'accepted'], rejected: ['不予立案', 'rejected'],
-  dispatched: ['已派遣', 'dispatched'], handled: ['已处置', 'handled'], verified: ['已核查', 'verified'],
-  closed: ['已结案', 'closed'], suspended: ['已挂起', 'suspended'],
-  report: ['上报', 'Report'], accept: ['立案', 'Accept'], reject: ['不予立案', 'Reject'], dispatch: ['派遣', 'Dispatch'],
-  handle: ['处置', 'Handle'], verify: ['核查通过', 'Verify'], rework: ['返工', 'Rework'], close: ['结案', 'Close'],
-  extend: ['延期', 'Extend'], suspend: ['挂起', 'Suspend'], resume: ['恢复', 'Resume'], reopen: ['重办', 'Reopen'],
-  escalate: ['升级', 'Escalate'],
-  cases: ['案件', 'Cases'], my_cases: ['我网格的案件', 'Cases in my grids'], case_list: ['案件办理', 'Case handling'],
-  left: ['剩余', 'left'], late_by: ['已超时', 'late by'], due: ['时限', 'Due'], owner: ['责任人', 'Owner'],
-  timeline: ['办理过程', 'Timeline'], note: ['说明', 'Note'], hours_to_add: ['延长小时数', 'Hours to add'],
-  satisfaction: ['满意度（1–5）', 'Satisfaction (1–5)'], assignee: ['承办人工号', 'Assignee staff id'],
-  department: ['承办部门', 'Department'], photo: ['照片链接', 'Photo URL'], confirm: ['确定', 'Confirm'],
-  escalated: ['已升级', 'escalated'], reworked: ['返工', 'reworked'], duplicate: ['疑似重复', 'possible duplicate of'],
-  outside: ['网格外', 'outside every grid'], more: ['更多', 'More'], of: ['共', 'of'],
-  status_open: ['未结', 'Open'], status_overdue: ['已超时', 'Overdue'], status_all: ['全部', 'All'],
-  status_escalated: ['已升级', 'Escalated'], status_closed: ['已结案', 'Closed'],
-  indicators: ['考核指标（近28天）', 'Indicators (last 28 days)'], export_csv: ['导出 CSV', 'Export CSV'],
-  reported_n: ['上报', 'Reported'], closure: ['结案率', 'Closed'], on_time: ['按时率', 'On time'],
-  rework_rate: ['返工率', 'Rework'], escalation_rate: ['升级率', 'Escalated'], late_now: ['超时', 'Late'],
-  sat: ['满意度', 'Satisfaction'], reload: ['重新载入', 'Reload'], done: ['已办理', 'Done'],
-  street: ['街道', 'Street office'], no_cases: ['没有案件', 'No cases'],
-  new: ['新出现', 'new'], persistent: ['持续', 'persistent'], fading: ['消退', 'fading'],
-  version: ['版本', 'Version'], none: ['无', 'none'], fallback: ['（上级兜底）', '(falls back to the parent)'],
-  legend: ['图例', 'Legend'], heat_low: ['少', 'few'], heat_high: ['多', 'many'],
-  hot_spot: ['热点（显著偏高）', 'Hot spot (significantly high)'], cold_spot: ['冷点（显著偏低）', 'Cold spot (significantly low)'],
-  trend_new: ['新出现：粗边框', 'New: thick outline'], trend_persistent: ['持续：细边框', 'Persistent: thin outline'],
-  trend_fading: ['消退：虚线框（已不显著）', 'Fading: dashed outline (no longer significant)'],
-  overdue_cluster: ['超时案件（圆内为件数）', 'Overdue cases (number in the circle)'],
-  window: ['时段', 'Window'], last_7: ['近7天', 'Last 7 days'], last_28: ['近28天', 'Last 28 days'], last_84: ['近12周', 'Last 12 weeks'],
-  spots_window: ['热点：{a} 至 {b}，对比之前同样长的时段', 'Hot spots: {a} to {b}, against the same length before'],
-  heat_window: ['热力：同一时段的事件', 'Heat: the incidents of the same window'],
-  cell: ['格', 'cell'], cells: ['格', 'cells'], overdue_of_open: ['超时 {a} 件，未结 {b} 件', '{a} overdue of {b} open'],
-  spot_summary: ['{n} 件事件 · 热点 {hot} · 冷点 {cold} · 新出现 {new} · 持续 {persistent} · 消退 {fading} · PAI {pai}',
-    '{n} incidents · {hot} hot · {cold} cold · {new} new · {persistent} persistent · {fading} fading · PAI {pai}'],
-  selected_case: ['选中的案件', 'The case shown'], mine: ['本人负责的网格', 'Grids I cover'],
-  editing: ['正在编辑的网格', 'The grid being edited'], vertex: ['可拖动的顶点', 'A corner to drag'],
-  problem_area: ['校验问题（重叠或缺口）', 'A problem found (overlap or gap)'],
-  no_spots: ['该时段没有显著的热点或冷点', 'No significant hot or cold spots in this window'],
-  cases_count: ['{a} 件', '{a}'], streets_named: ['道路', 'Streets'], buildings: ['楼栋', 'Buildings'],
-};
-export const CATEGORIES = {
-  environment: ['市容环境', 'Environment'], advertising: ['宣传广告', 'Advertising'],
-  construction: ['施工管理', 'Construction'], street_order: ['街面秩序', 'Street order'],
-  emergency: ['突发事件', 'Emergency'], dispute: ['矛盾纠纷', 'Disputes'],
-  public_order: ['治安', 'Public order'], property: ['物业', 'Property'], other: ['其他', 'Other'],
-};
+// every word the pages show, [zh, en] per key: one catalogue (messages.json), loaded once
+const CATALOGUE = await (await fetch('/static/messages.json')).json();
+const T = CATALOGUE.messages;
+export const CATEGORIES = CATALOGUE.categories;
 /** Sign-in roles (who uses the system), as the bar shows them. */
-export const ACCESS = {
-  admin: ['管理员', 'Admin'], supervisor: ['监督员', 'Supervisor'], planner: ['规划员', 'Planner'], leadership: ['领导', 'Leadership'],
-  grid_worker: ['网格员', 'Grid worker'], reporter: ['上报渠道', 'Reporting channel'],
-};
-export const ROLES = {
-  community_head: ['社区网格长', 'Community head'], grid_worker: ['网格员', 'Grid worker'],
-  building_head: ['楼长', 'Building head'], unit_head: ['单元长', 'Unit head'],
-};
+export const ACCESS = CATALOGUE.access_roles;
+/** Staff roles on the grids (网格长, 网格员 …). */
+export const ROLES = CATALOGUE.staff_roles;
 
 export const lang = localStorage.getItem(LANG_KEY) || ((navigator.language || 'zh').startsWith('zh') ? 'zh' : 'en');
 document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
@@ -159,7 +78,8 @@ export async function api(path, opts = {}) {
 function bar(me) {
   const links = ['overview', 'supervisor', 'worker', 'planner']
     .map((p) => `<a href="/map/${p}" class="${p === PAGE ? 'here' : ''}">${t(p)}</a>`).join('');
-  el('bar').innerHTML = `<span class="brand">gis-grid 网格化管理</span>${links}
+  document.title = `${t(PAGE)} · gis-grid`;
+  el('bar').innerHTML = `<span class="brand">${t('brand')}</span>${links}
     <span class="who">${me ? esc(`${me.name} · ${label(ACCESS, me.role)}`) : ''}</span>
     <span class="lang" role="group" aria-label="语言 Language">${[['zh', '中文'], ['en', 'EN']].map(([code, name]) => `<button data-lang="${code}"
       class="${code === lang ? 'here' : ''}" aria-pressed="${code === lang}" lang="${code}">${name}</button>`).join('')}</span>

@@ -1,6 +1,6 @@
 /* gis-grid map page: 'what do I cover?' — a grid worker's grids, cameras, lamps, open cases; tap for the grid chain. */
 import {
-  LEVELS, OPEN, CATEGORIES, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, label, when, run, legendEntry,
+  LEVELS, OPEN, ROLES, t, esc, el, api, addGrids, addStreets, addPoints, gridAt, showGrid, label, run, legendEntry,
 } from './map.js';
 import { caseList } from './cases.js';
 
@@ -16,15 +16,16 @@ async function worker(map, me, layers) {
   map.addLayer({ id: 'case-point', type: 'circle', source: 'case', paint: { 'circle-color': '#c92a2a', 'circle-radius': 8, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
   legendEntry({ id: 'case', rows: [{ kind: 'circle', color: '#c92a2a', label: t('selected_case') }] });
   legendEntry({ id: 'mine', rows: [{ kind: 'line', color: '#f03e3e', width: 4, label: t('mine') }] });
-  el('panel').innerHTML = `<h2>${t('worker')}</h2>
+  // the answer to a tap comes first, right under the map (on a phone: in view without scrolling)
+  el('panel').innerHTML = `<div id="here" class="here-card"><p class="muted">${t('tap_map')}</p></div>
+    <h2>${t('worker')}</h2>
     <h3>${t('my_cases')}</h3><div id="case"></div><div id="cases" class="muted">${t('computing')}</div>
     <form id="find"><input id="q" placeholder="${esc(t('search_staff'))}"> <button class="action">${t('search')}</button></form>
-    <div id="found"></div><div id="cover"></div><p class="muted">${t('tap_map')}</p><div id="here"></div>`;
+    <div id="found"></div><div id="cover"></div>`;
   const cover = async (staffId) => {
     const c = await api(`/staff/${encodeURIComponent(staffId)}`);
     const tops = c.grids.map((g) => g.code).filter((code, _, all) => !all.some((o) => o !== code && code.startsWith(o)));
     const summaries = await Promise.all(tops.map((code) => api(`/grids/${code}/summary`)));
-    const open = await Promise.all(tops.map((code) => api(`/collections/incidents/items?under=${code}&limit=20&${OPEN.map((s) => `status=${s}`).join('&')}`).catch(() => null)));
     const holes = await Promise.all(tops.map((code) => api(`/analysis/holes/lighting?under=${code}&level=${c.grids.find((g) => g.code === code).level}`).catch(() => null)));
     el('cover').innerHTML = `<h3>${esc(c.name)} · ${esc(label(ROLES, c.role))} · ${esc(c.phone)}</h3>
       <table><tr><th>${t('households')}</th><td>${c.households}</td></tr><tr><th>${t('residents')}</th><td>${c.residents ?? ''}</td></tr>
@@ -33,8 +34,7 @@ async function worker(map, me, layers) {
         <table><tr><th>${t('cameras')}</th><td>${s.cctv ?? ''}</td></tr><tr><th>${t('lamps')}</th><td>${s.lighting ?? ''}</td></tr>
         <tr><th>${t('coverage_pct')}</th><td>${s.coverage_pct == null ? '' : `${s.coverage_pct}%`}</td></tr>
         <tr><th>${t('dark_m')}</th><td>${holes[i] ? `${holes[i].summary.dark_m} m` : ''}</td></tr>
-        <tr><th>${t('open_incidents')}</th><td>${s.open_incidents ?? ''} (${t('overdue_incidents')} ${s.overdue_incidents ?? 0})</td></tr></table>
-        <ul>${open[i] ? open[i].features.map((f) => `<li>${esc(f.properties.id)} ${esc(label(CATEGORIES, f.properties.category))} · ${esc(t(f.properties.status))} · ${esc(when(f.properties.reported_at))}</li>`).join('') : ''}</ul></div>`).join('')}`;
+        <tr><th>${t('open_incidents')}</th><td>${s.open_incidents ?? ''} (${t('overdue_incidents')} ${s.overdue_incidents ?? 0})</td></tr></table></div>`).join('')}`;
     const shapes = await Promise.all(tops.map((code) => api(`/grids/${code}`)));
     const features = shapes.map((s) => s.grid);
     map.getSource('mine').setData({ type: 'FeatureCollection', features });
@@ -52,8 +52,12 @@ async function worker(map, me, layers) {
   map.on('click', async (e) => {
     try {
       const r = await api(`/lookup?lon=${e.lngLat.lng}&lat=${e.lngLat.lat}`);
-      el('here').innerHTML = `<table>${r.grids.map((g) => `<tr><th>${t(g.level)}</th><td>${esc(g.name)}<br>${(g.staff || []).map((s) => `${esc(s.name)} ${esc(s.phone || '')}`).join('<br>')}</td></tr>`).join('')}</table>`;
-      const g = gridAt(map, e.point);
+      el('here').innerHTML = r.grids.length ? `<table>${r.grids.map((g) => `<tr><th>${t(g.level)}</th><td><b>${esc(g.name)}</b> <span class="muted">${esc(g.code)}</span>
+        ${(g.staff || []).map((s) => `<br>${esc(label(ROLES, s.role))} ${esc(s.name)} ${s.phone ? `<a class="tel" href="tel:${esc(s.phone)}">${esc(s.phone)}</a>` : ''}`).join('')}</td></tr>`).join('')}</table>`
+        : `<p class="muted">${t('outside')}</p>`;
+      el('here').scrollIntoView({ block: 'nearest' });
+      // a phone shows the answer under the map; a desk also gets the grid's facts on the map
+      const g = window.innerWidth > 700 ? gridAt(map, e.point) : null;
       if (g) await showGrid(map, e.lngLat, g.code);
     } catch (err) { el('here').innerHTML = `<p class="problem">${esc(err.message)}</p>`; }
   });

@@ -1,0 +1,63 @@
+"""The pages' one catalogue of words (api/static/messages.json): complete in both languages.
+
+Every key a page asks for is there, in Chinese and in English, and the names
+of domain things (grid levels, staff roles, case categories, statuses,
+steps) read as the domain model names them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gis_grid.cases.loop import ACTIONS, STATUSES
+from gis_grid.domain.access import AccessRole
+from gis_grid.domain.model import Level, Role
+from layers.incidents import CATEGORIES
+
+STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
+CATALOGUE = json.loads((STATIC / "messages.json").read_text(encoding="utf-8"))
+SCRIPTS = {p.name: p.read_text(encoding="utf-8") for p in STATIC.glob("*.js")}
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+@pytest.mark.parametrize("section", ["messages", "categories", "staff_roles", "access_roles"])
+def test_every_entry_has_chinese_and_english(section):
+    for key, pair in CATALOGUE[section].items():
+        assert isinstance(pair, list) and len(pair) == 2, key
+        zh, en = pair
+        assert zh.strip() and en.strip(), f"{section}.{key} is empty in a language"
+        assert CJK.search(zh), f"{section}.{key}: the Chinese {zh!r} has no Chinese in it"
+        assert not CJK.search(en), f"{section}.{key}: the English {en!r} has Chinese in it"
+
+
+def test_every_key_the_pages_ask_for_is_in_the_catalogue():
+    asked = set()
+    for name, text in SCRIPTS.items():
+        asked |= {(name, k) for k in re.findall(r"\bt[f]?\('([a-z0-9_]+)'", text)}
+        asked |= {(name, k) for k in re.findall(r"\bboth\('([a-z0-9_]+)'", text)}
+    missing = sorted(f"{name}: {k}" for name, k in asked if k not in CATALOGUE["messages"])
+    assert asked and not missing, missing
+
+
+def test_keys_the_pages_compute_are_there_too():
+    """Levels, statuses, steps and trends come from data: t(level), t(c.status), t(action)."""
+    computed = {lv.key for lv in Level} | set(STATUSES) | set(ACTIONS)
+    computed |= {"new", "persistent", "fading", "hot", "cold", "street"}
+    assert not computed - set(CATALOGUE["messages"]), computed - set(CATALOGUE["messages"])
+
+
+def test_domain_names_read_as_the_domain_names_them():
+    messages = CATALOGUE["messages"]
+    assert {lv.key: messages[lv.key][0] for lv in Level} == {lv.key: lv.zh for lv in Level}
+    assert {r.value: CATALOGUE["staff_roles"][r.value][0] for r in Role} == {r.value: r.zh for r in Role}
+    assert {k: v[0] for k, v in CATALOGUE["categories"].items()} == dict(CATEGORIES)
+    assert set(CATALOGUE["access_roles"]) == {r.value for r in AccessRole}
+
+
+def test_placeholders_match_between_languages():
+    for key, (zh, en) in CATALOGUE["messages"].items():
+        assert sorted(re.findall(r"\{(\w+)\}", zh)) == sorted(re.findall(r"\{(\w+)\}", en)), key
