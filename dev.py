@@ -131,6 +131,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_cases.py", *rest[1:]])
         elif rest[:1] == ["load"]:
             run([PY, "bench/bench_load.py", *rest[1:]])
+        elif rest[:1] == ["pages"]:
+            run([PY, "bench/bench_pages.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

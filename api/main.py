@@ -8,12 +8,15 @@ Run it with ``gis-grid serve STORE`` (uvicorn, factory mode) or::
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api import errors
+from api.activity import Activity, Watch
 from api.guard import RequestGuard
 from api.routers import analysis, cases, edits, grids, open311, pages, planning, tiles
 from api.settings import Settings
@@ -35,6 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.write_ahead()
         app.state.store = store
         app.state.store_lock = None if "://" in store.url else asyncio.Lock()
+        if settings.warm_tiles:
+            # the hot-spot statistics (esda, libpysal) load in a second: before the first
+            # request rather than inside a supervisor's; the tiles follow in the background
+            from gis_grid.analysis.hotspots import load_statistics
+
+            load_statistics()
+            threading.Thread(target=warm_up, args=(app, store.url), daemon=True).start()
         sweeper = (
             asyncio.create_task(sweep_forever(app, settings.sweep_seconds))
             if settings.sweep_seconds
@@ -82,8 +92,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000)
 
     app.add_middleware(RequestGuard, limit=settings.max_body_bytes)
+    app.state.activity = Watch()
+    app.add_middleware(Activity, watch=app.state.activity)
 
     return app
+
+
+def warm_up(app: FastAPI, url: str) -> None:
+    """Make the first page's tiles while nobody waits (a thread of its own; failures logged)."""
+    import logging
+
+    from api.routers.tiles import warm
+
+    log = logging.getLogger("gis_grid")
+    start = time.perf_counter()
+    try:
+        made = warm(app.state.tile_cache, url, app.state.settings, app.state.activity.wait_quiet)
+    except Exception:  # a store that cannot be read now: tiles are made when asked
+        log.exception("warming the tiles failed; they are made when first asked for")
+        return
+    log.info("%d tiles made ahead in %.1f s", made, time.perf_counter() - start)
 
 
 async def sweep_forever(app: FastAPI, every: float) -> None:

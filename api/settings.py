@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         10_000_000, ge=1_000, description="Larger request bodies are refused (413)."
     )
     tile_cache_items: int = Field(4096, ge=0, description="Tiles kept in memory per process.")
+    warm_tiles: bool = Field(
+        True,
+        description="At start, make the tiles a first page load asks for (in the background).",
+    )
     tile_stale_seconds: float = Field(
         5.0,
         ge=0,

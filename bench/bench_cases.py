@@ -328,7 +328,8 @@ def one_part(args) -> None:
             r.update(open311_paced(url, token, bounds, 200, args.seconds, args.workers))
             rows.append(
                 f"| {kind} | {args.workers} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p95']:.1f} | "
-                f"{r['paced_p50']:.1f} | {r['paced_p95']:.1f} | {r['errors'] + r['paced_errors']} |\n"
+                f"{r['paced_p50']:.1f} | {r['paced_p95']:.1f} | "
+                f"{r['errors'] + r['paced_errors']} |\n"
             )
         print(rows[-1], end="", flush=True)
     if args.only == "sweep":

@@ -53,7 +53,9 @@ def test_keys_the_pages_compute_are_there_too():
 def test_domain_names_read_as_the_domain_names_them():
     messages = CATALOGUE["messages"]
     assert {lv.key: messages[lv.key][0] for lv in Level} == {lv.key: lv.zh for lv in Level}
-    assert {r.value: CATALOGUE["staff_roles"][r.value][0] for r in Role} == {r.value: r.zh for r in Role}
+    assert {r.value: CATALOGUE["staff_roles"][r.value][0] for r in Role} == {
+        r.value: r.zh for r in Role
+    }
     assert {k: v[0] for k, v in CATALOGUE["categories"].items()} == dict(CATEGORIES)
     assert set(CATALOGUE["access_roles"]) == {r.value for r in AccessRole}
 

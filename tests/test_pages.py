@@ -414,7 +414,8 @@ def test_hot_spots_read_right_hot_red_cold_blue_fading_an_outline_on_red(page, s
         """() => {
           const m = gisGrid.map;
           const ids = ['spots-fill', 'spots-fading'];
-          return ids.map(id => m.queryRenderedFeatures({layers: [id]}).map(f => [f.properties.spot, f.properties.trend]));
+          return ids.map(id => m.queryRenderedFeatures({layers: [id]})
+            .map(f => [f.properties.spot, f.properties.trend]));
         }"""
     )
     assert drawn[0] and all(spot in ("hot", "cold") for spot, _ in drawn[0])
@@ -428,15 +429,29 @@ def test_hot_spots_read_right_hot_red_cold_blue_fading_an_outline_on_red(page, s
     assert counts == sorted(counts, reverse=True) and len(rows) == len(set(rows))
 
 
-@pytest.mark.parametrize(("name", "role"), [("overview", "leadership"), ("supervisor", "supervisor"), ("worker", "grid_worker"), ("planner", "planner")])
+@pytest.mark.parametrize(
+    ("name", "role"),
+    [
+        ("overview", "leadership"),
+        ("supervisor", "supervisor"),
+        ("worker", "grid_worker"),
+        ("planner", "planner"),
+    ],
+)
 def test_every_map_has_a_legend_for_each_layer_it_draws(page, site, name, role):
     open_page(page, site, name, role)
     drawn = set(page.evaluate("[...gisGrid.visibleKeys()]"))
-    listed = set(page.evaluate("[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)"))
+    listed = set(
+        page.evaluate(
+            "[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)"
+        )
+    )
     assert drawn and drawn <= listed, f"drawn without a legend: {drawn - listed}"
     if name == "overview":  # a hidden layer leaves the legend
         page.locator("input[data-layer='cctv']").uncheck()
-        listed = page.evaluate("[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)")
+        listed = page.evaluate(
+            "[...document.querySelectorAll('#legend [data-legend]')].map(e => e.dataset.legend)"
+        )
         assert "cctv" not in listed and "area" in listed
 
 
@@ -446,7 +461,7 @@ CJK_RUN = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
 
 
 def _names(site) -> list[str]:
-    """Names people gave things (grids, staff, users, places): shown as they are, in any language."""
+    """Names people gave (grids, staff, users, places): shown as they are, in any language."""
     with _store(site) as store:
         names = [
             *store.grids(geometry=False)["name"],
@@ -473,10 +488,15 @@ def _page_text(page, site, name: str, role: str, lang: str) -> str:
 
 @pytest.mark.parametrize(
     ("name", "role"),
-    [("overview", "leadership"), ("supervisor", "supervisor"), ("worker", "grid_worker"), ("planner", "planner")],
+    [
+        ("overview", "leadership"),
+        ("supervisor", "supervisor"),
+        ("worker", "grid_worker"),
+        ("planner", "planner"),
+    ],
 )
 def test_a_page_speaks_one_language_names_and_codes_aside(page, site, name, role):
-    """Statuses, trends and roles were English on the Chinese page and categories Chinese on the English one."""
+    """Statuses and roles were English on the Chinese page, categories Chinese on the English."""
     names = _names(site)
 
     def strip(text: str) -> str:
@@ -496,3 +516,79 @@ def test_a_page_speaks_one_language_names_and_codes_aside(page, site, name, role
     assert not chinese, f"Chinese on the English {name} page: {sorted(set(chinese))[:20]}"
     assert page.locator("#bar .lang button.here").inner_text() == "EN"
     assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def _head(site, path: str, role: str | None = None, etag: str | None = None):
+    """Status and headers of a GET (with a token, and If-None-Match when given)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {site['tokens'][role]}"} if role else {}
+    if etag:
+        headers["If-None-Match"] = etag
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(site["url"] + path, headers=headers)
+        ) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), b""
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/map.js", "/static/messages.json", "/static/app.css", "/assets/maplibre-gl.js"],
+)
+def test_the_pages_files_answer_304_to_a_browser_that_has_them(site, path):
+    status, headers, body = _head(site, path)
+    assert status == 200 and body and headers["etag"]
+    again, headers2, body2 = _head(site, path, etag=headers["etag"])
+    assert again == 304 and body2 == b"" and headers2["etag"] == headers["etag"]
+    assert _head(site, path, etag='"something-else"')[0] == 200
+
+
+def test_grid_tiles_are_named_by_the_grid_generation_and_kept_until_it_changes(page, site):
+    """The planner asked for tiles with ?v=Date.now(): never from the browser's cache."""
+    seen = []
+    page.on("request", lambda r: seen.append(r.url) if "/tiles/area/" in r.url else None)
+    open_page(page, site, "planner", "planner")
+    first = {u for u in seen}
+    seen.clear()
+    open_page(page, site, "planner", "planner")
+    generation = page.evaluate("gisGrid.gridGeneration")
+    assert first and all(f"v={generation}" in u for u in first)
+    assert {u for u in seen} <= first  # the same names: the browser may keep them
+    path = next(iter(first)).split(site["url"])[1]
+    status, headers, _ = _head(site, path, "planner")
+    assert status == 200 and "immutable" in headers["cache-control"]
+    status, old, _ = _head(site, path.replace(f"v={generation}", "v=0"), "planner")
+    assert "immutable" not in old["cache-control"]  # an old name is revalidated
+    assert _head(site, path, "planner", etag=headers["etag"])[0] == 304
+
+
+def test_the_server_makes_the_first_pages_tiles_before_they_are_asked_for(site):
+    import morecantile
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.routers.tiles import WARM_ZOOMS, warm
+    from api.settings import Settings
+
+    url = str(site["store"])
+    with TestClient(create_app(Settings(database_url=url, warm_tiles=False))) as client:
+        cache = client.app.state.tile_cache
+        assert len(cache) == 0  # warm_tiles off: nothing made ahead
+        waited = []
+        made = warm(cache, url, client.app.state.settings, wait=lambda: waited.append(1), limit=60)
+        assert made == 60 == len(cache) == len(waited)  # each tile waited for a quiet server
+        with _store(site) as store:
+            bounds = store.grids(level="community", geometry=True).total_bounds
+        first = next(morecantile.tms.get("WebMercatorQuad").tiles(*bounds, [WARM_ZOOMS[0]]))
+        hits, misses = cache.hits, cache.misses
+        token = site["tokens"]["leadership"]
+        r = client.get(
+            f"/tiles/area/{first.z}/{first.x}/{first.y}.pbf",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 200 and r.content
+        assert (cache.hits, cache.misses) == (hits + 1, misses)  # served from what was made

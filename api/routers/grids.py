@@ -164,9 +164,13 @@ def conformance() -> dict:
 
 @router.get("/collections", summary="Grid levels and layers")
 def collections(request: Request, store: StoreDep, user: UserDep) -> dict:
-    """Every grid level and every feature layer of the store, as collections."""
+    """Every grid level and every feature layer of the store, as collections.
+
+    ``gridGeneration`` changes with every grid write: a page asks for grid
+    tiles with it (``?v=``), so a browser keeps them until the grids change.
+    """
     cols = [{**c, "links": _links(request, c["id"])} for c in _collections(store)]
-    return {"collections": cols, "links": []}
+    return {"collections": cols, "links": [], "gridGeneration": store.grid_generation()}
 
 
 @router.get("/collections/{cid}", summary="One collection")

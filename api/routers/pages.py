@@ -10,12 +10,13 @@ PyPI (``/assets/…``). The base map is drawn from the store's own tiles
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from gis_grid.domain.errors import NotFoundError
 
@@ -35,7 +36,11 @@ ASSETS = {"maplibre-gl.js": "text/javascript", "maplibre-gl.css": "text/css"}
 
 @cache
 def _maplibre_dir() -> Path:
-    return Path(str(files("maplibre") / "srcjs"))
+    # found, not imported: importing the package logs warnings about frameworks we do not use
+    spec = find_spec("maplibre")
+    if spec is None or not spec.submodule_search_locations:
+        raise NotFoundError("the maplibre package is not installed: pip install maplibre")
+    return Path(next(iter(spec.submodule_search_locations))) / "srcjs"
 
 
 def page_html(page: str) -> str:
@@ -52,6 +57,8 @@ def page_html(page: str) -> str:
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/assets/maplibre-gl.css">
 <link rel="stylesheet" href="/static/app.css">
+<link rel="modulepreload" href="/static/map.js">
+<link rel="preload" href="/static/messages.json" as="fetch" crossorigin="anonymous">
 </head>
 <body data-page="{page}">
 <header id="bar"></header>
@@ -94,16 +101,30 @@ def docs() -> HTMLResponse:
     )
 
 
+def _file(request: Request, path: Path, media_type: str, cache_control: str) -> Response:
+    """A file with its ETag; a browser that holds this version gets 304 and no body."""
+    response = FileResponse(
+        path,
+        media_type=media_type,
+        headers={"Cache-Control": cache_control},
+        stat_result=os.stat(path),
+    )
+    etag = response.headers["etag"]
+    asked = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
+    if etag in asked:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+    return response
+
+
 @router.get("/assets/swagger/{name}")
-def swagger_asset(name: str) -> FileResponse:
+def swagger_asset(name: str, request: Request) -> Response:
     """Swagger UI's script and style from the installed ``swagger-ui-bundle`` package."""
     if name not in SWAGGER:
         raise NotFoundError(f"no asset {name!r}")
-    return FileResponse(
-        _swagger_dir() / name,
-        media_type=SWAGGER[name],
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+    return _file(request, _swagger_dir() / name, SWAGGER[name], "public, max-age=86400")
 
 
 @router.get("/map/{page}", response_class=HTMLResponse)
@@ -113,22 +134,18 @@ def map_page(page: str) -> HTMLResponse:
 
 
 @router.get("/assets/{name}")
-def asset(name: str) -> FileResponse:
+def asset(name: str, request: Request) -> Response:
     """maplibre-gl.js / .css from the installed ``maplibre`` package."""
     if name not in ASSETS:
         raise NotFoundError(f"no asset {name!r}")
-    return FileResponse(
-        _maplibre_dir() / name,
-        media_type=ASSETS[name],
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
+    return _file(request, _maplibre_dir() / name, ASSETS[name], "public, max-age=86400")
 
 
 @router.get("/static/{name}")
-def static(name: str) -> FileResponse:
-    """The pages' own script and style."""
+def static(name: str, request: Request) -> Response:
+    """The pages' own scripts, style and words: asked again each load, 304 while unchanged."""
     path = STATIC / name
     if "/" in name or name.startswith(".") or not path.is_file():
         raise NotFoundError(f"no file {name!r}")
-    kind = {".js": "text/javascript", ".css": "text/css"}.get(path.suffix, "text/plain")
-    return FileResponse(path, media_type=kind, headers={"Cache-Control": "no-cache"})
+    kinds = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
+    return _file(request, path, kinds.get(path.suffix, "text/plain"), "no-cache")

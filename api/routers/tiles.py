@@ -53,14 +53,34 @@ def get_tile(
     schema = None if layer in LEVELS else store.layers().get(layer)
     if schema is not None:
         where = layer_where(schema, datetime, request.query_params)
-    scope = user.scope()
-    cache = request.app.state.tile_cache
-    key = data = None
+    data = cached_tile(
+        request.app.state.tile_cache, store, settings, layer, z, x, y, where, user.scope()
+    )
+    etag = '"' + hashlib.sha1(data).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}
+    if layer in LEVELS and request.query_params.get("v") == str(store.grid_generation()):
+        # named by the grids' generation: this URL shows these grids until they change
+        headers["Cache-Control"] = "private, max-age=86400, immutable"
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(content=data, media_type=MVT, headers=headers)
+
+
+def cached_tile(cache, store, settings, layer, z, x, y, where, scope) -> bytes:
+    """A tile from the process's cache, or made and kept there.
+
+    A grid level's tile is keyed on the grid generation (grid writes only); a
+    layer's on the store's generation, though one made within
+    ``tile_stale_seconds`` is served on through a burst of writes.
+    """
+    key = None
     if cache.items:  # the store's generation is read only for a cache to key on
         if layer in LEVELS:  # grid tiles change with grid writes only
             key = (store.grid_generation(), True, layer, z, x, y, repr(where), repr(scope))
             key += (settings.tile_feature_cap,)
             data = cache.get(key)
+            if data is not None:
+                return data
         else:  # a layer's tiles: fresh after each write, or at most tile_stale_seconds old
             key = (False, layer, z, x, y, repr(where), repr(scope), settings.tile_feature_cap)
             generation = store.generation()
@@ -68,16 +88,60 @@ def get_tile(
             if hit is not None and (
                 hit[0] == generation or time.monotonic() - hit[1] < settings.tile_stale_seconds
             ):
-                data = hit[2]
-    if data is None:
-        data = tile(store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap)
-        if key is not None:
-            if layer in LEVELS:
-                cache.put(key, data)
-            else:
-                cache.put(key, (generation, time.monotonic(), data))
-    etag = '"' + hashlib.sha1(data).hexdigest() + '"'
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(content=data, media_type=MVT, headers=headers)
+                return hit[2]
+    data = tile(store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap)
+    if key is not None:
+        cache.put(key, data if layer in LEVELS else (generation, time.monotonic(), data))
+    return data
+
+
+#: The zooms a first page opens at, most likely first: the pages fit the communities
+#: (a desk ~15–16, a phone ~14, a grid worker's own grids ~17).
+WARM_ZOOMS = (15, 16, 17, 14, 13, 12)
+
+
+def warm(cache, url: str, settings, wait=None, limit: int = 600) -> int:
+    """Make the tiles a first page load asks for, before anyone asks; how many were made.
+
+    Run in a thread of its own at start-up with its own store connection:
+    every grid level and every layer as the overview and worker pages draw
+    them (open incidents by status), over the communities' extent, zoom by
+    zoom in :data:`WARM_ZOOMS` order, at most ``limit`` tiles; ``wait`` is
+    called before each (the server's :meth:`~api.activity.Watch.wait_quiet`:
+    a page being answered goes first). A tile a grid worker sees (their grids
+    only) is not warmed: it is theirs alone.
+    """
+    import morecantile
+    from starlette.datastructures import QueryParams
+
+    from gis_grid.cases.loop import OPEN
+    from gis_grid.domain.model import CASE_LAYER, Level
+    from gis_grid.store import open_store
+
+    if not cache.items:
+        return 0
+    store = open_store(url)
+    try:
+        communities = store.grids(level=Level.COMMUNITY, geometry=True)
+        if not len(communities):
+            return 0
+        minx, miny, maxx, maxy = communities.total_bounds
+        layers = {name: None for name in store.layers()}
+        if CASE_LAYER in layers:  # as the overview and the worker ask: open cases only
+            statuses = [("status", s) for s in (*sorted(OPEN), "suspended")]
+            schema = store.layers()[CASE_LAYER]
+            layers[CASE_LAYER] = layer_where(schema, None, QueryParams(statuses))
+        tms = morecantile.tms.get("WebMercatorQuad")
+        made = 0
+        for z in WARM_ZOOMS:
+            for t in tms.tiles(minx, miny, maxx, maxy, [z]):
+                for layer, where in [*((lv, None) for lv in LEVELS), *layers.items()]:
+                    if made >= limit:
+                        return made
+                    if wait is not None:
+                        wait()
+                    cached_tile(cache, store, settings, layer, t.z, t.x, t.y, where, None)
+                    made += 1
+        return made
+    finally:
+        store.close()

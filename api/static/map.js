@@ -177,8 +177,8 @@ export function gridLinesOnTop(map) {
   for (const level of LEVELS) if (map.getLayer(`${level}-line`)) map.moveLayer(`${level}-line`);
 }
 
-export function addGrids(map, levels, version) {
-  const params = version ? `v=${version}` : '';
+export function addGrids(map, levels, version = window.gisGrid.gridGeneration) {
+  const params = version !== undefined && version !== null ? `v=${version}` : '';
   for (const level of levels) {
     const s = LEVEL_STYLE[level];
     map.addSource(level, { type: 'vector', tiles: [tileUrl(level, params)], minzoom: s.minzoom, maxzoom: 18 });
@@ -269,12 +269,13 @@ async function start(page) {
   if (!token()) { login(); return; }
   const me = await api('/me');
   bar(me);
-  const collections = (await api('/collections')).collections;
+  const catalog = await api('/collections');
+  const collections = catalog.collections;
   const layers = collections.filter((c) => c.kind === 'layer').map((c) => c.id);
   const community = await api('/collections/community');
   const box = community.extent && community.extent.spatial.bbox[0];
   const map = newMap(box ? [[box[0], box[1]], [box[2], box[3]]] : null);
-  window.gisGrid = { map, me, layers, ready: false, visibleKeys: () => visibleKeys(map) };
+  window.gisGrid = { map, me, layers, ready: false, visibleKeys: () => visibleKeys(map), gridGeneration: catalog.gridGeneration };
   await new Promise((resolve) => map.on('load', resolve));
   await page(map, me, layers);
   gridLinesOnTop(map);

@@ -4,7 +4,8 @@ import {
 } from './map.js';
 
 async function planner(map, me, layers) {
-  let version = Date.now();
+  // grid tiles named by the grids' generation: the browser keeps them until the grids change
+  let version = window.gisGrid.gridGeneration;
   addGrids(map, LEVELS, version);
   addStreets(map, layers);
   const empty = { type: 'FeatureCollection', features: [] };
@@ -119,8 +120,9 @@ async function planner(map, me, layers) {
     el('editing').innerHTML = ''; el('check').innerHTML = '';
     el('save').disabled = true; el('cancel').disabled = true;
   };
-  const reloadTiles = () => {
-    version = Date.now();
+  const reloadTiles = async () => {
+    version = (await api('/collections')).gridGeneration;
+    window.gisGrid.gridGeneration = version;
     for (const level of LEVELS) map.getSource(level).setTiles([tileUrl(level, `v=${version}`)]);
   };
   el('save').onclick = async () => {
@@ -133,7 +135,7 @@ async function planner(map, me, layers) {
       });
       el('result').innerHTML = `<p class="ok">${t('saved')} ${r.revision}: ${esc([...r.updated, ...r.inserted].join(', '))}</p>`;
       const code = edit.code;
-      reloadTiles();
+      await reloadTiles();
       await begin(code);
     } catch (err) {
       el('result').innerHTML = `<p class="problem">${err.status === 409 ? `${t('stale')}: ` : ''}${esc(err.message)}</p>`;
@@ -146,7 +148,7 @@ async function planner(map, me, layers) {
       // names the revision it undoes: another planner's newer change is refused, not reverted
       const r = await api(`/communities/${community}/undo`, { method: 'POST', body: JSON.stringify({ revision: latest }) });
       el('result').innerHTML = `<p class="ok">${esc(r.operation)} → ${t('saved')} ${r.revision}</p>`;
-      reloadTiles();
+      await reloadTiles();
       if (edit.code) await begin(edit.code);
       showLog();
     } catch (err) {

@@ -145,8 +145,12 @@ async function supervisor(map, me, layers) {
     if (el('until').value) q.set('until', `${el('until').value}T23:59:59`);
     const spotsQuery = new URLSearchParams(q);
     if (p.get('category')) spotsQuery.set('category', p.get('category'));
+    // hot and cold are classified on Gi*'s z (FDR): the permutation p-values, which the map
+    // does not show, would cost seconds of compiling on a fresh server
+    const spotsOnly = new URLSearchParams(spotsQuery);
+    spotsOnly.set('permutations', '0');
     const [spots, overdue] = await Promise.allSettled([
-      api(`/analysis/hotspots?${spotsQuery}`), api(`/analysis/holes/incidents?${spotsQuery}`),
+      api(`/analysis/hotspots?${spotsOnly}`), api(`/analysis/holes/incidents?${spotsQuery}`),
     ]);
     if (mine !== generation) return;
     if (spots.status === 'fulfilled') {
@@ -213,12 +217,13 @@ async function supervisor(map, me, layers) {
     };
   });
   el('category').addEventListener('change', () => cases());
-  await Promise.allSettled([cases(), indicatorTable('indicators')]);
   map.on('click', async (e) => {
     const g = gridAt(map, e.point, ['community', 'area', 'courtyard']);
     if (g) await showGrid(map, e.lngLat, g.code);
   });
+  // everything at once: the analysis, the case list and the indicators
   refresh();
+  await Promise.allSettled([cases(), indicatorTable('indicators')]);
 }
 
 run(supervisor);

@@ -25,8 +25,12 @@ async function worker(map, me, layers) {
   const cover = async (staffId) => {
     const c = await api(`/staff/${encodeURIComponent(staffId)}`);
     const tops = c.grids.map((g) => g.code).filter((code, _, all) => !all.some((o) => o !== code && code.startsWith(o)));
-    const summaries = await Promise.all(tops.map((code) => api(`/grids/${code}/summary`)));
-    const holes = await Promise.all(tops.map((code) => api(`/analysis/holes/lighting?under=${code}&level=${c.grids.find((g) => g.code === code).level}`).catch(() => null)));
+    // the facts, dark streets and outlines of each grid, all asked at once
+    const [summaries, holes, shapes] = await Promise.all([
+      Promise.all(tops.map((code) => api(`/grids/${code}/summary`))),
+      Promise.all(tops.map((code) => api(`/analysis/holes/lighting?under=${code}&level=${c.grids.find((g) => g.code === code).level}`).catch(() => null))),
+      Promise.all(tops.map((code) => api(`/grids/${code}`))),
+    ]);
     el('cover').innerHTML = `<h3>${esc(c.name)} · ${esc(label(ROLES, c.role))} · ${esc(c.phone)}</h3>
       <table><tr><th>${t('households')}</th><td>${c.households}</td></tr><tr><th>${t('residents')}</th><td>${c.residents ?? ''}</td></tr>
       ${LEVELS.filter((l) => c.counts[l]).map((l) => `<tr><th>${t(l)}</th><td>${c.counts[l]}</td></tr>`).join('')}</table>
@@ -35,7 +39,6 @@ async function worker(map, me, layers) {
         <tr><th>${t('coverage_pct')}</th><td>${s.coverage_pct == null ? '' : `${s.coverage_pct}%`}</td></tr>
         <tr><th>${t('dark_m')}</th><td>${holes[i] ? `${holes[i].summary.dark_m} m` : ''}</td></tr>
         <tr><th>${t('open_incidents')}</th><td>${s.open_incidents ?? ''} (${t('overdue_incidents')} ${s.overdue_incidents ?? 0})</td></tr></table></div>`).join('')}`;
-    const shapes = await Promise.all(tops.map((code) => api(`/grids/${code}`)));
     const features = shapes.map((s) => s.grid);
     map.getSource('mine').setData({ type: 'FeatureCollection', features });
     const b = new maplibregl.LngLatBounds();
@@ -67,8 +70,7 @@ async function worker(map, me, layers) {
     el('case').scrollIntoView({ block: 'start' });
   };
   const cases = caseList('cases', 'case', me, () => 'status=open', pick);
-  await cases();
-  if (me.staff_id) await cover(me.staff_id);
+  await Promise.all([cases(), me.staff_id ? cover(me.staff_id) : null]);
 }
 
 run(worker);

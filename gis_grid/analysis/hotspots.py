@@ -257,6 +257,18 @@ def grid_units(codes: ArrayLike, geoms: ArrayLike, metric: ArrayLike) -> Units:
 # -- statistics ----------------------------------------------------------------------
 
 
+def load_statistics() -> None:
+    """Import esda and libpysal now (about a second): a server does it before its first request.
+
+    :func:`gi_star` imports them when first called, so a command that never
+    measures hot spots never pays for them.
+    """
+    import esda  # noqa: F401
+    from libpysal.graph import Graph  # noqa: F401
+
+    _cache_esda_kernels()
+
+
 def gi_star(
     values: ArrayLike,
     adjacency: sp.spmatrix,
