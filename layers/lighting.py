@@ -73,25 +73,34 @@ class LightingLayer(Layer):
         return features
 
     def demo(self, data, rng):
-        """A lamp every 30 m along the demo's streets; one area dark, a few lamps broken."""
-        _, yards, _ = demo_grids(data, "courtyard")
+        """A lamp every 30 m along the demo's streets and lanes; one area dark, a few broken.
+
+        Street lamps (道路灯) on the roads round and between the compounds,
+        courtyard lamps (庭院灯) on the lanes inside them.
+        """
+        from layers.streets import demo_network
+
         _, areas, _ = demo_grids(data, "area")
-        lines = shapely.get_parts(shapely.line_merge(shapely.union_all(shapely.boundary(yards))))
+        network, _, kinds = demo_network(data)
+        lines = shapely.get_parts(network)
+        lane = np.repeat(np.array(kinds) == "service", shapely.get_num_geometries(network))
         count = np.maximum(np.floor(shapely.length(lines) / DEMO_SPACING_M).astype(int), 1)
         owner = np.repeat(np.arange(len(lines)), count)
         k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
         at = (k + 0.5) / count[owner]
         pts = shapely.line_interpolate_point(lines[owner], at, normalized=True)
         pts = shapely.set_precision(pts, 0.01)
-        pts = pts[np.unique(shapely.to_wkb(pts), return_index=True)[1]]  # corners shared
+        keep = np.sort(np.unique(shapely.to_wkb(pts), return_index=True)[1])  # corners shared
+        pts, on_lane = pts[keep], lane[owner][keep]
         dark = areas[np.arange(len(areas)) % DEMO_EVERY == DEMO_DARK_AREA]
-        pts = pts[~shapely.intersects(shapely.union_all(dark), pts)]
+        lit = ~shapely.intersects(shapely.union_all(dark), pts)
+        pts, on_lane = pts[lit], on_lane[lit]
         n = len(pts)
         status = np.where(rng.random(n) < 0.04, "damaged", "working")
         return demo_frame(
             {
                 "id": [f"L{i:05d}" for i in range(1, n + 1)],
-                "lamp_type": "street",
+                "lamp_type": np.where(on_lane, "courtyard", "street"),
                 "status": status,
                 "owner_unit": "城市照明管理处",
                 "maintainer_unit": "路灯维护中心",

@@ -730,7 +730,7 @@ def test_kill_9_during_a_demo_load_leaves_nothing_or_a_load_the_rerun_finishes(
     with open_store(out) as store:
         assert store.load_marker() is None
         counts = {n: len(store.features(n)) for n in store.layers()}
-        assert counts["incidents"] == 4300 and counts["cctv"] == 52 and counts["lighting"] == 313
+        assert counts["incidents"] == 4300 and counts["cctv"] == 52 and counts["lighting"] == 569
         assert sum(store.stats()["grids"].values()) == 503
     assert not list(tmp_path.glob(".demo.building-*"))  # the killed build's file is gone too
 

@@ -363,3 +363,55 @@ def test_the_person_whose_role_fits_the_level_answers(new_store):
     who = people(store, [A1, COMMUNITY])
     assert who.loc[A1, "staff_id"] == "T00001"  # the grid worker, though A0 sorts first
     assert who.loc[A1, "staff_role"] == "grid_worker"
+
+
+def test_the_demo_streets_are_a_named_network_between_and_inside_the_compounds(demo_data):
+    """The demo's streets were 30 identical footway rings; nothing ran between the compounds."""
+    from layers.components import demo_grids
+    from layers.streets import EAST_WEST, NORTH_SOUTH, demo_network
+
+    lines, names, kinds = demo_network(demo_data)
+    kinds, names = np.array(kinds), np.array(names)
+    _, community, _ = demo_grids(demo_data, "community")
+    _, yards, _ = demo_grids(demo_data, "courtyard")
+    outline = shapely.boundary(community[0])
+    # main roads run round the whole community, once
+    primary = shapely.union_all(lines[kinds == "primary"])
+    assert shapely.length(primary) == pytest.approx(outline.length, rel=1e-5)
+    assert shapely.hausdorff_distance(primary, outline) < 0.05
+    # streets between the compounds, clear of every courtyard, each a straight run with a name
+    between = lines[kinds == "secondary"]
+    assert len(between) >= 5
+    assert shapely.distance(shapely.union_all(yards), shapely.union_all(between)) >= 15
+    assert set(names[kinds == "secondary"]) <= set(EAST_WEST) | set(NORTH_SOUTH)
+    assert "兀术街" in set(names[kinds == "secondary"])  # the first street between compounds
+    # lanes in every compound, named by it, none crossing a courtyard
+    lanes = lines[kinds == "service"]
+    assert {n.removesuffix("内路") for n in names[kinds == "service"]} == {
+        "阳光小区", "幸福家园", "和谐花园", "康乐苑", "锦绣新村", "翠园小区",
+    }  # fmt: skip
+    inner = shapely.buffer(yards, -0.5)
+    assert not shapely.intersects(shapely.union_all(inner), shapely.union_all(lanes))
+    # one network: every lane reaches a street through its compound's gates
+    network = shapely.union_all(shapely.buffer(lines, 0.05))
+    assert shapely.get_num_geometries(network) == 1
+    assert shapely.covered_by(shapely.union_all(lines), shapely.buffer(community[0], 0.05))
+
+
+def test_the_demo_lamps_stand_along_the_streets_with_one_area_dark(demo_data):
+    from layers.components import demo_grids
+    from layers.lighting import DEMO_DARK_AREA
+    from layers.streets import demo_network
+
+    lamps = get_layer("lighting").demo(demo_data, np.random.default_rng(1))
+    lines, _, kinds = demo_network(demo_data)
+    from gis_grid.geo.crs import project
+
+    at_m = project(lamps.geometry.to_numpy(), demo_data.metric_crs)
+    assert shapely.distance(shapely.union_all(lines), at_m).max() < 0.05  # on a street
+    kinds = np.array(kinds)
+    lanes = shapely.union_all(lines[kinds == "service"])
+    on_lane = shapely.distance(lanes, at_m) < 0.05
+    assert set(lamps["lamp_type"][on_lane]) == {"courtyard"}
+    _, areas, _ = demo_grids(demo_data, "area")
+    assert not shapely.intersects(areas[DEMO_DARK_AREA], at_m).any()

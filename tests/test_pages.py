@@ -472,6 +472,7 @@ def _names(site) -> list[str]:
         for column in ("address", "description"):
             if column in cases:
                 names += [v for v in cases[column].dropna()]
+        names += list(store.features("streets")["name"].dropna())  # streets' names
     return sorted({str(n) for n in names if n}, key=len, reverse=True)
 
 
@@ -505,6 +506,8 @@ def test_a_page_speaks_one_language_names_and_codes_aside(page, site, name, role
         return text
 
     zh = strip(_page_text(page, site, name, role, "zh"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"page-{name}-zh.png"))
     latin = [w for w in re.findall(r"[A-Za-z]+", zh) if w not in LATIN_OK]
     # ids of cases (E0004177, C261204-3f9a…) and codes are codes, not words
     latin = [w for w in latin if not re.fullmatch(r"[CE]|[0-9a-f]+", w)]
@@ -512,6 +515,7 @@ def test_a_page_speaks_one_language_names_and_codes_aside(page, site, name, role
     assert page.locator("#bar .lang button.here").inner_text() == "中文"
 
     en = strip(_page_text(page, site, name, role, "en"))
+    page.screenshot(path=str(ARTIFACTS / f"page-{name}-en.png"))
     chinese = [run for run in CJK_RUN.findall(en) if run not in ("中文",)]
     assert not chinese, f"Chinese on the English {name} page: {sorted(set(chinese))[:20]}"
     assert page.locator("#bar .lang button.here").inner_text() == "EN"
@@ -592,3 +596,67 @@ def test_the_server_makes_the_first_pages_tiles_before_they_are_asked_for(site):
         )
         assert r.status_code == 200 and r.content
         assert (cache.hits, cache.misses) == (hits + 1, misses)  # served from what was made
+
+
+def test_the_map_names_its_areas_and_streets_and_courtyards_closer_in(page, site):
+    """No labels on the map: a leader saw outlines and had to click each to learn its name."""
+    open_page(page, site, "overview", "leadership")
+    page.wait_for_function(
+        "(gisGrid.labels || []).some(k => k.startsWith('area:'))", timeout=30_000
+    )
+    with _store(site) as store:
+        areas = set(store.grids(level="area", geometry=False)["name"])
+        yards = set(store.grids(level="courtyard", geometry=False)["name"])
+        streets = set(store.features("streets")["name"])
+    shown = set(page.locator(".map-label").all_inner_texts())
+    assert areas <= shown  # the demo fits the view: every area is named
+    assert shown & streets and "兀术街" in shown
+    assert not shown & yards  # courtyards only closer in
+    page.evaluate("gisGrid.map.jumpTo({zoom: 17.2, center: gisGrid.map.getCenter()})")
+    page.wait_for_function("(gisGrid.labels || []).some(k => k.startsWith('courtyard:'))")
+    shown = set(page.locator(".map-label").all_inner_texts())
+    assert shown & yards and not shown & areas
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_grid_worker_on_a_phone_sees_the_answer_to_a_tap_without_scrolling(browser, site, lang):
+    """On a 390×844 phone the answer to a tap landed below the fold."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+        has_touch=True, locale="zh-CN" if lang == "zh" else "en-US",
+    )  # fmt: skip
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        url = f"{site['url']}/map/worker#token={site['tokens']['grid_worker']}"
+        page.goto(url)
+        page.evaluate(f"localStorage.setItem('gis-grid-lang', '{lang}')")
+        page.reload()
+        page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
+        page.wait_for_function("gisGrid.covered !== undefined", timeout=60_000)
+        settle(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"page-worker-{lang}-phone.png"))
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_selector("#here table", timeout=30_000)
+        answer = page.locator("#here").bounding_box()
+        assert answer["y"] >= 0 and answer["y"] + 40 <= 844, answer  # in view, no scrolling
+        page.screenshot(path=str(ARTIFACTS / f"page-worker-{lang}-phone-tap.png"))
+        # a finger's targets: the case list's rows and the page's buttons
+        heights = page.evaluate(
+            "[...document.querySelectorAll('#panel button, li.case')].map(e => "
+            "e.getBoundingClientRect().height).filter(h => h > 0)"
+        )
+        assert heights and min(heights) >= 40, min(heights)
+        # my cases: paged, all reachable
+        found = page.evaluate("gisGrid.cases")
+        shown = page.locator("li.case").count()
+        assert shown == min(found["total"], 30)
+        if found["total"] > 30:
+            page.locator("#cases .more").click()
+            page.wait_for_function(f"document.querySelectorAll('li.case').length > {shown}")
+    finally:
+        context.close()
+    assert errors == []

@@ -139,7 +139,7 @@ export function legendEntry(item) {
 function swatch(r) {
   const style = {
     line: `height:0;border-top:${r.width || 2}px solid ${r.color};margin-top:7px`,
-    street: `height:6px;background:${r.color};border:1px solid #adb5bd;margin-top:3px`,
+    street: `height:${r.height || 6}px;background:${r.color};border:1px solid #b8b2a6;margin-top:${Math.max(0, 6 - (r.height || 6) / 2)}px`,
     dash: `height:0;border-top:${r.width || 2}px dashed ${r.color};margin-top:7px`,
     fill: `background:${r.color};border:${r.outlineWidth || 1}px solid ${r.outline || r.color}`,
     circle: `background:${r.color};border-radius:50%;border:2px solid ${r.stroke || '#fff'}`,
@@ -198,14 +198,121 @@ export function addGrids(map, levels, version = window.gisGrid.gridGeneration) {
   }
 }
 
+// streets by their kind (OSM highway values): width at zoom 18, and the zoom they appear from
+const STREET_WIDTH = ['match', ['get', 'kind'], ['motorway', 'trunk', 'primary'], 16, ['secondary', 'tertiary'], 11, ['service', 'footway', 'path', 'living_street'], 4, 7];
+
 export function addStreets(map, layers) {
   if (!layers.includes('streets')) return;
   map.addSource('streets', { type: 'vector', tiles: [tileUrl('streets')], minzoom: 12, maxzoom: 18 });
+  const below = map.getLayer('community-fill') ? 'community-fill' : undefined;
+  const width = (scale) => ['interpolate', ['exponential', 1.6], ['zoom'], 12, ['*', scale * 0.12, STREET_WIDTH], 18, ['*', scale, STREET_WIDTH]];
+  // a grey casing under a white road: streets read on the pale ground at every zoom
+  map.addLayer({
+    id: 'streets-casing', type: 'line', source: 'streets', 'source-layer': 'streets', minzoom: 12,
+    layout: { 'line-cap': 'round', 'line-join': 'round' },
+    paint: { 'line-color': '#b8b2a6', 'line-width': width(1.25) },
+  }, below);
   map.addLayer({
     id: 'streets-line', type: 'line', source: 'streets', 'source-layer': 'streets', minzoom: 12,
-    paint: { 'line-color': '#ffffff', 'line-width': ['interpolate', ['linear'], ['zoom'], 12, 1, 18, 10] },
-  }, map.getLayer('community-fill') ? 'community-fill' : undefined);
-  legendEntry({ id: 'streets', rows: [{ kind: 'street', color: '#ffffff', label: t('streets') }] });
+    layout: { 'line-cap': 'round', 'line-join': 'round' },
+    paint: { 'line-color': ['match', ['get', 'kind'], ['service', 'footway', 'path'], '#fbfaf7', '#ffffff'], 'line-width': width(1) },
+  }, below);
+  legendEntry({
+    id: 'streets',
+    rows: [
+      { kind: 'street', color: '#ffffff', height: 8, label: t('street_primary') },
+      { kind: 'street', color: '#ffffff', height: 5, label: t('street_secondary') },
+      { kind: 'street', color: '#fbfaf7', height: 2, label: t('street_service') },
+    ],
+  });
+}
+
+// -- labels: names on the map, as page elements (the map has no font files of its own) --
+
+/** Where a polygon's name goes: the centroid of its largest ring (lon, lat). */
+function labelPoint(geometry) {
+  const polys = geometry.type === 'Polygon' ? [geometry.coordinates] : geometry.coordinates;
+  let best = null;
+  for (const poly of polys) {
+    const ring = poly[0];
+    let a = 0; let cx = 0; let cy = 0;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
+      const f = ring[j][0] * ring[i][1] - ring[i][0] * ring[j][1];
+      a += f; cx += (ring[j][0] + ring[i][0]) * f; cy += (ring[j][1] + ring[i][1]) * f;
+    }
+    if (a && (!best || Math.abs(a) > Math.abs(best[2]))) best = [cx / (3 * a), cy / (3 * a), a];
+  }
+  return best ? [best[0], best[1]] : null;
+}
+
+/** Where a street's name goes: the middle of its line, and the line's angle on screen. */
+function lineLabel(map, geometry) {
+  const line = geometry.type === 'LineString' ? geometry.coordinates : geometry.coordinates[0];
+  const mid = Math.floor((line.length - 1) / 2);
+  const a = line[mid]; const b = line[Math.min(mid + 1, line.length - 1)];
+  const pa = map.project(a); const pb = map.project(b);
+  let angle = (Math.atan2(pb.y - pa.y, pb.x - pa.x) * 180) / Math.PI;
+  if (angle > 90) angle -= 180;
+  if (angle < -90) angle += 180;
+  return { at: [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2], angle };
+}
+
+/**
+ * Names on the map by zoom: communities far out, then areas, then courtyards; street names
+ * from z15 (lanes in compounds from z17). Asked for the view only, again after each move.
+ */
+export function addLabels(map, layers) {
+  const specs = [
+    { id: 'community', from: 0, to: 14.8, cls: 'label-community' },
+    { id: 'area', from: 14.8, to: 16.6, cls: 'label-area' },
+    { id: 'courtyard', from: 16.6, to: 24, cls: 'label-courtyard' },
+  ];
+  if (layers.includes('streets')) specs.push({ id: 'streets', from: 15, to: 24, cls: 'label-street', line: true });
+  const shown = new Map();
+  let asked = 0;
+  const draw = async () => {
+    asked += 1;
+    const mine = asked;
+    const z = map.getZoom();
+    const b = map.getBounds();
+    const bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(',');
+    const want = new Map();
+    await Promise.all(specs.filter((s) => z >= s.from && z < s.to).map(async (s) => {
+      const found = await api(`/collections/${s.id}/items?bbox=${bbox}&limit=400`).catch(() => null);
+      if (!found) return;
+      const seen = new Set();
+      for (const f of found.features) {
+        const name = f.properties.name;
+        if (!name || !f.geometry) continue;
+        if (s.line) {
+          const lane = ['service', 'footway', 'path'].includes(f.properties.kind);
+          if ((lane && z < 17) || seen.has(name)) continue; // one label per street in view
+          seen.add(name);
+          const { at, angle } = lineLabel(map, f.geometry);
+          want.set(`${s.id}:${f.id ?? f.properties.id}`, { at, name, cls: s.cls, angle });
+        } else {
+          const at = labelPoint(f.geometry);
+          if (at) want.set(`${s.id}:${f.properties.code ?? f.id}`, { at, name, cls: s.cls, angle: 0 });
+        }
+      }
+    }));
+    if (mine !== asked) return; // a newer move is being answered
+    for (const [key, marker] of shown) if (!want.has(key)) { marker.remove(); shown.delete(key); }
+    for (const [key, w] of want) {
+      if (shown.has(key)) continue;
+      const div = document.createElement('div');
+      div.className = `map-label ${w.cls}`;
+      div.textContent = w.name;
+      if (w.angle) div.style.transform = `rotate(${w.angle.toFixed(1)}deg)`;
+      const inner = document.createElement('div');
+      inner.appendChild(div);
+      shown.set(key, new maplibregl.Marker({ element: inner }).setLngLat(w.at).addTo(map));
+    }
+    window.gisGrid.labels = [...shown.keys()];
+  };
+  let timer = null;
+  map.on('moveend', () => { clearTimeout(timer); timer = setTimeout(draw, 150); });
+  return draw();
 }
 
 export function addPoints(map, layer, color, params, minzoom = 13) {
@@ -224,7 +331,7 @@ export function addPoints(map, layer, color, params, minzoom = 13) {
 
 export function addLines(map, layer, color, minzoom = 13) {
   map.addSource(layer, { type: 'vector', tiles: [tileUrl(layer)], minzoom, maxzoom: 18 });
-  map.addLayer({ id: `${layer}-fill`, type: 'fill', source: layer, 'source-layer': layer, filter: ['==', ['geometry-type'], 'Polygon'], paint: { 'fill-color': color, 'fill-opacity': 0.25 } });
+  map.addLayer({ id: `${layer}-fill`, type: 'fill', source: layer, 'source-layer': layer, filter: ['==', ['geometry-type'], 'Polygon'], paint: { 'fill-color': color, 'fill-opacity': 0.12 } });
   map.addLayer({ id: `${layer}-line`, type: 'line', source: layer, 'source-layer': layer, paint: { 'line-color': color, 'line-width': 1.5 } });
   legendEntry({ id: layer, rows: [{ kind: 'fill', color: `${color}40`, outline: color, label: t(layer) }] });
 }
@@ -281,6 +388,7 @@ async function start(page) {
   gridLinesOnTop(map);
   addLegend(map);
   window.gisGrid.ready = true;
+  addLabels(map, layers).catch((err) => console.warn('labels:', err.message));
 }
 
 /** Start a page: sign in, draw the frame and the map, then hand over to the page. */
