@@ -44,7 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from gis_grid.analysis.hotspots import load_statistics
 
             load_statistics()
-            threading.Thread(target=warm_up, args=(app, store.url), daemon=True).start()
+        stop = threading.Event()
+        warmer = threading.Thread(target=warm_up, args=(app, store.url, stop), daemon=True)
+        if settings.warm_tiles:
+            warmer.start()
         sweeper = (
             asyncio.create_task(sweep_forever(app, settings.sweep_seconds))
             if settings.sweep_seconds
@@ -55,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            stop.set()  # the warm-up ends at its next tile and closes its connection
+            if warmer.is_alive():
+                warmer.join(10)
             store.close()
 
     app = FastAPI(
@@ -98,16 +104,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def warm_up(app: FastAPI, url: str) -> None:
+class _Stopping(Exception):
+    """The server is stopping: the warm-up ends."""
+
+
+def warm_up(app: FastAPI, url: str, stop: threading.Event) -> None:
     """Make the first page's tiles while nobody waits (a thread of its own; failures logged)."""
     import logging
 
     from api.routers.tiles import warm
 
+    def wait() -> None:
+        app.state.activity.wait_quiet()
+        if stop.is_set():
+            raise _Stopping
+
     log = logging.getLogger("gis_grid")
     start = time.perf_counter()
     try:
-        made = warm(app.state.tile_cache, url, app.state.settings, app.state.activity.wait_quiet)
+        made = warm(app.state.tile_cache, url, app.state.settings, wait)
+    except _Stopping:
+        return
     except Exception:  # a store that cannot be read now: tiles are made when asked
         log.exception("warming the tiles failed; they are made when first asked for")
         return

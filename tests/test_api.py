@@ -296,7 +296,7 @@ def test_outline_check_shows_an_overlap_and_saves_nothing(client):
     assert r.status_code == 200 and not r.json()["ok"]
     (problem,) = r.json()["problems"]
     assert problem["kind"] == "overlap" and problem["codes"] == [A1, A2]
-    assert "120 m²" in problem["message"]
+    assert "120 m²" in problem["message"] and problem["area_m2"] == pytest.approx(120, abs=0.5)
     shape = shapely.geometry.shape(problem["geometry"])
     assert shape.bounds == pytest.approx(at(shapely.box(60, 0, 62, 60)).bounds, abs=1e-7)
     r = client.put(f"/grids/{A1}/outline", json=body)
@@ -306,6 +306,11 @@ def test_outline_check_shows_an_overlap_and_saves_nothing(client):
     deep = shapely.geometry.mapping(at(shapely.box(0, 0, 75, 60)))  # across courtyard C3
     r = client.post(f"/grids/{A1}/outline/check", json=body | {"geometry": deep, "take": True})
     assert not r.json()["ok"] and C3 in r.json()["problems"][0]["message"]
+    # past the community's edge: the problem the edit would leave, as a record a page can word
+    out = shapely.geometry.mapping(at(shapely.box(-5, 0, 60, 60)))
+    r = client.post(f"/grids/{A1}/outline/check", json=body | {"geometry": out, "take": True})
+    (outside,) = [p for p in r.json()["problems"] if p["kind"] == "outside_parent"]
+    assert outside["codes"][0] == A1 and outside["area_m2"] == pytest.approx(300, abs=1)
     r = client.post(f"/grids/{A1}/outline/check", json=body | {"version": version + 1})
     assert r.json()["problems"][0]["kind"] == "ConflictError"
     assert len(client.store.revisions()) == len(before) and not len(client.store.audit_log())

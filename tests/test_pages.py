@@ -130,8 +130,11 @@ def page(browser, request):
     assert pg.errors == [], pg.errors
 
 
-def open_page(page, site, name: str, role: str, path: str | None = None) -> None:
+def open_page(page, site, name: str, role: str, path: str | None = None, lang=None) -> None:
     page.goto(f"{site['url']}{path or f'/map/{name}'}#token={site['tokens'][role]}")
+    if lang:
+        page.evaluate(f"localStorage.setItem('gis-grid-lang', '{lang}')")
+        page.reload()
     page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
     settle(page)
 
@@ -258,8 +261,9 @@ def test_grid_worker_sees_their_grids_and_a_tap_answers_who_is_responsible(page,
     assert markers(page) <= 10_000
 
 
-def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site):
-    open_page(page, site, "planner", "planner")
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site, lang):
+    open_page(page, site, "planner", "planner", lang=lang)
     with _store(site) as store:
         areas = store.grids(level="area").set_index("code")
         revisions = len(store.revisions())
@@ -280,7 +284,7 @@ def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site):
     page.mouse.up()
     page.wait_for_function("gisGrid.edit.checks > 0", timeout=30_000)
     problems = page.inner_text("#check")
-    assert f"overlaps {b}" in problems
+    assert (f"overlaps {b} by" if lang == "en" else f"与 {b} 重叠") in problems  # in its language
     assert page.evaluate("gisGrid.map.getSource('problems')._data.features.length") == 1
     assert page.is_disabled("#save")
     page.locator("#save").click(force=True)  # disabled: nothing is sent

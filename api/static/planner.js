@@ -1,7 +1,16 @@
 /* gis-grid map page: drag a grid's corners, every change checked at once, save as a version, undo. */
 import {
-  LEVELS, t, esc, el, api, tileUrl, addGrids, addStreets, gridAt, run, legendEntry,
+  LEVELS, t, tf, lang, esc, el, api, tileUrl, addGrids, addStreets, gridAt, run, legendEntry,
 } from './map.js';
+
+/** A problem in the page's language: from the catalogue by its kind, the server's words otherwise. */
+function problemText(p) {
+  const key = `problem_${p.kind}`;
+  if (t(key) === key) return p.message;
+  const codes = p.codes || [];
+  const area = p.area_m2 === null || p.area_m2 === undefined ? '' : Math.round(p.area_m2).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en');
+  return tf(key, { code: codes[0] || '', other: codes[codes.length - 1] || '', codes: codes.join(', '), area });
+}
 
 async function planner(map, me, layers) {
   // grid tiles named by the grids' generation: the browser keeps them until the grids change
@@ -65,7 +74,7 @@ async function planner(map, me, layers) {
         features: r.problems.filter((p) => p.geometry).map((p) => ({ type: 'Feature', properties: { kind: p.kind }, geometry: p.geometry })),
       });
       el('check').innerHTML = r.ok ? `<p class="ok">${t('check_ok')}</p>`
-        : r.problems.map((p) => `<p class="problem">⚠ ${esc(p.message)}</p>`).join('');
+        : r.problems.map((p) => `<p class="problem" data-kind="${esc(p.kind)}">⚠ ${esc(problemText(p))}</p>`).join('');
       el('save').disabled = !r.ok;
     }, 250);
   };

@@ -558,7 +558,7 @@ def check_redraw(
     GeoJSON) so a map can draw them. Any refusal :func:`redraw` would give
     (a cut building, a gap, a stale version …) is one problem.
     """
-    from gis_grid.domain.errors import GisGridError
+    from gis_grid.domain.errors import GisGridError, TopologyError
 
     problems: list[dict] = []
     try:
@@ -574,6 +574,7 @@ def check_redraw(
                             "kind": "overlap",
                             "message": f"overlaps {c} by {area:,.0f} m²",
                             "codes": [code, c],
+                            "area_m2": round(float(area), 1),
                             "geometry": shapely.geometry.mapping(piece),
                         }
                     )
@@ -584,11 +585,38 @@ def check_redraw(
                 "problems": [],
                 "changes": {"updated": revision.updated, "inserted": revision.inserted},
             }
+    except TopologyError as exc:  # each problem the edit would leave, as its own record
+        for r in exc.detail or [{"kind": "topology", "detail": exc.message, "codes": [code]}]:
+            problems.append(
+                {
+                    "kind": str(r.get("kind")),
+                    "message": str(r.get("detail") or exc.message),
+                    "codes": [str(c) for c in (r.get("codes") or [code])],
+                    "area_m2": _area(r.get("area_m2")),
+                    "geometry": None,
+                }
+            )
     except GisGridError as exc:
+        codes = (exc.detail or {}).get("codes") if isinstance(exc.detail, dict) else None
         problems.append(
-            {"kind": type(exc).__name__, "message": str(exc), "codes": [code], "geometry": None}
+            {
+                "kind": type(exc).__name__,
+                "message": str(exc),
+                "codes": [str(c) for c in (codes or [code])],
+                "area_m2": None,
+                "geometry": None,
+            }
         )
     return {"ok": False, "problems": problems, "changes": {}}
+
+
+def _area(value) -> float | None:
+    """A problem's area in m² for JSON: rounded, None where none applies (NaN)."""
+    try:
+        area = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(area, 1) if area == area else None
 
 
 def _redraw_input(store, code: str, geometry, version: int | None):
