@@ -11,7 +11,8 @@
                            'bench web' tiles beside tipg and bare ST_AsMVT, lookups under load,
                            'bench lookup-gpkg' map clicks on the embedded store under wrk,
                            'bench cases' case intake, indicators, the sweep and Open311,
-                           'bench load' 60 s of mixed requests at 200/s on one server
+                           'bench load' 60 s of mixed requests at 200/s on one server,
+                           'bench pages' cold starts of the four map pages (fresh server and browser)
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes: the demo needs the runtime only, the tests and

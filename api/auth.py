@@ -18,6 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import StoreDep
 from gis_grid.domain.access import AccessRole
 from gis_grid.domain.errors import ForbiddenError, UnauthorizedError
+from gis_grid.domain.messages import catalogue, say
+
+
+def _role_zh(role: str) -> str:
+    return catalogue()["access_roles"].get(role, [role])[0]
 
 
 @dataclass
@@ -43,8 +48,13 @@ class User:
         """Raise 403 unless the user may see the grid."""
         if not self.may_see(code):
             raise ForbiddenError(
-                f"{self.name} ({self.role.value}) sees the grids they cover only; "
-                f"{code} is not one of them"
+                say(
+                    "problem_sees_own_grids",
+                    name=self.name,
+                    role_key=self.role.value,
+                    role=_role_zh(self.role.value),
+                    code=code,
+                )
             )
 
     def scope(self, under: list[str] | None = None) -> list[str] | None:
@@ -84,10 +94,7 @@ async def current_user(request: Request, store: StoreDep) -> User:
     """
     user = await _user(store, request.headers.get("authorization", ""))
     if user.role.cases_only and not request.url.path.startswith(CASE_PATHS):
-        raise ForbiddenError(
-            f"{user.name} is a reporter: they may report and follow cases (/cases, "
-            "/open311/v2) and nothing else"
-        )
+        raise ForbiddenError(say("problem_reporter_only", name=user.name))
     return user
 
 
@@ -112,10 +119,7 @@ async def user_of(store, header: str) -> User:
 async def _user(store, header: str) -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise UnauthorizedError(
-            "send 'Authorization: Bearer <token>'; an admin issues tokens with "
-            "'gis-grid user add STORE USER --role ROLE'"
-        )
+        raise UnauthorizedError(say("problem_no_token"))
     key = (id(store), store.user_epoch, token.strip())
     now = time.monotonic()
     hit = _checked.get(key)
@@ -124,10 +128,7 @@ async def _user(store, header: str) -> User:
     found = await run_in_threadpool(store.user_of_token, token.strip())
     if found is None:
         _checked.pop(key, None)
-        raise UnauthorizedError(
-            "this token is not valid (unknown, revoked or expired): ask an admin for a new "
-            "one ('gis-grid user rotate STORE USER')"
-        )
+        raise UnauthorizedError(say("problem_bad_token"))
     user = User(
         user_id=found["user_id"],
         name=found["name"],

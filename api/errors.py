@@ -1,7 +1,9 @@
 """Errors as ``application/problem+json`` (RFC 9457), from one table.
 
 Every :class:`~gis_grid.domain.errors.GisGridError` answers with the status
-:func:`gis_grid.domain.errors.http_status` gives it and its user-safe message;
+:func:`gis_grid.domain.errors.http_status` gives it and its user-safe message
+(in Chinese when the request's ``Accept-Language`` prefers it and the
+catalogue has the words);
 request validation errors answer 422; anything else 500 with a message that
 reveals nothing (the detail goes to the log).
 """
@@ -16,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis_grid.domain.errors import GisGridError, http_status
+from gis_grid.domain.messages import language_of, render
 
 log = logging.getLogger("gis_grid.api")
 PROBLEM = "application/problem+json"
@@ -60,7 +63,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(GisGridError)
     async def _domain(request: Request, exc: GisGridError):
         status = http_status(exc)
-        response = problem(status, type(exc).__name__, exc.message)
+        # in the request's language where the catalogue has the words (Accept-Language)
+        lang = language_of(request.headers.get("accept-language"))
+        response = problem(status, type(exc).__name__, render(exc.message, lang))
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         if status == 503:

@@ -85,6 +85,27 @@ def test_refusals_are_problems_and_change_nothing(client):
     assert stale.status_code == 409 and stale.headers["content-type"] == PROBLEM
     wrong = step(client, case, "close")
     assert wrong.status_code == 422 and "its next step is accept" in wrong.json()["detail"]
+    # the same refusal to a page that asks in Chinese, and to one that asks in English
+    version = client.get(f"/cases/{case['id']}").json()["version"]
+    asked = {"action": "close", "version": version}
+    zh = client.post(
+        f"/cases/{case['id']}/steps", json=asked, headers={"Accept-Language": "zh-CN,zh;q=0.9"}
+    )
+    assert zh.status_code == 422
+    assert zh.json()["detail"] == (
+        f"案件 {case['id']} 当前为“上报”，现在不能结案；"
+        "下一步可以“立案”或“不予立案”或“延期”或“挂起”或“升级”"
+    )
+    en = client.post(f"/cases/{case['id']}/steps", json=asked, headers={"Accept-Language": "en"})
+    assert en.json()["detail"] == wrong.json()["detail"]
+    stale_zh = client.post(
+        f"/cases/{case['id']}/steps",
+        json={"action": "accept", "version": 9},
+        headers={"Accept-Language": "zh"},
+    )
+    assert "有人先办理了它" in stale_zh.json()["detail"]
+    nobody = client.get("/cases", headers={"Authorization": "Bearer nope", "Accept-Language": "zh"})
+    assert nobody.status_code == 401 and "此令牌无效" in nobody.json()["detail"]
     planner = step(client, case, "accept", "planner")
     assert planner.status_code == 403
     future = client.post(

@@ -269,3 +269,27 @@ def test_import_staff_csv(tmp_path, demo_copy):
     bad.write_text(f"staff_id,name,grid_code\nN0002,李,{COMMUNITY}999\n")
     assert "unknown grids" in run("import-staff", demo_copy, bad, code=1).stderr
     assert digest(demo_copy) == before
+
+
+@pytest.mark.parametrize(
+    ("lang", "says"),
+    [
+        ("zh", "当前为“上报”，现在不能结案"),
+        ("en", "is reported (上报): it cannot be closed now"),
+    ],
+)
+def test_a_refused_step_is_said_in_the_users_language(demo_copy, monkeypatch, lang, says):
+    """GIS_GRID_LANG (else the locale) picks the language of a refusal; nothing is written."""
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    monkeypatch.setenv("GIS_GRID_LANG", lang)
+    with GeoPackageStore(demo_copy) as store:
+        x, y = store.grids(level="unit", geometry=True).geometry.iloc[0].representative_point().xy
+    report = run(
+        "case", "report", demo_copy, "--lon", x[0], "--lat", y[0], "--category", "environment",
+        "--format", "json",
+    )  # fmt: skip
+    case = json.loads(report.stdout)["id"]
+    before = digest(demo_copy)
+    refused = run("case", "close", demo_copy, case, code=1)
+    assert says in " ".join(refused.stderr.split()) and digest(demo_copy) == before

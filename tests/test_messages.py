@@ -1,4 +1,4 @@
-"""The pages' one catalogue of words (api/static/messages.json): complete in both languages.
+"""The one catalogue of words (gis_grid/domain/messages.json): complete in both languages.
 
 Every key a page asks for is there, in Chinese and in English, and the names
 of domain things (grid levels, staff roles, case categories, statuses,
@@ -18,20 +18,25 @@ from gis_grid.domain.access import AccessRole
 from gis_grid.domain.model import Level, Role
 from layers.incidents import CATEGORIES
 
-STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
-CATALOGUE = json.loads((STATIC / "messages.json").read_text(encoding="utf-8"))
+ROOT = Path(__file__).resolve().parent.parent
+STATIC = ROOT / "api" / "static"
+CATALOGUE = json.loads((ROOT / "gis_grid" / "domain" / "messages.json").read_text(encoding="utf-8"))
 SCRIPTS = {p.name: p.read_text(encoding="utf-8") for p in STATIC.glob("*.js")}
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
-@pytest.mark.parametrize("section", ["messages", "categories", "staff_roles", "access_roles"])
+@pytest.mark.parametrize(
+    "section", ["messages", "problems", "categories", "staff_roles", "access_roles"]
+)
 def test_every_entry_has_chinese_and_english(section):
     for key, pair in CATALOGUE[section].items():
         assert isinstance(pair, list) and len(pair) == 2, key
         zh, en = pair
         assert zh.strip() and en.strip(), f"{section}.{key} is empty in a language"
         assert CJK.search(zh), f"{section}.{key}: the Chinese {zh!r} has no Chinese in it"
-        assert not CJK.search(en), f"{section}.{key}: the English {en!r} has Chinese in it"
+        # a refusal names the Chinese term of a step in brackets: dispatch (派遣)
+        plain = re.sub(r"\([^)]*\)", "", en) if section == "problems" else en
+        assert not CJK.search(plain), f"{section}.{key}: the English {en!r} has Chinese in it"
 
 
 def test_every_key_the_pages_ask_for_is_in_the_catalogue():
@@ -63,3 +68,16 @@ def test_domain_names_read_as_the_domain_names_them():
 def test_placeholders_match_between_languages():
     for key, (zh, en) in CATALOGUE["messages"].items():
         assert sorted(re.findall(r"\{(\w+)\}", zh)) == sorted(re.findall(r"\{(\w+)\}", en)), key
+
+
+def test_every_refusal_says_itself_in_both_languages():
+    """Each problem formats in Chinese and English with the values its raise site gives."""
+    from collections import defaultdict
+
+    from gis_grid.domain.messages import say
+
+    for key, (zh, en) in CATALOGUE["problems"].items():
+        names = set(re.findall(r"\{(\w+)\}", zh)) | set(re.findall(r"\{(\w+)\}", en))
+        said = say(key, **{n: f"<{n}>" for n in names})
+        assert str(said) == en.format_map(defaultdict(str, {n: f"<{n}>" for n in names}))
+        assert CJK.search(said.in_language("zh")), key

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from importlib.resources import files
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -141,10 +142,14 @@ def asset(name: str, request: Request) -> Response:
     return _file(request, _maplibre_dir() / name, ASSETS[name], "public, max-age=86400")
 
 
+#: The words of the pages: the core's one catalogue of Chinese and English.
+MESSAGES = Path(str(files("gis_grid.domain").joinpath("messages.json")))
+
+
 @router.get("/static/{name}")
 def static(name: str, request: Request) -> Response:
     """The pages' own scripts, style and words: asked again each load, 304 while unchanged."""
-    path = STATIC / name
+    path = MESSAGES if name == "messages.json" else STATIC / name
     if "/" in name or name.startswith(".") or not path.is_file():
         raise NotFoundError(f"no file {name!r}")
     kinds = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}

@@ -59,7 +59,8 @@ if (location.hash.startsWith('#token=')) {
 const token = () => localStorage.getItem(TOKEN_KEY);
 
 export async function api(path, opts = {}) {
-  const headers = { Authorization: `Bearer ${token()}` };
+  // refusals come back in the page's language where the catalogue has the words
+  const headers = { Authorization: `Bearer ${token()}`, 'Accept-Language': lang === 'zh' ? 'zh-CN' : 'en' };
   if (opts.body) headers['Content-Type'] = 'application/json';
   const r = await fetch(path, { ...opts, headers });
   const type = r.headers.get('content-type') || '';

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from gis_grid.cases.rules import STEPS, Rules
 from gis_grid.domain.errors import ForbiddenError, InputError, stale_case
+from gis_grid.domain.messages import catalogue, say
 from gis_grid.domain.model import CASE_LOG_COLUMNS
 
 TIME = "%Y-%m-%dT%H:%M:%S"
@@ -289,26 +290,46 @@ def step(
     if version is not None and int(version) != int(case["version"]):
         raise stale_case(case["id"], case["version"], version)
     if actor.role not in act.who:
+        who = sorted(act.who - {"system"})
         raise ForbiddenError(
-            f"a {actor.role} may not {action} ({act.zh}) a case; "
-            f"that is for {' or '.join(sorted(act.who - {'system'}))}"
+            say(
+                "problem_step_role",
+                role=actor.role,
+                role_zh=_zh("access_roles", actor.role),
+                step=action,
+                step_zh=act.zh,
+                who=" or ".join(who),
+                who_zh="或".join(_zh("access_roles", w) for w in who),
+            )
         )
     if actor.role == "grid_worker" and not covers(actor, case):
-        raise ForbiddenError(f"case {case['id']} lies outside your grids")
+        raise ForbiddenError(say("problem_outside_grids", case=case["id"]))
     if status not in act.sources:
-        shown = STATUSES.get(status, status)
+        steps = next_steps(status)
         raise InputError(
-            f"case {case['id']} is {status} ({shown}): it cannot be {_past(action)} now; "
-            f"{_next_hint(status)}"
+            say(
+                "problem_step_status",
+                case=case["id"],
+                status=status,
+                status_zh=STATUSES.get(status, status),
+                done=_past(action),
+                step_zh=act.zh,
+                hint=_next_hint(status),
+                hint_zh=(
+                    "下一步可以" + "或".join(f"“{_zh('messages', x)}”" for x in steps)
+                    if steps
+                    else "已无可办理的步骤"
+                ),
+            )
         )
     if act.needs_note and not (note or "").strip():
-        raise InputError(f"{action} ({act.zh}) needs a reason: give a note")
+        raise InputError(say("problem_needs_note", step=action, step_zh=act.zh))
     at = at or now
     if (at - now).total_seconds() > CLOCK_SKEW:
-        raise InputError(f"at {stamp(at)} is in the future (now {stamp(now)})")
+        raise InputError(say("problem_in_future", at=stamp(at), now=stamp(now)))
     last_seen = parse_time(case.get("last_at") or case["reported_at"])
     if at < last_seen:
-        raise InputError(f"at {stamp(at)} is before the case's previous step ({stamp(last_seen)})")
+        raise InputError(say("problem_before_previous", at=stamp(at), last=stamp(last_seen)))
     category = case["category"]
     deadline = parse_time(case["deadline"]) if case.get("deadline") else None
     due = case.get("deadline")
@@ -323,7 +344,7 @@ def step(
     if action == "dispatch":
         department = department or case.get("department") or rules.department(category)
         if not (assignee or department):
-            raise InputError("dispatch (派遣) needs an assignee (staff id) or a department")
+            raise InputError(say("problem_dispatch_needs"))
         changes.update(assignee=assignee, department=department)
         detail.update(assignee=assignee, department=department)
     elif action == "handle":
@@ -332,20 +353,18 @@ def step(
             detail["photo"] = _checked_photo(photo)
     elif action in ("verify", "rework"):
         if case.get("handler") and case["handler"] == actor.name:
-            raise ForbiddenError(
-                f"{actor.name} handled case {case['id']}: someone else must check it (核查)"
-            )
+            raise ForbiddenError(say("problem_own_handling", name=actor.name, case=case["id"]))
         if action == "rework":
             changes["reworks"] = int(case.get("reworks") or 0) + 1
     elif action == "close":
         if satisfaction is not None:
             if not isinstance(satisfaction, int) or not 1 <= satisfaction <= 5:
-                raise InputError(f"satisfaction is 1 to 5, not {satisfaction!r}")
+                raise InputError(say("problem_satisfaction", value=repr(satisfaction)))
             changes["satisfaction"] = satisfaction
             detail["satisfaction"] = satisfaction
     elif action == "extend":
         if hours is None or not 0 < float(hours) <= 24 * 90:
-            raise InputError("extend (延期) needs hours above 0 (at most 90 days)")
+            raise InputError(say("problem_extend_hours"))
         base = deadline or at
         new = rules.later(category, base, float(hours))
         changes.update(deadline=stamp(new), extensions=int(case.get("extensions") or 0) + 1)
@@ -389,6 +408,11 @@ def step(
     changes["status"] = target
     row = _row(case, action, status, target, actor, at, now, due, on_time, note, detail)
     return changes, row
+
+
+def _zh(section: str, key: str) -> str:
+    """A key's Chinese words from the catalogue (the key itself if it has none)."""
+    return catalogue()[section].get(key, [key])[0]
 
 
 def _past(action: str) -> str:

@@ -13,11 +13,13 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gis_grid import __version__
 from gis_grid.domain.errors import GisGridError, InputError
+from gis_grid.domain.messages import render, user_language
 from gis_grid.domain.model import Level
 
 app = typer.Typer(
@@ -64,7 +66,8 @@ def fail_cleanly(func):
         try:
             return func(*args, **kwargs)
         except GisGridError as exc:
-            err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+            said = render(exc.message, user_language())  # GIS_GRID_LANG=zh, or the locale
+            err.print(f"[bold red]error:[/] {escape(said)}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -86,10 +86,9 @@ class ConflictError(GisGridError):
 
 def stale_case(case_id: str, version, seen) -> ConflictError:
     """The refusal of a step taken on version ``seen`` of a case now at ``version``."""
-    return ConflictError(
-        f"case {case_id} is at version {version}, not {seen}: someone acted on it first; "
-        "reload it and try again"
-    )
+    from gis_grid.domain.messages import say
+
+    return ConflictError(say("problem_stale_case", case=case_id, version=version, seen=seen))
 
 
 class UnauthorizedError(GisGridError):
