@@ -47,10 +47,13 @@ class Watch:
         """No request in flight, and none ended in the last ``seconds``."""
         return self.busy == 0 and time.monotonic() - self.last >= seconds
 
-    def wait_quiet(self, seconds: float = 0.3) -> None:
-        """Return once the server has been quiet for ``seconds``."""
+    def wait_quiet(self, seconds: float = 0.3, stop: threading.Event | None = None) -> bool:
+        """Wait until the server has been quiet for ``seconds``; False if ``stop`` came first."""
         while not self.quiet(seconds):
+            if stop is not None and stop.is_set():
+                return False
             time.sleep(0.05)
+        return stop is None or not stop.is_set()
 
 
 class Activity:

@@ -59,8 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if sweeper is not None:
                 sweeper.cancel()
             stop.set()  # the warm-up ends at its next tile and closes its connection
-            if warmer.is_alive():
-                warmer.join(10)
+            if warmer.is_alive():  # waited for off the event loop: requests still finish
+                await asyncio.to_thread(warmer.join, 10)
             store.close()
 
     app = FastAPI(
@@ -115,8 +115,7 @@ def warm_up(app: FastAPI, url: str, stop: threading.Event) -> None:
     from api.routers.tiles import warm
 
     def wait() -> None:
-        app.state.activity.wait_quiet()
-        if stop.is_set():
+        if not app.state.activity.wait_quiet(stop=stop):
             raise _Stopping
 
     log = logging.getLogger("gis_grid")
