@@ -38,12 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.write_ahead()
         app.state.store = store
         app.state.store_lock = None if "://" in store.url else asyncio.Lock()
-        if settings.warm_tiles:
-            # the hot-spot statistics (esda, libpysal) load in a second: before the first
-            # request rather than inside a supervisor's; the tiles follow in the background
-            from gis_grid.analysis.hotspots import load_statistics
+        # the hot-spot statistics (esda, libpysal) load in a second: before the first
+        # request rather than inside a supervisor's
+        from gis_grid.analysis.hotspots import load_statistics
 
-            load_statistics()
+        load_statistics()
+        # the first pages' tiles are made in the background, in the server's quiet moments
         stop = threading.Event()
         warmer = threading.Thread(target=warm_up, args=(app, store.url, stop), daemon=True)
         if settings.warm_tiles:
@@ -104,6 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+#: The tile warm-up makes its next tile only after this long without a request.
+QUIET_SECONDS = 2.0
+
+
 class _Stopping(Exception):
     """The server is stopping: the warm-up ends."""
 
@@ -115,7 +119,9 @@ def warm_up(app: FastAPI, url: str, stop: threading.Event) -> None:
     from api.routers.tiles import warm
 
     def wait() -> None:
-        if not app.state.activity.wait_quiet(stop=stop):
+        # two quiet seconds: between the requests of a page loading now there are none,
+        # so a first visitor never waits behind a tile made for a later one
+        if not app.state.activity.wait_quiet(QUIET_SECONDS, stop=stop):
             raise _Stopping
 
     log = logging.getLogger("gis_grid")

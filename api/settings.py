@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     tile_cache_items: int = Field(4096, ge=0, description="Tiles kept in memory per process.")
     warm_tiles: bool = Field(
         True,
-        description="At start, make the tiles a first page load asks for (in the background).",
+        description="At start, make the tiles a first page load asks for (in quiet moments).",
     )
     tile_stale_seconds: float = Field(
         5.0,

@@ -75,8 +75,6 @@ class StreetsLayer(Layer):
 #: Demo street names: east–west streets (街) and north–south roads (路), in order.
 EAST_WEST = ("兀术街", "民主街", "建设街", "和平街", "胜利街", "人民街", "文化街", "团结街")
 NORTH_SOUTH = ("育才路", "新华路", "光明路", "铁煤路", "振兴路", "长青路", "迎宾路", "工人路")
-#: What the demo's kinds are called (OSM ``highway`` values, as imports carry them).
-KINDS = {"primary": "主干道", "secondary": "支路", "service": "小区内路"}
 #: A public street's centre line runs at least this far (m) from every courtyard; a line
 #: between courtyards (an area split inside a compound) is nearer.
 _PUBLIC_CLEARANCE = 15.0
