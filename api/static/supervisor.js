@@ -59,7 +59,7 @@ async function supervisor(map, me, layers) {
     id: 'heat', type: 'heatmap', source: 'incidents', 'source-layer': 'incidents', filter: ['!', ['has', 'count']],
     paint: {
       'heatmap-radius': ['interpolate', ['linear'], ['zoom'], 13, 6, 18, 30],
-      'heatmap-intensity': ['interpolate', ['linear'], ['zoom'], 13, 0.05, 16, 0.15, 18, 0.5],
+      'heatmap-intensity': ['interpolate', ['linear'], ['zoom'], 13, 0.15, 16, 0.45, 18, 1.2],
       'heatmap-opacity': 0.75,
       // the legend's reds, clear where there is nothing (a blue low end would read as cold)
       'heatmap-color': ['interpolate', ['linear'], ['heatmap-density'], 0, 'rgba(254,229,217,0)', 0.15, HEAT[0], 0.5, HEAT[1], 1, HEAT[2]],
