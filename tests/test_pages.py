@@ -275,6 +275,8 @@ def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site, lang):
     inside = shapely.get_coordinates(areas.geometry[a].representative_point())[0]
     click_at(page, inside)
     page.wait_for_function(f"gisGrid.edit.code === '{a}'", timeout=30_000)
+    page.wait_for_selector("#log table tr")  # the revision log, its operations in the language
+    assert ("import" if lang == "en" else "导入") in page.inner_text("#log")
     box = page.locator("#map canvas").bounding_box()
     start = page.evaluate(f"gisGrid.map.project([{south[0]}, {south[1]}])")
     end = page.evaluate(f"gisGrid.map.project([{south[0] + 0.15 * width}, {south[1]}])")

@@ -52,7 +52,8 @@ async function planner(map, me, layers) {
     if (!community) return;
     const log = (await api(`/communities/${community}/revisions`)).revisions || [];
     latest = log.length ? log[log.length - 1].id : null; // what this planner sees as the latest
-    el('log').innerHTML = `<table>${log.slice(-8).reverse().map((r) => `<tr><td>${r.id}</td><td>${esc(r.operation)}</td><td>${esc(r.summary)}</td><td class="muted">${esc(r.author)}</td></tr>`).join('')}</table>`;
+    const op = (o) => (t(`op_${o}`) === `op_${o}` ? o : t(`op_${o}`));
+    el('log').innerHTML = `<table>${log.slice(-8).reverse().map((r) => `<tr><td>${r.id}</td><td>${esc(op(r.operation))}</td><td>${esc(r.summary)}</td><td class="muted">${esc(r.author)}</td></tr>`).join('')}</table>`;
   };
   let latest = null;
   let timer = null;
@@ -156,7 +157,7 @@ async function planner(map, me, layers) {
       if (latest === null) await showLog();
       // names the revision it undoes: another planner's newer change is refused, not reverted
       const r = await api(`/communities/${community}/undo`, { method: 'POST', body: JSON.stringify({ revision: latest }) });
-      el('result').innerHTML = `<p class="ok">${esc(r.operation)} → ${t('saved')} ${r.revision}</p>`;
+      el('result').innerHTML = `<p class="ok">${esc(t(`op_${r.operation}`) === `op_${r.operation}` ? r.operation : t(`op_${r.operation}`))} → ${t('saved')} ${r.revision}</p>`;
       await reloadTiles();
       if (edit.code) await begin(edit.code);
       showLog();
