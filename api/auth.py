@@ -73,7 +73,16 @@ class User:
     def check_role(self, allowed: bool, what: str) -> None:
         """Raise 403 unless ``allowed``."""
         if not allowed:
-            raise ForbiddenError(f"a {self.role.value} may not {what}")
+            doing = catalogue()["doings"].get(what, [what])[0]
+            raise ForbiddenError(
+                say(
+                    "problem_role_may_not",
+                    role=self.role.value,
+                    role_zh=_role_zh(self.role.value),
+                    what=what,
+                    what_zh=doing,
+                )
+            )
 
 
 #: The routes a reporter (an Open311 client's API key) may use.

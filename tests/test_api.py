@@ -718,3 +718,13 @@ def test_analysis_outputs_come_as_tiles_too(client):
     r = client.get(f"/tiles/analysis/nothing/{t.z}/{t.x}/{t.y}.pbf")
     assert r.status_code == 404 and "hotspots" in r.json()["detail"]
     assert client.get("/tiles/analysis/incidents/23/0/0.pbf").status_code == 422
+
+
+def test_refusals_in_chinese_for_a_request_that_asks_in_chinese(client):
+    zh = {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
+    r = client.get("/audit", headers={**as_(client, "planner"), **zh})
+    assert r.status_code == 403 and r.json()["detail"] == "规划员不能查看操作审计记录"
+    r = client.get("/audit", headers=as_(client, "planner"))
+    assert r.json()["detail"] == "a planner may not read the audit log"
+    r = client.get("/grids/211281001007999", headers=zh)
+    assert r.status_code == 404 and r.json()["detail"] == "没有网格 211281001007999"

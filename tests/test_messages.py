@@ -26,7 +26,7 @@ CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 @pytest.mark.parametrize(
-    "section", ["messages", "problems", "categories", "staff_roles", "access_roles"]
+    "section", ["messages", "problems", "doings", "categories", "staff_roles", "access_roles"]
 )
 def test_every_entry_has_chinese_and_english(section):
     for key, pair in CATALOGUE[section].items():
@@ -81,3 +81,20 @@ def test_every_refusal_says_itself_in_both_languages():
         said = say(key, **{n: f"<{n}>" for n in names})
         assert str(said) == en.format_map(defaultdict(str, {n: f"<{n}>" for n in names}))
         assert CJK.search(said.in_language("zh")), key
+
+
+def test_every_doing_a_role_may_be_refused_is_worded_in_both_languages():
+    """check_role(…, "what") words its refusal from the catalogue's doings: none missing."""
+    root = Path(__file__).resolve().parent.parent
+    asked = set()
+    for path in [*root.joinpath("api").rglob("*.py"), *root.joinpath("gis_grid").rglob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        for call in re.finditer(r"(?<!def )check_role\(", text):
+            depth, end = 1, call.end()
+            while depth:  # to the call's closing bracket
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                end += 1
+            asked.add(re.findall(r'"([^"]+)"', text[call.end() : end])[-1])  # the last argument
+    assert len(asked) >= 10 and not asked - set(CATALOGUE["doings"]), asked - set(
+        CATALOGUE["doings"]
+    )

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from api.auth import UserDep
 from api.deps import StoreDep
 from gis_grid.domain.errors import NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.layers.features import parse_when
 from gis_grid.tables import geojson_text, records
@@ -161,7 +162,7 @@ def grid_summary(code: str, store: StoreDep, user: UserDep) -> dict:
     user.check_sees(code)
     found = store.grids(codes=[code], geometry=False)
     if not len(found):
-        raise NotFoundError(f"no grid {code}")
+        raise NotFoundError(say("problem_no_grid", code=code))
     grid = records(found)[0]
     staff = staff_of(store, [code])
     out = {

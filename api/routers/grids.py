@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from api.auth import UserDep
 from api.deps import SettingsDep, StoreDep
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import AGGREGATES, Level
 from gis_grid.geo.crs import WGS84, lonlat_problem
 from gis_grid.tables import records
@@ -262,7 +263,7 @@ def grid(code: str, store: StoreDep, user: UserDep) -> dict:
     user.check_sees(code)
     found = store.grids(codes=[code])
     if not len(found):
-        raise NotFoundError(f"no grid {code}")
+        raise NotFoundError(say("problem_no_grid", code=code))
     feature = json.loads(found[[*GRID_PROPERTIES, "geometry"]].to_json(drop_id=True))["features"][0]
     children = store.grids(under=[code], geometry=False)
     children = children.loc[children["parent_code"] == code, ["code", "name", *AGGREGATES]]

@@ -19,6 +19,7 @@ import folium
 import shapely
 
 from gis_grid.domain.errors import NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level, level_of_code
 
 #: Most points of a layer drawn as circles in an exported map (more stop rendering).
@@ -81,7 +82,7 @@ def grid_map(store, code: str, *, layers: bool = True) -> folium.Map:
     code = str(code)
     found = store.grids(codes=[code])
     if not len(found):
-        raise NotFoundError(f"no grid {code}")
+        raise NotFoundError(say("problem_no_grid", code=code))
     level = level_of_code(code)
     grid = found.iloc[0]
     west, south, east, north = shapely.bounds(grid.geometry)

@@ -22,6 +22,7 @@ from gis_grid.cases.loop import (
 )
 from gis_grid.cases.rules import Rules
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, CHAIN_COLUMNS, Level, level_of_code
 from gis_grid.grids.linkage import people
 from gis_grid.layers.features import now_local
@@ -103,14 +104,14 @@ def get_case(store, case_id: str) -> dict:
     if hasattr(store, "case_row"):  # one row by its key, no frame
         case = store.case_row(str(case_id)) if CASE_LAYER in store.layers() else None
         if case is None:
-            raise NotFoundError(f"no case {case_id!r}")
+            raise NotFoundError(say("problem_no_case", case=repr(case_id)))
         case = {c: plain_value(v) for c, v in case.items()}
         if case.get("outside") is not None:
             case["outside"] = bool(case["outside"])
     else:
         found = case_features(store, where={"id": [str(case_id)]})
         if not len(found):
-            raise NotFoundError(f"no case {case_id!r}")
+            raise NotFoundError(say("problem_no_case", case=repr(case_id)))
         row = found.iloc[0]
         case = {c: plain_value(row[c]) for c in found.columns if c != "geometry"}
     case["version"] = int(case.get("version") or 1)

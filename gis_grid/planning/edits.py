@@ -44,6 +44,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import ConflictError, InputError, NotFoundError, TopologyError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
@@ -170,7 +171,7 @@ def _pinned(now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
         except (TypeError, ValueError) as exc:
             raise InputError(f"the version of {code} is not a whole number: {version!r}") from exc
         if code not in current:
-            raise NotFoundError(f"no grid {code} (it was merged, split or moved away: reload)")
+            raise NotFoundError(say("problem_no_grid_reload", code=code))
         pins[code] = version
     stale = [
         f"{c} (you saw version {v}, it is now {current[c]})"
@@ -366,7 +367,7 @@ def split(
     now = current_state(store, code[:12])
     grids = now.grids.set_index("code")
     if code not in grids.index:
-        raise NotFoundError(f"no grid {code}")
+        raise NotFoundError(say("problem_no_grid", code=code))
     pins = _pinned(now, None if version is None else {code: version})
     children = children_of(now.grids, [code])
     if line is not None:
@@ -625,7 +626,7 @@ def _redraw_input(store, code: str, geometry, version: int | None):
     now = current_state(store, code[:12])
     grids = now.grids.set_index("code")
     if code not in grids.index:
-        raise NotFoundError(f"no grid {code}")
+        raise NotFoundError(say("problem_no_grid", code=code))
     if version is not None and int(grids.loc[code, "version"]) != int(version):
         from gis_grid.domain.errors import ConflictError
 

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import AGGREGATES, CODE_LENGTHS, Level, level_of_code
 from gis_grid.geo.crs import WGS84, project
 from gis_grid.geo.tessellation import GRID
@@ -115,7 +116,7 @@ def atoms_of(store, now, parent: str, *, weights=None, days: int = 90) -> Atoms:
         )
     by_code = grids.set_index("code")
     if parent not in by_code.index:
-        raise NotFoundError(f"no grid {parent}")
+        raise NotFoundError(say("problem_no_grid", code=parent))
     children = grids.loc[
         (grids["code"].str.len() == CODE_LENGTHS[Level(level + 1)])
         & grids["code"].str.startswith(parent)

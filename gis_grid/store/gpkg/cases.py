@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import NotFoundError, stale_case
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_GROUP_KEYS,
@@ -270,7 +271,7 @@ class GeoPackageCases:
                         [change["id"]],
                     ).fetchone()
                     if found is None:
-                        raise NotFoundError(f"no case {change['id']!r}")
+                        raise NotFoundError(say("problem_no_case", case=repr(change["id"])))
                     raise stale_case(change["id"], found[0], change["expected"])
             conn.executemany(_INSERT, [[_plain(r.get(c)) for c in CASE_LOG_COLUMNS] for r in log])
             conn.execute(

@@ -11,6 +11,7 @@ import pandas as pd
 from psycopg import sql
 
 from gis_grid.domain.errors import NotFoundError, stale_case
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, LINK_COLUMNS
 from gis_grid.store.base import (
     CASE_GROUP_KEYS,
@@ -292,7 +293,7 @@ class PostGISCases:
                     )
                     found = cur.fetchone()
                     if found is None:
-                        raise NotFoundError(f"no case {change['id']!r}")
+                        raise NotFoundError(say("problem_no_case", case=repr(change["id"])))
                     raise stale_case(change["id"], found[0], change["expected"])
             cur.executemany(
                 sql.SQL("INSERT INTO case_log ({}) VALUES ({})").format(
