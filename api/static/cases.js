@@ -1,5 +1,5 @@
 /* gis-grid map pages: cases — a list with time left and owners, a case's timeline, its next steps as buttons. */
-import { CATEGORIES, t, esc, el, api, label, when } from './map.js';
+import { CATEGORIES, t, tf, esc, el, api, label, when } from './map.js';
 
 /** Steps each role may take (as the server checks them): the page offers only these. */
 const MAY = {
@@ -21,7 +21,8 @@ const FIELD = {
 export function timeLeft(hours) {
   if (hours === null || hours === undefined) return '';
   const a = Math.abs(hours);
-  const text = a >= 24 ? `${(a / 24).toFixed(1)} d` : `${Math.floor(a)}h${String(Math.round((a % 1) * 60)).padStart(2, '0')}`;
+  const text = a >= 24 ? tf('span_days', { d: (a / 24).toFixed(1) })
+    : tf('span_hours', { h: Math.floor(a), m: String(Math.round((a % 1) * 60)).padStart(2, '0') });
   return hours < 0 ? `<span class="late">${t('late_by')} ${text}</span>` : `${t('left')} ${text}`;
 }
 
