@@ -4,14 +4,14 @@
                                [--no-warm] [--no-write]
 
 The demo community with its layers in a GeoPackage. For each run and page: a
-new ``gis-grid serve`` process (its tile cache empty) and a new headless
+new server process (uvicorn, one worker; its tile cache empty) and a new headless
 Chromium context (its HTTP cache empty); the time runs from the start of the
 navigation to the page being ready — signed in, its panel filled
 (``gisGrid.ready``; the supervisor's hot spots computed) and every tile in
 view drawn (``map.areTilesLoaded()``). Server start-up itself is not counted:
-the clock starts when the server answers. ``--no-warm`` turns the server's
-tile warm-up off (``GIS_GRID_WARM_TILES=0``) to measure what it buys, run
-after run in the same script. p50 and p95 per page go to bench/RESULTS.md.
+the clock starts when the server answers. ``--no-warm`` also runs each page
+with the server's tile warm-up off (``GIS_GRID_WARM_TILES=0``), run after run
+in the same script, to show what the warm-up changes. p50 and p95 per page go to bench/RESULTS.md.
 The target (issue #15): ready within 3 s.
 """
 
@@ -55,7 +55,7 @@ def demo(folder: Path) -> tuple[str, dict]:
     return str(path), links
 
 
-def cold_start(browser, url: str, port: int, page: str, token: str) -> float:
+def cold_start(browser, port: int, page: str, token: str) -> float:
     """Seconds from navigation to ready in a new browser context (empty cache)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     tab = context.new_page()
@@ -100,7 +100,7 @@ def main() -> None:
                     os.environ["GIS_GRID_WARM_TILES"] = flag
                     proc, port = start(url)
                     try:
-                        seconds = cold_start(browser, url, port, page, tokens[page])
+                        seconds = cold_start(browser, port, page, tokens[page])
                     finally:
                         proc.terminate()
                         proc.wait(10)
