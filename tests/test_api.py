@@ -728,3 +728,19 @@ def test_refusals_in_chinese_for_a_request_that_asks_in_chinese(client):
     assert r.json()["detail"] == "a planner may not read the audit log"
     r = client.get("/grids/211281001007999", headers=zh)
     assert r.status_code == 404 and r.json()["detail"] == "没有网格 211281001007999"
+
+
+def test_a_planners_stale_edit_is_refused_in_their_language(client):
+    shapely = __import__("shapely")
+    version = client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"]
+    body = {"geometry": shapely.geometry.mapping(at(shapely.box(0, 0, 58, 60))), "take": True}
+    zh = {**as_(client, "planner"), "Accept-Language": "zh"}
+    r = client.put(f"/grids/{A1}/outline", json=body | {"version": version + 1}, headers=zh)
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        f"{A1} 在您编辑之后已被修改（您编辑的是第 {version + 1} 版，现为第 {version} 版）："
+        "请重新载入后再编辑（未保存）"
+    )
+    merge = {"codes": [A1, A2], "versions": {A1: version + 1, A2: 1}}
+    r = client.post("/grids/merge", json=merge, headers=zh)
+    assert r.status_code == 409 and f"{A1}（您看到的是第 {version + 1} 版" in r.json()["detail"]

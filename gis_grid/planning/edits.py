@@ -44,7 +44,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import ConflictError, InputError, NotFoundError, TopologyError
-from gis_grid.domain.messages import say
+from gis_grid.domain.messages import catalogue, say
 from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
@@ -113,11 +113,18 @@ def undo(
         raise NotFoundError(f"community {community} has no revision to undo")
     last = log.iloc[-1]
     if revision is not None and int(revision) != int(last["id"]):
+        operation = str(last["operation"])
         raise ConflictError(
-            f"revision {int(revision)} is not the latest of community {community}: "
-            f"revision {int(last['id'])} ({last['operation']}"
-            + (f" by {last['author']}" if last["author"] else "")
-            + ") came after it; reload the log and undo that one first (nothing was changed)",
+            say(
+                "problem_undo_not_latest",
+                revision=int(revision),
+                community=community,
+                latest=int(last["id"]),
+                operation=operation,
+                operation_zh=catalogue()["messages"].get(f"op_{operation}", [operation])[0],
+                by=f" by {last['author']}" if last["author"] else "",
+                by_zh=f"，{last['author']}" if last["author"] else "",
+            ),
             detail={"latest": int(last["id"])},
         )
     before = int(log.iloc[-2]["id"]) if len(log) > 1 else 0
@@ -180,9 +187,15 @@ def _pinned(now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
     ]
     if stale:
         raise ConflictError(
-            "changed by someone else since you saw them: "
-            + listing(stale)
-            + "; reload and make the change again (nothing was changed)",
+            say(
+                "problem_grids_changed",
+                listing=listing(stale),
+                listing_zh=listing(
+                    f"{c}（您看到的是第 {v} 版，现为第 {current[c]} 版）"
+                    for c, v in pins.items()
+                    if current[c] != v
+                ),
+            ),
             detail={"codes": [c for c, v in pins.items() if current[c] != v]},
         )
     return pins
@@ -631,8 +644,13 @@ def _redraw_input(store, code: str, geometry, version: int | None):
         from gis_grid.domain.errors import ConflictError
 
         raise ConflictError(
-            f"{code} changed since the edit was made (edited from version {version}, now "
-            f"{int(grids.loc[code, 'version'])}); reload it and edit again (nothing was saved)"
+            say(
+                "problem_grid_changed",
+                code=code,
+                version=version,
+                now=int(grids.loc[code, "version"]),
+            ),
+            detail={"codes": [code]},
         )
     if isinstance(geometry, str):
         geometry = shapely.from_wkt(geometry)
