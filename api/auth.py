@@ -18,11 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import StoreDep
 from gis_grid.domain.access import AccessRole
 from gis_grid.domain.errors import ForbiddenError, UnauthorizedError
-from gis_grid.domain.messages import catalogue, say
-
-
-def _role_zh(role: str) -> str:
-    return catalogue()["access_roles"].get(role, [role])[0]
+from gis_grid.domain.messages import say, words
 
 
 @dataclass
@@ -52,7 +48,7 @@ class User:
                     "problem_sees_own_grids",
                     name=self.name,
                     role_key=self.role.value,
-                    role=_role_zh(self.role.value),
+                    role=words("access_roles", self.role.value),
                     code=code,
                 )
             )
@@ -73,14 +69,13 @@ class User:
     def check_role(self, allowed: bool, what: str) -> None:
         """Raise 403 unless ``allowed``."""
         if not allowed:
-            doing = catalogue()["doings"].get(what, [what])[0]
             raise ForbiddenError(
                 say(
                     "problem_role_may_not",
                     role=self.role.value,
-                    role_zh=_role_zh(self.role.value),
+                    role_zh=words("access_roles", self.role.value),
                     what=what,
-                    what_zh=doing,
+                    what_zh=words("doings", what),
                 )
             )
 

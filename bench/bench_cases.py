@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_foundation import RESULTS, machine  # noqa: E402
+from bench_foundation import machine, publish  # noqa: E402
 
 PG = os.environ.get("GIS_GRID_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
 NOW = dt.datetime(2026, 12, 2, 10, 0)  # a working Wednesday
@@ -353,10 +353,7 @@ def one_part(args) -> None:
         f"\n## Cases: {args.only} (`bench_cases.py --only {args.only}`) — {dt.date.today()}\n\n"
         f"- machine: {machine()}\n- {head}" + "".join(rows)
     )
-    print(text)
-    if not args.no_write:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+    publish(text, not args.no_write)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -454,10 +451,7 @@ def main() -> None:
         + "\nTargets: intake ≥ 1,000 cases/s; indicators over 1,000,000 cases ≤ 5 s; a sweep "
         "over 1,000,000 open cases ≤ 5 s; Open311 ≥ 200 POST/s at p95 < 50 ms.\n"
     )
-    print(text)
-    if not args.no_write:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+    publish(text, not args.no_write)
     shutil.rmtree(folder, ignore_errors=True)
 
 

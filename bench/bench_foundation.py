@@ -52,6 +52,14 @@ def timed(func, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
+def publish(text: str, write: bool = True) -> None:
+    """Print a results section and, unless told not to, append it to bench/RESULTS.md."""
+    print(text)
+    if write:
+        with open(RESULTS, "a", encoding="utf-8") as f:
+            f.write(text)
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_foundation import RESULTS, machine  # noqa: E402
+from bench_foundation import machine, publish  # noqa: E402
 
 SERVER = """
 import sys, uvicorn
@@ -148,10 +148,7 @@ def main() -> None:
         )
         + f"\nRatio: the index answers {ratio:.1f}× as many clicks.\n"
     )
-    print(text)
-    if not args.no_write:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+    publish(text, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_foundation import RESULTS, machine  # noqa: E402
+from bench_foundation import machine, publish  # noqa: E402
 from bench_load import start  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -123,10 +123,7 @@ def main() -> None:
         + rows
         + "\nTarget: ready within 3 s.\n"
     )
-    print(text)
-    if not args.no_write:
-        with open(RESULTS, "a", encoding="utf-8") as f:
-            f.write(text)
+    publish(text, not args.no_write)
     shutil.rmtree(folder, ignore_errors=True)
 
 

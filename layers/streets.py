@@ -82,6 +82,10 @@ _PUBLIC_CLEARANCE = 15.0
 _RING = 5.0
 
 
+#: The last demo's network: the streets and the lighting layers both draw on it.
+_LAST: tuple | None = None
+
+
 def demo_network(data) -> tuple[np.ndarray, list[str], list[str]]:
     """Street centre lines of the demo in its metres, with names and kinds.
 
@@ -94,8 +98,21 @@ def demo_network(data) -> tuple[np.ndarray, list[str], list[str]]:
 
     Names: east–west streets 街 and north–south roads 路 from :data:`EAST_WEST`
     and :data:`NORTH_SOUTH` by position (numbered when the list runs out); a
-    compound's lanes by its name (阳光小区内路).
+    compound's lanes by its name (阳光小区内路). Made once per demo (the lighting
+    layer's lamps stand along the same lines).
     """
+    import weakref
+
+    global _LAST
+    if _LAST is not None and _LAST[0]() is data:
+        return _LAST[1]
+    network = _network(data)
+    _LAST = (weakref.ref(data), network)
+    return network
+
+
+def _network(data) -> tuple[np.ndarray, list[str], list[str]]:
+    """:func:`demo_network`, made."""
     import re
 
     _, yards, rows = demo_grids(data, "courtyard")

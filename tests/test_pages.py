@@ -130,6 +130,15 @@ def page(browser, request):
     assert pg.errors == [], pg.errors
 
 
+#: Each page and the role that opens it.
+PAGE_ROLES = [
+    ("overview", "leadership"),
+    ("supervisor", "supervisor"),
+    ("worker", "grid_worker"),
+    ("planner", "planner"),
+]
+
+
 def open_page(page, site, name: str, role: str, path: str | None = None, lang=None) -> None:
     page.goto(f"{site['url']}{path or f'/map/{name}'}#token={site['tokens'][role]}")
     if lang:
@@ -166,17 +175,8 @@ def markers(page) -> int:
 
 def get(site, path: str, role: str) -> tuple[int, str, str]:
     """GET with a role's token: status, content type, text."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(
-        site["url"] + path, headers={"Authorization": f"Bearer {site['tokens'][role]}"}
-    )
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, r.headers["content-type"], r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers["content-type"], e.read().decode()
+    status, headers, body = _head(site, path, role)
+    return status, headers.get("content-type"), body.decode()
 
 
 def _store(site):
@@ -435,15 +435,7 @@ def test_hot_spots_read_right_hot_red_cold_blue_fading_an_outline_on_red(page, s
     assert counts == sorted(counts, reverse=True) and len(rows) == len(set(rows))
 
 
-@pytest.mark.parametrize(
-    ("name", "role"),
-    [
-        ("overview", "leadership"),
-        ("supervisor", "supervisor"),
-        ("worker", "grid_worker"),
-        ("planner", "planner"),
-    ],
-)
+@pytest.mark.parametrize(("name", "role"), PAGE_ROLES)
 def test_every_map_has_a_legend_for_each_layer_it_draws(page, site, name, role):
     open_page(page, site, name, role)
     drawn = set(page.evaluate("[...gisGrid.visibleKeys()]"))
@@ -483,25 +475,14 @@ def _names(site) -> list[str]:
 
 
 def _page_text(page, site, name: str, role: str, lang: str) -> str:
-    page.goto(f"{site['url']}/map/{name}#token={site['tokens'][role]}")
-    page.evaluate(f"localStorage.setItem('gis-grid-lang', '{lang}')")
-    page.reload()
-    page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
+    open_page(page, site, name, role, lang=lang)
     if name == "supervisor":
         page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)
-    settle(page)
+        settle(page)
     return page.evaluate("document.body.innerText + '\\n' + document.title")
 
 
-@pytest.mark.parametrize(
-    ("name", "role"),
-    [
-        ("overview", "leadership"),
-        ("supervisor", "supervisor"),
-        ("worker", "grid_worker"),
-        ("planner", "planner"),
-    ],
-)
+@pytest.mark.parametrize(("name", "role"), PAGE_ROLES)
 def test_a_page_speaks_one_language_names_and_codes_aside(page, site, name, role):
     """Statuses and roles were English on the Chinese page, categories Chinese on the English."""
     names = _names(site)
@@ -540,9 +521,9 @@ def _head(site, path: str, role: str | None = None, etag: str | None = None):
         with urllib.request.urlopen(
             urllib.request.Request(site["url"] + path, headers=headers)
         ) as r:
-            return r.status, dict(r.headers), r.read()
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), b""
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
 @pytest.mark.parametrize(
@@ -635,11 +616,7 @@ def test_a_grid_worker_on_a_phone_sees_the_answer_to_a_tap_without_scrolling(bro
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        url = f"{site['url']}/map/worker#token={site['tokens']['grid_worker']}"
-        page.goto(url)
-        page.evaluate(f"localStorage.setItem('gis-grid-lang', '{lang}')")
-        page.reload()
-        page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
+        open_page(page, site, "worker", "grid_worker", lang=lang)
         page.wait_for_function("gisGrid.covered !== undefined", timeout=60_000)
         settle(page)
         ARTIFACTS.mkdir(exist_ok=True)

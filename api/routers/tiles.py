@@ -126,11 +126,11 @@ def warm(cache, url: str, settings, wait=None, limit: int = 600) -> int:
         if not len(communities):
             return 0
         minx, miny, maxx, maxy = communities.total_bounds
-        layers = {name: None for name in store.layers()}
+        schemas = store.layers()
+        layers = {name: None for name in schemas}
         if CASE_LAYER in layers:  # as the overview and the worker ask: open cases only
             statuses = [("status", s) for s in (*sorted(OPEN), "suspended")]
-            schema = store.layers()[CASE_LAYER]
-            layers[CASE_LAYER] = layer_where(schema, None, QueryParams(statuses))
+            layers[CASE_LAYER] = layer_where(schemas[CASE_LAYER], None, QueryParams(statuses))
         tms = morecantile.tms.get("WebMercatorQuad")
         made = 0
         for z in WARM_ZOOMS:

@@ -35,6 +35,8 @@ export const ROLES = CATALOGUE.staff_roles;
 export const lang = localStorage.getItem(LANG_KEY) || ((navigator.language || 'zh').startsWith('zh') ? 'zh' : 'en');
 document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
 export const t = (k) => (T[k] || [k, k])[lang === 'zh' ? 0 : 1];
+/** The catalogue's words for a key, or `fallback` (the server's words) when it has none. */
+export const tOr = (k, fallback) => (T[k] ? t(k) : fallback);
 /** A message with {placeholders} filled: tf('overdue_of_open', { a: 3, b: 9 }). */
 export const tf = (k, values) => t(k).replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
 export const both = (k) => (T[k] ? `${T[k][0]} ${T[k][1]}` : k);

@@ -1,12 +1,12 @@
 /* gis-grid map page: drag a grid's corners, every change checked at once, save as a version, undo. */
 import {
-  LEVELS, t, tf, lang, esc, el, api, tileUrl, addGrids, addStreets, gridAt, run, legendEntry,
+  LEVELS, t, tf, tOr, lang, esc, el, api, tileUrl, addGrids, addStreets, gridAt, run, legendEntry,
 } from './map.js';
 
 /** A problem in the page's language: from the catalogue by its kind, the server's words otherwise. */
 function problemText(p) {
   const key = `problem_${p.kind}`;
-  if (t(key) === key) return p.message;
+  if (tOr(key, null) === null) return p.message;
   const codes = p.codes || [];
   const area = p.area_m2 === null || p.area_m2 === undefined ? '' : Math.round(p.area_m2).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en');
   return tf(key, { code: codes[0] || '', other: codes[codes.length - 1] || '', codes: codes.join(', '), area });
@@ -52,8 +52,7 @@ async function planner(map, me, layers) {
     if (!community) return;
     const log = (await api(`/communities/${community}/revisions`)).revisions || [];
     latest = log.length ? log[log.length - 1].id : null; // what this planner sees as the latest
-    const op = (o) => (t(`op_${o}`) === `op_${o}` ? o : t(`op_${o}`));
-    el('log').innerHTML = `<table>${log.slice(-8).reverse().map((r) => `<tr><td>${r.id}</td><td>${esc(op(r.operation))}</td><td>${esc(r.summary)}</td><td class="muted">${esc(r.author)}</td></tr>`).join('')}</table>`;
+    el('log').innerHTML = `<table>${log.slice(-8).reverse().map((r) => `<tr><td>${r.id}</td><td>${esc(tOr(`op_${r.operation}`, r.operation))}</td><td>${esc(r.summary)}</td><td class="muted">${esc(r.author)}</td></tr>`).join('')}</table>`;
   };
   let latest = null;
   let timer = null;
@@ -157,7 +156,7 @@ async function planner(map, me, layers) {
       if (latest === null) await showLog();
       // names the revision it undoes: another planner's newer change is refused, not reverted
       const r = await api(`/communities/${community}/undo`, { method: 'POST', body: JSON.stringify({ revision: latest }) });
-      el('result').innerHTML = `<p class="ok">${esc(t(`op_${r.operation}`) === `op_${r.operation}` ? r.operation : t(`op_${r.operation}`))} → ${t('saved')} ${r.revision}</p>`;
+      el('result').innerHTML = `<p class="ok">${esc(tOr(`op_${r.operation}`, r.operation))} → ${t('saved')} ${r.revision}</p>`;
       await reloadTiles();
       if (edit.code) await begin(edit.code);
       showLog();

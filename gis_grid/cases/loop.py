@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from gis_grid.cases.rules import STEPS, Rules
 from gis_grid.domain.errors import ForbiddenError, InputError, stale_case
-from gis_grid.domain.messages import catalogue, say
+from gis_grid.domain.messages import say, words
 from gis_grid.domain.model import CASE_LOG_COLUMNS
 
 TIME = "%Y-%m-%dT%H:%M:%S"
@@ -295,11 +295,11 @@ def step(
             say(
                 "problem_step_role",
                 role=actor.role,
-                role_zh=_zh("access_roles", actor.role),
+                role_zh=words("access_roles", actor.role),
                 step=action,
                 step_zh=act.zh,
                 who=" or ".join(who),
-                who_zh="或".join(_zh("access_roles", w) for w in who),
+                who_zh="或".join(words("access_roles", w) for w in who),
             )
         )
     if actor.role == "grid_worker" and not covers(actor, case):
@@ -316,7 +316,7 @@ def step(
                 step_zh=act.zh,
                 hint=_next_hint(status),
                 hint_zh=(
-                    "下一步可以" + "或".join(f"“{_zh('messages', x)}”" for x in steps)
+                    "下一步可以" + "或".join(f"“{words('messages', x)}”" for x in steps)
                     if steps
                     else "已无可办理的步骤"
                 ),
@@ -408,11 +408,6 @@ def step(
     changes["status"] = target
     row = _row(case, action, status, target, actor, at, now, due, on_time, note, detail)
     return changes, row
-
-
-def _zh(section: str, key: str) -> str:
-    """A key's Chinese words from the catalogue (the key itself if it has none)."""
-    return catalogue()[section].get(key, [key])[0]
 
 
 def _past(action: str) -> str:

@@ -35,6 +35,18 @@ def catalogue() -> dict:
     return json.loads(files("gis_grid.domain").joinpath("messages.json").read_text("utf-8"))
 
 
+def words(section: str, key: str, lang: str = "zh") -> str:
+    """A key's words in ``lang`` from a section of the catalogue (the key itself if absent).
+
+    >>> words("access_roles", "planner"), words("messages", "op_split", "en")
+    ('规划员', 'split')
+    >>> words("messages", "no such key")
+    'no such key'
+    """
+    pair = catalogue()[section].get(key)
+    return key if pair is None else pair[0 if lang == "zh" else 1]
+
+
 def template(key: str, lang: str) -> str:
     """The words of ``key`` in ``lang`` (``zh`` or ``en``)."""
     pair = catalogue()["problems"][key]

@@ -44,7 +44,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import ConflictError, InputError, NotFoundError, TopologyError
-from gis_grid.domain.messages import catalogue, say
+from gis_grid.domain.messages import say, words
 from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
@@ -121,7 +121,7 @@ def undo(
                 community=community,
                 latest=int(last["id"]),
                 operation=operation,
-                operation_zh=catalogue()["messages"].get(f"op_{operation}", [operation])[0],
+                operation_zh=words("messages", f"op_{operation}"),
                 by=f" by {last['author']}" if last["author"] else "",
                 by_zh=f"，{last['author']}" if last["author"] else "",
             ),

@@ -148,6 +148,7 @@ class GeoPackageStore(
         self._check_schema()
         self._index: GridIndex | None = None
         self._index_stamp: int | None = None
+        self._write_ahead = False  # set by write_ahead(); close() then folds the log back
 
     # -- set-up
 
@@ -259,7 +260,7 @@ class GeoPackageStore(
 
     def close(self) -> None:
         """Close the connection (folding a write-ahead log this store began back into the file)."""
-        if getattr(self, "_write_ahead", False):
+        if self._write_ahead:
             try:
                 self._conn.execute("PRAGMA journal_mode = DELETE")
             except sqlite3.OperationalError:  # another process has it open: it stays WAL
