@@ -18,7 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from api import errors
 from api.activity import Activity, Watch
 from api.guard import RequestGuard
-from api.routers import analysis, cases, edits, grids, open311, pages, planning, tiles
+from api.routers import analysis, cases, edits, grids, open311, pages, planning, review, tiles
 from api.settings import Settings
 from gis_grid import __version__
 from tiles.cache import TileCache
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(analysis.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(cases.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(review.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(open311.router)
     app.include_router(pages.router)
     app.add_middleware(GZipMiddleware, minimum_size=1000)

@@ -27,6 +27,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 #: Page → its title (zh, en).
 PAGES = {
     "overview": ("网格总览", "Overview"),
+    "review": ("周报", "Weekly review"),
     "supervisor": ("事件热力与热点", "Incidents and hot spots"),
     "worker": ("我的网格", "My grids"),
     "planner": ("网格规划", "Grid planning"),

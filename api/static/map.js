@@ -39,6 +39,9 @@ export const t = (k) => (T[k] || [k, k])[lang === 'zh' ? 0 : 1];
 export const tOr = (k, fallback) => (T[k] ? t(k) : fallback);
 /** A message with {placeholders} filled: tf('overdue_of_open', { a: 3, b: 9 }). */
 export const tf = (k, values) => t(k).replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
+/** A word of the weekly review (the catalogue's ``review`` section), with its values filled in. */
+export const tr = (k, values = {}) => ((CATALOGUE.review || {})[k] || [k, k])[lang === 'zh' ? 0 : 1]
+  .replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
 export const both = (k) => (T[k] ? `${T[k][0]} ${T[k][1]}` : k);
 /** A key's label in the page's language from a table of [zh, en] pairs (the key itself if unknown). */
 export const label = (table, key) => (table[key] || [key, key])[lang === 'zh' ? 0 : 1];
@@ -79,7 +82,9 @@ export async function api(path, opts = {}) {
 // -- page frame --------------------------------------------------------------------
 
 function bar(me) {
-  const links = ['overview', 'supervisor', 'worker', 'planner']
+  // the weekly review is for the roles that read every grid; a grid worker's bar stays short on a phone
+  const reads = !me || ['admin', 'planner', 'supervisor', 'leadership'].includes(me.role);
+  const links = ['overview', ...(reads ? ['review'] : []), 'supervisor', 'worker', 'planner']
     .map((p) => `<a href="/map/${p}" class="${p === PAGE ? 'here' : ''}">${t(p)}</a>`).join('');
   document.title = `${t(PAGE)} · gis-grid`;
   el('bar').innerHTML = `<span class="brand">${t('brand')}</span>${links}
@@ -390,8 +395,18 @@ async function start(page) {
   await page(map, me, layers);
   gridLinesOnTop(map);
   addLegend(map);
+  goToPlace(map);
   window.gisGrid.ready = true;
   addLabels(map, layers).catch((err) => console.warn('labels:', err.message));
+}
+
+/** A link into a page at a place (``#at=lon,lat,zoom``, as the weekly review's rows give): go there and mark it. */
+export function goToPlace(map) {
+  const found = /^#at=(-?[\d.]+),(-?[\d.]+)(?:,([\d.]+))?/.exec(location.hash);
+  if (!found) return;
+  const center = [Number(found[1]), Number(found[2])];
+  map.jumpTo({ center, zoom: Number(found[3] || 17) });
+  new maplibregl.Marker({ color: '#a51111' }).setLngLat(center).addTo(map);
 }
 
 /** Start a page: sign in, draw the frame and the map, then hand over to the page. */

@@ -421,26 +421,27 @@ def find_hotspots(
     alpha: float = 0.05,
     cell_m: float = 20.0,
     bandwidth_m: float = 60.0,
+    under=None,
 ) -> HotspotReport:
     """Hot spots of a point layer in a time window, compared with the window before it.
 
     The window defaults to the seven days up to the layer's latest event; the
     window before has the same length and ends where this one starts. ``by``
     is ``h3`` (cells of ``resolution``) or a grid level (``area``,
-    ``courtyard`` …).
+    ``courtyard`` …). ``under`` (community codes) studies those communities only.
     """
     from gis_grid.analysis.gaps import finish
     from gis_grid.domain.errors import InputError
     from gis_grid.domain.model import Level
     from gis_grid.geo.crs import local_metric_crs, project
 
-    communities = store.grids(level=Level.COMMUNITY)
+    communities = store.grids(level=Level.COMMUNITY, under=under)
     if not len(communities):
         raise InputError("the store holds no grids: hot spots are measured over the grids")
     where = {}
     if category is not None and category_field:
         where[category_field] = list(np.atleast_1d(category))
-    everything = store.features(layer, where=where or None)
+    everything = store.features(layer, where=where or None, under=under)
     times = pd.to_datetime(everything[time_field])
     end = pd.Timestamp(until) if until else (times.max() if len(times) else pd.Timestamp.now())
     start = pd.Timestamp(since) if since else end - pd.Timedelta(days=7)
@@ -464,7 +465,7 @@ def find_hotspots(
         count_before = np.bincount(pos[pos >= 0], minlength=len(index))
     else:
         level = Level.parse(by)
-        grids = store.grids(level=level)
+        grids = store.grids(level=level, under=under)
         units = grid_units(
             grids["code"], grids.geometry.to_numpy(), project(grids.geometry.to_numpy(), crs)
         )
@@ -533,3 +534,60 @@ def find_hotspots(
         "alpha": alpha,
     }
     return HotspotReport(frame, spots, surface, summary)
+
+
+def spots_per_grid(store, spots: pd.DataFrame, level="courtyard") -> pd.DataFrame:
+    """The spots of a :class:`HotspotReport` one row per grid of ``level``, busiest first.
+
+    A cell counts for the grid of ``level`` its centre lies in (or the one
+    above, outside every grid of ``level``). Per grid: its ``name``, the
+    ``cells`` it holds, their ``incidents``, the strongest ``z`` (by size), how
+    many cells are ``hot``, ``cold``, ``new``, ``persistent`` and ``fading``,
+    and the grid's responsible person (``staff_*``; the parent's where nobody
+    staffs it). A person acts on a grid, not on a cell: this is the list they read.
+    """
+    from gis_grid.analysis.gaps import chains_of_codes
+    from gis_grid.domain.model import Level
+    from gis_grid.grids.linkage import responsible
+
+    columns = [
+        "grid_code", "name", "cells", "incidents", "z", "hot", "cold", "new", "persistent",
+        "fading", "staff_id", "staff_name", "staff_phone", "staff_fallback",
+    ]  # fmt: skip
+    if not len(spots):
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(spots.drop(columns="geometry", errors="ignore"))
+    key = pd.Series(None, index=frame.index, dtype=object)
+    for lv in reversed([lv for lv in Level if lv <= Level.parse(level)]):
+        key = key.fillna(frame[f"{lv.key}_code"])
+    frame = frame.assign(
+        key=key.fillna(""),
+        abs_z=frame["z"].abs(),
+        hot=frame["spot"].eq("hot").astype(int),
+        cold=frame["spot"].eq("cold").astype(int),
+        **{t: frame["trend"].eq(t).astype(int) for t in ("new", "persistent", "fading")},
+    )
+    out = (
+        frame.groupby("key", sort=False)
+        .agg(
+            cells=("unit", "size"),
+            incidents=("incidents", "sum"),
+            z=("abs_z", "max"),
+            hot=("hot", "sum"),
+            cold=("cold", "sum"),
+            new=("new", "sum"),
+            persistent=("persistent", "sum"),
+            fading=("fading", "sum"),
+        )
+        .reset_index(names="grid_code")
+    )
+    names = store.grids(codes=out["grid_code"].tolist(), geometry=False)
+    out.insert(
+        1, "name", out["grid_code"].map(dict(zip(names["code"], names["name"], strict=True)))
+    )
+    who = responsible(store, chains_of_codes(out["grid_code"]))
+    for c in ("staff_id", "staff_name", "staff_phone", "staff_fallback"):
+        out[c] = who[c].to_numpy()
+    out["z"] = out["z"].round(2)
+    out = out.sort_values(["incidents", "z"], ascending=False, kind="stable")
+    return out.reset_index(drop=True)[columns]

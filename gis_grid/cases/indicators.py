@@ -95,7 +95,49 @@ def indicators(
     return _finish(store, table, by)
 
 
-def _finish(store, table: pd.DataFrame, by: str) -> pd.DataFrame:
+def totals(
+    store,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    at: dt.datetime | None = None,
+    communities=None,
+) -> dict:
+    """The :data:`INDICATORS` of every case reported in the window, as one dict.
+
+    ``communities`` (codes) keeps the cases of those communities only (the
+    cases in no community never count, as in :func:`indicators`). The same
+    sums as :func:`indicators` by community, added up before the rates are
+    taken: a street's closure rate is its closed over its accepted cases, not
+    a mean of its communities' rates.
+    """
+    from gis_grid.cases.records import now, ready
+
+    if until <= since:
+        raise InputError(f"the window ends ({stamp(until)}) before it starts ({stamp(since)})")
+    at = at or now()
+    ready(store)
+    sums = store.case_groups(stamp(since), stamp(until), "community", stamp(at))
+    hours = store.case_close_hours(stamp(since), stamp(until), "community")
+    keep = sums["key"].notna()
+    kept = hours["key"].notna()
+    if communities is not None:
+        wanted = {str(c) for c in communities}
+        keep &= sums["key"].isin(wanted)
+        kept &= hours["key"].isin(wanted)
+    row = sums.loc[keep].drop(columns="key").sum().to_frame().T
+    row.index = pd.Index(["all"])
+    row["median_hours_to_close"] = hours.loc[kept, "hours"].median()
+    row["mean_satisfaction"] = row["sat_sum"] / row["sat_n"].where(row["sat_n"] > 0)
+    row["sum"], row["count"] = row["on_time"], row["timed"]
+    out = _rates(row).iloc[0].to_dict()
+    counts = ("reported", "accepted", "closed", "overdue")
+    return {k: None if pd.isna(v) else int(v) if k in counts else float(v) for k, v in out.items()}
+
+
+def _rates(table: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`INDICATORS` columns from the sums of each row."""
+
     def rate(num, den):
         num, den = table[num].astype(float), table[den].astype(float)
         return (num / den.where(den > 0)).round(4)
@@ -106,11 +148,15 @@ def _finish(store, table: pd.DataFrame, by: str) -> pd.DataFrame:
     table["extension_rate"] = rate("extended", "reported")
     table["escalation_rate"] = rate("escalated", "reported")
     table["closed_in_grid"] = rate("closed_in_grid_n", "closed")
-    table["median_hours_to_close"] = table["median_hours_to_close"].round(2)
-    table["mean_satisfaction"] = table["mean_satisfaction"].round(2)
+    table["median_hours_to_close"] = table["median_hours_to_close"].astype(float).round(2)
+    table["mean_satisfaction"] = table["mean_satisfaction"].astype(float).round(2)
     for c in ("reported", "accepted", "closed", "overdue"):
         table[c] = table[c].astype(int)
-    table = table[list(INDICATORS)].sort_index()
+    return table[list(INDICATORS)]
+
+
+def _finish(store, table: pd.DataFrame, by: str) -> pd.DataFrame:
+    table = _rates(table).sort_index()
     table.index.name = None
     keys = table.index.to_list()
     if by == "department":

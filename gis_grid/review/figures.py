@@ -1,0 +1,379 @@
+"""The review's pictures, drawn with matplotlib from the store's own shapes (no tiles).
+
+Maps are PNG (their size does not grow with the buildings drawn); charts
+are SVG with their text as outlines (sharp in print, no font needed to view).
+Each is handed back as a ``data:`` URI, so the report holds every picture
+itself. Colours are the pages' (``api/static/map.js``, ``supervisor.js``):
+hot red, cold blue, new / persistent / fading as outlines on red.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from gis_grid.domain.messages import words
+
+#: The pages' colours.
+COLOURS = {
+    "background": "#f4f1ea",
+    "community": "#17324d",
+    "area": "#d9480f",
+    "courtyard": "#2b8a3e",
+    "building_fill": "#ddd6c8",
+    "building_edge": "#b5ab98",
+    "street": "#ffffff",
+    "street_edge": "#b8b2a6",
+    "hot": "#e03131",
+    "hot_edge": "#a51111",
+    "cold": "#1971c2",
+    "cctv": "#1c7ed6",
+    "dark": "#212529",
+    "cleaning": "#15aabf",
+    "no_staff": "#ae3ec9",
+    "ink": "#343a40",
+    "muted": "#868e96",
+}
+#: Category colours of the trend chart (nine categories, told apart in print).
+CATEGORY_COLOURS = (
+    "#1c7ed6", "#f59f00", "#7048e8", "#2b8a3e", "#e03131",
+    "#d9480f", "#0c8599", "#ae3ec9", "#868e96",
+)  # fmt: skip
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from gis_grid.review.fonts import use_in_matplotlib
+
+    plt.rcParams.update(
+        {
+            "font.family": use_in_matplotlib(),
+            "font.size": 8,
+            "svg.fonttype": "path",
+            "axes.edgecolor": COLOURS["muted"],
+            "axes.labelcolor": COLOURS["ink"],
+            "xtick.color": COLOURS["ink"],
+            "ytick.color": COLOURS["ink"],
+        }
+    )
+    return plt
+
+
+def _uri(fig, fmt: str, dpi: int = 160) -> str:
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.02)
+    plt.close(fig)
+    kind = "image/svg+xml" if fmt == "svg" else "image/png"
+    return f"data:{kind};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+
+
+def sparkline(values, *, rate: bool = False) -> str:
+    """Twelve weeks as a small line, this week as a dot (SVG)."""
+    plt = _pyplot()
+    y = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.3, 0.32))
+    ax.plot(np.arange(len(y)), y, color=COLOURS["ink"], linewidth=0.9)
+    if len(y) and not np.isnan(y[-1]):
+        ax.plot([len(y) - 1], [y[-1]], "o", color=COLOURS["hot"], markersize=2.6)
+    finite = y[~np.isnan(y)]
+    if len(finite):
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = (hi - lo) * 0.15 or (0.01 if rate else 1)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-0.5, len(y) - 0.5)
+    ax.axis("off")
+    return _uri(fig, "svg")
+
+
+def trend_chart(categories: pd.DataFrame, lang: str) -> str:
+    """Incidents per week, stacked by category, the week reviewed last (SVG)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.6, 2.5))
+    bottom = np.zeros(len(categories))
+    x = np.arange(len(categories))
+    for i, column in enumerate(categories.columns):
+        values = categories[column].to_numpy(dtype=float)
+        if not values.any():
+            continue
+        ax.bar(
+            x,
+            values,
+            bottom=bottom,
+            width=0.72,
+            color=CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)],
+            label=words("categories", column, lang),
+            linewidth=0,
+        )
+        bottom += values
+    ax.set_xticks(x, [w.split("-")[1] for w in categories.index], fontsize=7)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_ylabel(words("review", "incidents_per_week", lang))
+    if bottom.any():
+        ax.legend(fontsize=7, frameon=False, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.bar(x[-1:], bottom[-1:], width=0.86, fill=False, edgecolor=COLOURS["ink"], lw=0.8)
+    return _uri(fig, "svg")
+
+
+def _size(grids: gpd.GeoDataFrame) -> tuple[float, float]:
+    """A figure as wide as the page, as tall as the ground's shape asks (within reason)."""
+    minx, miny, maxx, maxy = grids.total_bounds
+    ratio = (maxy - miny) / max(maxx - minx, 1e-9)
+    return 7.0, float(np.clip(7.0 * ratio, 3.2, 8.0)) + 0.6
+
+
+def _frame(review):
+    """The map's metric CRS and extent: the scope's communities."""
+    from gis_grid.geo.crs import local_metric_crs
+
+    grids = review.grids
+    b = grids.total_bounds
+    crs = local_metric_crs((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    return crs, grids.to_crs(crs)
+
+
+def _base(review, ax, crs, grids, *, labels: bool):
+    ax.set_facecolor(COLOURS["background"])
+    if review.streets is not None and len(review.streets):
+        streets = review.streets.to_crs(crs)
+        wide = streets["kind"].isin(["primary", "secondary"]).to_numpy()
+        for part, width in ((streets[wide], 3.2), (streets[~wide], 1.4)):
+            if len(part):
+                part.plot(ax=ax, color=COLOURS["street_edge"], linewidth=width + 0.8, zorder=1)
+                part.plot(ax=ax, color=COLOURS["street"], linewidth=width, zorder=1.1)
+    if review.buildings is not None and len(review.buildings):
+        review.buildings.to_crs(crs).plot(
+            ax=ax,
+            facecolor=COLOURS["building_fill"],
+            edgecolor=COLOURS["building_edge"],
+            linewidth=0.2,
+            zorder=2,
+        )
+    many = (grids["level"] == "community").sum() > 3
+    for level, width in (("courtyard", 0.5), ("area", 1.1 if many else 1.6), ("community", 2.0)):
+        part = grids.loc[grids["level"] == level]
+        if len(part) and not (many and level == "courtyard"):
+            part.boundary.plot(ax=ax, color=COLOURS[level], linewidth=width, zorder=5)
+    if labels:
+        level = "community" if many else "area"
+        part = grids.loc[grids["level"] == level]
+        for name, pt in zip(_short(part, grids), part.geometry.representative_point(), strict=True):
+            ax.annotate(
+                name,
+                (pt.x, pt.y),
+                ha="center",
+                va="center",
+                fontsize=6.5 if many else 7.5,
+                color=COLOURS[level],
+                zorder=9,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
+
+
+def _short(part: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> list[str]:
+    """Map labels without the community's name where an area repeats it (宏大社区第一网格)."""
+    communities = grids.loc[grids["level"] == "community"]
+    parent = dict(zip(communities["code"], communities["name"].astype(str), strict=True))
+    out = []
+    for code, name in zip(part["code"].astype(str), part["name"].astype(str), strict=True):
+        prefix = parent.get(code[:12], "")
+        out.append(
+            name[len(prefix) :] if prefix and name.startswith(prefix) and name != prefix else name
+        )
+    return out
+
+
+def letter(i: int) -> str:
+    """Holes are lettered (A, B …) where hot spots are numbered: the page shows both on one map."""
+    return chr(ord("A") + i)
+
+
+def _numbers(ax, points: gpd.GeoSeries, colour: str, offset=(0, 0), labels=None):
+    """Numbered markers: the rank a table row shows beside the same place."""
+    for i, pt in enumerate(points, start=1):
+        if pt is None or pt.is_empty:
+            continue
+        ax.annotate(
+            str(i) if labels is None else labels[i - 1],
+            (pt.x, pt.y),
+            xytext=offset,
+            textcoords="offset points",
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="white",
+            zorder=12,
+            bbox={"boxstyle": "circle,pad=0.2", "fc": colour, "ec": "white", "lw": 0.6},
+        )
+
+
+def _finish_map(ax, grids, handles, lang) -> None:
+    minx, miny, maxx, maxy = grids.total_bounds
+    pad = 0.03 * max(maxx - minx, maxy - miny)
+    ax.set_xlim(minx - pad, maxx + pad)
+    ax.set_ylim(miny - pad, maxy + pad)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    if handles:
+        ax.legend(
+            handles=handles,
+            fontsize=7,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.01),
+            ncol=min(5, len(handles)),
+            frameon=False,
+            handlelength=1.6,
+            columnspacing=1.2,
+        )
+    _scale_bar(ax, maxx - minx)
+
+
+def _scale_bar(ax, width_m: float) -> None:
+    step = 10 ** np.floor(np.log10(width_m / 5))
+    length = step * (5 if width_m / step > 25 else 2 if width_m / step > 10 else 1)
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    x, y = x0 + 0.04 * (x1 - x0), y0 + 0.04 * (y1 - y0)
+    ax.plot([x, x + length], [y, y], color=COLOURS["ink"], lw=2, zorder=13)
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    ax.annotate(label, (x + length / 2, y), xytext=(0, 3), textcoords="offset points",
+                ha="center", fontsize=6.5, zorder=13)  # fmt: skip
+
+
+def _legend_grids(lang):
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    def m(key):
+        return words("messages", key, lang)
+
+    return [
+        Line2D([], [], color=COLOURS["community"], lw=2, label=m("community")),
+        Line2D([], [], color=COLOURS["area"], lw=1.5, label=m("area")),
+        Line2D([], [], color=COLOURS["courtyard"], lw=0.8, label=m("courtyard")),
+        Patch(fc=COLOURS["building_fill"], ec=COLOURS["building_edge"], label=m("buildings")),
+    ]  # fmt: skip
+
+
+def hotspot_map(review, lang: str, top: int) -> str | None:
+    """The week's spots over the grids; numbered as the hot-spot table (PNG)."""
+    from matplotlib.patches import Patch
+
+    if review.grids is None or not len(review.grids):
+        return None
+    plt = _pyplot()
+    crs, grids = _frame(review)
+    fig, ax = plt.subplots(figsize=_size(grids))
+    _base(review, ax, crs, grids, labels=True)
+    spots = review.spots.to_crs(crs) if len(review.spots) else review.spots
+    if len(spots):
+        hot, cold = spots["spot"] == "hot", spots["spot"] == "cold"
+        if hot.any():
+            spots[hot].plot(ax=ax, color=COLOURS["hot"], alpha=0.75, lw=0, zorder=6)
+        if cold.any():
+            spots[cold].plot(ax=ax, color=COLOURS["cold"], alpha=0.6, lw=0, zorder=6)
+        for trend, width, style in (("new", 1.6, "solid"), ("persistent", 0.6, "solid"),
+                                    ("fading", 0.9, "dashed")):  # fmt: skip
+            part = spots[spots["trend"] == trend]
+            if len(part):
+                part.boundary.plot(ax=ax, color=COLOURS["hot_edge"], lw=width, ls=style, zorder=7)
+    rows = review.hotspots.head(top)
+    if len(rows) and len(spots):
+        # each row's number sits on its busiest cell
+        key = _row_key(spots, rows["grid_code"])
+        ranked = spots.assign(key=key).sort_values("incidents", ascending=False)
+        first = ranked.drop_duplicates("key").set_index("key")
+        pts = [first.geometry.get(c).centroid if c in first.index else None
+               for c in rows["grid_code"]]  # fmt: skip
+        _numbers(ax, gpd.GeoSeries(pts), COLOURS["hot_edge"])
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Patch(fc=COLOURS["hot"], alpha=0.75, label=words("messages", "hot_spot", lang)),
+        Patch(fc=COLOURS["cold"], alpha=0.6, label=words("messages", "cold_spot", lang)),
+        Patch(fc=COLOURS["hot"], ec=COLOURS["hot_edge"], lw=1.6, alpha=0.75,
+              label=words("messages", "trend_new", lang)),
+        Patch(fc=COLOURS["hot"], ec=COLOURS["hot_edge"], lw=0.6, alpha=0.75,
+              label=words("messages", "trend_persistent", lang)),
+        Patch(fill=False, ec=COLOURS["hot_edge"], lw=0.9, ls="--",
+              label=words("messages", "trend_fading", lang)),
+        Line2D([], [], color=COLOURS["street_edge"], lw=2.5,
+               label=words("messages", "streets", lang)),
+        *_legend_grids(lang),
+    ]  # fmt: skip
+    _finish_map(ax, grids, handles, lang)
+    return _uri(fig, "png")
+
+
+def _row_key(spots: gpd.GeoDataFrame, codes: pd.Series) -> pd.Series:
+    """Which row (grid code) each cell belongs to: its code at that row's depth."""
+    wanted = set(codes)
+    key = pd.Series(None, index=spots.index, dtype=object)
+    for column in ("courtyard_code", "area_code", "community_code"):
+        if column in spots:
+            hit = key.isna() & spots[column].isin(wanted)
+            key[hit] = spots.loc[hit, column]
+    return key
+
+
+def holes_map(review, lang: str, top: int) -> str | None:
+    """CCTV holes, dark streets, uncleaned ground, unstaffed grids; numbered as the table."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    if review.grids is None or not len(review.grids):
+        return None
+    plt = _pyplot()
+    crs, grids = _frame(review)
+    fig, ax = plt.subplots(figsize=_size(grids))
+    _base(review, ax, crs, grids, labels=True)
+    holes = review.holes
+    holes = holes.loc[holes.geometry.notna()].to_crs(crs) if len(holes) else holes
+    kind = holes["kind"] if len(holes) else pd.Series(dtype=object)
+    shown = []
+    style = {
+        "cctv": dict(facecolor=COLOURS["cctv"], alpha=0.16, edgecolor="none"),
+        "cleaning_uncleaned": dict(facecolor=COLOURS["cleaning"], alpha=0.3, hatch="\\\\\\"),
+        "cleaning_overdue": dict(facecolor="none", edgecolor=COLOURS["cleaning"], lw=1.4),
+        "no_staff": dict(facecolor="none", edgecolor=COLOURS["no_staff"], lw=1.6, ls="--"),
+    }
+    for k, kw in style.items():
+        part = holes.loc[kind == k] if len(holes) else holes
+        if len(part):
+            part.plot(ax=ax, zorder=6, **kw)
+            shown.append(k)
+    dark = holes.loc[kind == "dark_street"] if len(holes) else holes
+    if len(dark):
+        dark.plot(ax=ax, color=COLOURS["dark"], lw=2.4, zorder=8)
+        shown.append("dark_street")
+    if len(holes):
+        first = holes.head(top)
+        pts = first.geometry.representative_point() if len(first) else []
+        ranked = gpd.GeoSeries(list(pts)).reindex(range(len(first)))
+        lettered = [letter(i) for i in range(len(first))]
+        _numbers(ax, ranked, COLOURS["ink"], offset=(-16, 9), labels=lettered)  # beside the label
+    labels = {k: words("review", f"hole_{k}", lang) for k in (*style, "dark_street")}
+    handles = {
+        "cctv": Patch(fc=COLOURS["cctv"], alpha=0.25, label=labels["cctv"]),
+        "dark_street": Line2D([], [], color=COLOURS["dark"], lw=2.4, label=labels["dark_street"]),
+        "cleaning_uncleaned": Patch(fc=COLOURS["cleaning"], alpha=0.3, hatch="\\\\\\",
+                                    label=labels["cleaning_uncleaned"]),
+        "cleaning_overdue": Patch(fill=False, ec=COLOURS["cleaning"], lw=1.4,
+                                  label=labels["cleaning_overdue"]),
+        "no_staff": Patch(fill=False, ec=COLOURS["no_staff"], lw=1.6, ls="--",
+                          label=labels["no_staff"]),
+    }  # fmt: skip
+    legend = [handles[k] for k in handles if k in shown] + _legend_grids(lang)
+    _finish_map(ax, grids, legend, lang)
+    return _uri(fig, "png")
