@@ -133,6 +133,7 @@ def page(browser, request):
 #: Each page and the role that opens it.
 PAGE_ROLES = [
     ("overview", "leadership"),
+    ("review", "leadership"),
     ("supervisor", "supervisor"),
     ("worker", "grid_worker"),
     ("planner", "planner"),
@@ -455,6 +456,8 @@ def test_every_map_has_a_legend_for_each_layer_it_draws(page, site, name, role):
 
 #: Latin words a Chinese page may show: the product, units and the names of measures.
 LATIN_OK = {"gis", "grid", "EN", "PAI", "Gi", "CSV", "km", "m", "h", "d"}
+# the weekly review: its downloads, its test's name, ISO weeks (W48) and Gi*'s z
+LATIN_OK |= {"PDF", "HTML", "FDR", "W", "z"}
 CJK_RUN = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
 
 
@@ -479,6 +482,8 @@ def _page_text(page, site, name: str, role: str, lang: str) -> str:
     if name == "supervisor":
         page.wait_for_function("gisGrid.analysed >= 1", timeout=120_000)
         settle(page)
+    if name == "review":
+        page.wait_for_function("gisGrid.review", timeout=120_000)
     return page.evaluate("document.body.innerText + '\\n' + document.title")
 
 
