@@ -291,10 +291,10 @@ def test_a_street_and_an_unknown_community(reviewed_file, week):
 
 
 def test_a_boundary_edit_shows_in_the_weeks_changes(reviewed_file, tmp_path):
+    import sqlite3
+
     from gis_grid.planning.edits import compare, move
     from gis_grid.store import open_store
-
-    import sqlite3
 
     path = tmp_path / "edited.gpkg"
     shutil.copy(reviewed_file, path)

@@ -118,7 +118,11 @@ def trend_chart(categories: pd.DataFrame, lang: str) -> str:
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylabel(words("review", "incidents_per_week", lang))
     if bottom.any():
-        ax.legend(fontsize=7, frameon=False, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(  # top to bottom as the bars stack
+            handles[::-1], labels[::-1], fontsize=7, frameon=False, loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+        )  # fmt: skip
         ax.bar(x[-1:], bottom[-1:], width=0.86, fill=False, edgecolor=COLOURS["ink"], lw=0.8)
     return _uri(fig, "svg")
 
