@@ -456,8 +456,8 @@ def test_every_map_has_a_legend_for_each_layer_it_draws(page, site, name, role):
 
 #: Latin words a Chinese page may show: the product, units and the names of measures.
 LATIN_OK = {"gis", "grid", "EN", "PAI", "Gi", "CSV", "km", "m", "h", "d"}
-# the weekly review: its downloads, its test's name, ISO weeks (W48) and Gi*'s z
-LATIN_OK |= {"PDF", "HTML", "FDR", "W", "z"}
+# the weekly review: its downloads, the test's name, ISO weeks (W48), Gi*'s z, lettered holes
+LATIN_OK |= {"PDF", "HTML", "FDR", "W", "z", *"ABCDEFGHIJ"}
 CJK_RUN = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]+")
 
 
@@ -648,3 +648,72 @@ def test_a_grid_worker_on_a_phone_sees_the_answer_to_a_tap_without_scrolling(bro
     finally:
         context.close()
     assert errors == []
+
+
+# -- the weekly review ----------------------------------------------------------------
+
+
+def _review_json(site, week: str = "last") -> dict:
+    import json
+
+    status, _, body = _head(site, f"/api/review/{week}.json", "leadership")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_the_review_page_shows_the_apis_numbers_any_week_and_downloads_the_pdf(page, site):
+    open_page(page, site, "review", "leadership", lang="zh")
+    page.wait_for_function("gisGrid.review", timeout=120_000)
+    data = _review_json(site)
+    assert page.input_value("#week") == data["week"]
+    cards = page.locator(".card .value").all_inner_texts()
+    reported = data["headline"]["this_week"]["reported"]
+    assert len(cards) == 6 and cards[0] == f"{reported:,}"
+    # each hot-spot row is numbered on the map, and a click on it goes there
+    rows = page.locator("table.spot-rows tr")
+    assert rows.count() == min(10, len(data["hotspots"])) > 0
+    assert page.locator(".num-marker").count() >= rows.count()
+    before = page.evaluate("gisGrid.map.getZoom()")
+    rows.first.click()
+    assert page.evaluate("gisGrid.map.getZoom()") > before
+    # the PDF downloads with the page's token
+    with page.expect_download() as got:
+        page.click("#pdf")
+    path = got.value.path()
+    assert Path(path).read_bytes()[:4] == b"%PDF" and data["week"] in got.value.suggested_filename
+    # another week: the page asks for it and says which in its address
+    earlier = f"{int(data['week'][:4])}-W{int(data['week'][6:]) - 1:02d}"
+    page.fill("#week", earlier)
+    page.dispatch_event("#week", "change")
+    page.wait_for_function(f"gisGrid.review.week === '{earlier}'", timeout=120_000)
+    assert f"week={earlier}" in page.url
+    assert page.locator(".card .value").first.inner_text() == (
+        f"{_review_json(site, earlier)['headline']['this_week']['reported']:,}"
+    )
+
+
+def test_a_review_row_links_to_the_map_at_its_place(page, site):
+    status, _, body = _head(site, "/api/review/last.html", "leadership")
+    html = body.decode()
+    assert status == 200
+    link = re.search(r'href="(http://127\.0\.0\.1:\d+/map/overview#at=([\d.]+),([\d.]+),(\d+))"', html)
+    assert link, "no row links to the map"
+    url, lon, lat, zoom = link[1], float(link[2]), float(link[3]), int(link[4])
+    page.goto(f"{site['url']}/docs")  # signed in before: the link carries only the place
+    page.evaluate(f"localStorage.setItem('gis-grid-token', '{site['tokens']['leadership']}')")
+    page.goto(url)
+    page.wait_for_function("window.gisGrid && window.gisGrid.ready", timeout=90_000)
+    centre = page.evaluate("gisGrid.map.getCenter()")
+    assert abs(centre["lng"] - lon) < 1e-5 and abs(centre["lat"] - lat) < 1e-5
+    assert round(page.evaluate("gisGrid.map.getZoom()")) == zoom
+
+
+def test_the_review_html_makes_no_request_outside_itself(page, site):
+    status, _, body = _head(site, "/api/review/last.html", "leadership")
+    assert status == 200
+    asked = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.set_content(body.decode(), wait_until="load")
+    assert page.locator("#headline .card").count() == 6
+    assert page.evaluate("[...document.images].every((i) => i.complete && i.naturalWidth > 0)")
+    assert [u for u in asked if not u.startswith("data:")] == []

@@ -29,7 +29,7 @@ function change(now, before, key) {
   if (RATES.includes(key)) text = `${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} ${tr('points')}`;
   else if (key === 'mean_satisfaction') text = `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
   else text = `${d >= 0 ? '+' : ''}${d.toLocaleString()}`;
-  if (Math.abs(d) < 1e-9) return [text, 'flat'];
+  if (Math.abs(d) < 1e-9 || !(UP.includes(key) || key === 'overdue')) return [text, 'flat'];
   const good = (d > 0) === UP.includes(key);
   return [text, good ? 'good' : 'bad'];
 }
@@ -121,17 +121,17 @@ async function review(map, me, layers) {
     <label>${tr('week')} <input type="week" id="week"></label>
     ${only ? '' : `<label>${tr('community')} <select id="community"><option value="">${esc(tr('all_place', { n: communities.features.length }))}</option>
       ${communities.features.map((f) => `<option value="${esc(f.properties.code)}">${esc(f.properties.name)}</option>`).join('')}</select></label>`}
-    <div class="downloads"><button class="action" id="pdf">PDF</button><button class="action" id="html">HTML</button></div>
+    <div class="downloads"><button class="action" id="pdf">PDF</button> <button class="action" id="html">HTML</button></div>
     <div id="review-body" class="muted">${t('computing')}</div>`;
   if (!only) el('community').value = state.community;
   const markers = [];
   let shown = null;
 
   const fly = (lngLat) => { if (lngLat) map.flyTo({ center: lngLat, zoom: 17.5, duration: 0 }); };
-  const numbered = (lngLat, n, colour) => {
+  const numbered = (lngLat, n, colour, offset = [0, 0]) => {
     const m = document.createElement('div');
     m.className = 'num-marker'; m.textContent = n; m.style.background = colour;
-    markers.push(new maplibregl.Marker({ element: m }).setLngLat(lngLat).addTo(map));
+    markers.push(new maplibregl.Marker({ element: m, offset }).setLngLat(lngLat).addTo(map));
   };
 
   const draw = (r) => {
@@ -190,7 +190,8 @@ async function review(map, me, layers) {
       <h3>${esc(tr('s_changes'))}</h3>
       ${r.changes.length ? `<ul>${r.changes.map((c) => `<li>${esc(tr('change_line', { community: c.community_name || c.community_code, n: c.revisions, grids: Object.entries(c.grids).map(([k, n]) => `${tr(`g_${k}`)} ${n}`).join('、') || '—', buildings: c.buildings_moved, households: c.households_moved, staff: c.staff.length }))}</li>`).join('')}</ul>` : `<p class="muted">${esc(tr('no_revisions'))}</p>`}
       ${r.staff_changes.length ? `<p>${esc(tr('staff_title', { n: r.staff_changes.length }))}</p><ul>${r.staff_changes.slice(0, 10).map((c) => `<li>${esc(c.date)} ${esc(tr(`staff_${c.change}`))} ${esc(c.name)} · ${esc(c.grid_name || c.grid_code)}</li>`).join('')}</ul>` : `<p class="muted">${esc(tr('no_staff_changes'))}</p>`}`;
-    holes.forEach((f, i) => { const c = centre(f.geometry); if (c) numbered(c, letter(i), '#343a40'); });
+    // a hole's letter beside its grid's name, which sits at the same place
+    holes.forEach((f, i) => { const c = centre(f.geometry); if (c) numbered(c, letter(i), '#343a40', [-34, -16]); });
     el('review-body').querySelectorAll('tr[data-code]').forEach((tr_) => { tr_.onclick = () => fly(spotAt[tr_.dataset.code]); });
     el('review-body').querySelectorAll('tr[data-hole]').forEach((tr_) => { tr_.onclick = () => fly(centre(holes[Number(tr_.dataset.hole)].geometry)); });
     el('review-body').querySelectorAll('tr[data-lon]').forEach((tr_) => { tr_.onclick = () => fly([Number(tr_.dataset.lon), Number(tr_.dataset.lat)]); });
