@@ -12,7 +12,8 @@
                            'bench lookup-gpkg' map clicks on the embedded store under wrk,
                            'bench cases' case intake, indicators, the sweep and Open311,
                            'bench load' 60 s of mixed requests at 200/s on one server,
-                           'bench pages' cold starts of the four map pages (fresh server and browser)
+                           'bench pages' cold starts of the map pages (fresh server and browser),
+                           'bench review' the weekly review of the demo and of a city street
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes: the demo needs the runtime only, the tests and
@@ -134,6 +135,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_load.py", *rest[1:]])
         elif rest[:1] == ["pages"]:
             run([PY, "bench/bench_pages.py", *rest[1:]])
+        elif rest[:1] == ["review"]:
+            run([PY, "bench/bench_review.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 

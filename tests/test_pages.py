@@ -696,7 +696,9 @@ def test_a_review_row_links_to_the_map_at_its_place(page, site):
     status, _, body = _head(site, "/api/review/last.html", "leadership")
     html = body.decode()
     assert status == 200
-    link = re.search(r'href="(http://127\.0\.0\.1:\d+/map/overview#at=([\d.]+),([\d.]+),(\d+))"', html)
+    link = re.search(
+        r'href="(http://127\.0\.0\.1:\d+/map/overview#at=([\d.]+),([\d.]+),(\d+))"', html
+    )
     assert link, "no row links to the map"
     url, lon, lat, zoom = link[1], float(link[2]), float(link[3]), int(link[4])
     page.goto(f"{site['url']}/docs")  # signed in before: the link carries only the place

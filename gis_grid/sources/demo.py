@@ -599,6 +599,26 @@ def add_layers(store, data: DemoData, *, seed: int = 7) -> dict[str, int]:
     return add_features(store, layer_frames(data, seed=seed), mode="replace")
 
 
+def write_demo(path, spec: DemoSpec = REFERENCE, *, seed: int = 7):
+    """A new GeoPackage at ``path`` holding the demo: grids, staff and every demo layer.
+
+    The store is returned open (close it, or use it in a ``with``). What
+    ``gis-grid demo`` builds, minus its users and its first sweep of late cases
+    (:func:`gis_grid.cases.service.sweep`).
+    """
+    from gis_grid.store import ChangeSet, open_store
+
+    data = generate(spec)
+    store = open_store(path, create=True)
+    try:
+        store.apply(ChangeSet(data.grids, data.staff, data.assignments))
+        add_layers(store, data, seed=seed)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
 def add_features(store, frames: dict, *, mode: str = "append") -> dict[str, int]:
     """Check raw features of named layers as an import would, and write each layer."""
     from gis_grid.layers.features import normalise_features
