@@ -165,7 +165,7 @@ def demo(
         for role, (user_id, token) in tokens.items():
             out.print(f"  {role:<12} {user_id:<18} {token}")
         out.print("\nmap pages once served (gis-grid serve; the token rides in the link's #):")
-        for role, page in DEMO_PAGES.items():
+        for role, page in DEMO_PAGES:
             if role in tokens:
                 out.print(
                     f"  {page:<10} http://127.0.0.1:8000/map/{page}#token={tokens[role][1]}",
@@ -176,6 +176,7 @@ def demo(
             f"      gis-grid hotspots {shown(out_path)}\n"
             f"      gis-grid case list {shown(out_path)} --status open\n"
             f"      gis-grid indicators {shown(out_path)} --by area\n"
+            f"      gis-grid report {shown(out_path)}     (the weekly review, as a PDF)\n"
             "      curl -d service_code=environment -d lat=42.4501 -d long=123.5632 "
             "-d api_key=REPORTER_TOKEN http://127.0.0.1:8000/open311/v2/requests.json\n"
             f"      gis-grid layer export {shown(out_path)} incidents incidents.geojson\n"
@@ -184,13 +185,14 @@ def demo(
         )
 
 
-#: Which demo user opens which map page.
-DEMO_PAGES = {
-    "leadership": "overview",
-    "supervisor": "supervisor",
-    "grid_worker": "worker",
-    "planner": "planner",
-}
+#: Which map page each demo user opens (the leadership has two).
+DEMO_PAGES = (
+    ("leadership", "overview"),
+    ("leadership", "review"),
+    ("supervisor", "supervisor"),
+    ("grid_worker", "worker"),
+    ("planner", "planner"),
+)
 
 
 def _demo_users(store, assignments) -> dict[str, tuple[str, str]]:
