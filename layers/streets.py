@@ -178,12 +178,11 @@ def _network(data) -> tuple[np.ndarray, list[str], list[str]]:
             for part in shapely.get_parts(piece):
                 lanes.append(part)
                 lane_names.append(name)
-    lines = np.array([*streets, *lanes], dtype=object)
-    return (
-        shapely.set_precision(lines, 0.01),
-        [*names, *lane_names],
-        [*kinds, *(["service"] * len(lanes))],
-    )
+    lines = shapely.set_precision(np.array([*streets, *lanes], dtype=object), 0.01)
+    # a piece shorter than the centimetre grid snaps to nothing: no street, no lamp on it
+    kept = ~shapely.is_empty(lines)
+    names, kinds = np.array([*names, *lane_names]), np.array([*kinds, *["service"] * len(lanes)])
+    return lines[kept], names[kept].tolist(), kinds[kept].tolist()
 
 
 def _straight_runs(line) -> np.ndarray:

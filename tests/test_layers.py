@@ -415,3 +415,15 @@ def test_the_demo_lamps_stand_along_the_streets_with_one_area_dark(demo_data):
     assert set(lamps["lamp_type"][on_lane]) == {"courtyard"}
     _, areas, _ = demo_grids(demo_data, "area")
     assert not shapely.intersects(areas[DEMO_DARK_AREA], at_m).any()
+
+
+def test_every_demo_feature_of_a_small_city_has_coordinates():
+    """At city scale some streets were clipped to nothing: a lamp stood on no point (L11251)."""
+    from dataclasses import replace
+
+    from gis_grid.sources.demo import CITY, generate, layer_frames
+
+    data = generate(replace(CITY, communities=12))  # 12 communities hold such empty streets
+    for name, frame in layer_frames(data).items():
+        geoms = frame.geometry.to_numpy() if hasattr(frame, "geometry") else frame["geometry"]
+        assert not shapely.is_empty(np.asarray(geoms, dtype=object)).any(), name

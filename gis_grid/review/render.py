@@ -194,7 +194,7 @@ def view(review: Review, lang: str = "zh", *, link_base: str | None = None) -> d
         "overdue_total": len(review.overdue),
         "escalated": _cases(review.escalated, lang, link_base, overdue=False),
         "escalated_total": len(review.escalated),
-        "ranking": _ranking(review.ranking, lang),
+        "ranking": _ranking(review.ranking, lang, _places(review, link_base)),
         "ranked_total": len(review.ranking),
         "revisions": _revisions(review, lang),
         "changes": _changes(review, lang),
@@ -311,9 +311,20 @@ def _pct(v) -> str:
     return "—" if v is None or pd.isna(v) else f"{100 * float(v):.1f}%"
 
 
-def _ranking(frame: pd.DataFrame, lang: str) -> dict:
+def _places(review: Review, base: str | None) -> dict[str, str]:
+    """A link to the map at each area of the review (for the ranking's rows)."""
+    if not base or review.grids is None:
+        return {}
+    areas = review.grids.loc[review.grids["level"] == "area"]
+    points = areas.geometry.representative_point()
+    return {code: _link(base, p.x, p.y, 16) for code, p in zip(areas["code"], points, strict=True)}
+
+
+def _ranking(frame: pd.DataFrame, lang: str, links: dict | None = None) -> dict:
+    links = links or {}
     rows = [
         {
+            "link": links.get(r["code"]),
             "rank": int(r["rank"]),
             "name": r["name"] or r["code"],
             "code": r["code"],
