@@ -171,3 +171,40 @@ def test_a_serving_store_writes_ahead_and_folds_the_log_back_when_it_closes(tmp_
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert c.execute("SELECT count(*) FROM gis_grid_users").fetchone()[0] == 2
     assert len(pyogrio.list_layers(copy)) >= 3
+
+
+def _incidents(store) -> None:
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
+
+    plugin = get_layer("incidents")
+    frame = gpd.GeoDataFrame(
+        {"id": ["E1"], "reported_at": ["2026-11-02T08:00:00"], "category": ["其他"]},
+        geometry=[shapely.Point(123.56, 42.45)],
+        crs="EPSG:4326",
+    )
+    store.write_features(plugin.schema, normalise_features(plugin.schema, frame))
+
+
+def test_a_layer_s_own_time_is_indexed_and_an_older_file_gains_the_index(tmp_path):
+    """A week of the review read the whole incidents table, twelve times over, without it."""
+    import sqlite3
+
+    path = tmp_path / "old.gpkg"
+    with seeded(GeoPackageStore(path, create=True)) as store:
+        _incidents(store)
+    with sqlite3.connect(path) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM incidents WHERE reported_at >= '2026-11-02'"
+        ).fetchall()
+        assert "incidents_reported_at" in str(plan)
+        conn.execute("DROP INDEX incidents_reported_at")  # as a file of schema 5 was
+        conn.execute("UPDATE gis_grid_meta SET value = '5' WHERE key = 'schema_version'")
+    with GeoPackageStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        version = conn.execute(
+            "SELECT value FROM gis_grid_meta WHERE key = 'schema_version'"
+        ).fetchone()[0]
+    assert "incidents_reported_at" in indexes and version == "6"

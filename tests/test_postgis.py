@@ -17,7 +17,7 @@ import shapely
 from gis_grid.domain.errors import OrphanError, StoreError
 from gis_grid.store import ChangeSet, open_store
 from gis_grid.store.postgis import MIGRATIONS, SCHEMA_REVISION, migrate
-from tests.conftest import snapshot
+from tests.conftest import seeded, snapshot
 
 
 @pytest.fixture
@@ -372,3 +372,24 @@ def test_the_store_carries_on_after_a_real_server_restart(pg_url, demo_data):
         subprocess.run(["pg_isready", "-q", "-t", "60", "-h", "127.0.0.1"], check=True)
         assert store.stats()["grids"]["community"] == 1  # the next request reconnects
         assert store.lookup([123.56], [42.45]).shape == (1, 5)
+
+
+def test_migration_0010_indexes_each_layer_s_own_time(pg_url):
+    from tests.test_gpkg import _incidents
+
+    with open_store(pg_url) as store:
+        seeded(store)
+        _incidents(store)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+
+        def indexed():
+            return conn.execute(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = 'gis_grid' "
+                "AND indexname = 'incidents_reported_at'"
+            ).fetchone()[0]
+
+        assert indexed() == 1  # a new layer has it
+        conn.execute('DROP INDEX gis_grid."incidents_reported_at"')
+        conn.execute("UPDATE gis_grid.alembic_version SET version_num = '0009'")
+        assert migrate(pg_url) == SCHEMA_REVISION == "0010"
+        assert indexed() == 1  # an older database gains it

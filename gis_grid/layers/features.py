@@ -109,6 +109,15 @@ class Field:
         return ", ".join(f"{k} ({v})" if v else k for k, v in self.choices.items())
 
 
+def first_time_column(kinds: dict[str, str]) -> str | None:
+    """The first column of kind ``time`` of a layer's column → kind map, if any.
+
+    >>> first_time_column({"id": "text", "reported_at": "time", "closed_at": "time"})
+    'reported_at'
+    """
+    return next((c for c, k in kinds.items() if k == "time"), None)
+
+
 @dataclass(frozen=True)
 class FeatureSchema:
     """What a layer's features are: a name, a geometry type and typed fields.
@@ -130,6 +139,15 @@ class FeatureSchema:
     def kinds(self) -> dict[str, str]:
         """Column → kind, ``id`` included (for the stores)."""
         return {"id": "text", **{f.name: f.kind for f in self.fields}}
+
+    @property
+    def time_column(self) -> str | None:
+        """The layer's own time (its first time field): what time windows filter on.
+
+        The stores index it, so a week of a million incidents is read without
+        a pass over the rest.
+        """
+        return first_time_column(self.kinds())
 
     def to_json(self) -> str:
         """What a store keeps about the layer, so it can be read without the plugin."""

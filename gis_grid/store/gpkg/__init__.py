@@ -14,6 +14,7 @@ geometry header.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ from gis_grid.store.gpkg.layers import GeoPackageLayers
 from gis_grid.store.gpkg.revisions import GeoPackageRevisions
 from gis_grid.store.gpkg.sqlite import CHUNK, register_functions
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 #: How long a write waits for another writer to finish before it gives up (seconds).
 WAIT_SECONDS = 60.0
 #: The revision log and the rebalancing proposals (schema version 2).
@@ -87,12 +88,28 @@ CREATE INDEX IF NOT EXISTS gis_grid_case_log_at ON gis_grid_case_log(at);
 CREATE TRIGGER IF NOT EXISTS gis_grid_case_log_append_only BEFORE UPDATE ON gis_grid_case_log
 BEGIN SELECT RAISE(ABORT, 'the case log is append-only'); END;
 """
-#: What upgrades a file from each earlier schema version to the next.
+
+
+def _index_layer_times(conn: sqlite3.Connection) -> None:
+    """Schema version 6: each layer's own time is indexed (a week is read, not the table)."""
+    from gis_grid.store.gpkg.layers import index_time_column
+
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gis_grid_layers'"
+    ).fetchone():
+        return
+    for name, text in conn.execute("SELECT name, schema FROM gis_grid_layers").fetchall():
+        index_time_column(conn, name, json.loads(text)["kinds"])
+
+
+#: What upgrades a file from each earlier schema version to the next: a script, or a
+#: function of the connection (inside the upgrade's transaction).
 _UPGRADES = {
     "1": ("2", _LOG_TABLES),
     "2": ("3", _ACCESS_TABLES),
     "3": ("4", _TOKEN_COLUMNS),
     "4": ("5", _CASE_TABLES),
+    "5": ("6", _index_layer_times),
 }
 
 
@@ -229,10 +246,18 @@ class GeoPackageStore(
             raise StoreError(f"{self.path} is not a gis-grid GeoPackage ({exc})") from exc
         while row is not None and row[0] in _UPGRADES:  # older files gain the new tables
             version, script = _UPGRADES[row[0]]
-            self._conn.executescript(
-                f"BEGIN IMMEDIATE; {script} UPDATE gis_grid_meta SET value = "
-                f"'{version}' WHERE key = 'schema_version'; COMMIT;"
-            )
+            bump = f"UPDATE gis_grid_meta SET value = '{version}' WHERE key = 'schema_version';"
+            if callable(script):
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    script(self._conn)
+                    self._conn.execute(bump)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            else:
+                self._conn.executescript(f"BEGIN IMMEDIATE; {script} {bump} COMMIT;")
             row = (version,)
         if row is None or row[0] != SCHEMA_VERSION:
             raise StoreError(

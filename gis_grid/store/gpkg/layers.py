@@ -108,6 +108,7 @@ class GeoPackageLayers:
             for column, kind in schema.kinds().items():
                 if column not in have.kinds():
                     conn.execute(f'ALTER TABLE "{t}" ADD COLUMN "{column}" {_SQL_TYPES[kind]}')
+            index_time_column(conn, t, schema.kinds())
             conn.execute(
                 "UPDATE gis_grid_layers SET schema = ? WHERE name = ?", (schema.to_json(), t)
             )
@@ -124,6 +125,7 @@ class GeoPackageLayers:
         conn.execute(f'CREATE UNIQUE INDEX "{t}_id" ON "{t}"(id)')
         for level in ("community", "area", "building"):
             conn.execute(f'CREATE INDEX "{t}_{level}" ON "{t}"({level}_code)')
+        index_time_column(conn, t, schema.kinds())
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
         conn.execute(
             "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
@@ -302,3 +304,12 @@ class GeoPackageLayers:
                     "WHERE fid = ?",
                     records(changed, (*CHAIN_COLUMNS, "fid")),
                 )
+
+
+def index_time_column(conn: sqlite3.Connection, table: str, kinds: dict[str, str]) -> None:
+    """Index a layer's own time (see :attr:`FeatureSchema.time_column`), once."""
+    from gis_grid.layers.features import first_time_column
+
+    column = first_time_column(kinds)
+    if column is not None:
+        conn.execute(f'CREATE INDEX IF NOT EXISTS "{table}_{column}" ON "{table}"("{column}")')

@@ -24,7 +24,7 @@ S = "gis_grid"
 
 
 #: The Alembic revision this code reads and writes (the newest migration).
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 
 #: The Alembic scripts (``gis_grid/store/migrations``) that build the schema.

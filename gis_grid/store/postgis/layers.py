@@ -111,6 +111,7 @@ class PostGISLayers:
                             t, sql.Identifier(column), sql.SQL(_PG_TYPES[kind])
                         )
                     )
+            index_time_column(cur, schema.name, schema.kinds())
             cur.execute(
                 "UPDATE layers SET schema = %s WHERE name = %s", [schema.to_json(), schema.name]
             )
@@ -145,6 +146,7 @@ class PostGISLayers:
                     sql.Identifier(f"{schema.name}_{suffix}"), t
                 )
             )
+        index_time_column(cur, schema.name, schema.kinds())
         cur.execute(
             "INSERT INTO layers VALUES (%s, %s, %s)",
             [schema.name, schema.to_json(), dt.datetime.now(dt.UTC).isoformat()],
@@ -318,3 +320,16 @@ class PostGISLayers:
                 )
             )
             cur.execute("DROP TABLE relinked")
+
+
+def index_time_column(cur, table: str, kinds: dict[str, str]) -> None:
+    """Index a layer's own time (see :attr:`FeatureSchema.time_column`), once."""
+    from gis_grid.layers.features import first_time_column
+
+    column = first_time_column(kinds)
+    if column is not None:
+        cur.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{table}_{column}"), sql.Identifier(table), sql.Identifier(column)
+            )
+        )
