@@ -188,10 +188,16 @@ def test_escalated_cases_carry_the_grid_that_owns_them_now(review):
     assert all(d.startswith(o) and d != o for d, o in zip(deepest, owner, strict=True))
 
 
-def test_the_ranking_puts_the_best_on_time_rate_first(review):
+def test_the_ranking_puts_the_best_on_time_rate_first_among_grids_with_enough_cases(review):
+    from gis_grid.review.week import MIN_RANKED
+
     ranking = review.ranking
-    assert len(ranking) == 8 and ranking["rank"].tolist() == list(range(1, 9))
-    rates = ranking["on_time_rate"].astype(float).tolist()
+    ranked = ranking.loc[ranking["rank"].notna()]
+    assert len(ranking) == 8 and ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert (ranked["reported"] >= MIN_RANKED).all()
+    assert (ranking.loc[ranking["rank"].isna(), "reported"] < MIN_RANKED).all()
+    assert ranking["rank"].iloc[: len(ranked)].notna().all()  # the unranked come last
+    rates = ranked["on_time_rate"].astype(float).tolist()
     assert rates == sorted(rates, reverse=True)
     assert ranking["staff_name"].notna().all()
 

@@ -162,7 +162,9 @@ async function review(map, me, layers) {
     const caseRows = (rows, overdue) => rows.slice(0, 10).map((c) => `<tr data-lon="${c.lon}" data-lat="${c.lat}"><td>${esc(c.id)}<br><span class="muted">${esc(label(CATEGORIES, c.category))} · ${esc(t(c.status))}</span></td>
       <td class="nowrap">${overdue ? `${c.overdue_hours} ${tr('hours')}` : esc(tr('escalations', { n: c.escalation }))}</td>
       <td>${overdue ? person(c.staff_name, c.staff_phone, c.staff_fallback) : `${esc(c.owner_name || c.owner_code || '')}<br>${person(c.staff_name, c.staff_phone)}`}</td></tr>`).join('');
-    const ranked = r.ranking.length > 10 ? [...r.ranking.slice(0, 5), null, ...r.ranking.slice(-5)] : r.ranking;
+    const rankable = r.ranking.filter((g) => g.rank !== null);
+    const few = r.ranking.length - rankable.length;
+    const ranked = rankable.length > 10 ? [...rankable.slice(0, 5), null, ...rankable.slice(-5)] : rankable;
     el('review-body').className = '';
     el('review-body').innerHTML = `
       <p class="muted">${esc(r.start.slice(0, 10))} – ${esc(r.end.slice(0, 10))} · ${esc(tr('as_of'))} ${esc(r.as_of.slice(0, 16).replace('T', ' '))}</p>
@@ -185,7 +187,8 @@ async function review(map, me, layers) {
       <h3>${esc(tr('escalated_title', { n: r.escalated.length }))}</h3>
       ${r.escalated.length ? `<table class="case-rows">${caseRows(r.escalated, false)}</table>` : `<p class="muted">${esc(tr('no_escalated'))}</p>`}
       <h3>${esc(tr('ranking_title', { n: r.ranking.length }))}</h3>
-      ${r.ranking.length ? `<table class="ranking"><tr><th>#</th><th>${esc(tr('grid'))}</th><th>${esc(tr('reported'))}</th><th>${esc(tr('h_on_time_rate'))}</th><th>${esc(tr('h_overdue'))}</th></tr>
+      <p class="muted">${esc(tr('ranking_note', { n: 5 }))}${few ? ` ${esc(tr('ranking_few', { n: few, m: 5 }))}` : ''}</p>
+      ${rankable.length ? `<table class="ranking"><tr><th>#</th><th>${esc(tr('grid'))}</th><th>${esc(tr('reported'))}</th><th>${esc(tr('h_on_time_rate'))}</th><th>${esc(tr('h_overdue'))}</th></tr>
         ${ranked.map((g) => (g ? `<tr><td>${g.rank}</td><td>${esc(g.name)}<br><span class="muted">${person(g.staff_name, g.staff_phone)}</span></td><td>${g.reported}</td><td>${num(g.on_time_rate, 'on_time_rate')}</td><td>${g.overdue}</td></tr>` : '<tr><td colspan="5" class="muted">…</td></tr>')).join('')}</table>` : `<p class="muted">${esc(tr('no_ranking'))}</p>`}
       <h3>${esc(tr('s_changes'))}</h3>
       ${r.changes.length ? `<ul>${r.changes.map((c) => `<li>${esc(tr('change_line', { community: c.community_name || c.community_code, n: c.revisions, grids: Object.entries(c.grids).map(([k, n]) => `${tr(`g_${k}`)} ${n}`).join('、') || '—', buildings: c.buildings_moved, households: c.households_moved, staff: c.staff.length }))}</li>`).join('')}</ul>` : `<p class="muted">${esc(tr('no_revisions'))}</p>`}

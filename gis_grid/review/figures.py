@@ -127,11 +127,40 @@ def trend_chart(categories: pd.DataFrame, lang: str) -> str:
     return _uri(fig, "svg")
 
 
-def _size(grids: gpd.GeoDataFrame) -> tuple[float, float]:
-    """A figure as wide as the page, as tall as the ground's shape asks (within reason)."""
+def _panels(grids: gpd.GeoDataFrame) -> list[tuple[float, float]]:
+    """The x-ranges a map is cut into: a long strip (a street's communities in a row) in rows.
+
+    One panel while the ground is at most ~2.5 times as wide as high; more, each
+    a slice of it from west to east, so a long street is not drawn as a thread.
+    """
     minx, miny, maxx, maxy = grids.total_bounds
-    ratio = (maxy - miny) / max(maxx - minx, 1e-9)
-    return 7.0, float(np.clip(7.0 * ratio, 3.2, 8.0)) + 0.6
+    ratio = (maxx - minx) / max(maxy - miny, 1e-9)
+    rows = int(np.clip(round(np.sqrt(ratio / 1.5)), 1, 4))
+    edges = np.linspace(minx, maxx, rows + 1)
+    overlap = 0.02 * (maxx - minx) / rows
+    return [(a - overlap, b + overlap) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _size(grids: gpd.GeoDataFrame, panels: list[tuple[float, float]]) -> tuple[float, float]:
+    """A figure as wide as the page, as tall as its panels' shape asks (within reason)."""
+    minx, miny, maxx, maxy = grids.total_bounds
+    width = max(b - a for a, b in panels)
+    ratio = (maxy - miny) / max(width, 1e-9)
+    return 7.0, float(np.clip(7.0 * ratio * len(panels), 3.2, 8.5)) + 0.6
+
+
+def _draw_map(review, lang: str, draw, handles) -> str:
+    """The grids of the review with ``draw(ax, crs)`` on top, in one or more panels (PNG)."""
+    plt = _pyplot()
+    crs, grids = _frame(review)
+    panels = _panels(grids)
+    fig, axes = plt.subplots(len(panels), 1, figsize=_size(grids, panels), squeeze=False)
+    for i, (ax, (x0, x1)) in enumerate(zip(axes[:, 0], panels, strict=True)):
+        _base(review, ax, crs, grids, labels=True)
+        draw(ax, crs)
+        last = i == len(panels) - 1
+        _finish_map(ax, grids, handles if last else [], lang, xlim=(x0, x1), scale=i == 0)
+    return _uri(fig, "png")
 
 
 def _frame(review):
@@ -219,8 +248,10 @@ def _numbers(ax, points: gpd.GeoSeries, colour: str, offset=(0, 0), labels=None)
         )
 
 
-def _finish_map(ax, grids, handles, lang) -> None:
+def _finish_map(ax, grids, handles, lang, *, xlim=None, scale: bool = True) -> None:
     minx, miny, maxx, maxy = grids.total_bounds
+    if xlim is not None:
+        minx, maxx = xlim
     pad = 0.03 * max(maxx - minx, maxy - miny)
     ax.set_xlim(minx - pad, maxx + pad)
     ax.set_ylim(miny - pad, maxy + pad)
@@ -240,7 +271,8 @@ def _finish_map(ax, grids, handles, lang) -> None:
             handlelength=1.6,
             columnspacing=1.2,
         )
-    _scale_bar(ax, maxx - minx)
+    if scale:
+        _scale_bar(ax, maxx - minx)
 
 
 def _scale_bar(ax, width_m: float) -> None:
@@ -272,16 +304,16 @@ def _legend_grids(lang):
 
 def hotspot_map(review, lang: str, top: int) -> str | None:
     """The week's spots over the grids; numbered as the hot-spot table (PNG)."""
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     if review.grids is None or not len(review.grids):
         return None
-    plt = _pyplot()
-    crs, grids = _frame(review)
-    fig, ax = plt.subplots(figsize=_size(grids))
-    _base(review, ax, crs, grids, labels=True)
-    spots = review.spots.to_crs(crs) if len(review.spots) else review.spots
-    if len(spots):
+
+    def draw(ax, crs):
+        spots = review.spots.to_crs(crs) if len(review.spots) else review.spots
+        if not len(spots):
+            return
         hot, cold = spots["spot"] == "hot", spots["spot"] == "cold"
         if hot.any():
             spots[hot].plot(ax=ax, color=COLOURS["hot"], alpha=0.75, lw=0, zorder=6)
@@ -292,16 +324,14 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
             part = spots[spots["trend"] == trend]
             if len(part):
                 part.boundary.plot(ax=ax, color=COLOURS["hot_edge"], lw=width, ls=style, zorder=7)
-    rows = review.hotspots.head(top)
-    if len(rows) and len(spots):
-        # each row's number sits on its busiest cell
-        key = _row_key(spots, rows["grid_code"])
-        ranked = spots.assign(key=key).sort_values("incidents", ascending=False)
-        first = ranked.drop_duplicates("key").set_index("key")
-        pts = [first.geometry.get(c).centroid if c in first.index else None
-               for c in rows["grid_code"]]  # fmt: skip
-        _numbers(ax, gpd.GeoSeries(pts), COLOURS["hot_edge"])
-    from matplotlib.lines import Line2D
+        rows = review.hotspots.head(top)
+        if len(rows):  # each row's number sits on its busiest cell
+            key = _row_key(spots, rows["grid_code"])
+            ranked = spots.assign(key=key).sort_values("incidents", ascending=False)
+            first = ranked.drop_duplicates("key").set_index("key")
+            pts = [first.geometry.get(c).centroid if c in first.index else None
+                   for c in rows["grid_code"]]  # fmt: skip
+            _numbers(ax, gpd.GeoSeries(pts), COLOURS["hot_edge"])
 
     handles = [
         Patch(fc=COLOURS["hot"], alpha=0.75, label=words("messages", "hot_spot", lang)),
@@ -316,8 +346,7 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
                label=words("messages", "streets", lang)),
         *_legend_grids(lang),
     ]  # fmt: skip
-    _finish_map(ax, grids, handles, lang)
-    return _uri(fig, "png")
+    return _draw_map(review, lang, draw, handles)
 
 
 def _row_key(spots: gpd.GeoDataFrame, codes: pd.Series) -> pd.Series:
@@ -332,41 +361,38 @@ def _row_key(spots: gpd.GeoDataFrame, codes: pd.Series) -> pd.Series:
 
 
 def holes_map(review, lang: str, top: int) -> str | None:
-    """CCTV holes, dark streets, uncleaned ground, unstaffed grids; numbered as the table."""
+    """CCTV holes, dark streets, uncleaned ground, unstaffed grids; lettered as the table."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     if review.grids is None or not len(review.grids):
         return None
-    plt = _pyplot()
-    crs, grids = _frame(review)
-    fig, ax = plt.subplots(figsize=_size(grids))
-    _base(review, ax, crs, grids, labels=True)
-    holes = review.holes
-    holes = holes.loc[holes.geometry.notna()].to_crs(crs) if len(holes) else holes
-    kind = holes["kind"] if len(holes) else pd.Series(dtype=object)
-    shown = []
     style = {
         "cctv": dict(facecolor=COLOURS["cctv"], alpha=0.16, edgecolor="none"),
         "cleaning_uncleaned": dict(facecolor=COLOURS["cleaning"], alpha=0.3, hatch="\\\\\\"),
         "cleaning_overdue": dict(facecolor="none", edgecolor=COLOURS["cleaning"], lw=1.4),
         "no_staff": dict(facecolor="none", edgecolor=COLOURS["no_staff"], lw=1.6, ls="--"),
     }
-    for k, kw in style.items():
-        part = holes.loc[kind == k] if len(holes) else holes
-        if len(part):
-            part.plot(ax=ax, zorder=6, **kw)
-            shown.append(k)
-    dark = holes.loc[kind == "dark_street"] if len(holes) else holes
-    if len(dark):
-        dark.plot(ax=ax, color=COLOURS["dark"], lw=2.4, zorder=8)
-        shown.append("dark_street")
-    if len(holes):
-        first = holes.head(top)
-        pts = first.geometry.representative_point() if len(first) else []
-        ranked = gpd.GeoSeries(list(pts)).reindex(range(len(first)))
+    holes = review.holes
+    holes = holes.loc[holes.geometry.notna()] if len(holes) else holes
+    kinds = set(holes["kind"]) if len(holes) else set()
+
+    def draw(ax, crs):
+        if not len(holes):
+            return
+        mine = holes.to_crs(crs)
+        for k, kw in style.items():
+            part = mine.loc[mine["kind"] == k]
+            if len(part):
+                part.plot(ax=ax, zorder=6, **kw)
+        dark = mine.loc[mine["kind"] == "dark_street"]
+        if len(dark):
+            dark.plot(ax=ax, color=COLOURS["dark"], lw=2.4, zorder=8)
+        first = mine.head(top)
+        pts = gpd.GeoSeries(list(first.geometry.representative_point()))
         lettered = [letter(i) for i in range(len(first))]
-        _numbers(ax, ranked, COLOURS["ink"], offset=(-16, 9), labels=lettered)  # beside the label
+        _numbers(ax, pts, COLOURS["ink"], offset=(-16, 9), labels=lettered)  # beside the label
+
     labels = {k: words("review", f"hole_{k}", lang) for k in (*style, "dark_street")}
     handles = {
         "cctv": Patch(fc=COLOURS["cctv"], alpha=0.25, label=labels["cctv"]),
@@ -378,6 +404,5 @@ def holes_map(review, lang: str, top: int) -> str | None:
         "no_staff": Patch(fill=False, ec=COLOURS["no_staff"], lw=1.6, ls="--",
                           label=labels["no_staff"]),
     }  # fmt: skip
-    legend = [handles[k] for k in handles if k in shown] + _legend_grids(lang)
-    _finish_map(ax, grids, legend, lang)
-    return _uri(fig, "png")
+    legend = [handles[k] for k in handles if k in kinds] + _legend_grids(lang)
+    return _draw_map(review, lang, draw, legend)

@@ -21,7 +21,7 @@ import pandas as pd
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.messages import words
 from gis_grid.review import figures
-from gis_grid.review.week import HEADLINE, TOP, Review
+from gis_grid.review.week import HEADLINE, MIN_RANKED, TOP, Review
 
 #: The headline figures that are rates (shown as %), and which way is better.
 RATES = {"closure_rate", "on_time_rate"}
@@ -196,6 +196,7 @@ def view(review: Review, lang: str = "zh", *, link_base: str | None = None) -> d
         "escalated_total": len(review.escalated),
         "ranking": _ranking(review.ranking, lang, _places(review, link_base)),
         "ranked_total": len(review.ranking),
+        "min_ranked": MIN_RANKED,
         "revisions": _revisions(review, lang),
         "changes": _changes(review, lang),
         "staff_changes": _staff(review, lang),
@@ -322,6 +323,7 @@ def _places(review: Review, base: str | None) -> dict[str, str]:
 
 def _ranking(frame: pd.DataFrame, lang: str, links: dict | None = None) -> dict:
     links = links or {}
+    ranked = frame.loc[frame["rank"].notna()] if len(frame) else frame
     rows = [
         {
             "link": links.get(r["code"]),
@@ -339,12 +341,13 @@ def _ranking(frame: pd.DataFrame, lang: str, links: dict | None = None) -> dict:
             else f"{float(r['mean_satisfaction']):.2f}",
             "person": _person(r.get("staff_name"), r.get("staff_phone")),
         }
-        for r in frame.to_dict("records")
+        for r in ranked.to_dict("records")
     ]
     half = TOP // 2
+    few = len(frame) - len(ranked)
     if len(rows) <= TOP:
-        return {"best": rows, "worst": []}
-    return {"best": rows[:half], "worst": rows[-half:]}
+        return {"best": rows, "worst": [], "few": few}
+    return {"best": rows[:half], "worst": rows[-half:], "few": few}
 
 
 def _revisions(review: Review, lang: str) -> list[dict]:

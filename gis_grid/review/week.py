@@ -544,8 +544,15 @@ def _open_cases(store, scope: Scope, as_of: dt.datetime, layers) -> tuple:
     return overdue.reset_index(drop=True), escalated.reset_index(drop=True)
 
 
+#: An area is ranked with at least this many cases in the week: 2 of 2 on time is no record.
+MIN_RANKED = 5
+
+
 def _ranking(store, week: Week, scope: Scope, as_of: dt.datetime) -> pd.DataFrame:
-    """The areas with cases this week, best first: on time, closed, fewest late, least rework."""
+    """The areas with cases this week, best first: on time, closed, fewest late, least rework.
+
+    Areas with fewer than :data:`MIN_RANKED` cases come last, unranked (``rank`` None).
+    """
     from gis_grid.cases.indicators import indicators
     from gis_grid.grids.linkage import people
 
@@ -563,9 +570,11 @@ def _ranking(store, week: Week, scope: Scope, as_of: dt.datetime) -> pd.DataFram
         },
         index=table.index,
     )
+    order.insert(0, "enough", table["reported"] >= MIN_RANKED)
     table = table.loc[order.sort_values(list(order), ascending=False, kind="stable").index]
     table = table.reset_index(drop=True)
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    enough = (table["reported"] >= MIN_RANKED).to_numpy()
+    table.insert(0, "rank", np.where(enough, np.cumsum(enough), None))
     who = people(store, table["code"])
     table["staff_name"] = table["code"].map(who["staff_name"]) if len(who) else None
     table["staff_phone"] = table["code"].map(who["staff_phone"]) if len(who) else None
