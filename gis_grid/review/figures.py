@@ -150,14 +150,25 @@ def _size(grids: gpd.GeoDataFrame, panels: list[tuple[float, float]]) -> tuple[f
 
 
 def _draw_map(review, lang: str, draw, handles) -> str:
-    """The grids of the review with ``draw(ax, crs)`` on top, in one or more panels (PNG)."""
+    """The grids of the review with ``draw(ax, crs, cut)`` on top, in one or more panels (PNG).
+
+    Each panel draws only what lies in its slice (``cut`` selects it through
+    the frames' spatial index): a street's 5,000 buildings are not drawn four times.
+    """
     plt = _pyplot()
     crs, grids = _frame(review)
     panels = _panels(grids)
+    streets = review.streets.to_crs(crs) if review.streets is not None else None
+    buildings = review.buildings.to_crs(crs) if review.buildings is not None else None
     fig, axes = plt.subplots(len(panels), 1, figsize=_size(grids, panels), squeeze=False)
     for i, (ax, (x0, x1)) in enumerate(zip(axes[:, 0], panels, strict=True)):
-        _base(review, ax, crs, grids, labels=True)
-        draw(ax, crs)
+        whole = len(panels) == 1
+
+        def cut(frame, x0=x0, x1=x1, whole=whole):
+            return frame if whole or frame is None or not len(frame) else frame.cx[x0:x1, :]
+
+        _base(ax, grids, cut(grids), cut(streets), cut(buildings), labels=True)
+        draw(ax, crs, cut)
         last = i == len(panels) - 1
         _finish_map(ax, grids, handles if last else [], lang, xlim=(x0, x1), scale=i == 0)
     return _uri(fig, "png")
@@ -173,17 +184,17 @@ def _frame(review):
     return crs, grids.to_crs(crs)
 
 
-def _base(review, ax, crs, grids, *, labels: bool):
+def _base(ax, grids, view, streets, buildings, *, labels: bool):
+    """The base map: streets, buildings, grid outlines and names (``view``: the grids in sight)."""
     ax.set_facecolor(COLOURS["background"])
-    if review.streets is not None and len(review.streets):
-        streets = review.streets.to_crs(crs)
+    if streets is not None and len(streets):
         wide = streets["kind"].isin(["primary", "secondary"]).to_numpy()
         for part, width in ((streets[wide], 3.2), (streets[~wide], 1.4)):
             if len(part):
                 part.plot(ax=ax, color=COLOURS["street_edge"], linewidth=width + 0.8, zorder=1)
                 part.plot(ax=ax, color=COLOURS["street"], linewidth=width, zorder=1.1)
-    if review.buildings is not None and len(review.buildings):
-        review.buildings.to_crs(crs).plot(
+    if buildings is not None and len(buildings):
+        buildings.plot(
             ax=ax,
             facecolor=COLOURS["building_fill"],
             edgecolor=COLOURS["building_edge"],
@@ -192,12 +203,12 @@ def _base(review, ax, crs, grids, *, labels: bool):
         )
     many = (grids["level"] == "community").sum() > 3
     for level, width in (("courtyard", 0.5), ("area", 1.1 if many else 1.6), ("community", 2.0)):
-        part = grids.loc[grids["level"] == level]
+        part = view.loc[view["level"] == level]
         if len(part) and not (many and level == "courtyard"):
             part.boundary.plot(ax=ax, color=COLOURS[level], linewidth=width, zorder=5)
     if labels:
         level = "community" if many else "area"
-        part = grids.loc[grids["level"] == level]
+        part = view.loc[view["level"] == level]
         for name, pt in zip(_short(part, grids), part.geometry.representative_point(), strict=True):
             ax.annotate(
                 name,
@@ -310,10 +321,15 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
     if review.grids is None or not len(review.grids):
         return None
 
-    def draw(ax, crs):
-        spots = review.spots.to_crs(crs) if len(review.spots) else review.spots
-        if not len(spots):
+    projected = {}
+
+    def draw(ax, crs, cut):
+        if not len(review.spots):
             return
+        if "spots" not in projected:
+            projected["spots"] = review.spots.to_crs(crs)
+        every = projected["spots"]
+        spots = cut(every)
         hot, cold = spots["spot"] == "hot", spots["spot"] == "cold"
         if hot.any():
             spots[hot].plot(ax=ax, color=COLOURS["hot"], alpha=0.75, lw=0, zorder=6)
@@ -325,9 +341,9 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
             if len(part):
                 part.boundary.plot(ax=ax, color=COLOURS["hot_edge"], lw=width, ls=style, zorder=7)
         rows = review.hotspots.head(top)
-        if len(rows):  # each row's number sits on its busiest cell
-            key = _row_key(spots, rows["grid_code"])
-            ranked = spots.assign(key=key).sort_values("incidents", ascending=False)
+        if len(rows):  # each row's number sits on its busiest cell (drawn where in sight)
+            key = _row_key(every, rows["grid_code"])
+            ranked = every.assign(key=key).sort_values("incidents", ascending=False)
             first = ranked.drop_duplicates("key").set_index("key")
             pts = [first.geometry.get(c).centroid if c in first.index else None
                    for c in rows["grid_code"]]  # fmt: skip
@@ -377,10 +393,15 @@ def holes_map(review, lang: str, top: int) -> str | None:
     holes = holes.loc[holes.geometry.notna()] if len(holes) else holes
     kinds = set(holes["kind"]) if len(holes) else set()
 
-    def draw(ax, crs):
+    projected = {}
+
+    def draw(ax, crs, cut):
         if not len(holes):
             return
-        mine = holes.to_crs(crs)
+        if "holes" not in projected:
+            projected["holes"] = holes.to_crs(crs)
+        every = projected["holes"]
+        mine = cut(every)
         for k, kw in style.items():
             part = mine.loc[mine["kind"] == k]
             if len(part):
@@ -388,7 +409,7 @@ def holes_map(review, lang: str, top: int) -> str | None:
         dark = mine.loc[mine["kind"] == "dark_street"]
         if len(dark):
             dark.plot(ax=ax, color=COLOURS["dark"], lw=2.4, zorder=8)
-        first = mine.head(top)
+        first = every.head(top)
         pts = gpd.GeoSeries(list(first.geometry.representative_point()))
         lettered = [letter(i) for i in range(len(first))]
         _numbers(ax, pts, COLOURS["ink"], offset=(-16, 9), labels=lettered)  # beside the label
