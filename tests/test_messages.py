@@ -98,3 +98,29 @@ def test_every_doing_a_role_may_be_refused_is_worded_in_both_languages():
     assert len(asked) >= 10 and not asked - set(CATALOGUE["doings"]), asked - set(
         CATALOGUE["doings"]
     )
+
+
+def test_an_import_refused_for_its_topology_says_why_in_chinese(tmp_path):
+    """The import refusals were English only: overlapping and gapped areas, in Chinese."""
+    from shapely import box
+
+    from gis_grid.domain.errors import TopologyError
+    from gis_grid.domain.messages import render
+    from gis_grid.store import ChangeSet, open_store
+    from tests.conftest import COMMUNITY, grids
+
+    frame = grids(
+        **{
+            f"c{COMMUNITY}": box(0, 0, 100, 100),
+            f"c{COMMUNITY}001": box(0, 0, 60, 100),  # overlaps the next by 10 m x 100 m
+            f"c{COMMUNITY}002": box(50, 0, 90, 100),  # and leaves 10 m x 100 m uncovered
+        }
+    )
+    with open_store(tmp_path / "s.gpkg", create=True) as store:
+        with pytest.raises(TopologyError) as e:
+            store.apply(ChangeSet(frame))
+    en, zh = str(e.value), render(e.value.message, "zh")
+    assert "overlap by" in en and "nothing was imported" in en
+    assert "重叠" in zh and "未导入任何内容" in zh and "平方米" in zh
+    words = set(re.findall(r"[A-Za-z]+", zh)) - {"accept", "problems"}  # --accept-problems
+    assert not words, words

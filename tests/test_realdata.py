@@ -104,7 +104,7 @@ def test_real_buildings_are_checked_before_they_are_stored(tmp_path, helsinki):
     # 12 footprints in the extract intersect themselves: refused, store unchanged
     result = run("import", store, folder / "buildings.geojson", "--level", "building", code=1)
     assert "invalid geometry" in result.stderr and "Self-intersection" in result.stderr
-    assert "(12 in all)" in result.stderr and "--make-valid" in result.stderr
+    assert "… (12)" in result.stderr and "--make-valid" in result.stderr
     assert digest(store) == before
 
     # three outlines have no area at all: repair cannot save them, the user removes them

@@ -103,6 +103,33 @@ def empty_problems() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84)
 
 
+def detail_in(row, lang: str) -> str:
+    """A problem's detail in ``lang``: its English as found, or worded in Chinese by its kind.
+
+    ``row`` is a row of a problem table (``kind``, ``level``, ``codes``,
+    ``area_m2``, ``detail``).
+    """
+    from gis_grid.domain.messages import template
+
+    if lang != "zh":
+        return str(row.detail)
+    codes = [str(c) for c in (row.codes if isinstance(row.codes, list | tuple) else [row.codes])]
+    area = "" if row.area_m2 is None or not np.isfinite(row.area_m2) else f"{row.area_m2:,.1f}"
+    level = Level.parse(row.level) if isinstance(row.level, str) and row.level else None
+    values = {
+        "child": codes[0],
+        "parent": codes[-1],
+        "a": codes[0],
+        "b": codes[-1],
+        "code": codes[0],
+        "area": area,
+        "level": level.key if level is not None else "",
+        "level_zh": level.zh if level is not None else "",
+        "why": str(row.detail),
+    }
+    return template(f"topology_{row.kind}", "zh").format(**values)
+
+
 class Problems:
     """Collects problem rows for any validator (the stores' too), worded in one place.
 

@@ -24,6 +24,7 @@ from gis_grid.domain.errors import (
     OrphanError,
     TopologyError,
 )
+from gis_grid.domain.messages import say, words
 from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
@@ -37,7 +38,7 @@ from gis_grid.domain.model import (
     utc_now,
 )
 from gis_grid.geo.crs import WGS84, check_lonlat
-from gis_grid.grids.topology import ValidationOptions, validate
+from gis_grid.grids.topology import ValidationOptions, detail_in, validate
 
 #: Problems that always refuse a write, and those refused unless accepted.
 ALWAYS_BLOCKING = {
@@ -55,7 +56,7 @@ def listing(items: Iterable, total: int | None = None) -> str:
     items = list(items)
     total = len(items) if total is None else total
     shown = ", ".join(str(i) for i in items[:SHOWN])
-    return shown + (f" … ({total} in all)" if total > SHOWN else "")
+    return shown + (f" … ({total})" if total > SHOWN else "")
 
 
 def community_of(codes: Iterable[str]) -> list[str]:
@@ -81,26 +82,19 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     InputError, GeometryError
     """
     if "code" not in frame.columns:
-        raise InputError("grids need a 'code' column")
+        raise InputError(say("problem_grids_code_column"))
     if frame.crs is None or not WGS84.equals(frame.crs, ignore_axis_order=True):
-        raise InputError(f"grids must be in EPSG:4326 to be stored, not {frame.crs}")
+        raise InputError(say("problem_grids_crs", crs=str(frame.crs)))
     codes = frame["code"].map(normalise_code).astype(str)
     bad = check_codes(codes)
     if bad:
-        raise InputError(
-            f"malformed grid codes: {listing(bad)}. A code is the 12-digit community "
-            "statistical code plus 3 digits per area, courtyard and building and 2 per unit "
-            "(lengths 12, 15, 18, 21, 23)"
-        )
+        raise InputError(say("problem_malformed_codes", codes=listing(bad)))
     levels = codes.map(lambda c: level_of_code(c).key)
     if "level" in frame.columns:
         given = _parse_each(frame["level"], lambda v: Level.parse(v).key)
         wrong = codes[given.to_numpy() != levels.to_numpy()]
         if len(wrong):
-            raise InputError(
-                f"level does not match the code's length for: {listing(wrong)} "
-                "(the level follows from the code: 12 digits community … 23 unit)"
-            )
+            raise InputError(say("problem_level_mismatch", codes=listing(wrong)))
     parents = codes.map(
         lambda c: c[: CODE_LENGTHS[Level(level_of_code(c) - 1)]] if len(c) > 12 else None
     )
@@ -111,14 +105,11 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         )
         wrong = codes[(given.to_numpy() != parents.to_numpy()) & given.notna().to_numpy()]
         if len(wrong):
-            raise InputError(
-                f"parent_code does not match the code for: {listing(wrong)} "
-                "(a grid's parent is its code without the last serial)"
-            )
+            raise InputError(say("problem_parent_mismatch", codes=listing(wrong)))
     geoms = frame.geometry.to_numpy()
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if missing.any():
-        raise GeometryError(f"grids without geometry: {listing(codes[missing])}")
+        raise GeometryError(say("problem_no_geometry", codes=listing(codes[missing])))
     polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
     if not polygonal.all():
         kinds = pd.Series(shapely.get_type_id(geoms)[~polygonal]).map(
@@ -131,10 +122,8 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                 7: "GeometryCollection",
             }
         )
-        raise GeometryError(
-            "grids must be polygons; got "
-            + listing(f"{c} ({k})" for c, k in zip(codes[~polygonal], kinds, strict=True))
-        )
+        got = listing(f"{c} ({k})" for c, k in zip(codes[~polygonal], kinds, strict=True))
+        raise GeometryError(say("problem_not_polygons", got=got))
     check_lonlat(geoms)
     out = pd.DataFrame(
         {"code": codes.to_numpy(), "parent_code": parents.to_numpy(), "level": levels.to_numpy()}
@@ -142,7 +131,7 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out["name"] = frame["name"].fillna("").astype(str).to_numpy() if "name" in frame.columns else ""
     nul = out["name"].str.contains("\x00", regex=False)
     if nul.any():
-        raise InputError(f"names hold a NUL character for: {listing(codes[nul.to_numpy()])}")
+        raise InputError(say("problem_nul_in_names", codes=listing(codes[nul.to_numpy()])))
     for col in AGGREGATES:
         if col in frame.columns:
             values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
@@ -159,7 +148,9 @@ def normalise_grids(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             bad = codes[wrong.to_numpy()]
             if len(bad):
                 raise InputError(
-                    f"{col} must be a whole number from 0 to {MAX_COUNT:,} for: {listing(bad)}"
+                    say(
+                        "problem_count_range", column=col, most=f"{MAX_COUNT:,}", codes=listing(bad)
+                    )
                 )
             out[col] = values.fillna(0).astype("int64").to_numpy()
         else:
@@ -185,19 +176,19 @@ def _parse_date(value, what: str) -> str | None:
     try:
         return dt.date.fromisoformat(str(value).strip()[:10]).isoformat()
     except ValueError as exc:
-        raise InputError(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from exc
+        raise InputError(say("problem_not_a_date", what=what, value=repr(value))) from exc
 
 
 def normalise_staff(frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce a staff table: ``staff_id`` and ``name`` required, ``role`` parsed."""
     for col in ("staff_id", "name"):
         if col not in frame.columns:
-            raise InputError(f"staff need a {col!r} column")
+            raise InputError(say("problem_staff_column", column=col))
     out = pd.DataFrame({"staff_id": frame["staff_id"].astype(str).str.strip().to_numpy()})
     out["name"] = frame["name"].astype(str).str.strip().to_numpy()
     empty = out["staff_id"].isin(["", "nan", "None"]) | out["name"].isin(["", "nan", "None"])
     if empty.any():
-        raise InputError(f"staff rows without id or name: rows {listing(np.flatnonzero(empty))}")
+        raise InputError(say("problem_staff_empty", rows=listing(np.flatnonzero(empty))))
     out["role"] = (
         _parse_each(frame["role"], lambda r: Role.parse(r).value).to_numpy()
         if "role" in frame.columns
@@ -210,7 +201,7 @@ def normalise_staff(frame: pd.DataFrame) -> pd.DataFrame:
     )
     dup = out["staff_id"][out["staff_id"].duplicated()]
     if len(dup):
-        raise DuplicateCodeError(f"staff ids appear twice: {listing(dup.unique())}")
+        raise DuplicateCodeError(say("problem_staff_twice", ids=listing(dup.unique())))
     return out
 
 
@@ -218,7 +209,7 @@ def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
     """Coerce an assignment table; dates as ISO strings, end on or after start."""
     for col in ("staff_id", "grid_code"):
         if col not in frame.columns:
-            raise InputError(f"assignments need a {col!r} column")
+            raise InputError(say("problem_assignments_column", column=col))
     out = pd.DataFrame(
         {
             "staff_id": frame["staff_id"].astype(str).str.strip().to_numpy(),
@@ -237,10 +228,8 @@ def normalise_assignments(frame: pd.DataFrame) -> pd.DataFrame:
     out["end_date"] = [_parse_date(v, "end_date") for v in end]
     backwards = out["end_date"].notna() & (out["end_date"].fillna("") < out["start_date"])
     if backwards.any():
-        raise InputError(
-            "assignments end before they start: "
-            + listing(out.loc[backwards, "staff_id"] + "@" + out.loc[backwards, "grid_code"])
-        )
+        pairs = listing(out.loc[backwards, "staff_id"] + "@" + out.loc[backwards, "grid_code"])
+        raise InputError(say("problem_assignments_backwards", pairs=pairs))
     return out
 
 
@@ -329,40 +318,32 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
         grids = normalise_grids(changes.grids)
         dup = grids["code"][grids["code"].duplicated()]
         if len(dup):
-            raise DuplicateCodeError(f"codes appear twice in the input: {listing(dup.unique())}")
+            raise DuplicateCodeError(say("problem_codes_twice", codes=listing(dup.unique())))
         clash = sorted(existing.has_codes(grids["code"].tolist()))
         if clash:
-            raise DuplicateCodeError(
-                f"codes already in the store: {listing(clash)}; nothing was imported"
-            )
+            raise DuplicateCodeError(say("problem_codes_stored", codes=listing(clash)))
         near = neighbours_of(grids, existing.neighbours)
         mine = _problems_of(existing.grids, grids, options, near)
         for kind, error in ALWAYS_BLOCKING.items():
             rows = mine.loc[mine["kind"] == kind]
             if len(rows):
-                what = {
-                    "invalid_geometry": "invalid geometry",
-                    "orphan": "parent missing",
-                    "duplicate_code": "duplicate code",
-                }[kind]
+                en, zh = (
+                    listing((f"{r.codes[0]} ({r.detail})" for r in rows.itertuples()), len(rows)),
+                    listing((detail_in(r, "zh") for r in rows.itertuples()), len(rows)),
+                )
                 raise error(
-                    f"{what}: "
-                    + listing((f"{r.codes[0]} ({r.detail})" for r in rows.itertuples()), len(rows))
-                    + "; nothing was imported"
-                    + (
-                        " (repair them with 'gis-grid import --make-valid' or fix the file)"
-                        if kind == "invalid_geometry"
-                        else ""
-                    ),
+                    say(f"problem_import_{kind}", listing=en, listing_zh=zh),
                     detail=rows.drop(columns="geometry").to_dict("records"),
                 )
         topo = mine.loc[mine["kind"].isin(TOPOLOGY_BLOCKING)]
         if len(topo) and not changes.accept_problems:
             raise TopologyError(
-                f"{len(topo)} topology problems: "
-                + listing((r.detail for r in topo.itertuples()), len(topo))
-                + "; nothing was imported (fix the input, or import with --accept-problems "
-                "and fix them in place)",
+                say(
+                    "problem_import_topology",
+                    n=len(topo),
+                    listing=listing((r.detail for r in topo.itertuples()), len(topo)),
+                    listing_zh=listing((detail_in(r, "zh") for r in topo.itertuples()), len(topo)),
+                ),
                 topo.drop(columns="geometry").to_dict("records"),
             )
         warnings = mine.loc[~mine["kind"].isin(ALWAYS_BLOCKING)]
@@ -370,26 +351,24 @@ def check_changeset(changes, existing: Existing, options: ValidationOptions | No
         staff = normalise_staff(changes.staff)
         clash = sorted(existing.has_staff(staff["staff_id"].tolist()))
         if clash:
-            raise DuplicateCodeError(f"staff ids already in the store: {listing(clash)}")
+            raise DuplicateCodeError(say("problem_staff_stored", ids=listing(clash)))
     if changes.assignments is not None and len(changes.assignments):
         assignments = normalise_assignments(changes.assignments)
         known_staff = set(staff["staff_id"]) if staff is not None else set()
         wanted = sorted(set(assignments["staff_id"]) - known_staff)
         unknown = sorted(set(wanted) - existing.has_staff(wanted))
         if unknown:
-            raise OrphanError(f"assignments name unknown staff: {listing(unknown)}")
+            raise OrphanError(say("problem_unknown_staff", ids=listing(unknown)))
         known_grids = set(grids["code"]) if grids is not None else set()
         wanted = sorted(set(assignments["grid_code"]) - known_grids)
         unknown = sorted(set(wanted) - existing.has_codes(wanted))
         if unknown:
-            raise OrphanError(f"assignments name unknown grids: {listing(unknown)}")
+            raise OrphanError(say("problem_unknown_grids", codes=listing(unknown)))
         key = assignments[["staff_id", "grid_code", "role", "start_date"]]
         dup = key.duplicated()
         if dup.any():
-            raise DuplicateCodeError(
-                "the same assignment appears twice: "
-                + listing(key.loc[dup, "staff_id"] + "@" + key.loc[dup, "grid_code"])
-            )
+            pairs = listing(key.loc[dup, "staff_id"] + "@" + key.loc[dup, "grid_code"])
+            raise DuplicateCodeError(say("problem_assignment_twice", pairs=pairs))
     return grids, staff, assignments, warnings
 
 
@@ -428,24 +407,22 @@ def check_update(
     from gis_grid.domain.errors import ConflictError, NotFoundError
 
     if "code" not in edits.columns or "version" not in edits.columns:
-        raise InputError(
-            "an edit names the grid ('code') and the version it is based on ('version')"
-        )
+        raise InputError(say("problem_edit_columns"))
     unknown = [
         c
         for c in edits.columns
         if c not in ("code", "version", *EDITABLE) and c != edits.geometry.name
     ]
     if unknown:
-        raise InputError(f"these columns cannot be edited: {', '.join(unknown)}")
+        raise InputError(say("problem_not_editable", columns=", ".join(unknown)))
     codes = edits["code"].astype(str)
     dup = codes[codes.duplicated()]
     if len(dup):
-        raise DuplicateCodeError(f"grids edited twice in one change: {listing(dup.unique())}")
+        raise DuplicateCodeError(say("problem_edited_twice", codes=listing(dup.unique())))
     stored = current.set_index("code")
     missing = [c for c in codes if c not in stored.index]
     if missing:
-        raise NotFoundError(f"no such grids: {listing(missing)}")
+        raise NotFoundError(say("problem_no_such_grids", codes=listing(missing)))
     based = pd.to_numeric(edits["version"], errors="coerce").to_numpy()
     now_version = stored.loc[codes, "version"].to_numpy()
     stale = codes[based != now_version]
@@ -456,10 +433,14 @@ def check_update(
                 stale, based[based != now_version], now_version[based != now_version], strict=True
             )
         ]
+        zh = [
+            f"{c}（按第 {int(b) if b == b else '?'} 版编辑，现为第 {int(n)} 版）"
+            for c, b, n in zip(
+                stale, based[based != now_version], now_version[based != now_version], strict=True
+            )
+        ]
         raise ConflictError(
-            "these grids changed since the edit was made: "
-            + listing(detail)
-            + "; reload them and edit again (nothing was saved)",
+            say("problem_edit_stale", listing=listing(detail), listing_zh=listing(zh)),
             detail={"codes": list(stale)},
         )
     new = stored.loc[codes].reset_index()
@@ -476,12 +457,25 @@ def check_update(
     return new
 
 
+#: The outcomes :func:`refuse` is told, in Chinese (its actions are the revision log's).
+OUTCOMES_ZH = {"nothing was saved": "未保存", "nothing was changed": "未做任何修改"}
+
+
 def refuse(blocking: gpd.GeoDataFrame, action: str, outcome: str) -> None:
     """Raise TopologyError naming the problems an action would leave, if there are any."""
     if len(blocking):
         raise TopologyError(
-            f"the {action} would leave {len(blocking)} problems: "
-            + listing((r.detail for r in blocking.itertuples()), len(blocking))
-            + f"; {outcome}",
+            say(
+                "problem_would_leave",
+                action=action,
+                action_zh=words("messages", f"op_{action}", "zh"),
+                n=len(blocking),
+                listing=listing((r.detail for r in blocking.itertuples()), len(blocking)),
+                listing_zh=listing(
+                    (detail_in(r, "zh") for r in blocking.itertuples()), len(blocking)
+                ),
+                outcome=outcome,
+                outcome_zh=OUTCOMES_ZH.get(outcome, outcome),
+            ),
             blocking.drop(columns="geometry").to_dict("records"),
         )
