@@ -83,10 +83,7 @@ def _walk_back(store, now: State, revision: int | None) -> State:
     community = str(now.grids["code"].iloc[0])[:12]
     log = store.revisions(community)
     if revision != 0 and revision not in set(log["id"].astype(int)):
-        raise NotFoundError(
-            f"revision {revision} is not one of community {community}'s "
-            f"('gis-grid log STORE --community {community}' lists them)"
-        )
+        raise NotFoundError(say("problem_no_revision", revision=revision, community=community))
     return state_at(now, store.payloads(community, revision), revision)
 
 
@@ -110,7 +107,7 @@ def undo(
     community = community_code(community)
     log = store.revisions(community)
     if not len(log):
-        raise NotFoundError(f"community {community} has no revision to undo")
+        raise NotFoundError(say("problem_nothing_to_undo", community=community))
     last = log.iloc[-1]
     if revision is not None and int(revision) != int(last["id"]):
         operation = str(last["operation"])
@@ -176,7 +173,9 @@ def _pinned(now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
         try:
             version = int(version)
         except (TypeError, ValueError) as exc:
-            raise InputError(f"the version of {code} is not a whole number: {version!r}") from exc
+            raise InputError(
+                say("problem_version_number", code=code, version=repr(version))
+            ) from exc
         if code not in current:
             raise NotFoundError(say("problem_no_grid_reload", code=code))
         pins[code] = version
@@ -205,7 +204,7 @@ def _one_level(codes: list[str]) -> None:
     levels = {len(c) for c in codes}
     parents = {parent_code(c) for c in codes if len(c) > 12}
     if len(levels) != 1 or len(parents) != 1:
-        raise InputError(f"these grids are not siblings: {', '.join(codes)}")
+        raise InputError(say("problem_not_siblings", codes=", ".join(codes)))
 
 
 # -- the operations -------------------------------------------------------------------
@@ -251,19 +250,18 @@ def merge(
     """
     codes = sorted(set(checked_codes(codes)))
     if len(codes) < 2:
-        raise InputError("name at least two grids to merge")
+        raise InputError(say("problem_merge_two"))
     _one_level(codes)
     now = current_state(store, codes[0][:12])
     grids = now.grids.set_index("code")
     missing = [c for c in codes if c not in grids.index]
     if missing:
-        raise NotFoundError(f"no such grids: {', '.join(missing)}")
+        raise NotFoundError(say("problem_no_such_grids", codes=", ".join(missing)))
     pins = _pinned(now, versions)
     merged = shapely.union_all(grids.loc[codes].geometry.to_numpy())  # exact: shared edges
     if shapely.get_num_geometries(merged) > 1 or merged.geom_type != "Polygon":
         raise TopologyError(
-            f"{', '.join(codes)} do not share a boundary: merged they would be "
-            f"{shapely.get_num_geometries(merged)} separate pieces"
+            say("problem_merge_apart", codes=", ".join(codes), n=shapely.get_num_geometries(merged))
         )
     atoms = children_of(now.grids, codes)
     plan = Regroup(
@@ -303,17 +301,17 @@ def move(
     atoms = sorted(set(checked_codes(atoms)))
     (to,) = checked_codes([to])
     if not atoms or any(len(a) <= CODE_LENGTHS[Level.COMMUNITY] for a in [*atoms, to]):
-        raise InputError("move buildings or courtyards (not communities) to a sibling grid")
+        raise InputError(say("problem_move_what"))
     sources = sorted({parent_code(c) for c in atoms})
     _one_level([*sources, to])
     if to in sources:
         already = ", ".join(a for a in atoms if parent_code(a) == to)
-        raise InputError(f"{already} are already in {to}")
+        raise InputError(say("problem_move_already", codes=already, to=to))
     now = current_state(store, to[:12])
     grids = now.grids.set_index("code")
     missing = [c for c in [*atoms, to] if c not in grids.index]
     if missing:
-        raise NotFoundError(f"no such grids: {', '.join(missing)}")
+        raise NotFoundError(say("problem_no_such_grids", codes=", ".join(missing)))
     pins = _pinned(now, versions)
     roots = sorted([*sources, to])
     children = children_of(now.grids, roots)
@@ -323,22 +321,28 @@ def move(
         cells, crs = atom_cells(grids.loc[src, "geometry"], grids.loc[[src]].reset_index(), mine)
         moving = mine["code"].isin(atoms).to_numpy()
         if moving.all():
-            raise TopologyError(
-                f"moving every grid out of {src} would leave it empty; merge it instead"
-            )
+            raise TopologyError(say("problem_move_empties", code=src))
         left = shapely.union_all(cells[~moving], grid_size=GRID)
         if shapely.get_num_geometries(left) > 1:
             raise TopologyError(
-                f"{src} would fall apart into {shapely.get_num_geometries(left)} pieces "
-                f"without {', '.join(mine.loc[moving, 'code'])}"
+                say(
+                    "problem_move_breaks",
+                    code=src,
+                    n=shapely.get_num_geometries(left),
+                    codes=", ".join(mine.loc[moving, "code"]),
+                )
             )
         geometry[src] = reproject(np.array([left], dtype=object), crs, WGS84)[0]
         target_m = project(np.array([grids.loc[to, "geometry"]]), crs)[0]
         grown = shapely.union_all(np.r_[cells[moving], [target_m]], grid_size=GRID)
         if shapely.get_num_geometries(grown) > 1:
             raise TopologyError(
-                f"{', '.join(mine.loc[moving, 'code'])} do not border {to}: it would be "
-                f"{shapely.get_num_geometries(grown)} separate pieces"
+                say(
+                    "problem_move_apart",
+                    codes=", ".join(mine.loc[moving, "code"]),
+                    to=to,
+                    n=shapely.get_num_geometries(grown),
+                )
             )
         geometry[to] = reproject(np.array([grown], dtype=object), crs, WGS84)[0]
         grids.loc[to, "geometry"] = geometry[to]
@@ -373,10 +377,10 @@ def split(
     """
     (code,) = checked_codes([code])
     if (line is None) == (parts is None):
-        raise InputError("split along a line or into a number of parts (one of the two)")
+        raise InputError(say("problem_split_how"))
     level = level_of_code(code)
     if level is Level.COMMUNITY:
-        raise InputError("a community is split by the statistics bureau, not here")
+        raise InputError(say("problem_split_community"))
     now = current_state(store, code[:12])
     grids = now.grids.set_index("code")
     if code not in grids.index:
@@ -394,10 +398,7 @@ def split(
             inside = share >= whole[:, None] - np.maximum(0.05, 1e-6 * whole[:, None])
             crossing = children.loc[~inside.any(axis=1), "code"].tolist()
             if crossing:
-                raise TopologyError(
-                    f"the line cuts through {listing(crossing)}: draw it between them "
-                    "(or split those first)"
-                )
+                raise TopologyError(say("problem_split_cuts", codes=listing(crossing)))
             labels = dict(zip(children["code"], inside.argmax(axis=1).tolist(), strict=True))
         geometry = dict(enumerate(pieces))
         counts = (
@@ -426,7 +427,15 @@ def split(
         from gis_grid.planning.rebalance import partition_atoms
 
         if not len(children):
-            raise InputError(f"{code} has no {Level(level + 1).zh} to divide into {parts} parts")
+            raise InputError(
+                say(
+                    "problem_split_nothing",
+                    code=code,
+                    below=Level(level + 1).key,
+                    below_zh=Level(level + 1).zh,
+                    parts=parts,
+                )
+            )
         result = partition_atoms(
             store, now, grids.loc[code, "geometry"], [code], int(parts), weights=weights, seed=seed
         )
@@ -450,14 +459,14 @@ def _cut(polygon, line) -> list:
     if isinstance(line, str):
         line = shapely.from_wkt(line)
     if line is None or line.geom_type not in ("LineString", "MultiLineString"):
-        raise InputError("split along a LineString (lon/lat)")
+        raise InputError(say("problem_split_line"))
     pieces = shapely.get_parts(
         shapely.polygonize(shapely.get_parts(shapely.union(polygon.boundary, line)))
     )
     inside = shapely.area(shapely.intersection(pieces, polygon)) > 0.5 * shapely.area(pieces)
     pieces = pieces[inside]
     if len(pieces) < 2:
-        raise InputError("the line does not cross the grid from edge to edge")
+        raise InputError(say("problem_split_cross"))
     return list(pieces)
 
 
@@ -492,20 +501,21 @@ def redraw(
     reference = shapely.union_all(shapely.boundary(np.r_[[old_ll], sib_ll]))
     geometry = shapely.snap(geometry, reference, SNAP_DEGREES)
     if not shapely.is_valid(geometry):
-        raise InputError(
-            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
-        )
+        raise InputError(say("problem_outline_invalid", why=shapely.is_valid_reason(geometry)))
     geoms, crs = metric(np.r_[[old_ll, geometry], sib_ll])
     old_m, new_m, sib_m = geoms[0], geoms[1], geoms[2:]
     if not take and len(sib_m):
         overlap = shapely.area(shapely.intersection(sib_m, new_m, grid_size=GRID))
         if (overlap > 0.1).any():
-            named = ", ".join(
-                f"{c} by {a:,.0f} m²"
-                for c, a in zip(siblings["code"], overlap, strict=True)
-                if a > 0.1
+            hit = [(c, a) for c, a in zip(siblings["code"], overlap, strict=True) if a > 0.1]
+            raise TopologyError(
+                say(
+                    "problem_outline_overlaps",
+                    code=code,
+                    named=", ".join(f"{c} by {a:,.0f} m²" for c, a in hit),
+                    named_zh="、".join(f"{c} {a:,.0f} 平方米" for c, a in hit),
+                )
             )
-            raise TopologyError(f"the new outline of {code} overlaps {named} (nothing was saved)")
     if shapely.hausdorff_distance(old_m, new_m, densify=0.25) < SAME_M:
         # its own outline (within 2 cm): nothing moves, so nothing is written
         roots, geometry_ll = [code], {code: old_ll}
@@ -522,8 +532,7 @@ def redraw(
                 )
                 if not len(edge) or edge.max() <= 0:
                     raise TopologyError(
-                        f"the new outline of {code} gives up {shapely.area(piece):.0f} m² that "
-                        "no sibling borders: it would be a gap"
+                        say("problem_outline_gap", code=code, area=f"{shapely.area(piece):.0f}")
                     )
                 j = int(np.argmax(edge))
                 new_sib[j] = shapely.union(new_sib[j], piece, grid_size=GRID)
@@ -544,9 +553,7 @@ def redraw(
         geometry_ll = {code: _restored(new_m, crs, exact)}
         for c, g in zip(siblings.loc[changed, "code"], new_sib[changed], strict=True):
             if g.is_empty:
-                raise TopologyError(
-                    f"the new outline of {code} swallows {c} whole; merge them instead"
-                )
+                raise TopologyError(say("problem_outline_swallows", code=code, other=c))
             geometry_ll[c] = _restored(g, crs, exact)
     children = children_of(now.grids, roots)
     plan = Regroup(
@@ -655,12 +662,10 @@ def _redraw_input(store, code: str, geometry, version: int | None):
     if isinstance(geometry, str):
         geometry = shapely.from_wkt(geometry)
     if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):
-        raise InputError("a new outline is a Polygon in lon/lat")
+        raise InputError(say("problem_outline_polygon"))
     check_lonlat(np.array([geometry], dtype=object))  # swapped or projected numbers, named
     if not shapely.is_valid(geometry):
-        raise InputError(
-            f"the new outline is not a valid polygon: {shapely.is_valid_reason(geometry)}"
-        )
+        raise InputError(say("problem_outline_invalid", why=shapely.is_valid_reason(geometry)))
     return now, code, geometry
 
 

@@ -64,12 +64,14 @@ def parse_weights(text: str | dict | None) -> dict[str, float]:
         try:
             out[str(name).strip()] = float(value) if str(value).strip() else 1.0
         except (TypeError, ValueError) as exc:
-            raise InputError(f"weight {name}={value!r} is not name=number") from exc
+            raise InputError(say("problem_weight_form", term=f"{name}={value!r}")) from exc
     wrong = [f"{k}={v}" for k, v in out.items() if not (0 <= v <= MAX_WEIGHT)]  # NaN too
     if wrong:
-        raise InputError(f"weights are numbers from 0 to {MAX_WEIGHT:g}: {', '.join(wrong)} is not")
+        raise InputError(
+            say("problem_weight_range", most=f"{MAX_WEIGHT:g}", terms=", ".join(wrong))
+        )
     if not any(out.values()):
-        raise InputError("at least one weight must be above 0: the workload would be nothing")
+        raise InputError(say("problem_weight_zero"))
     return out
 
 
@@ -88,8 +90,12 @@ def workload(
             continue
         if term not in layers:
             raise InputError(
-                f"unknown workload term {term!r}: use {', '.join(GRID_TERMS)} or a layer "
-                f"({', '.join(sorted(layers)) or 'none imported'})"
+                say(
+                    "problem_weight_term",
+                    term=term,
+                    terms=", ".join(GRID_TERMS),
+                    layers=", ".join(sorted(layers)) or "—",
+                )
             )
         kinds = layers[term].kinds()
         when = next((c for c, k in kinds.items() if k == "time"), None)
@@ -111,8 +117,7 @@ def atoms_of(store, now, parent: str, *, weights=None, days: int = 90) -> Atoms:
     level = level_of_code(parent)
     if level not in (Level.COMMUNITY, Level.AREA):
         raise InputError(
-            f"rebalance a community (its areas, from courtyards) or an area (its courtyards, "
-            f"from buildings); {parent} is a {level.key}"
+            say("problem_rebalance_what", code=parent, level=level.key, level_zh=level.zh)
         )
     by_code = grids.set_index("code")
     if parent not in by_code.index:
@@ -126,7 +131,15 @@ def atoms_of(store, now, parent: str, *, weights=None, days: int = 90) -> Atoms:
         & grids["code"].str.startswith(parent)
     ].reset_index(drop=True)
     if not len(children) or not len(atoms):
-        raise InputError(f"{parent} has no {Level(level + 2).key}s to regroup")
+        atoms_level = Level(level + 2)
+        raise InputError(
+            say(
+                "problem_rebalance_empty",
+                code=parent,
+                atoms=atoms_level.key,
+                atoms_zh=atoms_level.zh,
+            )
+        )
     return atoms_from(store, by_code.loc[parent, "geometry"], children, atoms, weights, days)
 
 
@@ -298,7 +311,7 @@ def accept(store, pid: int, *, author: str = "", audit: dict | None = None):
     """Apply a stored proposal as a new revision (refused if its grids changed since)."""
     record, change = store.proposal(pid)
     if record["status"] != "open":
-        raise InputError(f"proposal {pid} is {record['status']}, not open")
+        raise InputError(say("problem_proposal_closed", proposal=pid, status=record["status"]))
     change.author = author or change.author
     change.audit = audit
     revision = store.rewrite(change)
@@ -310,5 +323,5 @@ def discard(store, pid: int, *, audit: dict | None = None) -> None:
     """Mark a stored proposal discarded."""
     record, _ = store.proposal(pid)
     if record["status"] != "open":
-        raise InputError(f"proposal {pid} is {record['status']}, not open")
+        raise InputError(say("problem_proposal_closed", proposal=pid, status=record["status"]))
     store.close_proposal(pid, "discarded", audit=audit)

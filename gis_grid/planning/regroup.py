@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import (
     AGGREGATES,
     CODE_LENGTHS,
@@ -40,10 +41,7 @@ def checked_codes(codes, what: str = "grid code") -> list[str]:
     codes = [normalise_code(c) for c in codes]
     bad = check_codes(codes)
     if bad:
-        raise InputError(
-            f"malformed {what}: {', '.join(map(repr, bad[:8]))} (a code is the 12-digit "
-            "community code plus 3 digits per area, courtyard and building and 2 per unit)"
-        )
+        raise InputError(say("problem_malformed_codes", codes=", ".join(map(repr, bad[:8]))))
     return codes
 
 
@@ -51,7 +49,7 @@ def community_code(code) -> str:
     """A checked 12-digit community code."""
     (code,) = checked_codes([code], "community code")
     if len(code) != CODE_LENGTHS[Level.COMMUNITY]:
-        raise InputError(f"{code!r} is not a community code (12 digits)")
+        raise InputError(say("problem_not_community_code", code=repr(code)))
     return code
 
 
@@ -70,7 +68,7 @@ def current_state(store, community: str) -> State:
     community = community_code(community)
     grids = store.grids(under=[community])
     if not len(grids):
-        raise NotFoundError(f"no community {community} in this store")
+        raise NotFoundError(say("problem_no_community_here", code=community))
     assignments = store.assignments(grid_codes=grids["code"].tolist())
     log = store.revisions(community)
     return State(grids, assignments, int(log["id"].max()) if len(log) else 0)
@@ -152,7 +150,7 @@ def build(now: State, plan: Regroup, operation: str, *, summary="", author="") -
     atoms = children_of(grids, roots)
     missing = sorted(set(atoms["code"]) - set(plan.labels))
     if missing:
-        raise InputError(f"these grids are not placed in any new grid: {listing(missing)}")
+        raise InputError(say("problem_not_placed", codes=listing(missing)))
     new_parent = atoms["code"].map(lambda c: codes[plan.labels[c]])
     stays = (atoms["code"].str.slice(0, len(roots[0])) == new_parent).to_numpy()
     recode = {c: c for c in atoms.loc[stays, "code"]}

@@ -31,6 +31,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import ConflictError, InputError, NotFoundError
+from gis_grid.domain.messages import say, words
 from gis_grid.domain.model import (
     AGGREGATES,
     ASSIGNMENT_COLUMNS,
@@ -148,8 +149,7 @@ def check_undone(rewrite: Rewrite, latest: int | None) -> None:
     """
     if rewrite.undoes is not None and latest != rewrite.undoes:
         raise ConflictError(
-            f"revision {rewrite.undoes} is no longer the latest (revision {latest} came after "
-            "it); reload the log and undo again (nothing was changed)",
+            say("problem_undo_overtaken", revision=rewrite.undoes, latest=latest),
             detail={"latest": latest},
         )
 
@@ -186,31 +186,36 @@ def plan_rewrite(
     """
     roots = sorted({str(c) for c in rewrite.remove})
     if not roots:
-        raise InputError("a rewrite names the grids it replaces")
+        raise InputError(say("problem_rewrite_roots"))
     communities = {r[: CODE_LENGTHS[Level.COMMUNITY]] for r in roots}
     if len(communities) != 1:
-        raise InputError(
-            f"one boundary change stays in one community; this one spans {sorted(communities)}"
-        )
+        raise InputError(say("problem_rewrite_communities", codes=", ".join(sorted(communities))))
     (community,) = communities
     known = set(current["code"])
     missing = [r for r in roots if r not in known]
     if missing:
-        raise NotFoundError(f"no such grids: {listing(missing)}")
+        raise NotFoundError(say("problem_no_such_grids", codes=listing(missing)))
     if rewrite.based_on:
         versions = current.set_index("code")["version"]
+        changed = [
+            (c, v)
+            for c, v in sorted(rewrite.based_on.items())
+            if c not in versions.index or int(versions[c]) != int(v)
+        ]
         stale = [
             f"{c} (planned on version {v}, now {int(versions[c])})"
             if c in versions.index
             else f"{c} (gone)"
-            for c, v in sorted(rewrite.based_on.items())
-            if c not in versions.index or int(versions[c]) != int(v)
+            for c, v in changed
         ]
+        stale_zh = [
+            f"{c}（按第 {v} 版规划，现为第 {int(versions[c])} 版）" if c in versions.index
+            else f"{c}（已不存在）"
+            for c, v in changed
+        ]  # fmt: skip
         if stale:
             raise ConflictError(
-                "these grids changed since the change was planned: "
-                + listing(stale)
-                + "; plan it again on the current grids (nothing was saved)",
+                say("problem_plan_stale", listing=listing(stale), listing_zh=listing(stale_zh)),
                 detail={"codes": [s.split(" ")[0] for s in stale]},
             )
 
@@ -226,19 +231,17 @@ def plan_rewrite(
         )
     stray = new.loc[new["code"].str.slice(0, 12) != community, "code"]
     if len(stray):
-        raise InputError(f"grids outside community {community}: {listing(stray)}")
+        raise InputError(say("problem_rewrite_stray", community=community, codes=listing(stray)))
     dup = new["code"][new["code"].duplicated()]
     if len(dup):
         from gis_grid.domain.errors import DuplicateCodeError
 
-        raise DuplicateCodeError(f"codes appear twice in the change: {listing(dup.unique())}")
+        raise DuplicateCodeError(say("problem_change_twice", codes=listing(dup.unique())))
     clash = new["code"][new["code"].isin(kept["code"])]
     if len(clash):
         from gis_grid.domain.errors import DuplicateCodeError
 
-        raise DuplicateCodeError(
-            f"the change writes codes of grids it does not replace: {listing(clash)}"
-        )
+        raise DuplicateCodeError(say("problem_change_clash", codes=listing(clash)))
 
     # the community after the change, with its workload summed upward
     state = pd.concat([kept, new], ignore_index=True)
@@ -280,10 +283,8 @@ def plan_rewrite(
         )
         unknown = after_assignments.loc[~after_assignments["grid_code"].isin(new["code"])]
         if len(unknown):
-            raise InputError(
-                "assignments of the change name grids it does not write: "
-                + listing(unknown["grid_code"].unique())
-            )
+            codes = listing(unknown["grid_code"].unique())
+            raise InputError(say("problem_change_assignments", codes=codes))
     after_assignments = after_assignments[list(ASSIGNMENT_COLUMNS)].drop_duplicates(
         ["staff_id", "grid_code", "role", "start_date"]
     )
@@ -332,7 +333,13 @@ def plan_rewrite(
         warnings=warnings.reset_index(drop=True),
     )
     if plan.unchanged:
-        raise InputError(f"the {rewrite.operation} leaves every grid as it is; nothing was saved")
+        raise InputError(
+            say(
+                "problem_change_nothing",
+                operation=rewrite.operation,
+                operation_zh=words("messages", f"op_{rewrite.operation}", "zh"),
+            )
+        )
     return plan
 
 
