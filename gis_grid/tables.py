@@ -39,6 +39,43 @@ def geojson_text(frame) -> str:
 ENCODINGS = ("utf-8-sig", "gb18030")
 
 
+#: What a CSV holds, in Chinese, for its refusals.
+_ZH = {
+    "rows": "数据行",
+    "grids": "网格",
+    "features": "要素",
+    "staff": "人员",
+    "assignments": "任职",
+}
+
+
+_ENGLISH = {
+    "problem_csv_empty": "{name} is empty: it holds no header and no {what}",
+    "problem_csv_no_rows": "{name} has a header but no {what}",
+    "problem_csv_malformed": "{name} is not a well-formed CSV: {why}",
+    "problem_csv_binary": "{name} is not a text file (it holds binary data): save it as CSV "
+    "(UTF-8 or GB18030), or use .geojson / .gpkg",
+    "problem_csv_encoding": "{name} is neither UTF-8 nor GB18030 text: save it as CSV (UTF-8) "
+    "and import it again",
+    "problem_csv_nul": "{name} line {line} holds a NUL character: remove it",
+}
+
+
+def _problem(key: str, **values) -> CSVProblem:
+    return CSVProblem(key, _ENGLISH[key].format(**values), **values)
+
+
+class CSVProblem(ValueError):
+    """A CSV refused: its English words, and the catalogue key and values that say it anew.
+
+    (This module sits beside the domain, not on it: a caller says the key.)
+    """
+
+    def __init__(self, key: str, text: str, **values) -> None:
+        super().__init__(text)
+        self.key, self.values = key, values
+
+
 def read_csv(path, *, what: str = "rows", chunksize: int | None = None):
     r"""A CSV file as text columns, or one clear error saying what is wrong with it.
 
@@ -58,12 +95,9 @@ def read_csv(path, *, what: str = "rows", chunksize: int | None = None):
     path = Path(path)
     raw = path.read_bytes()
     if not raw.strip():
-        raise ValueError(f"{path.name} is empty: it holds no header and no {what}")
+        raise _problem("problem_csv_empty", name=path.name, what=what, what_zh=_ZH.get(what, what))
     head = raw[:65536]
-    binary = ValueError(
-        f"{path.name} is not a text file (it holds binary data): save it as CSV "
-        "(UTF-8 or GB18030), or use .geojson / .gpkg"
-    )
+    binary = _problem("problem_csv_binary", name=path.name)
     if head.count(b"\x00") > max(2, len(head) // 100):  # text holds a stray NUL at most
         raise binary
     for encoding in ENCODINGS:
@@ -73,24 +107,25 @@ def read_csv(path, *, what: str = "rows", chunksize: int | None = None):
         except UnicodeDecodeError:
             continue
     else:
-        raise ValueError(
-            f"{path.name} is neither UTF-8 nor GB18030 text: save it as CSV (UTF-8) and import "
-            "it again"
-        )
+        raise _problem("problem_csv_encoding", name=path.name)
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise ValueError(f"{path.name} line {line} holds a NUL character: remove it")
+        raise _problem("problem_csv_nul", name=path.name, line=line)
     options = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     if chunksize is not None:  # a generator of frames: a caller may stop early
         return _chunks(path, text, what, chunksize, options)
     try:
         frame = pd.read_csv(io.StringIO(text), **options)
     except pd.errors.ParserError as exc:
-        raise ValueError(f"{path.name} is not a well-formed CSV: {str(exc).strip()}") from None
+        raise _problem("problem_csv_malformed", name=path.name, why=str(exc).strip()) from None
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path.name} is empty: it holds no header and no {what}") from None
+        raise _problem(
+            "problem_csv_empty", name=path.name, what=what, what_zh=_ZH.get(what, what)
+        ) from None
     if not len(frame):
-        raise ValueError(f"{path.name} has a header but no {what}")
+        raise _problem(
+            "problem_csv_no_rows", name=path.name, what=what, what_zh=_ZH.get(what, what)
+        )
     return frame
 
 
@@ -105,8 +140,12 @@ def _chunks(path: Path, text: str, what: str, size: int, options: dict):
             first = False
             yield chunk
         if first:
-            raise ValueError(f"{path.name} has a header but no {what}")
+            raise _problem(
+                "problem_csv_no_rows", name=path.name, what=what, what_zh=_ZH.get(what, what)
+            )
     except pd.errors.ParserError as exc:
-        raise ValueError(f"{path.name} is not a well-formed CSV: {str(exc).strip()}") from None
+        raise _problem("problem_csv_malformed", name=path.name, why=str(exc).strip()) from None
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path.name} is empty: it holds no header and no {what}") from None
+        raise _problem(
+            "problem_csv_empty", name=path.name, what=what, what_zh=_ZH.get(what, what)
+        ) from None

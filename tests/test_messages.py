@@ -124,3 +124,33 @@ def test_an_import_refused_for_its_topology_says_why_in_chinese(tmp_path):
     assert "重叠" in zh and "未导入任何内容" in zh and "平方米" in zh
     words = set(re.findall(r"[A-Za-z]+", zh)) - {"accept", "problems"}  # --accept-problems
     assert not words, words
+
+
+def test_a_file_s_bad_rows_are_listed_in_chinese_too():
+    """Row problems (missing, out of range, unknown choices, no coordinates) were English only."""
+    import geopandas as gpd
+    import shapely
+
+    from gis_grid.domain.errors import RowError
+    from gis_grid.domain.messages import render
+    from gis_grid.layers.features import normalise_features
+    from gis_grid.layers.plugins import get_layer
+
+    schema = get_layer("incidents").schema
+    frame = gpd.GeoDataFrame(
+        {
+            "id": ["E1", "E2", "E2"],
+            "reported_at": ["2026-11-01T08:00", "01/02/2026", "2026-11-02"],
+            "category": ["其他", "夜市", "other"],
+            "satisfaction": [9, None, None],
+        },
+        geometry=[shapely.Point(123.56, 42.45), None, shapely.Point(123.56, 42.45)],
+        crs="EPSG:4326",
+    )
+    with pytest.raises(RowError) as e:
+        normalise_features(schema, frame)
+    en, zh = str(e.value), render(e.value.message, "zh")
+    assert "3 rows of incidents" in en and "is above the maximum 5" in en
+    for words in ("第 1 行", "大于最大值 5", "有歧义", "不在可选值中", "没有坐标", "出现不止一次"):
+        assert words in zh, (words, zh)
+    assert "未写入任何内容" in zh

@@ -66,13 +66,27 @@ class Said(str):
         return self
 
     def in_language(self, lang: str) -> str:
-        """The message in ``lang``."""
-        return template(self.key, lang).format(**self.values)
+        """The message in ``lang`` (a value said from the catalogue is said in it too)."""
+        return template(self.key, lang).format(
+            **{k: render(v, lang) for k, v in self.values.items()}
+        )
 
 
 def say(key: str, **values) -> Said:
     """A catalogue message with its values (English as a ``str``)."""
     return Said(key, **values)
+
+
+def said_of(exc: Exception):
+    """An exception's message as :class:`Said` where it carries a catalogue ``key`` and ``values``.
+
+    Modules that do not speak through the catalogue themselves (``gis_grid.tables``)
+    raise with the key; their callers say it.
+    """
+    key, values = getattr(exc, "key", None), getattr(exc, "values", None)
+    if isinstance(key, str) and isinstance(values, dict) and key in catalogue()["problems"]:
+        return say(key, **values)
+    return exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc)
 
 
 def render(message, lang: str) -> str:

@@ -22,6 +22,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError as ProjCRSError
 
 from gis_grid.domain.errors import CRSError, GeometryError
+from gis_grid.domain.messages import say
 
 WGS84 = CRS.from_epsg(4326)
 
@@ -67,10 +68,7 @@ def parse_crs(value: str | int | CRS) -> InputCRS:
     try:
         return InputCRS(CRS.from_user_input(int(text) if text.isdigit() else text))
     except ProjCRSError as exc:
-        raise CRSError(
-            f"unknown CRS {value!r}: give an EPSG code (EPSG:4326, EPSG:4490, EPSG:4549), "
-            "a WKT/PROJ string, or gcj02 / bd09 for Gaode/Tencent and Baidu coordinates"
-        ) from exc
+        raise CRSError(say("problem_unknown_crs", crs=repr(value))) from exc
 
 
 def _out_of_china(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -192,17 +190,14 @@ def lonlat_problem(bounds: tuple[float, float, float, float]) -> str | None:
     """
     minx, miny, maxx, maxy = bounds
     if not np.all(np.isfinite(bounds)):
-        return "coordinates are not finite numbers"
+        return say("problem_coords_not_finite")
     if max(abs(minx), abs(maxx), abs(miny), abs(maxy)) > 360:
         peak = max(abs(minx), abs(maxx), abs(miny), abs(maxy))
-        return (
-            f"coordinates up to {peak:.0f} are far outside lon/lat range: "
-            "they look projected (metres)"
-        )
+        return say("problem_coords_projected", peak=f"{peak:.0f}")
     if (miny < -90 or maxy > 90) and -90 <= minx and maxx <= 90:
-        return "latitudes beyond ±90 while longitudes fit latitude range: lon/lat look swapped"
+        return say("problem_coords_swapped")
     if miny < -90 or maxy > 90 or minx < -180 or maxx > 180:
-        return "coordinates outside lon/lat range (longitude ±180, latitude ±90)"
+        return say("problem_coords_range")
     return None
 
 
@@ -228,20 +223,15 @@ def to_lonlat(frame: gpd.GeoDataFrame, crs: str | InputCRS | None = None) -> gpd
     given = parse_crs(crs) if isinstance(crs, str) else crs
     declared = frame.crs
     if given is None and declared is None:
-        raise CRSError(
-            "the file declares no coordinate reference system; say what the coordinates "
-            "are with --crs (for example --crs EPSG:4326, --crs EPSG:4490 or --crs gcj02)"
-        )
+        raise CRSError(say("problem_no_crs"))
     if given is not None and declared is not None:
         if given.special and not CRS(declared).is_geographic:
             raise CRSError(
-                f"--crs {given.label} names lon/lat coordinates but the file declares the "
-                f"projected CRS {CRS(declared).name}; convert it to lon/lat first"
+                say("problem_crs_special_projected", given=given.label, declared=CRS(declared).name)
             )
         if given.crs is not None and not CRS(declared).equals(given.crs, ignore_axis_order=True):
             raise CRSError(
-                f"the file declares {CRS(declared).name} but --crs says {given.crs.name}; "
-                "drop --crs to use the file's CRS, or fix the file"
+                say("problem_crs_disagree", declared=CRS(declared).name, given=given.crs.name)
             )
     source = given if given is not None else InputCRS(CRS(declared))
     out = frame.copy()
@@ -250,7 +240,7 @@ def to_lonlat(frame: gpd.GeoDataFrame, crs: str | InputCRS | None = None) -> gpd
         probe = shapely.total_bounds(geoms)
         problem = lonlat_problem(tuple(probe))
         if problem:
-            raise CRSError(f"coordinates do not fit {source.label}: {problem}")
+            raise CRSError(say("problem_coords_misfit", crs=source.label, problem=problem))
         if source.special == "bd09":
             geoms = _apply_xy(geoms, bd09_to_gcj02)
         geoms = _apply_xy(geoms, gcj02_to_wgs84)
@@ -261,21 +251,24 @@ def to_lonlat(frame: gpd.GeoDataFrame, crs: str | InputCRS | None = None) -> gpd
         if source.crs.is_geographic:
             problem = lonlat_problem(tuple(bounds))
             if problem:
-                raise CRSError(f"coordinates do not fit {source.crs.name}: {problem}")
+                raise CRSError(say("problem_coords_misfit", crs=source.crs.name, problem=problem))
         elif (
             np.all(np.isfinite(bounds))
             and -180 <= bounds[0] <= bounds[2] <= 180
             and -90 <= bounds[1] <= bounds[3] <= 90
         ):  # metres of a projected CRS would put the whole file within 180 m of its origin
             raise CRSError(
-                f"the coordinates ({bounds[0]:.4f}, {bounds[1]:.4f} …) look like lon/lat "
-                f"degrees, not metres of {source.crs.name}: give --crs EPSG:4326 (or "
-                "EPSG:4490, gcj02, bd09) instead"
+                say(
+                    "problem_coords_degrees",
+                    x=f"{bounds[0]:.4f}",
+                    y=f"{bounds[1]:.4f}",
+                    crs=source.crs.name,
+                )
             )
         out = out.set_crs(source.crs, allow_override=True).to_crs(WGS84)
     problem = lonlat_problem(tuple(shapely.total_bounds(out.geometry.to_numpy())))
     if problem:
-        raise CRSError(f"after conversion from {source.label}: {problem}")
+        raise CRSError(say("problem_after_conversion", crs=source.label, problem=problem))
     return out
 
 

@@ -15,6 +15,7 @@ import geopandas as gpd
 import pyogrio
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 
 def read_vector(path, layer: str | None = None) -> gpd.GeoDataFrame:
@@ -24,22 +25,29 @@ def read_vector(path, layer: str | None = None) -> gpd.GeoDataFrame:
         try:
             names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
         except Exception as exc:  # GDAL's errors differ by driver: any unreadable file
-            raise InputError(f"cannot read {path.name}: {_first_line(exc)}") from None
+            raise InputError(
+                say("problem_cannot_read", name=path.name, why=_first_line(exc))
+            ) from None
         if layer not in names:
             raise InputError(
-                f"{path.name} has no layer {layer!r}; its layers: {', '.join(names) or 'none'}"
-            )
+                say("problem_no_layer_in_file", name=path.name, layer=repr(layer),
+                    layers=", ".join(names) or "—")
+            )  # fmt: skip
     try:
         with warnings.catch_warnings():  # GDAL's warnings (unclosed rings …) are not errors
             warnings.simplefilter("ignore", RuntimeWarning)
             frame = pyogrio.read_dataframe(path, layer=layer)
     except Exception as exc:  # DataSourceError, DataLayerError, FieldError, GDAL parse errors
         raise InputError(
-            f"cannot read {path.name}: {_first_line(exc)} (is it a valid "
-            f"{path.suffix.lstrip('.') or 'vector'} file? GeoJSON allows no NaN or Infinity)"
+            say(
+                "problem_cannot_read_kind",
+                name=path.name,
+                why=_first_line(exc),
+                kind=path.suffix.lstrip(".") or "vector",
+            )
         ) from None
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name is None:
-        raise InputError(f"{path.name} has no geometry column")
+        raise InputError(say("problem_no_geometry_column", name=path.name))
     return frame
 
 

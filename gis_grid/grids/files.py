@@ -26,6 +26,7 @@ import pyogrio
 import shapely
 
 from gis_grid.domain.errors import CRSError, GeometryError, InputError
+from gis_grid.domain.messages import said_of, say
 from gis_grid.domain.model import AGGREGATES, CODE_LENGTHS, SERIAL_DIGITS, Level, child_code
 from gis_grid.domain.numbering import reading_order
 from gis_grid.geo.crs import WGS84, InputCRS, parse_crs, to_lonlat
@@ -57,7 +58,7 @@ MAX_FILE_BYTES = 2 * 1024**3
 def _format(path: Path) -> str:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise InputError(f"unknown file type {path.suffix!r}: use .geojson, .gpkg, .shp or .csv")
+        raise InputError(say("problem_file_type", suffix=repr(path.suffix)))
     return fmt
 
 
@@ -78,10 +79,7 @@ def _codes_as_text(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         values = frame[col]
         if pd.api.types.is_float_dtype(values):
-            raise InputError(
-                f"column {col!r} holds numbers with decimals: codes of 21 and 23 digits do "
-                "not survive as numbers; store them as text"
-            )
+            raise InputError(say("problem_codes_as_numbers", column=repr(col)))
         frame[col] = values.map(lambda v: None if pd.isna(v) else str(v).strip())
     return frame
 
@@ -111,32 +109,33 @@ def read_grid_file(
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"no such file: {path}")
+        raise InputError(say("problem_no_file", path=str(path)))
     fmt = _format(path)
     size = path.stat().st_size
     if size > max_bytes:
         raise InputError(
-            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
-            "one import: split it by community"
+            say(
+                "problem_file_too_big",
+                name=path.name,
+                mb=f"{size / 1e6:,.1f}",
+                limit=f"{max_bytes / 1e6:,.0f}",
+            )
         )
     given = parse_crs(crs) if isinstance(crs, str) else crs
     if fmt == "CSV":
         try:
             frame = read_csv(path, what="grids")
         except ValueError as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(said_of(exc)) from None
         geom_col = next(
             (c for c in frame.columns if c.lower() in ("wkt", "geometry", "geom")), None
         )
         if geom_col is None:
-            raise InputError(
-                "a CSV of grids needs the polygon as WKT in a 'wkt' column "
-                "(lon/lat columns locate points, not grids)"
-            )
+            raise InputError(say("problem_csv_wkt"))
         try:
             geoms = shapely.from_wkt(frame.pop(geom_col).to_numpy(), on_invalid="raise")
         except shapely.errors.GEOSException as exc:
-            raise GeometryError(f"unreadable WKT in {path.name}: {exc}") from exc
+            raise GeometryError(say("problem_bad_wkt", name=path.name, why=str(exc))) from exc
         frame = frame.drop(columns=[c for c in frame.columns if c.lower() in ("lon", "lat")])
         numeric = [c for c in frame.columns if _rename(frame[[c]]).columns[0] in AGGREGATES]
         for col in numeric:
@@ -145,25 +144,30 @@ def read_grid_file(
             if words.any():
                 rows = ", ".join(str(i + 2) for i in words.to_numpy().nonzero()[0][:8])
                 raise InputError(
-                    f"{path.name}: {col} is not a number on line {rows} "
-                    f"({frame.loc[words, col].iloc[0]!r}); give whole numbers, or leave it empty"
+                    say(
+                        "problem_csv_not_number",
+                        name=path.name,
+                        column=col,
+                        rows=rows,
+                        value=repr(frame.loc[words, col].iloc[0]),
+                    )
                 )
             frame[col] = values.where(frame[col].notna())
         frame = gpd.GeoDataFrame(frame, geometry=geoms, crs=None)
     else:
         frame = read_vector(path, layer)
         if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name is None:
-            raise InputError(f"{path} has no geometry")
+            raise InputError(say("problem_file_no_geometry", path=str(path)))
         if fmt == "GeoJSON" and frame.crs is not None and given is not None:
             # GeoJSON is lon/lat by definition; GDAL labels every file WGS 84
             frame = frame.set_crs(None, allow_override=True)
     if not len(frame):
-        raise InputError(f"{path} holds no features")
+        raise InputError(say("problem_file_empty", path=str(path)))
     frame = _codes_as_text(_rename(frame))
     try:
         return to_lonlat(frame, given)
     except CRSError as exc:
-        raise CRSError(f"{path.name}: {exc.message}") from exc
+        raise CRSError(say("problem_in_file", name=path.name, message=exc.message)) from exc
 
 
 def repair_geometries(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
@@ -188,10 +192,9 @@ def repair_geometries(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int]:
     collapsed = np.flatnonzero(shapely.is_empty(fixed) & broken)
     if len(collapsed):
         reasons = sorted({shapely.is_valid_reason(g).split("[")[0] for g in geoms[collapsed]})
+        rows = f"{', '.join(map(str, collapsed[:8]))}{' …' if len(collapsed) > 8 else ''}"
         raise GeometryError(
-            f"{len(collapsed)} features have no area even when repaired ({'; '.join(reasons)}): "
-            f"rows {', '.join(map(str, collapsed[:8]))}{' …' if len(collapsed) > 8 else ''}. "
-            "A grid needs an area: remove them from the file"
+            say("problem_no_area", n=len(collapsed), reasons="; ".join(reasons), rows=rows)
         )
     out = frame.copy()
     out[frame.geometry.name] = gpd.GeoSeries(fixed, index=frame.index, crs=frame.crs)
@@ -218,9 +221,7 @@ def assign_missing_codes(frame: gpd.GeoDataFrame, level: Level, store) -> gpd.Ge
     if not missing.any():
         return frame
     if level is Level.COMMUNITY:
-        raise InputError(
-            "communities need their 12-digit statistical code (统计用区划代码) in a 'code' column"
-        )
+        raise InputError(say("problem_community_code_column"))
     parent_level = Level(level - 1)
     parents = np.array(
         frame["parent_code"].where(frame["parent_code"].notna(), None)
@@ -237,10 +238,13 @@ def assign_missing_codes(frame: gpd.GeoDataFrame, level: Level, store) -> gpd.Ge
         if len(outside):
             rows = np.flatnonzero(need)[outside]
             raise InputError(
-                f"{len(rows)} features lie in no {parent_level.key} ({parent_level.zh}), so "
-                f"they cannot be coded by location (rows {', '.join(map(str, rows[:8]))}"
-                f"{' …' if len(rows) > 8 else ''}); import their {parent_level.key}s first or "
-                "give them a parent_code"
+                say(
+                    "problem_no_parent_here",
+                    n=len(rows),
+                    level=parent_level.key,
+                    level_zh=parent_level.zh,
+                    rows=f"{', '.join(map(str, rows[:8]))}{' …' if len(rows) > 8 else ''}",
+                )
             )
         parents[need] = found
     rows = np.flatnonzero(missing)
@@ -283,7 +287,7 @@ def write_grid_file(grids: gpd.GeoDataFrame, path: str | os.PathLike) -> Path:
         return path
     else:
         if path.exists() and fmt == "GPKG":
-            raise InputError(f"{path} exists; choose a new file name for the export")
+            raise InputError(say("problem_export_exists", path=str(path)))
         pyogrio.write_dataframe(
             out.to_crs(WGS84), tmp, driver=fmt, layer="grids", promote_to_multi=True
         )

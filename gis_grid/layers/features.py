@@ -38,6 +38,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import InputError, RowError
+from gis_grid.domain.messages import render, say
 from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS
 from gis_grid.geo.crs import WGS84
 
@@ -184,12 +185,19 @@ class RowProblems:
         self._ids = ids
         self._first = first_row
 
-    def add(self, mask: np.ndarray, column: str, values: pd.Series | None, message: str) -> None:
+    def add(
+        self, mask: np.ndarray, column: str, values: pd.Series | None, message: str, **words
+    ) -> None:
         """Note the rows where ``mask`` holds: their id, value and what is wrong.
 
-        A file of a million bad rows keeps the first :data:`MAX_ROW_PROBLEMS` in
-        detail and counts the rest (a refusal must not cost gigabytes).
+        ``message`` is a catalogue key (said with ``value`` and ``words``, so it
+        reads in Chinese too) or an English template with ``{value}``. A file of
+        a million bad rows keeps the first :data:`MAX_ROW_PROBLEMS` in detail
+        and counts the rest (a refusal must not cost gigabytes).
         """
+        from gis_grid.domain.messages import catalogue
+
+        keyed = message in catalogue()["problems"]
         rows = np.flatnonzero(mask)
         self.total += len(rows)
         room = max(0, MAX_ROW_PROBLEMS - len(self.items))
@@ -202,7 +210,9 @@ class RowProblems:
                     "id": None if pd.isna(ident) else str(ident),
                     "column": column,
                     "value": None if value is None or pd.isna(value) else str(value),
-                    "problem": message.format(value=value),
+                    "problem": say(message, value=value, quoted=repr(value), **words)
+                    if keyed
+                    else message.format(value=value),
                 }
             )
 
@@ -224,14 +234,26 @@ def row_error(rows: list[dict], what: str, total: int | None = None) -> RowError
         f"  row {p['row']}{' (id ' + p['id'] + ')' if p['id'] else ''}: {p['problem']}"
         for p in rows[:_SHOWN]
     ]
+    lines_zh = [
+        f"  第 {p['row']} 行{'（编号 ' + p['id'] + '）' if p['id'] else ''}："
+        f"{render(p['problem'], 'zh')}"
+        for p in rows[:_SHOWN]
+    ]
     more = total - min(len(rows), _SHOWN)
     if more > 0:
         lines.append(f"  … and {more:,} more")
+        lines_zh.append(f"  … 另有 {more:,} 处")
     count = len({p["row"] for p in rows})
     many = f"{count:,}+" if total > len(rows) else f"{count:,}"
     error = RowError(
-        f"{many} row{'s' if count != 1 else ''} of {what} cannot be imported; nothing was "
-        "written:\n" + "\n".join(lines),
+        say(
+            "problem_bad_rows",
+            many=many,
+            rows_word="rows" if count != 1 else "row",
+            what=what,
+            lines="\n".join(lines),
+            lines_zh="\n".join(lines_zh),
+        ),
         rows=rows,
     )
     error.total = total
@@ -260,7 +282,7 @@ def parse_when(text: str | None) -> str | None:
         return None
     value, bad = parse_time(pd.Series([text]))
     if bad.any():
-        raise InputError(f"{text!r} is not a date or time (use 2026-11-01 or 2026-11-01T08:00)")
+        raise InputError(say("problem_not_a_time", text=repr(text)))
     return value.iloc[0]
 
 
@@ -304,19 +326,19 @@ def parse_time(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
     blank = _blank(raw)
     if f.required:
-        problems.add(blank, f.name, None, f"{f.name} is missing")
+        problems.add(blank, f.name, None, "row_missing", field=f.name)
     if blank.all():  # an empty or absent column: its default, with no more checks
         return pd.Series([f.default] * len(raw), dtype=object)
     if f.kind == "text":
         nul = raw.astype("string").str.contains("\x00", regex=False).fillna(False).to_numpy()
-        problems.add(nul, f.name, None, f"{f.name} holds a NUL character")
+        problems.add(nul, f.name, None, "row_nul", field=f.name)
         text = raw.astype("string").str.strip().astype(object)
         text = text.where(~blank, f.default)
         return text.where(pd.notna(text), None)
     if f.kind in ("int", "float"):
         numbers = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
         problems.add(
-            ~blank & numbers.isna().to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a number"
+            ~blank & numbers.isna().to_numpy(), f.name, raw, "row_not_number", field=f.name
         )
         # infinities, NaN spelt out and numbers no column holds never reach a store
         huge = numbers.notna() & (~np.isfinite(numbers) | (numbers.abs() > MAX_NUMBER))
@@ -324,27 +346,31 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
             huge.to_numpy(),
             f.name,
             raw,
-            f"{f.name} {{value!r}} is out of range (±{MAX_NUMBER:.0e})",
+            "row_huge",
+            field=f.name,
+            most=f"{MAX_NUMBER:.0e}",
         )
         numbers = numbers.where(~huge)
         if f.kind == "int":
             frac = numbers.notna() & (numbers % 1 != 0)
-            problems.add(
-                frac.to_numpy(), f.name, raw, f"{f.name} {{value!r}} is not a whole number"
-            )
+            problems.add(frac.to_numpy(), f.name, raw, "row_not_whole", field=f.name)
         if f.minimum is not None:
             problems.add(
                 (numbers < f.minimum).to_numpy(),
                 f.name,
                 raw,
-                f"{f.name} {{value}} is below the minimum {f.minimum:g}",
+                "row_below",
+                field=f.name,
+                least=f"{f.minimum:g}",
             )
         if f.maximum is not None:
             problems.add(
                 (numbers > f.maximum).to_numpy(),
                 f.name,
                 raw,
-                f"{f.name} {{value}} is above the maximum {f.maximum:g}",
+                "row_above",
+                field=f.name,
+                most=f"{f.maximum:g}",
             )
         return numbers if f.default is None else numbers.fillna(f.default)
     if f.kind == "choice":
@@ -360,7 +386,7 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
         keys = keys.where(pd.notna(keys), None)
         unknown = (keys == "").to_numpy()
         problems.add(
-            unknown, f.name, raw, f"{f.name} {{value!r}} is not one of {f.describe_choices()}"
+            unknown, f.name, raw, "row_not_choice", field=f.name, choices=f.describe_choices()
         )
         return keys.where(~pd.Series(blank, index=raw.index), f.default).where(~unknown, None)
     if f.kind == "bool":
@@ -374,7 +400,8 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
             (text.notna() & truth.isna()).to_numpy(),
             f.name,
             raw,
-            f"{f.name} {{value!r}} is not yes/no",
+            "row_not_bool",
+            field=f.name,
         )
         return truth.where(text.notna(), f.default)
     if f.kind in ("time", "date"):
@@ -385,13 +412,13 @@ def _check_field(f: Field, raw: pd.Series, problems: RowProblems) -> pd.Series:
             ambiguous,
             f.name,
             raw,
-            f"{f.name} {{value!r}} is ambiguous (day/month or month/day?): write it year "
-            "first, as 2026-02-01",
+            "row_ambiguous_date",
+            field=f.name,
         )
         parsed, bad = parse_time(raw.where(~ambiguous))
         parsed = parsed.where(~ambiguous, None)
-        what = "a date and time" if f.kind == "time" else "a date"
-        problems.add(bad & ~ambiguous, f.name, raw, f"{f.name} {{value!r}} is not {what}")
+        key = "row_not_time" if f.kind == "time" else "row_not_date"
+        problems.add(bad & ~ambiguous, f.name, raw, key, field=f.name)
         return parsed if f.kind == "time" else parsed.map(lambda v: None if v is None else v[:10])
     raise ValueError(f"unknown field kind {f.kind!r}")
 
@@ -413,26 +440,23 @@ def normalise_features(
     """
     id_col = find_column(frame, ("id", "编号", "编码", "fid_text", "osm_id"))
     if id_col is None:
-        raise InputError(
-            f"{schema.name}: no 'id' column; every feature needs an id that is unique within "
-            f"the layer (it is how a later import updates the feature)"
-        )
+        raise InputError(say("problem_no_id_column", layer=schema.name))
     ids = frame[id_col].astype(object).map(lambda v: None if pd.isna(v) else str(v).strip())
     ids = ids.where(ids != "", None).reset_index(drop=True)
     problems = RowProblems(ids, first_row)
-    problems.add(ids.isna().to_numpy(), "id", None, "id is missing")
+    problems.add(ids.isna().to_numpy(), "id", None, "row_no_id")
     dup = ids.notna() & ids.duplicated(keep=False)
-    problems.add(dup.to_numpy(), "id", ids, "id {value!r} appears more than once")
+    problems.add(dup.to_numpy(), "id", ids, "row_id_twice")
 
     geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    problems.add(missing, "geometry", None, "no coordinates (missing, or not finite numbers)")
+    problems.add(missing, "geometry", None, "row_no_coordinates")
     types = shapely.get_type_id(geoms)
     allowed = {"Point": (0,), "LineString": (1, 5), "Polygon": (3, 6)}[schema.geometry]
     wrong = ~missing & ~np.isin(types, allowed)
     if wrong.any():
         names = pd.Series(shapely.get_type_id(geoms)).map(dict(enumerate(_TYPE_NAMES)))
-        problems.add(wrong, "geometry", names, f"a {{value}} where a {schema.geometry} is expected")
+        problems.add(wrong, "geometry", names, "row_wrong_geometry", expected=schema.geometry)
     if schema.geometry != "Point":
         invalid = ~missing & ~wrong & ~shapely.is_valid(geoms)
         reasons = pd.Series(np.where(invalid, shapely.is_valid_reason(geoms), None))
@@ -440,7 +464,7 @@ def normalise_features(
             invalid,
             "geometry",
             reasons,
-            "invalid geometry ({value}); repair it, or import with --make-valid",
+            "row_invalid_geometry",
         )
 
     out = {"id": ids}

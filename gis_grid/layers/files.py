@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import CRSError, InputError
+from gis_grid.domain.messages import said_of, say
 from gis_grid.geo.crs import WGS84, InputCRS, parse_crs, to_lonlat
 from gis_grid.geo.files import read_vector
 from gis_grid.layers.features import FeatureSchema, RowProblems, find_column, normalise_features
@@ -60,18 +61,18 @@ def read_feature_file(
         try:
             data = read_csv(path, what="features")
         except ValueError as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(said_of(exc)) from None
         frame = _csv_geometries(schema, data, given)
     elif suffix in (".geojson", ".json", ".gpkg", ".shp"):
         frame = read_vector(path, layer)
         if not isinstance(frame, gpd.GeoDataFrame):
-            raise InputError(f"{path} has no geometry column")
+            raise InputError(say("problem_no_geometry_column", name=str(path)))
         if suffix in (".geojson", ".json") and given is not None:
             frame = frame.set_crs(None, allow_override=True)  # GeoJSON: GDAL says WGS 84 always
     else:
-        raise InputError(f"unknown file type {path.suffix!r}: use .csv, .geojson, .gpkg or .shp")
+        raise InputError(say("problem_file_type", suffix=repr(path.suffix)))
     if not len(frame):
-        raise InputError(f"{path} holds no features")
+        raise InputError(say("problem_file_empty", path=str(path)))
     return _to_lonlat_rows(schema, frame, given, path.name, make_valid)
 
 
@@ -103,19 +104,23 @@ def read_feature_chunks(
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError(str(exc)) from None
+        raise InputError(said_of(exc)) from None
 
 
 def _import_file(path, max_bytes: int) -> Path:
     """The file of an import, there and within the size limit."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"no such file: {path}")
+        raise InputError(say("problem_no_file", path=str(path)))
     size = path.stat().st_size
     if size > max_bytes:
         raise InputError(
-            f"{path.name} is {size / 1e6:,.1f} MB, over the {max_bytes / 1e6:,.0f} MB limit for "
-            "one import: split it (by month, by district)"
+            say(
+                "problem_features_too_big",
+                name=path.name,
+                mb=f"{size / 1e6:,.1f}",
+                limit=f"{max_bytes / 1e6:,.0f}",
+            )
         )
     return path
 
@@ -137,19 +142,14 @@ def _csv_geometries(schema: FeatureSchema, data: pd.DataFrame, given) -> gpd.Geo
         data = data.drop(columns=[c for c in (lon_col, lat_col) if c is not None])
     elif lon_col is not None and lat_col is not None:
         if schema.geometry != "Point":
-            raise InputError(
-                f"{schema.name} are {schema.geometry}s: a CSV needs them as WKT in a 'wkt' column"
-            )
+            raise InputError(say("problem_csv_needs_wkt", layer=schema.name, kind=schema.geometry))
         x = pd.to_numeric(data.pop(lon_col), errors="coerce").to_numpy(float)
         y = pd.to_numeric(data.pop(lat_col), errors="coerce").to_numpy(float)
         ok = np.isfinite(x) & np.isfinite(y)
         geoms = np.full(len(data), None, dtype=object)
         geoms[ok] = shapely.points(x[ok], y[ok])
     else:
-        raise InputError(
-            "a CSV of features needs 'lon' and 'lat' columns (经度/纬度), or the geometry as WKT "
-            "in a 'wkt' column"
-        )
+        raise InputError(say("problem_csv_lonlat"))
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=None)
 
 
@@ -199,7 +199,7 @@ def _to_lonlat_rows(
                 outside,
                 "geometry",
                 where,
-                "coordinates {value} are outside lon/lat range (longitude ±180, latitude ±90)",
+                "row_outside_lonlat",
             )
     problems.raise_if_any(f"{schema.name} in {name}")
     frame = gpd.GeoDataFrame(
@@ -210,7 +210,7 @@ def _to_lonlat_rows(
     try:
         converted = to_lonlat(frame.loc[present], given)
     except CRSError as exc:
-        raise CRSError(f"{name}: {exc.message}") from exc
+        raise CRSError(say("problem_in_file", name=name, message=exc.message)) from exc
     geoms = geoms.copy()
     geoms[present] = converted.geometry.to_numpy()
     return gpd.GeoDataFrame(

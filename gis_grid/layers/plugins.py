@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.layers.features import FeatureSchema, normalise_features
 from gis_grid.layers.files import read_feature_chunks, read_feature_file
@@ -107,7 +108,7 @@ class Layer:
             if len(problems) >= MAX_ROW_PROBLEMS:
                 error = row_error(problems[:MAX_ROW_PROBLEMS], what, total=total)
                 raise RowError(
-                    f"{error.message}\n  (reading stopped after row {read:,}: fix these first)",
+                    say("problem_rows_stopped", message=error.message, row=f"{read:,}"),
                     rows=error.rows,
                 )
         if problems:
@@ -157,20 +158,26 @@ class Layer:
         self, store, *, level: Level = Level.AREA, now: dt.datetime | None = None, **options
     ) -> GapReport:
         """The layer's gap analysis over the grids of ``level``."""
-        raise InputError(f"layer {self.name!r} has no gap analysis")
+        raise InputError(say("problem_no_gap_analysis", layer=self.name))
 
     def categories(self, values) -> list[str] | None:
         """Category keys from keys or their Chinese labels; unknown ones are named."""
         if not values:
             return None
         if not self.category_field:
-            raise InputError(f"layer {self.name!r} has no categories")
+            raise InputError(say("problem_no_categories", layer=self.name))
         field = next(f for f in self.schema.fields if f.name == self.category_field)
         keys = []
         for value in values:
             key = next((k for k, v in field.choices.items() if value in (k, v)), None)
             if key is None:
-                raise InputError(f"unknown category {value!r}; expected {field.describe_choices()}")
+                raise InputError(
+                    say(
+                        "problem_unknown_category",
+                        value=repr(value),
+                        choices=field.describe_choices(),
+                    )
+                )
             keys.append(key)
         return keys
 
@@ -197,11 +204,11 @@ def events_layer(name: str | None = None) -> Layer:
             n for n, lay in available().items() if lay.time_field and lay.schema.geometry == "Point"
         ]
         if not events:
-            raise InputError("no installed layer has event times; name one")
+            raise InputError(say("problem_no_event_layer"))
         name = events[0]
     layer = get_layer(name)
     if not layer.time_field:
-        raise InputError(f"layer {name!r} has no event times to window")
+        raise InputError(say("problem_no_event_times", layer=name))
     return layer
 
 
@@ -209,5 +216,5 @@ def get_layer(name: str) -> Layer:
     """The installed layer called ``name``; NotFoundError lists the others."""
     layers = available()
     if name not in layers:
-        raise NotFoundError(f"no layer {name!r}; installed layers: {', '.join(layers) or 'none'}")
+        raise NotFoundError(say("problem_no_layer", layer=name, layers=", ".join(layers) or "—"))
     return layers[name]
