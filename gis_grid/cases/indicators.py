@@ -30,6 +30,7 @@ import pandas as pd
 
 from gis_grid.cases.loop import stamp
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 
 INDICATORS = (
@@ -66,9 +67,9 @@ def indicators(
     from gis_grid.cases.records import now, ready
 
     if by not in GROUPINGS:
-        raise InputError(f"indicators by {by!r}? by one of {', '.join(GROUPINGS)}")
+        raise InputError(say("problem_indicators_by", by=repr(by), choices=", ".join(GROUPINGS)))
     if until <= since:
-        raise InputError(f"the window ends ({stamp(until)}) before it starts ({stamp(since)})")
+        raise InputError(say("problem_window_backwards", until=stamp(until), since=stamp(since)))
     at = at or now()
     ready(store)
     grouping = "owner" if by == "staff" else by
@@ -114,7 +115,7 @@ def totals(
     from gis_grid.cases.records import now, ready
 
     if until <= since:
-        raise InputError(f"the window ends ({stamp(until)}) before it starts ({stamp(since)})")
+        raise InputError(say("problem_window_backwards", until=stamp(until), since=stamp(since)))
     at = at or now()
     ready(store)
     sums = store.case_groups(stamp(since), stamp(until), "community", stamp(at))

@@ -34,6 +34,7 @@ from gis_grid.cases.records import (
 )
 from gis_grid.cases.rules import Rules
 from gis_grid.domain.errors import DuplicateCodeError, InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CASE_LAYER, CASE_LOG_COLUMNS, CHAIN_COLUMNS, Level
 from gis_grid.grids.linkage import responsible
 
@@ -120,7 +121,7 @@ def report(
     key = category_key(category)
     when = parse_time(at, "at") if at is not None else received
     if (when - received).total_seconds() > 120:
-        raise InputError(f"at {stamp(when)} is in the future (now {stamp(received)})")
+        raise InputError(say("problem_in_future", at=stamp(when), now=stamp(received)))
     owner_grid = next((g for g in reversed(chain) if g["staff"]), chain[-1])
     person = responsible_of(owner_grid["code"], owner_grid["staff"])
     codes = {} if outside else {f"{g['level']}_code": g["code"] for g in chain}
@@ -157,9 +158,9 @@ def _text(name: str, value) -> str | None:
         return None
     text = str(value).strip()
     if "\x00" in text:
-        raise InputError(f"{name} holds a NUL character")
+        raise InputError(say("problem_text_nul", name=name))
     if len(text) > 4000:
-        raise InputError(f"{name} is longer than 4,000 characters")
+        raise InputError(say("problem_text_long", name=name))
     return text or None
 
 
@@ -189,12 +190,12 @@ def report_many(
         lon = pd.to_numeric(frame["lon"]).to_numpy(dtype=float)
         lat = pd.to_numeric(frame["lat"]).to_numpy(dtype=float)
     except (KeyError, ValueError, TypeError):
-        raise InputError("a case needs lon and lat as numbers") from None
+        raise InputError(say("problem_case_lonlat")) from None
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise InputError("a case needs finite lon and lat")
+        raise InputError(say("problem_case_finite"))
     problem = lonlat_problem((lon.min(), lat.min(), lon.max(), lat.max()))
     if problem:
-        raise InputError(f"lon/lat: {problem}")
+        raise InputError(say("problem_case_coords", problem=problem))
     points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=None)
     if crs:
         points = to_lonlat(points, crs)
@@ -205,14 +206,14 @@ def report_many(
     ]
     for t in times:
         if (t - received).total_seconds() > 120:
-            raise InputError(f"at {stamp(t)} is in the future (now {stamp(received)})")
+            raise InputError(say("problem_in_future", at=stamp(t), now=stamp(received)))
     given = [
         str(v).strip() if isinstance(v, str) and v.strip() else None
         for v in (frame["id"] if "id" in frame else [None] * n)
     ]
     named = [i for i in given if i]
     if len(set(named)) != len(named):
-        raise InputError("two cases in one report share an id")
+        raise InputError(say("problem_case_ids_twice"))
     taken = set(named)
     ids = []
     for i in given:
@@ -296,7 +297,7 @@ def _nearest_communities(
         communities = (frame["code"].to_numpy(dtype=object), frame.geometry.to_numpy())
     codes, geoms = communities
     if not len(codes):
-        raise InputError("the store has no grids: a case needs a community to own it")
+        raise InputError(say("problem_case_no_grids"))
     points = shapely.points(x, y)
     nearest = shapely.STRtree(geoms).nearest(points)
     # degrees to metres on the local tangent plane: exact enough at a few kilometres
@@ -308,9 +309,13 @@ def _nearest_communities(
     if far.any():
         i = int(np.flatnonzero(far)[0])
         raise InputError(
-            f"lon {x[i]:.6f}, lat {y[i]:.6f} is {np.hypot(dx[i], dy[i]) / 1000:,.1f} km from the "
-            f"nearest community (at most {OUTSIDE_METRES / 1000:g} km): check the coordinates "
-            "and their CRS"
+            say(
+                "problem_case_far",
+                lon=f"{x[i]:.6f}",
+                lat=f"{y[i]:.6f}",
+                km=f"{np.hypot(dx[i], dy[i]) / 1000:,.1f}",
+                most=f"{OUTSIDE_METRES / 1000:g}",
+            )
         )
     return np.asarray(codes, dtype=object)[nearest]
 

@@ -164,14 +164,14 @@ def parse_time(value, what: str = "time") -> dt.datetime:
         try:
             moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InputError(f"{what} {value!r} is not a time (YYYY-MM-DDTHH:MM:SS)") from None
+            raise InputError(say("problem_not_time", what=what, value=repr(value))) from None
     if moment.tzinfo is not None:
         try:
             moment = moment.astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
         except OverflowError:
-            raise InputError(f"{what} {value!s} is out of range") from None
+            raise InputError(say("problem_time_range", what=what, value=str(value))) from None
     if not 1900 <= moment.year <= 2199:
-        raise InputError(f"{what} {moment:%Y-%m-%d} is out of range (years 1900 to 2199)")
+        raise InputError(say("problem_year_range", what=what, value=f"{moment:%Y-%m-%d}"))
     return moment.replace(microsecond=0)
 
 
@@ -284,7 +284,7 @@ def step(
         a handler verifying their own work; ConflictError when stale.
     """
     if action not in ACTIONS:
-        raise InputError(f"unknown step {action!r}; steps are {', '.join(ACTIONS)}")
+        raise InputError(say("problem_unknown_step", step=repr(action), steps=", ".join(ACTIONS)))
     act = ACTIONS[action]
     status = case["status"]
     if version is not None and int(version) != int(case["version"]):
@@ -388,7 +388,7 @@ def step(
         changes["satisfaction"] = None
     elif action == "escalate":
         if not owner_code:
-            raise InputError("escalate (升级) needs the grid that takes the case")
+            raise InputError(say("problem_escalate_to"))
         level = int(case.get("escalation") or 0) + 1
         new = rules.due(category, WAITS_FOR[status], at)
         changes.update(owner_code=owner_code, escalation=level, deadline=stamp(new))
@@ -442,7 +442,7 @@ def _next_hint(status: str) -> str:
 def _checked_photo(value: str) -> str:
     text = str(value).strip()
     if len(text) > 1000 or any(ord(c) < 32 for c in text):
-        raise InputError("photo must be one path or URL (at most 1,000 characters)")
+        raise InputError(say("problem_photo"))
     return text
 
 

@@ -56,7 +56,7 @@ def category_key(value: str) -> str:
         if str(value).strip() in (key, zh):
             return key
     shown = ", ".join(f"{k} ({v})" for k, v in cats.items())
-    raise InputError(f"unknown category {value!r}; categories are {shown}")
+    raise InputError(say("problem_unknown_category", value=repr(value), choices=shown))
 
 
 # -- reading ----------------------------------------------------------------

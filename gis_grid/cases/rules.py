@@ -28,6 +28,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 #: The steps a case waits for, in the order of the loop, with their Chinese names.
 STEPS = {"accept": "立案", "dispatch": "派遣", "handle": "处置", "verify": "核查", "close": "结案"}
@@ -82,7 +83,7 @@ class Calendar:
                     return s + left
                 left -= b - s
             day += dt.timedelta(days=1)
-        raise InputError(f"{hours} working hours from {start} reach past ten years")
+        raise InputError(say("problem_hours_too_far", hours=hours, start=start))
 
     def between(self, a: dt.datetime, b: dt.datetime) -> float:
         """Working hours from ``a`` to ``b`` (negative when ``b`` is earlier)."""
@@ -127,7 +128,9 @@ class Rules:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read the case rules ({exc})") from None
+            raise InputError(
+                say("problem_rules_unreadable", path=str(path), why=str(exc))
+            ) from None
         return cls.parse(text, str(path))
 
     @classmethod
@@ -136,37 +139,51 @@ class Rules:
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{source}: not valid TOML ({exc})") from None
+            raise InputError(say("problem_rules_toml", source=source, why=str(exc))) from None
         unknown = set(raw) - {"calendar", "limits", "routing", "street_offices"}
         if unknown:
-            raise InputError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
+            raise InputError(
+                say("problem_rules_sections", source=source, sections=", ".join(sorted(unknown)))
+            )
         default = {s: 0.0 for s in STEPS}
         limits, clock = {}, set()
         for category, table in raw.get("limits", {}).items():
             if not isinstance(table, dict):
-                raise InputError(f"{source}: [limits.{category}] must be a table")
+                raise InputError(say("problem_rules_table", source=source, category=category))
             steps = {}
             for key, value in table.items():
                 if key == "clock":
                     if not isinstance(value, bool):
-                        raise InputError(f"{source}: limits.{category}.clock must be true or false")
+                        raise InputError(
+                            say("problem_rules_clock", source=source, category=category)
+                        )
                     if value:
                         clock.add(category)
                     continue
                 if key not in STEPS:
                     raise InputError(
-                        f"{source}: limits.{category}.{key} is not a step; steps are "
-                        f"{', '.join(STEPS)}"
+                        say(
+                            "problem_rules_step",
+                            source=source,
+                            category=category,
+                            item=key,
+                            steps=", ".join(STEPS),
+                        )
                     )
                 if not isinstance(value, int | float) or not 0 < value <= 24 * 366:
                     raise InputError(
-                        f"{source}: limits.{category}.{key} must be hours above 0 "
-                        f"(at most a year), not {value!r}"
+                        say(
+                            "problem_rules_hours",
+                            source=source,
+                            category=category,
+                            item=key,
+                            value=repr(value),
+                        )
                     )
                 steps[key] = float(value)
             limits[category] = steps
         if "default" not in limits or set(limits["default"]) != set(STEPS):
-            raise InputError(f"{source}: [limits.default] must give hours for {', '.join(STEPS)}")
+            raise InputError(say("problem_rules_default", source=source, steps=", ".join(STEPS)))
         default = limits.pop("default")
         limits = {c: {**default, **steps} for c, steps in limits.items()}
         limits["default"] = default
@@ -182,16 +199,11 @@ class Rules:
                 extra=frozenset(dt.date.fromisoformat(d) for d in cal.get("workdays_extra", [])),
             )
         except (TypeError, ValueError) as exc:
-            raise InputError(
-                f'{source}: [calendar] needs workdays 1-7, hours as ["HH:MM", "HH:MM"] and '
-                f"dates as YYYY-MM-DD ({exc})"
-            ) from None
+            raise InputError(say("problem_rules_calendar", source=source, why=str(exc))) from None
         if not calendar.workdays <= set(range(1, 8)) or any(a >= b for a, b in calendar.hours):
-            raise InputError(
-                f"{source}: [calendar] workdays are 1-7 and each span ends after it starts"
-            )
+            raise InputError(say("problem_rules_spans", source=source))
         if not calendar.hours or not (calendar.workdays or calendar.extra):
-            raise InputError(f"{source}: [calendar] has no working time at all")
+            raise InputError(say("problem_rules_no_time", source=source))
         routing = {str(k): str(v) for k, v in raw.get("routing", {}).items()}
         offices = {
             str(k): {"name": str(v.get("name", "街道办事处")), "phone": str(v.get("phone", ""))}

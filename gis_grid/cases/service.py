@@ -45,6 +45,7 @@ from gis_grid.cases.records import (
 )
 from gis_grid.cases.rules import Rules
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level, level_of_code
 from gis_grid.grids.linkage import responsible
 
@@ -72,7 +73,7 @@ def act(
     if action == "escalate" and not params.get("owner_code"):
         params["owner_code"] = next_owners(store, [owner_code_of(case) or ""])[0]
         if params["owner_code"] is None:
-            raise InputError(f"case {case_id} is already with the street office: nowhere higher")
+            raise InputError(say("problem_at_top", case=case_id))
     changes, row = step(
         case, action, actor, rules=rules, now=received, at=at, version=version, **params
     )
@@ -191,7 +192,9 @@ def list_cases(
             elif s in STATUSES:
                 expanded.append(s)
             else:
-                raise InputError(f"unknown status {s!r}; statuses are open, {', '.join(STATUSES)}")
+                raise InputError(
+                    say("problem_unknown_status", status=repr(s), statuses=", ".join(STATUSES))
+                )
         where["status"] = expanded
     if category:
         cats = [category] if isinstance(category, str) else list(category)
