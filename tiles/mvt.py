@@ -29,6 +29,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.geo.crs import WGS84, reproject
 
@@ -122,10 +123,10 @@ def check_tile(z: int, x: int, y: int) -> morecantile.Tile:
     12
     """
     if not 0 <= z <= MAX_ZOOM:
-        raise InputError(f"zoom {z} is out of range 0–{MAX_ZOOM}")
+        raise InputError(say("problem_zoom_range", z=z, most=MAX_ZOOM))
     n = 2**z
     if not (0 <= x < n and 0 <= y < n):
-        raise InputError(f"tile {z}/{x}/{y} does not exist: x and y run 0–{n - 1} at zoom {z}")
+        raise InputError(say("problem_no_tile", z=z, x=x, y=y, last=n - 1))
     return morecantile.Tile(x, y, z)
 
 
@@ -259,9 +260,8 @@ def layer_attributes(schema=None) -> list[str]:
 def _schema(store, layer: str):
     schemas = store.layers()
     if layer not in schemas:
-        raise NotFoundError(
-            f"no tile layer {layer!r}; there are {', '.join([*LEVELS, *sorted(schemas)])}"
-        )
+        known = ", ".join([*LEVELS, *sorted(schemas)])
+        raise NotFoundError(say("problem_no_tile_layer", layer=repr(layer), known=known))
     return schemas[layer]
 
 
@@ -289,7 +289,7 @@ def tile(
     attributes = layer_attributes(schema)
     capped = schema is None or schema.geometry == "Point"  # grid levels and point layers
     if layer in LEVELS and where:
-        raise InputError("grid tiles take no feature filters")
+        raise InputError(say("problem_grid_tile_filters"))
     if hasattr(store, "mvt"):
         data = store.mvt(
             layer,

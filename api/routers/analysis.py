@@ -65,7 +65,7 @@ def holes_report(store, user, kind: Holes, level, under, since, until, category)
             options["category"] = category
         layer = get_layer(kind.value)
         if layer.name not in store.layers():
-            raise NotFoundError(f"this store has no {kind.value} layer")
+            raise NotFoundError(say("problem_store_no_layer", layer=kind.value))
         report = layer.holes(store, level=Level.parse(level or "area"), **options)
     return report
 
@@ -110,7 +110,7 @@ def hotspots_report(
     user.check_role(user.role.reads_everything, "see hot spots outside their grids")
     plugin = events_layer(layer)
     if plugin.name not in store.layers():
-        raise NotFoundError(f"this store has no {plugin.name} layer")
+        raise NotFoundError(say("problem_store_no_layer", layer=plugin.name))
     report = find_hotspots(
         store,
         plugin.name,
@@ -239,9 +239,8 @@ def analysis_tile(
 
     check_tile(z, x, y)
     if kind != "hotspots" and kind not in Holes.__members__:
-        raise NotFoundError(
-            f"no analysis {kind!r}; there are {', '.join([*Holes.__members__, 'hotspots'])}"
-        )
+        known = ", ".join([*Holes.__members__, "hotspots"])
+        raise NotFoundError(say("problem_no_analysis", kind=repr(kind), known=known))
     cache = request.app.state.analysis_cache
     params = (kind, level, repr(under), since, until, repr(category), repr(user.scope(under)))
     key = (store.generation(), *params)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from api.auth import User, UserDep
 from api.deps import SettingsDep, StoreDep
 from gis_grid.domain.errors import InputError, TooLargeError
+from gis_grid.domain.messages import say
 from gis_grid.tables import records
 
 router = APIRouter(tags=["edits"])
@@ -108,14 +109,13 @@ def geometry_of(doc: dict | None, settings, kinds: tuple[str, ...]):
     try:
         geom = shapely.geometry.shape(doc)
     except Exception as exc:  # shapely raises several kinds on malformed GeoJSON
-        raise InputError(f"not a GeoJSON geometry: {exc}") from exc
+        raise InputError(say("problem_not_geojson", why=str(exc))) from exc
     if geom.geom_type not in kinds:
-        raise InputError(f"expected a {' or '.join(kinds)}, got a {geom.geom_type}")
+        raise InputError(say("problem_geometry_kind", kinds=" or ".join(kinds), got=geom.geom_type))
     n = shapely.get_num_coordinates(geom)
     if n > settings.max_vertices:
         raise TooLargeError(
-            f"the geometry has {n:,} vertices; at most {settings.max_vertices:,} are accepted "
-            "(simplify it first)"
+            say("problem_too_many_vertices", n=f"{n:,}", most=f"{settings.max_vertices:,}")
         )
     return geom
 
@@ -157,7 +157,7 @@ def merge(body: MergeRequest, store: StoreDep, user: UserDep) -> dict:
     audit = _audit(user, "merge", ",".join(body.codes), body.model_dump())
     missing = sorted(set(body.codes) - set(body.versions))
     if missing:
-        raise InputError(f"name the version you saw of every grid merged: {', '.join(missing)}")
+        raise InputError(say("problem_versions_merged", codes=", ".join(missing)))
     return _done(
         run(
             store,
@@ -201,7 +201,7 @@ def move(body: MoveRequest, store: StoreDep, user: UserDep) -> dict:
     audit = _audit(user, "move", body.to, body.model_dump())
     missing = sorted({*body.atoms, body.to} - set(body.versions))
     if missing:
-        raise InputError(f"name the version you saw of every grid moved: {', '.join(missing)}")
+        raise InputError(say("problem_versions_moved", codes=", ".join(missing)))
     return _done(
         run(store, body.atoms, body.to, versions=body.versions, author=user.user_id, audit=audit)
     )

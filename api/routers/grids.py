@@ -40,14 +40,14 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     except ValueError:
         box = ()
     if len(box) != 4:
-        raise InputError(f"bbox must be four numbers minLon,minLat,maxLon,maxLat, not {text!r}")
+        raise InputError(say("problem_bbox_form", text=repr(text)))
     if not all(map(lambda v: v == v and abs(v) != float("inf"), box)):
-        raise InputError("bbox numbers must be finite")
+        raise InputError(say("problem_bbox_finite"))
     if box[0] > box[2] or box[1] > box[3]:
-        raise InputError(f"bbox {text!r}: the minimum exceeds the maximum")
+        raise InputError(say("problem_bbox_order", text=repr(text)))
     problem = lonlat_problem(box)
     if problem:
-        raise InputError(f"bbox {text!r}: {problem}")
+        raise InputError(say("problem_bbox_coords", text=repr(text), problem=problem))
     return box
 
 
@@ -70,7 +70,7 @@ def layer_where(schema, datetime: str | None, params) -> dict | None:
     if datetime is not None:
         when = next((c for c, k in schema.kinds().items() if k == "time"), None)
         if when is None:
-            raise InputError(f"layer {schema.name!r} has no time to filter by datetime")
+            raise InputError(say("problem_layer_no_time", layer=schema.name))
         low, _, high = datetime.partition("/")
         low = None if low in ("", "..") else low
         high = (None if high in ("", "..") else high) if "/" in datetime else low
@@ -184,7 +184,7 @@ def collection(cid: str, request: Request, store: StoreDep, user: UserDep) -> di
     found = [c for c in _collections(store) if c["id"] == cid]
     if not found:
         known = ", ".join(c["id"] for c in _collections(store))
-        raise NotFoundError(f"no collection {cid!r}; there are: {known}")
+        raise NotFoundError(say("problem_no_collection", name=repr(cid), known=known))
     out = {**found[0], "links": _links(request, cid)}
     if found[0]["kind"] == "grids":
         scope = user.scope()
@@ -222,13 +222,11 @@ def items(
     """
     limit = limit or settings.page_limit
     if limit > settings.max_page_limit:
-        raise InputError(
-            f"limit {limit} is over the most one page may hold ({settings.max_page_limit})"
-        )
+        raise InputError(say("problem_page_limit", limit=limit, most=settings.max_page_limit))
     box = parse_bbox(bbox)
     ids = {c["id"]: c for c in _collections(store)}
     if cid not in ids:
-        raise NotFoundError(f"no collection {cid!r}; there are: {', '.join(ids)}")
+        raise NotFoundError(say("problem_no_collection", name=repr(cid), known=", ".join(ids)))
     scope = user.scope([under] if under else None)
     if ids[cid]["kind"] == "grids":
         frame = store.grids(level=cid, bbox=box, under=scope)

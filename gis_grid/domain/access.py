@@ -32,6 +32,7 @@ import re
 import secrets
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 
 class AccessRole(enum.StrEnum):
@@ -72,7 +73,7 @@ class AccessRole(enum.StrEnum):
             return cls(str(value).strip().lower())
         except ValueError:
             raise InputError(
-                f"unknown role {value!r}; expected one of {', '.join(r.value for r in cls)}"
+                say("problem_unknown_role", role=repr(value), roles=", ".join(r.value for r in cls))
             ) from None
 
 
@@ -80,7 +81,7 @@ def new_user_role(role: str, staff_id: str | None) -> str:
     """The role of a user about to be added, checked: a grid worker must be a staff member."""
     role = AccessRole.parse(role)
     if role is AccessRole.GRID_WORKER and not staff_id:
-        raise InputError("a grid worker is a staff member: give their staff id")
+        raise InputError(say("problem_worker_staff_id"))
     return role.value
 
 
@@ -130,17 +131,15 @@ def expiry(text: str | None, now: dt.datetime | None = None) -> str | None:
     if m:
         hours = {"h": 1, "d": 24, "w": 24 * 7}[m.group(2)] * int(m.group(1))
         if not 0 < hours <= 24 * 366 * 10:
-            raise InputError(f"an expiry of {text!r} is out of range (at most ten years)")
+            raise InputError(say("problem_expiry_range", text=repr(text)))
         return stamp(now + dt.timedelta(hours=hours))
     try:
         day = dt.date.fromisoformat(text)
     except ValueError:
-        raise InputError(
-            f"expiry {text!r}: give a duration (30d, 12h, 2w), a date (2027-06-30) or 'never'"
-        ) from None
+        raise InputError(say("problem_expiry_form", text=repr(text))) from None
     when = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     if when <= now:
-        raise InputError(f"the expiry {text} is in the past")
+        raise InputError(say("problem_expiry_past", text=text))
     return stamp(when)
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 
 class Level(enum.IntEnum):
@@ -97,7 +98,7 @@ class Level(enum.IntEnum):
                 if text in (level.key, level.zh) or text in _ALIASES.get(level, ()):
                     return level
         names = ", ".join(f"{lv.key} ({lv.zh})" for lv in cls)
-        raise InputError(f"unknown grid level {value!r}; expected one of {names}")
+        raise InputError(say("problem_unknown_level", level=repr(value), names=names))
 
 
 _ZH = {
@@ -149,7 +150,7 @@ class Role(enum.StrEnum):
             if text.lower() == role.value or text == role.zh:
                 return role
         names = ", ".join(f"{r.value} ({r.zh})" for r in cls)
-        raise InputError(f"unknown staff role {value!r}; expected one of {names}")
+        raise InputError(say("problem_unknown_staff_role", role=repr(value), names=names))
 
 
 _ROLE_ZH = {
@@ -219,7 +220,7 @@ def level_of_code(code: str) -> Level:
     level = _LEVEL_BY_LENGTH.get(len(text))
     if level is None or not (text.isascii() and text.isdigit()):
         lengths = ", ".join(f"{n} ({lv.key})" for lv, n in CODE_LENGTHS.items())
-        raise InputError(f"malformed grid code {code!r}: expected only digits, of length {lengths}")
+        raise InputError(say("problem_malformed_code", code=repr(code), lengths=lengths))
     return level
 
 
@@ -251,8 +252,9 @@ def child_code(parent: str, serial: int) -> str:
     width = SERIAL_DIGITS[level]
     if not 1 <= serial < 10**width:
         raise InputError(
-            f"{level.key} serial {serial} under {parent} does not fit in {width} digits"
-        )
+            say("problem_serial_width", level=level.key, level_zh=level.zh, serial=serial,
+                parent=parent, width=width)
+        )  # fmt: skip
     return f"{parent}{serial:0{width}d}"
 
 
