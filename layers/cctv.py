@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.analysis.gaps import Ground, finish, per_grid
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.geo.coverage import parts, uncovered, view_sectors
 from gis_grid.layers.features import FeatureSchema, Field, row_error
@@ -82,8 +83,7 @@ class CCTVLayer(Layer):
                     "id": features["id"].iloc[i],
                     "column": "fov",
                     "value": "0",
-                    "problem": "fov 0 sees nothing; give the field of view in degrees "
-                    "(0 < fov <= 360)",
+                    "problem": say("row_fov_zero"),
                 }
                 for i in np.flatnonzero(zero)
             ]

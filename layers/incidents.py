@@ -24,6 +24,7 @@ from gis_grid.cases.history import imported_history
 from gis_grid.cases.loop import OPEN, WAITS_FOR, parse_time
 from gis_grid.cases.loop import STATUSES as CASE_STATUSES
 from gis_grid.cases.rules import Rules
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.layers.features import FeatureSchema, Field, now_local, row_error
 from gis_grid.layers.plugins import GapReport, Layer
@@ -239,8 +240,12 @@ class IncidentsLayer(Layer):
                         "id": features["id"].iloc[i],
                         "column": column,
                         "value": here.iloc[i],
-                        "problem": f"{column} {here.iloc[i]} is before the step before it "
-                        f"({previous.iloc[i]})",
+                        "problem": say(
+                            "row_step_order",
+                            column=column,
+                            value=here.iloc[i],
+                            previous=previous.iloc[i],
+                        ),
                     }
                 )
             previous = here.where(here.notna(), previous)

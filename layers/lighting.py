@@ -18,6 +18,7 @@ import shapely
 
 from gis_grid.analysis.gaps import Ground, finish, per_grid
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.geo.coverage import parts, uncovered
 from gis_grid.layers.features import FeatureSchema, Field
@@ -147,10 +148,7 @@ class LightingLayer(Layer):
         """Dark street stretches per grid of ``level``, ranked by night-time incidents."""
         level = Level.parse(level)
         if "streets" not in store.layers():
-            raise InputError(
-                "lighting gaps are measured along streets: import a streets layer first "
-                "(gis-grid layer import STORE streets FILE)"
-            )
+            raise InputError(say("problem_lighting_needs_streets"))
         ground = Ground.of(store, level, under=under)
         street_rows = ground.features(store, "streets")
         streets = ground.to_metric(street_rows.geometry.to_numpy())

@@ -154,3 +154,30 @@ def test_a_file_s_bad_rows_are_listed_in_chinese_too():
     for words in ("第 1 行", "大于最大值 5", "有歧义", "不在可选值中", "没有坐标", "出现不止一次"):
         assert words in zh, (words, zh)
     assert "未写入任何内容" in zh
+
+
+def test_every_refusal_is_said_from_the_catalogue():
+    """A raise with an English f-string reads in English on the Chinese page: none is left."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    # exceptions that are not refusals a person reads (programming errors, exit codes,
+    # Open311's own status codes), and the helpers that say a key themselves
+    plain = {"ValueError", "TypeError", "RuntimeError", "KeyError", "Exit", "Open311Error"}
+    sayers = {"say", "said_of", "_problem", "row_error", "stale_case", "Revision"}
+    english = []
+    for package in ("gis_grid", "layers", "api", "tiles"):
+        for path in root.joinpath(package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
+                    continue
+                call = node.exc
+                name = getattr(call.func, "id", getattr(call.func, "attr", ""))
+                if name in plain or name in sayers or not call.args:
+                    continue
+                first = call.args[0]
+                if isinstance(first, ast.JoinedStr | ast.Constant | ast.BinOp):
+                    english.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not english, english

@@ -19,6 +19,7 @@ from api.auth import User, UserDep
 from api.deps import StoreDep
 from gis_grid.cases.loop import STATUSES
 from gis_grid.domain.errors import ForbiddenError
+from gis_grid.domain.messages import say
 from layers.incidents import CATEGORIES
 
 router = APIRouter(tags=["cases"])
@@ -95,7 +96,7 @@ def check_sees_case(user: User, case: dict) -> None:
         return
     codes = [c for c in case["grids"].values() if c] + [(case.get("owner") or {}).get("code") or ""]
     if not any(c.startswith(tuple(user.grids)) for c in codes if c):
-        raise ForbiddenError(f"case {case['id']} lies outside your grids")
+        raise ForbiddenError(say("problem_outside_grids", case=case["id"]))
 
 
 @router.post("/cases", status_code=201, summary="Report a case (上报)")

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from gis_grid.domain.errors import NotFoundError
+from gis_grid.domain.messages import say
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,14 +42,14 @@ def _maplibre_dir() -> Path:
     # found, not imported: importing the package logs warnings about frameworks we do not use
     spec = find_spec("maplibre")
     if spec is None or not spec.submodule_search_locations:
-        raise NotFoundError("the maplibre package is not installed: pip install maplibre")
+        raise NotFoundError(say("problem_no_maplibre"))
     return Path(next(iter(spec.submodule_search_locations))) / "srcjs"
 
 
 def page_html(page: str) -> str:
     """The HTML shell of a map page."""
     if page not in PAGES:
-        raise NotFoundError(f"no page {page!r}; there are {', '.join(PAGES)}")
+        raise NotFoundError(say("problem_no_page", page=repr(page), pages=", ".join(PAGES)))
     zh, en = PAGES[page]
     return f"""<!doctype html>
 <html lang="zh-CN">
@@ -125,7 +126,7 @@ def _file(request: Request, path: Path, media_type: str, cache_control: str) -> 
 def swagger_asset(name: str, request: Request) -> Response:
     """Swagger UI's script and style from the installed ``swagger-ui-bundle`` package."""
     if name not in SWAGGER:
-        raise NotFoundError(f"no asset {name!r}")
+        raise NotFoundError(say("problem_no_asset", name=repr(name)))
     return _file(request, _swagger_dir() / name, SWAGGER[name], "public, max-age=86400")
 
 
@@ -139,7 +140,7 @@ def map_page(page: str) -> HTMLResponse:
 def asset(name: str, request: Request) -> Response:
     """maplibre-gl.js / .css from the installed ``maplibre`` package."""
     if name not in ASSETS:
-        raise NotFoundError(f"no asset {name!r}")
+        raise NotFoundError(say("problem_no_asset", name=repr(name)))
     return _file(request, _maplibre_dir() / name, ASSETS[name], "public, max-age=86400")
 
 
@@ -152,6 +153,6 @@ def static(name: str, request: Request) -> Response:
     """The pages' own scripts, style and words: asked again each load, 304 while unchanged."""
     path = MESSAGES if name == "messages.json" else STATIC / name
     if "/" in name or name.startswith(".") or not path.is_file():
-        raise NotFoundError(f"no file {name!r}")
+        raise NotFoundError(say("problem_no_static", name=repr(name)))
     kinds = {".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
     return _file(request, path, kinds.get(path.suffix, "text/plain"), "no-cache")

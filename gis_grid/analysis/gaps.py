@@ -89,8 +89,9 @@ class Ground:
 def raise_empty(level: Level) -> None:
     """No grids to analyse: say so."""
     from gis_grid.domain.errors import NotFoundError
+    from gis_grid.domain.messages import say
 
-    raise NotFoundError(f"the store holds no {level.key} grids to analyse; import grids first")
+    raise NotFoundError(say("problem_no_level_grids", level=level.key, level_zh=level.zh))
 
 
 def finish(

@@ -432,12 +432,13 @@ def find_hotspots(
     """
     from gis_grid.analysis.gaps import finish
     from gis_grid.domain.errors import InputError
+    from gis_grid.domain.messages import say
     from gis_grid.domain.model import Level
     from gis_grid.geo.crs import local_metric_crs, project
 
     communities = store.grids(level=Level.COMMUNITY, under=under)
     if not len(communities):
-        raise InputError("the store holds no grids: hot spots are measured over the grids")
+        raise InputError(say("problem_hotspots_no_grids"))
     where = {}
     if category is not None and category_field:
         where[category_field] = list(np.atleast_1d(category))
@@ -446,7 +447,7 @@ def find_hotspots(
     end = pd.Timestamp(until) if until else (times.max() if len(times) else pd.Timestamp.now())
     start = pd.Timestamp(since) if since else end - pd.Timedelta(days=7)
     if start >= end:
-        raise InputError(f"the window is empty: since {start} is not before until {end}")
+        raise InputError(say("problem_window_empty", since=start, until=end))
     length = end - start
     current = everything.loc[(times > start) & (times <= end)]
     before = everything.loc[(times > start - length) & (times <= start)]
@@ -474,11 +475,7 @@ def find_hotspots(
         count_now = np.bincount(index.get_indexer(current[column].dropna()), minlength=len(index))
         count_before = np.bincount(index.get_indexer(before[column].dropna()), minlength=len(index))
     if len(count_now) < 3:
-        raise InputError(
-            f"hot spots compare each unit with its neighbours: {len(count_now)} "
-            f"{'unit' if len(count_now) == 1 else 'units'} are too few (three at least); "
-            "analyse a finer level (--by courtyard) or hexagons"
-        )
+        raise InputError(say("problem_too_few_units", n=len(count_now)))
     stats_now = gi_star(
         count_now, units.adjacency, permutations=permutations, seed=seed, alpha=alpha
     )

@@ -459,8 +459,13 @@ def replay(rows: list[dict]) -> tuple[str | None, int]:
     for row in sorted(rows, key=lambda r: r["seq"]):
         if row["from_status"] != status and row["action"] != "report":
             raise InputError(
-                f"case {row['case_id']} log row {row['seq']} starts from {row['from_status']}, "
-                f"but the case was {status}"
+                say(
+                    "problem_log_replay",
+                    case=row["case_id"],
+                    seq=row["seq"],
+                    source=row["from_status"],
+                    status=status,
+                )
             )
         status, version = row["to_status"], row["seq"]
     return status, version

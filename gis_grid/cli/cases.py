@@ -31,6 +31,7 @@ from gis_grid.cli.common import (
     shown,
 )
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 case_app = typer.Typer(
     help="Cases (事件): report, take each step of the loop, show, list, sweep late ones.",
@@ -90,7 +91,7 @@ def _actor(store, by, role, staff_id):
     grids: tuple[str, ...] = ()
     if role == "grid_worker":
         if not staff_id:
-            raise InputError("a grid worker acts as a staff member: give --staff-id")
+            raise InputError(say("problem_worker_staff_flag"))
         codes = sorted(set(active(store.assignments(staff_ids=[staff_id]))["grid_code"]))
         grids = tuple(codes)
     return Actor(by or getpass.getuser(), role, staff_id, grids)
@@ -478,7 +479,7 @@ def indicators_command(
     first = dt.date.fromisoformat(since) if since else at.date() - dt.timedelta(days=27)
     last = dt.date.fromisoformat(until) if until else at.date()
     if fmt not in ("table", "json", "csv"):
-        raise InputError(f"--format {fmt!r}? table, json or csv")
+        raise InputError(say("problem_format", fmt=repr(fmt), choices="table, json or csv"))
     with open_arg(store) as st:
         table = indicators(
             st,

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from gis_grid import __version__
 from gis_grid.domain.errors import GisGridError, InputError
-from gis_grid.domain.messages import render, user_language
+from gis_grid.domain.messages import render, say, user_language
 from gis_grid.domain.model import Level
 
 app = typer.Typer(
@@ -105,10 +105,7 @@ def open_arg(store: str, *, create: bool = False):
     store = resolve_url(store)
     is_file = "://" not in store
     if not create and is_file and not Path(store).exists():
-        raise InputError(
-            f"no store at {shown(store)}: create one with 'gis-grid demo --out {shown(store)}' "
-            "or 'gis-grid import'"
-        )
+        raise InputError(say("problem_no_store_at", path=shown(store)))
     new_file = create and is_file and not Path(store).exists()
     opened = open_store(store, create=create)
     try:
@@ -165,7 +162,7 @@ def write_frame(frame, file: Path, name: str) -> None:
             frame, file, layer=name, driver="GPKG" if suffix == ".gpkg" else "GeoJSON"
         )
     else:
-        raise InputError(f"unknown file type {file.suffix!r}: use .geojson, .gpkg or .csv")
+        raise InputError(say("problem_export_type", suffix=repr(file.suffix)))
 
 
 def cell(value) -> str:

@@ -28,6 +28,7 @@ from gis_grid.cli.common import (
     shown,
 )
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import AGGREGATES, Level, Role
 
 # -- stores ---------------------------------------------------------------------
@@ -41,10 +42,7 @@ def migrate(store: StoreArg) -> None:
 
     url = resolve_url(store)
     if not url.startswith(("postgresql://", "postgres://")):
-        raise InputError(
-            "migrate is for PostGIS stores (postgresql:// URLs); a GeoPackage "
-            "store is created by 'gis-grid demo' or 'gis-grid import'"
-        )
+        raise InputError(say("problem_migrate_gpkg"))
     from gis_grid.store.postgis import migrate as run_migrations
 
     revision = run_migrations(url)
@@ -69,7 +67,7 @@ def copy(
     with open_arg(source) as src, open_arg(target, create=True) as dst:
         resuming = dst.load_marker() is not None
         if not resuming and (sum(dst.stats()["grids"].values()) or dst.stats()["staff"]):
-            raise InputError(f"{shown(target)} is not empty: copy into a new store")
+            raise InputError(say("problem_copy_target", path=shown(target)))
 
         def grids() -> int:
             if sum(dst.stats()["grids"].values()):  # written before the copy was killed
@@ -155,10 +153,7 @@ def import_(
     if "level" not in frame.columns:
         frame["level"] = lv.key
     elif any(Level.parse(v) != lv for v in frame["level"].astype(str).unique()):
-        raise InputError(
-            f"{file.name} holds grids of other levels than {lv.key}; import one "
-            "level at a time (or drop the --level mismatch)"
-        )
+        raise InputError(say("problem_file_levels", name=file.name, level=lv.key, level_zh=lv.zh))
     with open_arg(store, create=True) as st:
         frame = assign_missing_codes(frame, lv, st)
         with progress_bar() as progress:
@@ -200,10 +195,10 @@ def import_staff(
     from gis_grid.store import ChangeSet
 
     if not file.exists():
-        raise InputError(f"no such file: {file}")
+        raise InputError(say("problem_no_file", path=str(file)))
     rows = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
     if "staff_id" not in rows.columns:
-        raise InputError("the staff CSV needs a staff_id column")
+        raise InputError(say("problem_staff_csv"))
     with open_arg(store) as st:
         existing = set(st.staff(rows["staff_id"].dropna().unique())["staff_id"])
         people = rows.drop_duplicates("staff_id")
@@ -235,7 +230,14 @@ def export(
     with open_arg(store) as st:
         grids = st.grids(level=Level.parse(level) if level else None)
     if not len(grids):
-        raise InputError(f"no grids{f' of level {level}' if level else ''} in {shown(store)}")
+        raise InputError(
+            say(
+                "problem_no_grids_in",
+                of_level=f" of level {level}" if level else "",
+                of_level_zh=Level.parse(level).zh if level else "",
+                store=shown(store),
+            )
+        )
     write_grid_file(grids, file)
     out.print(f"wrote {len(grids)} grids to {file}")
 

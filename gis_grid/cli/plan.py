@@ -34,6 +34,7 @@ from gis_grid.cli.common import (
     write_frame,
 )
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.tables import records
 
 AuthorOpt = Annotated[str, typer.Option("--author", help="Who made the change (kept in the log).")]
@@ -62,9 +63,7 @@ def _versions(store, codes: list[str], given: str | None) -> dict[str, int]:
             try:
                 pins[code.strip()] = int(version)
             except ValueError:
-                raise InputError(
-                    f"--based-on takes CODE=VERSION,…; {part.strip()!r} is not that"
-                ) from None
+                raise InputError(say("problem_based_on", part=repr(part.strip()))) from None
         return pins
     frame = store.grids(codes=codes, geometry=False)
     pins = dict(zip(frame["code"], frame["version"].astype(int), strict=True))
@@ -224,7 +223,7 @@ def redraw(
         try:
             geometry = shapely.from_wkt(outline)
         except shapely.errors.GEOSException as exc:
-            raise InputError(f"the outline is neither a file nor WKT: {exc}") from exc
+            raise InputError(say("problem_outline_source", why=str(exc))) from exc
         if crs is not None:
             geometry = to_lonlat(gpd.GeoDataFrame(geometry=[geometry]), crs).geometry.iloc[0]
     with open_arg(store) as s:

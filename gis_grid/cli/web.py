@@ -17,6 +17,7 @@ from gis_grid.cli.common import (
     shown,
 )
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 
 # -- the web application ------------------------------------------------------------
 
@@ -39,9 +40,7 @@ def serve(
 
     url = resolve_url(store)
     if "://" not in url and not Path(url).exists():
-        raise InputError(
-            f"no store at {shown(url)}: create one with 'gis-grid demo --out {shown(url)}'"
-        )
+        raise InputError(say("problem_no_store_at", path=shown(url)))
     err.print(
         f"serving {shown(url)} at http://{host}:{port}/ — map pages /map/overview, "
         "/map/supervisor, /map/worker, /map/planner; API description /docs. Ctrl-C stops."

@@ -11,6 +11,7 @@ import datetime as dt
 import pandas as pd
 
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import AGGREGATES, Level, Role
 
 
@@ -54,7 +55,7 @@ def point_lonlat(lon: float, lat: float, crs: str | None = None) -> tuple[float,
 
     problem = lonlat_problem((lon, lat, lon, lat))
     if problem:
-        raise InputError(f"lon {lon}, lat {lat}: {problem}")
+        raise InputError(say("problem_point", lon=lon, lat=lat, problem=problem))
     if crs:
         import geopandas as gpd
         from shapely import Point
@@ -186,7 +187,7 @@ def coverage(store, staff_id: str) -> dict:
     """
     person = store.staff([staff_id])
     if not len(person):
-        raise NotFoundError(f"no staff member with id {staff_id!r}")
+        raise NotFoundError(say("problem_no_staff_member", staff_id=repr(staff_id)))
     person = person.iloc[0]
     assigned = active(store.assignments(staff_ids=[staff_id]))
     codes = sorted(set(assigned["grid_code"].astype(str)))

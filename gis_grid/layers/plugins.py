@@ -122,7 +122,7 @@ class Layer:
                     "id": frame["id"].iloc[i],
                     "column": "id",
                     "value": frame["id"].iloc[i],
-                    "problem": f"id {frame['id'].iloc[i]!r} appears more than once",
+                    "problem": say("row_id_twice", quoted=repr(frame["id"].iloc[i])),
                 }
                 for i in np.flatnonzero(twice.to_numpy())[:MAX_ROW_PROBLEMS]
             ]
@@ -190,9 +190,7 @@ def available() -> dict[str, Layer]:
         cls = ep.load()
         layer = cls()
         if layer.name != ep.name:
-            raise InputError(
-                f"layer entry point {ep.name!r} declares a schema named {layer.name!r}"
-            )
+            raise InputError(say("problem_entry_point", name=repr(ep.name), layer=repr(layer.name)))
         found[ep.name] = layer
     return dict(sorted(found.items()))
 

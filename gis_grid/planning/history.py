@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import AGGREGATES, ASSIGNMENT_COLUMNS, CODE_LENGTHS, Level
 from gis_grid.geo.crs import WGS84, local_metric_crs
 from gis_grid.store.revisions import (
@@ -103,7 +104,7 @@ def back_to(current: State, target: State, operation: str, **meta) -> Rewrite:
                 roots.append(parent)
     roots = top_codes(roots)
     if not roots:
-        raise InputError("nothing to change: the grids are already as they were then")
+        raise InputError(say("problem_restore_nothing"))
     grids = target.grids.loc[under_roots(target.grids["code"], roots)].reset_index(drop=True)
     assignments = target.assignments.loc[
         target.assignments["grid_code"].isin(grids["code"])

@@ -47,6 +47,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.geo.crs import WGS84, reproject
 from gis_grid.geo.tessellation import GRID
 
@@ -465,7 +466,7 @@ def partition(
     t0 = time.perf_counter()
     n = len(atoms.codes)
     if k < 1 or k > n:
-        raise InputError(f"k must be between 1 and the number of atoms ({n}), not {k}")
+        raise InputError(say("problem_k_range", n=n, k=k))
     labels = atoms.start if start is None else np.asarray(start)
     # a current grid without atoms cannot be kept: number the others 0 … k0-1
     labels = np.unique(labels, return_inverse=True)[1]

@@ -25,14 +25,15 @@ VARIABLE_FAMILY = "Noto Sans SC"
 def variable_font() -> Path:
     """The variable Noto Sans SC of the ``justmytype-intl-cjk`` package."""
     from gis_grid.domain.errors import StoreError
+    from gis_grid.domain.messages import say
 
     try:
         root = files("justmytype_intl_cjk")
     except ModuleNotFoundError as exc:  # pragma: no cover - a declared dependency
-        raise StoreError("reports need a Chinese font: pip install justmytype-intl-cjk") from exc
+        raise StoreError(say("problem_no_cjk_font")) from exc
     path = Path(str(root / "fonts" / "ofl" / "notosanssc" / "NotoSansSC[wght].ttf"))
     if not path.is_file():  # pragma: no cover - the package's layout changed
-        raise StoreError(f"the Chinese font is not where it was: {path}")
+        raise StoreError(say("problem_font_moved", path=str(path)))
     return path
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from gis_grid.domain.errors import InputError
-from gis_grid.domain.messages import words
+from gis_grid.domain.messages import say, words
 from gis_grid.review import figures
 from gis_grid.review.week import HEADLINE, MIN_RANKED, TOP, Review
 
@@ -88,7 +88,7 @@ def _points(frame) -> list[tuple]:
 def view(review: Review, lang: str = "zh", *, link_base: str | None = None) -> dict:
     """Everything the template shows, as words and numbers in ``lang``."""
     if lang not in ("zh", "en"):
-        raise InputError(f"--lang {lang!r}? zh or en")
+        raise InputError(say("problem_lang", lang=repr(lang)))
     now, before = review.this_week, review.last_week
     scope = review.scope
     if scope.kind == "community":
@@ -449,7 +449,7 @@ def write_review(
     elif suffix in (".html", ".htm"):
         data = render_html(review, lang, link_base=link_base).encode("utf-8")
     else:
-        raise InputError(f"--out {path.name}? the report is written as .html or .pdf")
+        raise InputError(say("problem_report_out", name=path.name))
     partial = path.with_name(path.name + ".part")
     partial.write_bytes(data)
     partial.replace(path)  # a half-written report never stands under the real name

@@ -31,6 +31,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level, level_of_code
 from gis_grid.domain.numbering import assign_codes
 from gis_grid.geo.crs import WGS84, local_metric_crs, project, reproject
@@ -78,13 +79,11 @@ def open_extract(path: str | os.PathLike):
     try:
         import pyrosm
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise InputError(
-            "osm-import reads .osm.pbf files with pyrosm: pip install 'gis-grid[osm]'"
-        ) from exc
+        raise InputError(say("problem_needs_pyrosm")) from exc
     if not os.path.exists(path):
-        raise InputError(f"no such file: {path}")
+        raise InputError(say("problem_no_file", path=str(path)))
     if not str(path).endswith(".pbf"):
-        raise InputError(f"{path} is not an .osm.pbf extract")
+        raise InputError(say("problem_not_pbf", path=str(path)))
     return pyrosm.OSM(str(path))
 
 
@@ -124,11 +123,11 @@ def grids_from_osm(
     from gis_grid.sources.demo import REFERENCE, _staff
 
     if level_of_code(community_code) is not Level.COMMUNITY:
-        raise InputError(f"{community_code!r} is not a 12-digit community code")
+        raise InputError(say("problem_not_community_code", code=repr(community_code)))
     osm = open_extract(path)
     raw = osm.get_buildings()
     if raw is None or not len(raw):
-        raise InputError(f"{path} holds no buildings")
+        raise InputError(say("problem_no_buildings", path=str(path)))
     lonlat = raw.geometry.to_numpy()
     b = shapely.total_bounds(lonlat)
     crs = local_metric_crs((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from gis_grid.domain.errors import StoreError
+from gis_grid.domain.messages import say
 from gis_grid.store.base import ChangeSet, Store, WriteReport
 
 __all__ = ["ChangeSet", "Store", "WriteReport", "open_store", "resolve_url"]
@@ -21,9 +22,7 @@ def resolve_url(url: str | os.PathLike | None) -> str:
     if url is None or str(url) == "":
         url = os.environ.get(ENV_URL)
         if not url:
-            raise StoreError(
-                f"no store given: name a .gpkg file or postgresql:// URL, or set {ENV_URL}"
-            )
+            raise StoreError(say("problem_no_store_given", env=ENV_URL))
     return os.fspath(url)
 
 
@@ -51,14 +50,9 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = False) ->
         return PostGISStore(text, create=create)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StoreError(
-            f"unknown store URL scheme {scheme}://: give a path ending in .gpkg "
-            "or a postgresql:// URL"
-        )
+        raise StoreError(say("problem_store_scheme", scheme=scheme))
     if not text.lower().endswith(".gpkg"):
-        raise StoreError(
-            f"a store is a GeoPackage file ending in .gpkg or a postgresql:// URL, not {text!r}"
-        )
+        raise StoreError(say("problem_store_kind", text=repr(text)))
     from gis_grid.store.gpkg import GeoPackageStore
 
     return GeoPackageStore(text, create=create)

@@ -21,6 +21,7 @@ import shapely
 from numpy.typing import ArrayLike
 
 from gis_grid.domain.errors import InputError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS, Level, level_of_code, utc_now
 from gis_grid.grids.topology import ValidationOptions
 from gis_grid.layers.features import FeatureSchema
@@ -200,8 +201,12 @@ def resumable_load(store, operation: str, command: str, steps: dict, *, params=N
         marker.get("operation") != operation or marker.get("params") != params
     ):
         raise InputError(
-            f"{store.label} holds an unfinished {marker.get('operation')}: finish it first "
-            f"('{marker.get('command')}')"
+            say(
+                "problem_unfinished_load",
+                store=store.label,
+                operation=marker.get("operation"),
+                command=marker.get("command"),
+            )
         )
     if marker is None:
         marker = {
@@ -441,18 +446,16 @@ def check_layer(schema: FeatureSchema, mode: str) -> None:
         or schema.name in RESERVED
         or (schema.name.startswith(("gis_grid", "gpkg", "rtree", "pg_")))
     ):
-        raise InputError(
-            f"{schema.name!r} cannot name a layer (lower-case identifier, not a core table)"
-        )
+        raise InputError(say("problem_layer_name", name=repr(schema.name)))
     if mode not in LAYER_MODES:
-        raise InputError(f"unknown write mode {mode!r}; use one of {', '.join(LAYER_MODES)}")
+        raise InputError(say("problem_write_mode", mode=repr(mode), modes=", ".join(LAYER_MODES)))
 
 
 def registered(layers: dict[str, FeatureSchema], name: str) -> FeatureSchema:
     """The stored schema of a layer, or a NotFoundError naming the layers there are."""
     if name not in layers:
         have = ", ".join(sorted(layers)) or "none yet"
-        raise NotFoundError(f"the store holds no layer {name!r} (layers: {have})")
+        raise NotFoundError(say("problem_store_no_layer_named", name=repr(name), have=have))
     return layers[name]
 
 
@@ -470,14 +473,18 @@ def feature_filters(
     for column, value in (where or {}).items():
         if column not in columns:
             raise InputError(
-                f"layer {schema.name!r} has no column {column!r} "
-                f"(columns: {', '.join(sorted(columns))})"
+                say(
+                    "problem_no_column",
+                    layer=repr(schema.name),
+                    column=repr(column),
+                    columns=", ".join(sorted(columns)),
+                )
             )
         if value is None:
             out.append((column, "null", None))
         elif isinstance(value, tuple):
             if len(value) != 2:
-                raise InputError(f"a range for {column!r} is (low, high)")
+                raise InputError(say("problem_range_form", column=repr(column)))
             if value[0] is not None:
                 out.append((column, ">=", value[0]))
             if value[1] is not None:
@@ -578,14 +585,14 @@ def proposal_id(pid) -> int:
     """A proposal id as the stores take it (ids are positive 64-bit integers)."""
     pid = int(pid)
     if not 0 < pid < 2**63:
-        raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
+        raise NotFoundError(say("problem_no_proposal", pid=pid))
     return pid
 
 
 def proposal_record(rows: list[tuple], pid) -> tuple[dict, bytes]:
     """The record and the packed change of one proposal read with its payload (last column)."""
     if not rows:
-        raise NotFoundError(f"no proposal {pid}; 'gis-grid proposal list' shows them")
+        raise NotFoundError(say("problem_no_proposal", pid=pid))
     frame = proposal_frame([r[:-1] for r in rows])
     return frame.iloc[0].to_dict(), bytes(rows[0][-1])
 

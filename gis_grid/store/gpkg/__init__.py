@@ -27,6 +27,7 @@ import pyogrio
 from numpy.typing import ArrayLike
 
 from gis_grid.domain.errors import BusyError, StoreError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import (
     AGGREGATES,
     ASSIGNMENT_COLUMNS,
@@ -148,9 +149,7 @@ class GeoPackageStore(
         self.url = str(self.path)
         if not self.path.exists():
             if not create:
-                raise StoreError(
-                    f"no store at {self.path}: create it with 'gis-grid demo' or 'gis-grid import'"
-                )
+                raise StoreError(say("problem_no_store_file", path=str(self.path)))
             self._create()
         # a writer waits this long for another to finish (SQLite's busy timeout), then is
         # told who holds the file: never "database is locked" from deep inside a write
@@ -243,7 +242,9 @@ class GeoPackageStore(
                 "SELECT value FROM gis_grid_meta WHERE key = 'schema_version'"
             ).fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a gis-grid GeoPackage ({exc})") from exc
+            raise StoreError(
+                say("problem_not_gis_grid_file", path=str(self.path), why=str(exc))
+            ) from exc
         while row is not None and row[0] in _UPGRADES:  # older files gain the new tables
             version, script = _UPGRADES[row[0]]
             bump = f"UPDATE gis_grid_meta SET value = '{version}' WHERE key = 'schema_version';"
@@ -261,8 +262,12 @@ class GeoPackageStore(
             row = (version,)
         if row is None or row[0] != SCHEMA_VERSION:
             raise StoreError(
-                f"{self.path} has schema version {row and row[0]}, this gis-grid expects "
-                f"{SCHEMA_VERSION}"
+                say(
+                    "problem_schema_version",
+                    path=str(self.path),
+                    have=row and row[0],
+                    want=SCHEMA_VERSION,
+                )
             )
 
     def write_ahead(self) -> None:
@@ -353,8 +358,7 @@ class GeoPackageStore(
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             raise BusyError(
-                f"the store is busy with {self._holder()}: waited {self.wait_seconds:g} s; "
-                "try again when it is done (nothing was written)"
+                say("problem_busy", holder=self._holder(), seconds=f"{self.wait_seconds:g}")
             ) from None
         note = f"{what} (pid {os.getpid()}, since {utc_now()})"
         try:

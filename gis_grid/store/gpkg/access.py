@@ -17,6 +17,7 @@ from gis_grid.domain.access import (
     use_to_record,
 )
 from gis_grid.domain.errors import DuplicateCodeError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import utc_now
 from gis_grid.store.base import AUDIT_WRITE, audit_row
 
@@ -47,13 +48,13 @@ class GeoPackageAccess:
         role = new_user_role(role, staff_id)
         until = expiry(expires)
         if staff_id and not self._existing_staff([staff_id]):
-            raise NotFoundError(f"no staff member {staff_id!r}")
+            raise NotFoundError(say("problem_no_staff_member", staff_id=repr(staff_id)))
         token = new_token()
         with self._transaction() as conn:
             if conn.execute(
                 "SELECT 1 FROM gis_grid_users WHERE user_id = ?", (user_id,)
             ).fetchone():
-                raise DuplicateCodeError(f"user {user_id!r} exists already")
+                raise DuplicateCodeError(say("problem_user_exists", user=repr(user_id)))
             conn.execute(
                 "INSERT INTO gis_grid_users (user_id, name, role, staff_id, token_sha256, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -73,7 +74,7 @@ class GeoPackageAccess:
                 (token_hash(token), until, user_id),
             )
             if not cur.rowcount:
-                raise NotFoundError(f"no user {user_id!r}")
+                raise NotFoundError(say("problem_no_user", user=repr(user_id)))
         return token
 
     def user_of_token(self, token: str) -> dict | None:
@@ -122,7 +123,7 @@ class GeoPackageAccess:
                 (utc_now(), user_id),
             )
             if not cur.rowcount:
-                raise NotFoundError(f"no active user {user_id!r}")
+                raise NotFoundError(say("problem_no_active_user", user=repr(user_id)))
 
     def record_audit(
         self, user: dict, action: str, target: str, revision: int | None, detail: dict

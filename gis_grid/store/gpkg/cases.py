@@ -139,7 +139,9 @@ class GeoPackageCases:
                     [blob, *(_plain(case[c]) for c in cols)],
                 )
             except sqlite3.IntegrityError:
-                raise DuplicateCodeError(f"case id {case['id']!r} is taken") from None
+                raise DuplicateCodeError(
+                    say("problem_case_id_taken", case=repr(case["id"]))
+                ) from None
             conn.execute(_INSERT, [_plain(log[c]) for c in CASE_LOG_COLUMNS])
             conn.execute(
                 "UPDATE gis_grid_meta SET value = CAST(value AS INTEGER) + 1 "

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from gis_grid.domain.errors import DuplicateCodeError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CHAIN_COLUMNS, CODE_LENGTHS, LINK_COLUMNS, Level
 from gis_grid.layers.features import (
     FeatureSchema,
@@ -198,9 +199,12 @@ class GeoPackageLayers:
                 if mode == "append" and len(present):
                     shown = ", ".join(sorted(present.astype(str))[:10])
                     raise DuplicateCodeError(
-                        f"{len(present)} {t} ids are already in the store ({shown}"
-                        f"{' …' if len(present) > 10 else ''}); import with --mode upsert to "
-                        "update them, or --mode replace to replace the layer"
+                        say(
+                            "problem_ids_stored",
+                            n=len(present),
+                            layer=t,
+                            shown=shown + (" …" if len(present) > 10 else ""),
+                        )
                     )
                 for i in range(0, len(present), CHUNK):
                     part = present.iloc[i : i + CHUNK].tolist()

@@ -30,6 +30,7 @@ import pandas as pd
 from psycopg_pool import ConnectionPool
 
 from gis_grid.domain.errors import StoreError
+from gis_grid.domain.messages import say
 from gis_grid.store.base import StoreBase, shown_url
 from gis_grid.store.postgis.access import PostGISAccess
 from gis_grid.store.postgis.cases import PostGISCases
@@ -91,14 +92,23 @@ class PostGISStore(
         if revision != SCHEMA_REVISION:
             if revision is not None and revision > SCHEMA_REVISION:
                 raise StoreError(
-                    f"{shown_url(url)} has gis-grid schema {revision}, newer than this "
-                    f"gis-grid knows ({SCHEMA_REVISION}): upgrade gis-grid"
+                    say(
+                        "problem_schema_newer",
+                        url=shown_url(url),
+                        revision=revision,
+                        known=SCHEMA_REVISION,
+                    )
                 )
             if not create:
                 what = "no gis-grid schema" if revision is None else f"schema {revision}"
                 raise StoreError(
-                    f"{shown_url(url)} has {what}; this gis-grid needs {SCHEMA_REVISION}: run "
-                    f"'gis-grid migrate {shown_url(url)}' first"
+                    say(
+                        "problem_schema_migrate",
+                        url=shown_url(url),
+                        what=what,
+                        what_zh="无" if revision is None else revision,
+                        need=SCHEMA_REVISION,
+                    )
                 )
             migrate(url)
         self.pool_size = pool_size

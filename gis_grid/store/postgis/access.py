@@ -14,6 +14,7 @@ from gis_grid.domain.access import (
     use_to_record,
 )
 from gis_grid.domain.errors import DuplicateCodeError, NotFoundError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import utc_now
 from gis_grid.store.base import AUDIT_WRITE, audit_row
 
@@ -46,9 +47,9 @@ class PostGISAccess:
         token = new_token()
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             if staff_id and not self._present(cur, "staff", "staff_id", [staff_id]):
-                raise NotFoundError(f"no staff member {staff_id!r}")
+                raise NotFoundError(say("problem_no_staff_member", staff_id=repr(staff_id)))
             if self._present(cur, "users", "user_id", [user_id]):
-                raise DuplicateCodeError(f"user {user_id!r} exists already")
+                raise DuplicateCodeError(say("problem_user_exists", user=repr(user_id)))
             cur.execute(
                 "INSERT INTO users (user_id, name, role, staff_id, token_sha256, created_at, "
                 "expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -68,7 +69,7 @@ class PostGISAccess:
                 [token_hash(token), until, user_id],
             )
             if not cur.rowcount:
-                raise NotFoundError(f"no user {user_id!r}")
+                raise NotFoundError(say("problem_no_user", user=repr(user_id)))
         return token
 
     def user_of_token(self, token: str) -> dict | None:
@@ -110,7 +111,7 @@ class PostGISAccess:
                 [utc_now(), user_id],
             )
             if not cur.rowcount:
-                raise NotFoundError(f"no active user {user_id!r}")
+                raise NotFoundError(say("problem_no_active_user", user=repr(user_id)))
 
     def record_audit(
         self, user: dict, action: str, target: str, revision: int | None, detail: dict

@@ -167,7 +167,9 @@ class PostGISCases:
                     [*(plain(case[c]) for c in cols), float(case["lon"]), float(case["lat"])],
                 )
             except psycopg.errors.UniqueViolation:
-                raise DuplicateCodeError(f"case id {case['id']!r} is taken") from None
+                raise DuplicateCodeError(
+                    say("problem_case_id_taken", case=repr(case["id"]))
+                ) from None
             cur.execute(
                 sql.SQL("INSERT INTO case_log ({}) VALUES ({})").format(
                     sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS)),

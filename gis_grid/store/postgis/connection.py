@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from gis_grid.domain.errors import GisGridError, StoreError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import Level
 from gis_grid.geo.crs import local_metric_crs
 from gis_grid.store.base import shown_url
@@ -112,7 +113,9 @@ def migrate(url: str, revision: str = "head") -> str:
     except Exception as exc:  # connection refused, no PostGIS, no rights
         if isinstance(exc, GisGridError):
             raise
-        raise StoreError(f"cannot migrate {shown_url(url)}: {str(exc).splitlines()[0]}") from exc
+        raise StoreError(
+            say("problem_cannot_migrate", url=shown_url(url), why=str(exc).splitlines()[0])
+        ) from exc
     finally:
         engine.dispose()
 
@@ -128,7 +131,7 @@ def schema_revision(url: str) -> str | None:
             row = conn.execute(f"SELECT version_num FROM {S}.alembic_version").fetchone()
     except psycopg.OperationalError as exc:
         raise StoreError(
-            f"cannot connect to {shown_url(url)}: {str(exc).strip().splitlines()[-1]}"
+            say("problem_cannot_connect", url=shown_url(url), why=str(exc).strip().splitlines()[-1])
         ) from exc
     return row[0] if row else None
 

@@ -18,6 +18,7 @@ import psycopg
 import shapely
 
 from gis_grid.domain.errors import DuplicateCodeError, InputError, OrphanError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import (
     AGGREGATES,
     ASSIGNMENT_COLUMNS,
@@ -156,13 +157,18 @@ class PostGISGrids:
                 }
             )
         except psycopg.errors.UniqueViolation as exc:  # a concurrent writer got there first
-            raise DuplicateCodeError(f"already in the store: {exc.diag.message_detail}") from exc
+            raise DuplicateCodeError(
+                say("problem_db_duplicate", detail=exc.diag.message_detail)
+            ) from exc
         except psycopg.errors.ForeignKeyViolation as exc:
-            raise OrphanError(f"a reference is missing: {exc.diag.message_detail}") from exc
+            raise OrphanError(say("problem_db_reference", detail=exc.diag.message_detail)) from exc
         except psycopg.errors.CheckViolation as exc:
             raise InputError(
-                f"the database refused a row ({exc.diag.constraint_name}): "
-                f"{exc.diag.message_primary}"
+                say(
+                    "problem_db_refused",
+                    constraint=exc.diag.constraint_name,
+                    detail=exc.diag.message_primary,
+                )
             ) from exc
         return report
 

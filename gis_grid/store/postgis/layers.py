@@ -15,6 +15,7 @@ import shapely
 from psycopg import sql
 
 from gis_grid.domain.errors import DuplicateCodeError
+from gis_grid.domain.messages import say
 from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS, level_of_code
 from gis_grid.layers.features import (
     FeatureSchema,
@@ -201,9 +202,12 @@ class PostGISLayers:
                 if mode == "append" and present:
                     shown = ", ".join(present[:10])
                     raise DuplicateCodeError(
-                        f"{len(present)} {schema.name} ids are already in the store ({shown}"
-                        f"{' …' if len(present) > 10 else ''}); import with --mode upsert to "
-                        "update them, or --mode replace to replace the layer"
+                        say(
+                            "problem_ids_stored",
+                            n=len(present),
+                            layer=schema.name,
+                            shown=shown + (" …" if len(present) > 10 else ""),
+                        )
                     )
                 cur.execute(sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(t), [present])
                 report.replaced = len(present)
