@@ -263,7 +263,7 @@ def test_the_cli_writes_the_report_and_refuses_bad_input(reviewed_file, week, tm
         (["--week", "2026-47"], "is not a week"),
         (["--community", "211281001099"], "no community has the code 211281001099"),
         (["--street", "211281009"], "no street has the code 211281009"),
-        (["--out", str(tmp_path / "w.docx")], "written as .pdf or .html"),
+        (["--out", str(tmp_path / "w.docx")], "written as .html or .pdf"),
         (["--lang", "fr"], "zh or en"),
     ]:
         result = runner.invoke(cli, ["report", str(reviewed_file), *args])
