@@ -14,11 +14,13 @@ from gis_grid.cli.common import (
     app,
     err,
     fail_cleanly,
+    header,
     open_arg,
     out,
     print_frame,
     print_json,
     shown,
+    tr,
     write_frame,
 )
 from gis_grid.domain.model import Level
@@ -68,7 +70,7 @@ def _responsible(frame) -> list[str]:
     phones = frame.get("staff_phone", pd.Series([""] * len(frame), index=frame.index))
     fallback = frame.get("staff_fallback", pd.Series([False] * len(frame), index=frame.index))
     return [
-        (f"{n} {p}".strip() + ("*" if f is True else "")) if n else "nobody"
+        (f"{n} {p}".strip() + ("*" if f is True else "")) if n else tr("nobody")
         for n, p, f in zip(names, phones.fillna("").astype(str), fallback, strict=True)
     ]
 
@@ -145,23 +147,24 @@ def holes(
         )
         return
     out.print(
-        f"[bold]{layer.value} holes[/] in {shown(store)}: "
+        tr("holes_in", layer=header(layer.value), store=shown(store))
         + ", ".join(
-            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in report.summary.items()
+            f"{header(k)} {v:,}" if isinstance(v, int) else f"{header(k)} {header(v)}"
+            for k, v in report.summary.items()
         )
     )
     if layer in (HoleLayer.staff, HoleLayer.unowned):  # small tables as they are
-        title = "per layer" if layer is HoleLayer.unowned else "per level"
+        title = tr("per_layer") if layer is HoleLayer.unowned else tr("per_level")
         print_frame(report.per_grid.head(top), title)
         if len(report.features):
             keep = [c for c in ("code", "name", "level", "layer", "id") if c in report.features]
             print_frame(
                 report.features[keep].assign(responsible=_responsible(report.features)).head(top),
-                "without staff" if layer is HoleLayer.staff else "features in no grid",
+                tr("without_staff") if layer is HoleLayer.staff else tr("features_in_no_grid"),
             )
         return
     per_grid = _readable(report.per_grid, PER_GRID[layer.value], ("name", "grid"))
-    print_frame(per_grid.head(top), f"per {level} grid")
+    print_frame(per_grid.head(top), tr("per_grid", level=header(level)))
     ranked = report.features
     if layer is HoleLayer.incidents:  # a case is found by its id; its person says where
         ranked = _readable(ranked, {k: v for k, v in RANKED.items() if k != "id"}, ("id", "case"))
@@ -172,11 +175,11 @@ def holes(
     ranked.insert(0, "#", report.features["rank"].to_numpy() if "rank" in report.features else "")
     print_frame(
         ranked.head(top),
-        "overdue cases, most overdue first" if layer is HoleLayer.incidents else "holes, ranked",
+        tr("overdue_ranked") if layer is HoleLayer.incidents else tr("holes_ranked"),
     )
     if any(r.endswith("*") for r in ranked["responsible"]):
-        err.print("* nobody staffs that grid: its parent's person answers (属地兜底)")
-    err.print("every column and row: --format json; the holes as a layer: --out FILE.gpkg")
+        err.print(tr("fallback_note"))
+    err.print(tr("holes_hint"))
 
 
 # -- hotspots ------------------------------------------------------------------------
@@ -253,12 +256,25 @@ def hotspots(
         return
     s = report.summary
     out.print(
-        f"[bold]{layer} hot spots[/] {s['since'][:16]} → {s['until'][:16]} by {s['by']}: "
-        f"{s['incidents']:,} incidents ({s['incidents_before']:,} the window before) in "
-        f"{s['units']:,} units; [red]{s['hot']} hot[/], [blue]{s['cold']} cold[/] (FDR "
-        f"{s['alpha']}); new {s['new']}, persistent {s['persistent']}, fading {s['fading']}; "
-        f"hot spots hold {s['captured_pct']}% of incidents on {s['area_pct']}% of the area: "
-        f"PAI {s['pai']}"
+        tr(
+            "hotspots_line",
+            layer=header(layer),
+            since=s["since"][:16],
+            until=s["until"][:16],
+            by=header(s["by"]),
+            n=f"{s['incidents']:,}",
+            before=f"{s['incidents_before']:,}",
+            units=f"{s['units']:,}",
+            hot=s["hot"],
+            cold=s["cold"],
+            alpha=s["alpha"],
+            new=s["new"],
+            persistent=s["persistent"],
+            fading=s["fading"],
+            captured=s["captured_pct"],
+            area=s["area_pct"],
+            pai=s["pai"],
+        )
     )
     cols = [
         "rank",
@@ -273,4 +289,4 @@ def hotspots(
         "staff_phone",
         "staff_fallback",
     ]
-    print_frame(report.spots[cols].head(top), "spots, strongest first")
+    print_frame(report.spots[cols].head(top), tr("spots_strongest"))

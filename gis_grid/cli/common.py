@@ -19,7 +19,7 @@ from rich.table import Table
 
 from gis_grid import __version__
 from gis_grid.domain.errors import GisGridError, InputError
-from gis_grid.domain.messages import render, say, user_language
+from gis_grid.domain.messages import catalogue, render, say, user_language
 from gis_grid.domain.model import Level
 
 app = typer.Typer(
@@ -174,9 +174,25 @@ def cell(value) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
+def tr(key: str, **values) -> str:
+    """A line the CLI prints, in the user's language (``GIS_GRID_LANG``, else the locale).
+
+    From the catalogue's ``cli`` section; a key it lacks is printed as it is.
+    """
+    pair = catalogue()["cli"].get(key)
+    text = key if pair is None else pair[0 if user_language() == "zh" else 1]
+    return text.format(**values) if values else text
+
+
+def header(name: str) -> str:
+    """A table column in the user's language (the catalogue's ``columns``), else as named."""
+    pair = catalogue()["columns"].get(str(name))
+    return str(name) if pair is None else pair[0 if user_language() == "zh" else 1]
+
+
 def print_frame(frame, title: str) -> None:
-    """A table of a frame's rows in the terminal."""
-    table = Table(*[str(c) for c in frame.columns], title=title, title_justify="left")
+    """A table of a frame's rows in the terminal, its columns named in the user's language."""
+    table = Table(*[header(c) for c in frame.columns], title=title, title_justify="left")
     for row in frame.itertuples(index=False):
         table.add_row(*[cell(v) for v in row])
     out.print(table)
@@ -184,20 +200,26 @@ def print_frame(frame, title: str) -> None:
 
 def print_stats(stats: dict) -> None:
     """A store's counts per level, aggregates and staff."""
-    table = Table("level", "级别", "grids")
+    table = Table(header("level"), "级别" if user_language() != "zh" else "", header("grids"))
     for lv in Level:
         table.add_row(lv.key, lv.zh, f"{stats['grids'][lv.key]:,}")
     out.print(table)
     out.print(
-        f"households {stats['households']:,} · residents {stats['residents']:,} · "
-        f"special care {stats['special_care']:,} · staff {stats['staff']:,} · "
-        f"assignments {stats['assignments']:,} · staffed grids {stats['staffed_grids']:,}"
+        tr(
+            "stats_line",
+            households=f"{stats['households']:,}",
+            residents=f"{stats['residents']:,}",
+            special=f"{stats['special_care']:,}",
+            staff=f"{stats['staff']:,}",
+            assignments=f"{stats['assignments']:,}",
+            staffed=f"{stats['staffed_grids']:,}",
+        )
     )
 
 
 def print_chain(chain: list[dict]) -> None:
     """The grids at a point, community down to unit, with their staff."""
-    table = Table("level", "code", "name", "households", "staff")
+    table = Table(*map(header, ("level", "code", "name", "households", "staff")))
     table.columns[1].no_wrap = True
     table.columns[1].min_width = 23
     for g in chain:
@@ -205,7 +227,7 @@ def print_chain(chain: list[dict]) -> None:
             "\n".join(
                 f"{p['name']} {p['role_zh']} {p['phone']} ({p['staff_id']})" for p in g["staff"]
             )
-            or "[yellow]none (属地兜底: see parent)[/]"
+            or f"[yellow]{tr('nobody_see_parent')}[/]"
         )
         table.add_row(
             f"{g['level']} {g['level_zh']}", g["code"], g["name"], f"{g['households']:,}", people
