@@ -25,10 +25,12 @@ from gis_grid.cli.common import (
     app,
     err,
     fail_cleanly,
+    header,
     open_arg,
     out,
     print_json,
     shown,
+    tr,
 )
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.messages import say
@@ -109,14 +111,14 @@ def _hours(value: float | None) -> str:
     sign = "-" if value < 0 else ""
     value = abs(value)
     if value >= 24:
-        return f"{sign}{value / 24:.1f} d"
-    return f"{sign}{int(value)}h{int(round(value % 1 * 60)):02d}"
+        return tr("span_days", n=f"{sign}{value / 24:.1f}")
+    return tr("span_hours", sign=sign, h=int(value), m=f"{int(round(value % 1 * 60)):02d}")
 
 
 def _owner(owner: dict | None) -> str:
     if not owner:
         return "—"
-    person = owner.get("staff_name") or "nobody"
+    person = owner.get("staff_name") or tr("nobody")
     phone = f" {owner['phone']}" if owner.get("phone") else ""
     return f"{person}{phone} · {owner.get('name') or owner['code']} ({owner['level_zh']})"
 
@@ -126,31 +128,37 @@ def print_case(case: dict) -> None:
     left = case["hours_left"]
     state = f"{case['status']} {case['status_zh']}"
     if left is not None:
-        state += f" · [red]{_hours(left)} overdue[/]" if left < 0 else f" · {_hours(left)} left"
-        state += f" (due {case['deadline'].replace('T', ' ')[:16]})"
+        state += (
+            f" · [red]{tr('overdue_by', span=_hours(left))}[/]"
+            if left < 0
+            else f" · {tr('time_left', span=_hours(left))}"
+        )
+        state += f" ({tr('due', at=case['deadline'].replace('T', ' ')[:16])})"
     out.print(f"[bold]{case['id']}[/] {case['category_zh']} {case['category']} · {state}")
-    out.print(f"owner: {_owner(case['owner'])}")
+    out.print(tr("owner_line", owner=_owner(case["owner"])))
     extra = [
-        f"department {case['department']}" if case.get("department") else "",
-        f"assignee {case['assignee']}" if case.get("assignee") else "",
-        f"escalated ×{case['escalation']}" if case["escalation"] else "",
-        f"rework ×{case['reworks']}" if case["reworks"] else "",
-        f"extended ×{case['extensions']}" if case["extensions"] else "",
-        f"satisfaction {case['satisfaction']}/5" if case.get("satisfaction") else "",
-        f"[yellow]possible duplicate of {case['duplicate_of']}[/]" if case["duplicate_of"] else "",
-        "[yellow]outside every grid[/]" if case["outside"] else "",
+        tr("case_department", v=case["department"]) if case.get("department") else "",
+        tr("case_assignee", v=case["assignee"]) if case.get("assignee") else "",
+        tr("case_escalated", n=case["escalation"]) if case["escalation"] else "",
+        tr("case_reworks", n=case["reworks"]) if case["reworks"] else "",
+        tr("case_extended", n=case["extensions"]) if case["extensions"] else "",
+        tr("case_satisfaction", n=case["satisfaction"]) if case.get("satisfaction") else "",
+        f"[yellow]{tr('case_duplicate', v=case['duplicate_of'])}[/]"
+        if case["duplicate_of"]
+        else "",
+        f"[yellow]{tr('case_outside')}[/]" if case["outside"] else "",
     ]
     if any(extra):
         out.print(" · ".join(e for e in extra if e))
     if case.get("description"):
         out.print(f"[dim]{case['description']}[/]")
-    steps = " | ".join(case["next_steps"]) or "none (closed)"
-    out.print(f"version {case['version']} · next: {steps}")
+    steps = " | ".join(case["next_steps"]) or tr("no_next_steps")
+    out.print(tr("version_next", version=case["version"], steps=steps))
     if case.get("timeline"):
-        table = Table("at", "step", "by", "note", box=None, pad_edge=False)
+        table = Table(*map(header, ("at", "step", "by", "note")), box=None, pad_edge=False)
         table.columns[0].no_wrap = True
         for row in case["timeline"]:
-            late = "" if row["on_time"] is not False else " [red]late[/]"
+            late = "" if row["on_time"] is not False else f" [red]{header('late')}[/]"
             table.add_row(
                 row["at"].replace("T", " ")[:16],
                 f"{row['action_zh']} {row['action']}{late}",
@@ -238,7 +246,7 @@ def _step(action: str):
             if version is None:
                 version = get_case(st, case_id)["version"]
                 if fmt is Format.table:
-                    out.print(f"[dim]acting on case {case_id} as of version {version}[/]")
+                    out.print(f"[dim]{tr('acting_on', case=case_id, version=version)}[/]")
             case = act(
                 st,
                 case_id,
@@ -369,11 +377,7 @@ def case_list(
         print_json(found)
         return
     table = Table(
-        "case",
-        "category",
-        "status",
-        "left",
-        "owner",
+        *map(header, ("case", "category", "status", "left", "owner")),
         box=None,
         pad_edge=False,
         title_justify="left",
@@ -396,9 +400,10 @@ def case_list(
     shown_n = len(found["cases"])
     more = found["total"] - offset - shown_n
     out.print(
-        f"{shown_n:,} of {found['total']:,} cases as of {found['as_of'].replace('T', ' ')}"
-        + (f"; {more:,} more (--offset {offset + shown_n})" if more > 0 else "")
-    )
+        tr("cases_shown", n=f"{shown_n:,}", total=f"{found['total']:,}",
+           at=found["as_of"].replace("T", " "))
+        + (tr("cases_more", more=f"{more:,}", offset=offset + shown_n) if more > 0 else "")
+    )  # fmt: skip
 
 
 @case_app.command("sweep")
@@ -415,9 +420,13 @@ def case_sweep(
         print_json(result)
         return
     out.print(
-        f"{result['overdue']:,} cases past their deadline as of "
-        f"{result['as_of'].replace('T', ' ')}: {result['escalated']:,} escalated one grid up, "
-        f"{result['at_top']:,} already with the street office"
+        tr(
+            "sweep_line",
+            n=f"{result['overdue']:,}",
+            at=result["as_of"].replace("T", " "),
+            escalated=f"{result['escalated']:,}",
+            top=f"{result['at_top']:,}",
+        )
     )
 
 
@@ -440,7 +449,14 @@ def case_rules(rules: RulesOpt = None, fmt: FormatOpt = Format.table) -> None:
             }
         )
         return
-    table = Table("category", *STEPS, "dept", box=None, pad_edge=False, title=f"rules: {r.source}")
+    table = Table(
+        header("category"),
+        *STEPS,
+        header("dept"),
+        box=None,
+        pad_edge=False,
+        title=tr("rules_title", source=r.source),
+    )
     for key, zh in cats.items():
         clock = " ⏱" if r.on_clock(key) else ""
         table.add_row(
@@ -449,7 +465,7 @@ def case_rules(rules: RulesOpt = None, fmt: FormatOpt = Format.table) -> None:
             r.department(key) or "",
         )
     out.print(table)
-    out.print("hours per step; working hours on the calendar, ⏱ on the clock")
+    out.print(tr("rules_note"))
 
 
 @app.command("indicators")
@@ -490,7 +506,7 @@ def indicators_command(
         )
     if out_file is not None:
         table.to_csv(out_file, index=False)
-        err.print(f"wrote {len(table):,} rows to {out_file}")
+        err.print(tr("wrote_rows", n=f"{len(table):,}", path=out_file))
     if fmt == "json":
         print_json(
             {"from": str(first), "to": str(last), "by": by, "rows": table.to_dict("records")}
@@ -501,18 +517,13 @@ def indicators_command(
         return
     key = {"staff": "name", "department": "department"}.get(by, "name")
     table_view = Table(
-        key,
-        "cases",
-        "closed",
-        "on time",
-        "rework",
-        "escal.",
-        "late",
-        "h→close",
-        "sat.",
+        *map(
+            header,
+            (key, "cases", "closed", "on time", "rework", "escal.", "late", "h→close", "sat."),
+        ),
         box=None,
         pad_edge=False,
-        title=f"{first} – {last}, by {by} (all columns: --format json or csv)",
+        title=tr("indicators_title", first=first, last=last, by=header(by)),
         title_justify="left",
     )
     for row in table.to_dict("records"):
