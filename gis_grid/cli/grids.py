@@ -19,6 +19,7 @@ from gis_grid.cli.common import (
     StoreArg,
     app,
     fail_cleanly,
+    header,
     open_arg,
     out,
     print_chain,
@@ -26,10 +27,12 @@ from gis_grid.cli.common import (
     print_stats,
     progress_bar,
     shown,
+    tr,
 )
 from gis_grid.domain.errors import InputError
-from gis_grid.domain.messages import say
+from gis_grid.domain.messages import say, user_language
 from gis_grid.domain.model import AGGREGATES, Level, Role
+from gis_grid.grids.topology import detail_in
 
 # -- stores ---------------------------------------------------------------------
 
@@ -46,7 +49,7 @@ def migrate(store: StoreArg) -> None:
     from gis_grid.store.postgis import migrate as run_migrations
 
     revision = run_migrations(url)
-    out.print(f"schema at revision {revision}")
+    out.print(tr("schema_at", revision=revision))
 
 
 @app.command()
@@ -95,10 +98,14 @@ def copy(
             )
         stats = dst.stats()
     out.print(
-        f"copied {counts.pop('grids'):,} grids, {stats['staff']:,} staff and "
-        f"{stats['assignments']:,} assignments"
-        + "".join(f", {n:,} {name}" for name, n in counts.items())
-        + (" (finished a copy that had stopped)" if resuming else "")
+        tr(
+            "copied",
+            grids=f"{counts.pop('grids'):,}",
+            staff=f"{stats['staff']:,}",
+            assignments=f"{stats['assignments']:,}",
+        )
+        + "".join(f", {n:,} {header(name)}" for name, n in counts.items())
+        + (tr("copy_resumed") if resuming else "")
     )
 
 
@@ -171,11 +178,11 @@ def import_(
         )
         return
     out.print(
-        f"imported [bold]{report.grids}[/] {lv.key} grids ({lv.zh}) into {shown(store)}"
-        + (f"; repaired {repaired} invalid polygons" if repaired else "")
+        tr("imported_grids", n=report.grids, level=lv.key, level_zh=lv.zh, store=shown(store))
+        + (tr("repaired", n=repaired) if repaired else "")
     )
     if warnings is not None and len(warnings):
-        out.print(f"{len(warnings)} problems to look at (run 'gis-grid validate {shown(store)}'):")
+        out.print(tr("problems_to_look_at", n=len(warnings), store=shown(store)))
         _print_problems(warnings.head(10))
 
 
@@ -213,7 +220,7 @@ def import_staff(
             ChangeSet(staff=people[cols] if len(people) else None, assignments=assignments)
         )
     out.print(
-        f"imported {report.staff} staff and {report.assignments} assignments into {shown(store)}"
+        tr("imported_staff", staff=report.staff, assignments=report.assignments, store=shown(store))
     )
 
 
@@ -239,7 +246,7 @@ def export(
             )
         )
     write_grid_file(grids, file)
-    out.print(f"wrote {len(grids)} grids to {file}")
+    out.print(tr("wrote_grids", n=len(grids), path=file))
 
 
 # -- validate / stats -------------------------------------------------------------
@@ -260,7 +267,7 @@ def _problem_records(problems) -> list[dict]:
 
 
 def _print_problems(problems) -> None:
-    table = Table("kind", "level", "codes", "area m²", "detail", show_lines=False)
+    table = Table(*map(header, ("kind", "level", "codes", "area m²", "detail")), show_lines=False)
     table.columns[2].no_wrap = True
     for r in problems.itertuples():
         colour = "red" if r.severity == "error" else "yellow"
@@ -269,7 +276,7 @@ def _print_problems(problems) -> None:
             r.level or "",
             "\n".join(r.codes),
             "" if pd.isna(r.area_m2) else f"{r.area_m2:,.1f}",
-            r.detail,
+            detail_in(r, user_language()),
         )
     out.print(table)
 
@@ -324,7 +331,7 @@ def validate(
     else:
         if len(problems):
             _print_problems(problems)
-        out.print(f"{errors} errors, {warnings} warnings")
+        out.print(tr("errors_warnings", errors=errors, warnings=warnings))
     if errors or (strict and warnings):
         raise typer.Exit(1)
 
@@ -366,7 +373,7 @@ def lookup(
         print_json({"lon": lon, "lat": lat, "grids": result})
         return
     if not result:
-        out.print(f"the point ({lon}, {lat}) lies in no grid of {shown(store)}")
+        out.print(tr("point_in_no_grid", lon=lon, lat=lat, store=shown(store)))
         return
     print_chain(result)
 
@@ -390,7 +397,7 @@ def staff(
         f"[bold]{result['name']}[/] {result['role_zh']} ({Role(result['role']).value}) "
         f"· {result['phone']} · {result['staff_id']}"
     )
-    table = Table("code", "level", "name", "role")
+    table = Table(*map(header, ("code", "level", "name", "role")))
     table.columns[0].no_wrap = True
     for g in result["grids"]:
         table.add_row(g["code"], g["level"], g["name"], Role(g["role"]).zh)
@@ -399,5 +406,5 @@ def staff(
     out.print(
         " · ".join(f"{lv.zh} {counts[lv.key]:,}" for lv in Level if counts[lv.key])
         + " · "
-        + " · ".join(f"{c} {result[c]:,}" for c in AGGREGATES)
+        + " · ".join(f"{header(c)} {result[c]:,}" for c in AGGREGATES)
     )
