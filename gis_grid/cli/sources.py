@@ -14,12 +14,14 @@ from gis_grid.cli.common import (
     app,
     err,
     fail_cleanly,
+    header,
     open_arg,
     out,
     print_chain,
     print_stats,
     progress_bar,
     shown,
+    tr,
 )
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.messages import say
@@ -135,35 +137,42 @@ def demo(
         swept = sweep(store, rules=Rules.load()) if "incidents" in written else None
         stats = store.stats()
         problems = store.validate()
-        where = "" if database else "  (open it in QGIS: grids, layers, staff, assignments)"
-        out.print(f"[bold]demo store:[/] {shown(out_path)}{where}")
+        where = "" if database else f"  ({tr('open_in_qgis')})"
+        out.print(tr("demo_store", path=shown(out_path), where=where))
         print_stats(stats)
-        out.print("layers: " + ", ".join(f"{name} {n:,}" for name, n in written.items()))
+        out.print(
+            tr("layers_line", layers=", ".join(f"{header(k)} {n:,}" for k, n in written.items()))
+        )
         if swept:
-            out.print(
-                f"cases: {swept['escalated']:,} past their deadline were escalated one grid up "
-                f"(gis-grid case list {shown(out_path)} --overdue)"
-            )
+            out.print(tr("demo_swept", n=f"{swept['escalated']:,}", path=shown(out_path)))
         errors = int((problems["severity"] == "error").sum())
         out.print(
-            f"validation: [bold]{errors}[/] errors, "
-            f"{int((problems['severity'] == 'warning').sum())} warnings"
+            tr(
+                "demo_validation",
+                errors=errors,
+                warnings=int((problems["severity"] == "warning").sum()),
+            )
         )
         units = store.grids(level=Level.UNIT, geometry=True)
         if len(units):
             probe = units.geometry.iloc[len(units) // 2].representative_point()
             out.print(
-                f"\nlookup of a point in unit {units['code'].iloc[len(units) // 2]}: "
-                f"gis-grid lookup {shown(out_path)} --lon {probe.x:.6f} --lat {probe.y:.6f}"
+                "\n"
+                + tr(
+                    "demo_lookup",
+                    unit=units["code"].iloc[len(units) // 2],
+                    command=f"gis-grid lookup {shown(out_path)} --lon {probe.x:.6f} "
+                    f"--lat {probe.y:.6f}",
+                )
             )
             from gis_grid.grids.queries import chain
 
             print_chain(chain(store, probe.x, probe.y))
         tokens = _demo_users(store, store.assignments())
-        out.print("\nweb API users (tokens are shown once; 'gis-grid user add' makes more):")
+        out.print("\n" + tr("demo_users"))
         for role, (user_id, token) in tokens.items():
             out.print(f"  {role:<12} {user_id:<18} {token}")
-        out.print("\nmap pages once served (gis-grid serve; the token rides in the link's #):")
+        out.print("\n" + tr("demo_pages"))
         for role, page in DEMO_PAGES:
             if role in tokens:
                 out.print(
@@ -171,11 +180,12 @@ def demo(
                     soft_wrap=True,
                 )
         out.print(
-            f"\nnext: gis-grid holes {shown(out_path)} --layer cctv | lighting | cleaning | staff\n"
+            f"\n{tr('next')}: gis-grid holes {shown(out_path)} "
+            "--layer cctv | lighting | cleaning | staff\n"
             f"      gis-grid hotspots {shown(out_path)}\n"
             f"      gis-grid case list {shown(out_path)} --status open\n"
             f"      gis-grid indicators {shown(out_path)} --by area\n"
-            f"      gis-grid report {shown(out_path)}     (the weekly review, as a PDF)\n"
+            f"      gis-grid report {shown(out_path)}     ({tr('weekly_review_pdf')})\n"
             "      curl -d service_code=environment -d lat=42.4501 -d long=123.5632 "
             "-d api_key=REPORTER_TOKEN http://127.0.0.1:8000/open311/v2/requests.json\n"
             f"      gis-grid layer export {shown(out_path)} incidents incidents.geojson\n"
