@@ -15,10 +15,12 @@ from gis_grid.cli.common import (
     StoreArg,
     app,
     fail_cleanly,
+    header,
     open_arg,
     out,
     print_json,
     shown,
+    tr,
     write_frame,
 )
 
@@ -57,7 +59,8 @@ def layer_list(
     if store:
         with open_arg(store) as st:
             held = {name: len(st.features(name)) for name in st.layers()}
-    table = Table("layer", "中文", "geometry", "columns", "features" if store else "")
+    table = Table(*map(header, ("layer", "中文", "geometry", "columns")),
+                  header("features") if store else "")  # fmt: skip
     for name, layer in available().items():
         s = layer.schema
         table.add_row(
@@ -103,14 +106,12 @@ def layer_import(
         print_json(vars(report))
         return
     out.print(
-        f"imported [bold]{report.written:,}[/] {layer} ({plugin.schema.zh}) into {shown(store)}"
-        + (f"; replaced {report.replaced:,}" if report.replaced else "")
-    )
+        tr("imported_layer", n=f"{report.written:,}", layer=layer, zh=plugin.schema.zh,
+           store=shown(store))
+        + (tr("replaced", n=f"{report.replaced:,}") if report.replaced else "")
+    )  # fmt: skip
     if report.unowned:
-        out.print(
-            f"[yellow]{report.unowned:,} features lie in no grid[/] (unowned: a coverage "
-            f"hole; 'gis-grid layer export {shown(store)} {layer} FILE' lists them with no codes)"
-        )
+        out.print(tr("unowned_features", n=f"{report.unowned:,}", store=shown(store), layer=layer))
 
 
 @layer_app.command("export")
@@ -127,4 +128,12 @@ def layer_export(
         frame = with_staff(st, st.features(layer))
     write_frame(frame, file, layer)
     owned = frame["community_code"].notna().sum()
-    out.print(f"wrote {len(frame):,} {layer} to {file} ({len(frame) - owned:,} in no grid)")
+    out.print(
+        tr(
+            "wrote_layer",
+            n=f"{len(frame):,}",
+            layer=layer,
+            path=file,
+            none=f"{len(frame) - owned:,}",
+        )
+    )

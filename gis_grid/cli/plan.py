@@ -31,6 +31,7 @@ from gis_grid.cli.common import (
     out,
     print_frame,
     print_json,
+    tr,
     write_frame,
 )
 from gis_grid.domain.errors import InputError
@@ -69,9 +70,7 @@ def _versions(store, codes: list[str], given: str | None) -> dict[str, int]:
     pins = dict(zip(frame["code"], frame["version"].astype(int), strict=True))
     if pins:
         err.print(
-            "based on the versions read now: "
-            + ", ".join(f"{c} v{v}" for c, v in sorted(pins.items()))
-            + " (name them with --based-on to refuse a change made meanwhile)",
+            tr("based_on_now", versions=", ".join(f"{c} v{v}" for c, v in sorted(pins.items()))),
             soft_wrap=True,
         )
     return pins
@@ -102,18 +101,22 @@ def _report(revision, fmt: Format) -> None:
         )
         return
     out.print(
-        f"revision {revision.id} ({revision.operation}) in {revision.community}: "
-        f"{len(revision.updated)} grids changed, {len(revision.inserted)} new, "
-        f"{len(revision.deleted)} removed"
+        tr(
+            "revision_line",
+            id=revision.id,
+            operation=revision.operation,
+            community=revision.community,
+            changed=len(revision.updated),
+            new=len(revision.inserted),
+            removed=len(revision.deleted),
+        )
     )
     tops = sorted(c for c in revision.inserted if len(c) == min(map(len, revision.inserted)))
     if tops:
-        out.print("new: " + ", ".join(tops[:12]) + (" …" if len(tops) > 12 else ""))
+        out.print(tr("new_grids", codes=", ".join(tops[:12]) + (" …" if len(tops) > 12 else "")))
     for item in flagged:
-        err.print(f"[yellow]flagged:[/] {item['detail']}", soft_wrap=True)
-    out.print(
-        f"undo with: gis-grid undo STORE --community {revision.community} --revision {revision.id}"
-    )
+        err.print(f"[yellow]{tr('flagged')}:[/] {item['detail']}", soft_wrap=True)
+    out.print(tr("undo_with", community=revision.community, id=revision.id))
 
 
 @app.command()
@@ -254,8 +257,9 @@ def undo(
                 last = log.iloc[-1]
                 revision = int(last["id"])
                 err.print(
-                    f"undoing revision {revision} ({last['operation']}: {last['summary']}), "
-                    "the latest read now (name it with --revision to refuse another meanwhile)",
+                    tr(
+                        "undoing", id=revision, operation=last["operation"], summary=last["summary"]
+                    ),
                     soft_wrap=True,
                 )
         _report(undo_last(s, community, revision=revision, author=author), fmt)
@@ -292,7 +296,7 @@ def log(
     if fmt is Format.json:
         print_json({"revisions": records(frame)})
         return
-    print_frame(frame, "revisions")
+    print_frame(frame, tr("revisions"))
 
 
 @app.command()
@@ -322,16 +326,23 @@ def diff(
     to = "now" if new is None else f"revision {new}"
     ground = ", ".join(f"{lv} {m2:,.0f} m²" for lv, m2 in result["area_moved_m2"].items())
     out.print(
-        f"{community}, revision {old} → {to}: {len(grids)} grids changed; "
-        f"{len(result['buildings_moved'])} buildings ({result['households_moved']:,} households) "
-        f"moved; ground that changed grid: {ground or 'none'}; "
-        f"{len(result['staff'])} staff affected"
+        tr(
+            "diff_line",
+            community=community,
+            old=old,
+            to=to,
+            grids=len(grids),
+            buildings=len(result["buildings_moved"]),
+            households=f"{result['households_moved']:,}",
+            ground=ground or "—",
+            staff=len(result["staff"]),
+        )
     )
     upper = grids.loc[grids["level"].isin(["community", "area", "courtyard"])]
     if len(upper):
-        print_frame(upper, "grids (community, area, courtyard)")
+        print_frame(upper, tr("diff_grids"))
     if len(result["buildings_moved"]):
-        print_frame(result["buildings_moved"].head(30), "buildings moved (first 30)")
+        print_frame(result["buildings_moved"].head(30), tr("buildings_moved"))
 
 
 @app.command()
@@ -405,15 +416,24 @@ def rebalance(
         return
     ok = "within" if metrics["within_tolerance"] else "NOT within"
     out.print(
-        f"proposal {metrics['proposal']}: {metrics['k']} grids under {parent}, "
-        f"max deviation {metrics['max_deviation']:.1%} (was {metrics['max_deviation_before']:.1%}; "
-        f"{ok} ±{tolerance:.0%}), contiguous: {metrics['contiguous']}, "
-        f"Polsby–Popper mean {metrics['polsby_popper_mean']:.2f}, "
-        f"households moved {metrics['households_moved']:,} of {metrics['households_total']:,}"
+        tr(
+            "proposal_line",
+            id=metrics["proposal"],
+            k=metrics["k"],
+            parent=parent,
+            dev=f"{metrics['max_deviation']:.1%}",
+            before=f"{metrics['max_deviation_before']:.1%}",
+            ok=ok,
+            tol=f"{tolerance:.0%}",
+            contiguous=metrics["contiguous"],
+            pp=f"{metrics['polsby_popper_mean']:.2f}",
+            moved=f"{metrics['households_moved']:,}",
+            total=f"{metrics['households_total']:,}",
+        )
     )
     for note in metrics["notes"]:
-        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    out.print(f"accept with: gis-grid proposal accept STORE {metrics['proposal']}")
+        err.print(f"[yellow]{tr('note')}:[/] {note}", soft_wrap=True)
+    out.print(tr("accept_with", id=metrics["proposal"]))
 
 
 proposal_app = typer.Typer(help="Rebalancing proposals: list, show, accept, discard.")
@@ -445,7 +465,7 @@ def proposal_list(
             "revision": frame["revision"],
         }
     )
-    print_frame(rows, "proposals")
+    print_frame(rows, tr("proposals"))
 
 
 @proposal_app.command("show")
@@ -498,4 +518,4 @@ def proposal_discard(
 
     with open_arg(store) as s:
         discard(s, pid)
-    out.print(f"proposal {pid} discarded")
+    out.print(tr("proposal_discarded", id=pid))

@@ -18,6 +18,7 @@ from gis_grid.cli.common import (
     out,
     print_frame,
     print_json,
+    tr,
 )
 from gis_grid.tables import records
 
@@ -56,7 +57,7 @@ def user_add(
         token = s.add_user(user_id, name or user_id, role, staff_id, expires=expires)
         until = s.users().set_index("user_id").loc[user_id, "expires_at"]
     out.print(token)
-    err.print(f"{user_id}: token works until {until or 'it is revoked (no expiry)'}")
+    err.print(tr("token_until", user=user_id, until=until or tr("no_expiry")))
 
 
 @user_app.command("rotate")
@@ -71,10 +72,7 @@ def user_rotate(
         token = s.rotate_user(user_id, expires=expires)
         until = s.users().set_index("user_id").loc[user_id, "expires_at"]
     out.print(token)
-    err.print(
-        f"{user_id}: new token, works until {until or 'it is revoked (no expiry)'}; "
-        "the old one stopped (servers that checked it lately: within 5 s)"
-    )
+    err.print(tr("token_rotated", user=user_id, until=until or tr("no_expiry")))
 
 
 @user_app.command("list")
@@ -101,7 +99,7 @@ def user_list(store: StoreArg, fmt: FormatOpt = Format.table) -> None:
             ),
         }
     )
-    print_frame(shown, "users")
+    print_frame(shown, tr("users"))
 
 
 @user_app.command("revoke")
@@ -110,4 +108,4 @@ def user_revoke(store: StoreArg, user_id: Annotated[str, typer.Argument(help="Th
     """Stop a user's token from working (running servers: within 5 seconds)."""
     with open_arg(store) as s:
         s.revoke_user(user_id)
-    out.print(f"{user_id}: token revoked (servers that checked it lately stop within 5 s)")
+    out.print(tr("token_revoked", user=user_id))

@@ -15,6 +15,7 @@ from gis_grid.cli.common import (
     fail_cleanly,
     open_arg,
     shown,
+    tr,
 )
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.messages import say
@@ -41,10 +42,7 @@ def serve(
     url = resolve_url(store)
     if "://" not in url and not Path(url).exists():
         raise InputError(say("problem_no_store_at", path=shown(url)))
-    err.print(
-        f"serving {shown(url)} at http://{host}:{port}/ — map pages /map/overview, "
-        "/map/supervisor, /map/worker, /map/planner; API description /docs. Ctrl-C stops."
-    )
+    err.print(tr("serving", store=shown(url), host=host, port=port))
     # by import string: the core never imports the web app. The factory reads the store
     # from the environment while it builds the app, and the URL (which may hold a
     # password) leaves the environment again before anything is served
@@ -79,4 +77,4 @@ def map_export(
     with open_arg(store) as st:
         html = grid_map_html(st, code, layers=layers)
     out_file.write_text(html, encoding="utf-8")
-    err.print(f"wrote {out_file} ({len(html.encode()) / 1e6:.1f} MB, no external files)")
+    err.print(tr("wrote_map", path=out_file, mb=f"{len(html.encode()) / 1e6:.1f}"))
