@@ -293,3 +293,20 @@ def test_a_refused_step_is_said_in_the_users_language(demo_copy, monkeypatch, la
     before = digest(demo_copy)
     refused = run("case", "close", demo_copy, case, code=1)
     assert says in " ".join(refused.stderr.split()) and digest(demo_copy) == before
+
+
+def test_the_cli_speaks_chinese_when_the_user_does(demo_copy, monkeypatch):
+    """GIS_GRID_LANG=zh (or a Chinese locale): tables, summaries and refusals in Chinese."""
+    import re
+
+    monkeypatch.setenv("GIS_GRID_LANG", "zh")
+    said = run("validate", str(demo_copy)).stdout
+    assert "0 个错误，0 个警告" in said and "errors" not in said
+    said = run("lookup", str(demo_copy), "--lon", "1", "--lat", "1").stdout
+    assert "不在" in said and "任何网格内" in said and "lies in no grid" not in said
+    chain = run("staff", str(demo_copy), "S0000003").stdout
+    assert "编码" in chain and "名称" in chain
+    refused = run("report", str(demo_copy), "--week", "2026-47", code=1).output
+    assert refused.splitlines()[-1].startswith("错误") and "不是周次" in refused
+    words = set(re.findall(r"[A-Za-z]{3,}", said)) - {"gis", "grid"}
+    assert not words - {"tmp", "pytest", "root", "gpkg", "demo", "copy"}, words

@@ -67,7 +67,7 @@ def fail_cleanly(func):
             return func(*args, **kwargs)
         except GisGridError as exc:
             said = render(exc.message, user_language())  # GIS_GRID_LANG=zh, or the locale
-            err.print(f"[bold red]error:[/] {escape(said)}", soft_wrap=True)
+            err.print(f"[bold red]{tr('error')}:[/] {escape(said)}", soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -88,7 +88,7 @@ def copy(
 
         steps = {"grids": grids} | {n: layer(n, s) for n, s in src.layers().items()}
         with progress_bar() as progress:
-            progress.add_task("resuming the copy" if resuming else "copying", total=None)
+            progress.add_task(tr("resuming_copy") if resuming else tr("copying"), total=None)
             counts = resumable_load(
                 dst,
                 "copy",
@@ -164,7 +164,7 @@ def import_(
     with open_arg(store, create=True) as st:
         frame = assign_missing_codes(frame, lv, st)
         with progress_bar() as progress:
-            progress.add_task(f"checking and writing {len(frame)} {lv.key} grids", total=None)
+            progress.add_task(tr("writing_grids", n=len(frame), level=header(lv.key)), total=None)
             report = st.apply(ChangeSet(grids=frame, accept_problems=accept_problems))
     warnings = report.warnings if report.warnings is not None else None
     if fmt is Format.json:
@@ -307,7 +307,7 @@ def validate(
 
     with open_arg(store) as st:
         with progress_bar() as progress:
-            progress.add_task("validating", total=None)
+            progress.add_task(tr("validating"), total=None)
             problems = st.validate(ValidationOptions(tolerance_m=tolerance, min_area_m2=min_area))
     if problems_out is not None:
         if problems_out.exists():

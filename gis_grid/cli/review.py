@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gis_grid.cli.common import StoreArg, app, err, fail_cleanly, open_arg, out, print_json
+from gis_grid.cli.common import StoreArg, app, err, fail_cleanly, open_arg, out, print_json, tr
 from gis_grid.domain.errors import InputError
 from gis_grid.domain.messages import say
 
@@ -55,13 +55,13 @@ def report(
         raise InputError(say("problem_report_out", name=out_file.name))
     at = parse_time(now, "--now") if now else None
     with open_arg(store) as st:
-        err.print("gathering the week …")
+        err.print(tr("gathering_week"))
         review = weekly_review(st, week, community=community, street=street, now=at)
     if fmt == "json":
         print_json(review_dict(review))
         return
     target = out_file or Path(f"review-{review.scope.code or 'all'}-{review.week}.pdf")
-    err.print(f"drawing {target.suffix[1:].upper()} …")
+    err.print(tr("drawing", kind=target.suffix[1:].upper()))
     write_review(review, target, lang, link_base=link_base)
     _summary(review, target, lang)
 
@@ -99,4 +99,4 @@ def _summary(review, target: Path, lang: str) -> None:
     if review.empty:
         out.print(w("empty_week", lang))
     size = target.stat().st_size
-    out.print(f"wrote {target} ({size / 1024:,.0f} KB)")
+    out.print(tr("wrote_report", path=target, kb=f"{size / 1024:,.0f}"))

