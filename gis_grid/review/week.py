@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
@@ -194,7 +194,6 @@ class Review:
     grids: gpd.GeoDataFrame
     buildings: gpd.GeoDataFrame
     streets: gpd.GeoDataFrame | None
-    extra: dict = field(default_factory=dict)
 
     @property
     def this_week(self) -> dict:
@@ -245,7 +244,7 @@ def weekly_review(
     cases = _incidents(store, week, scope) if "incidents" in layers else None
     categories, rises = _categories(cases, week)
     hot_summary, hot_rows, spots, note = _hotspots(store, week, scope, layers)
-    holes, hole_summary = _holes(store, week, scope, layers, cases)
+    holes, hole_summary = _holes(store, week, scope, layers, cases, as_of)
     overdue, escalated = _open_cases(store, scope, as_of, layers)
     revisions, changes = _changes(store, week, scope)
     grids, buildings, streets = _shapes(store, scope, layers) if maps else (None, None, None)
@@ -370,11 +369,10 @@ def _hotspots(store, week: Week, scope: Scope, layers) -> tuple:
 
 # -- holes ---------------------------------------------------------------------------
 
-#: Each kind of hole: its layer, and the columns its rows carry into the review.
-HOLE_KINDS = ("cctv", "lighting", "cleaning", "staff")
 
-
-def _holes(store, week: Week, scope: Scope, layers, cases) -> tuple[gpd.GeoDataFrame, dict]:
+def _holes(
+    store, week: Week, scope: Scope, layers, cases, as_of: dt.datetime
+) -> tuple[gpd.GeoDataFrame, dict]:
     from gis_grid.analysis.gaps import staffing_holes
     from gis_grid.layers.plugins import get_layer
 
@@ -392,9 +390,7 @@ def _holes(store, week: Week, scope: Scope, layers, cases) -> tuple[gpd.GeoDataF
         summary["lighting"] = report.summary
         parts.append(_dark_streets(store, report.features, layers))
     if "cleaning" in layers:
-        report = get_layer("cleaning").holes(
-            store, level=Level.AREA, under=scope.codes, now=min(week.end, _now())
-        )
+        report = get_layer("cleaning").holes(store, level=Level.AREA, under=scope.codes, now=as_of)
         summary["cleaning"] = report.summary
         f = report.features
         where = f["grid"].fillna(f["area_code"]) if len(f) else f.get("grid")
@@ -429,12 +425,6 @@ def _holes(store, week: Week, scope: Scope, layers, cases) -> tuple[gpd.GeoDataF
     ).reset_index(drop=True)
     holes.insert(0, "rank", np.arange(1, len(holes) + 1))
     return holes, summary
-
-
-def _now() -> dt.datetime:
-    from gis_grid.cases.records import now
-
-    return now()
 
 
 def _hole_rows(frame, kind, grid_code, **columns) -> gpd.GeoDataFrame:
