@@ -342,7 +342,7 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
                 part.boundary.plot(ax=ax, color=COLOURS["hot_edge"], lw=width, ls=style, zorder=7)
         rows = review.hotspots.head(top)
         if len(rows):  # each row's number sits on its busiest cell (drawn where in sight)
-            key = _row_key(every, rows["grid_code"])
+            key = row_key(every, rows["grid_code"])
             ranked = every.assign(key=key).sort_values("incidents", ascending=False)
             first = ranked.drop_duplicates("key").set_index("key")
             pts = [first.geometry.get(c).centroid if c in first.index else None
@@ -365,7 +365,7 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
     return _draw_map(review, lang, draw, handles)
 
 
-def _row_key(spots: gpd.GeoDataFrame, codes: pd.Series) -> pd.Series:
+def row_key(spots: gpd.GeoDataFrame, codes: pd.Series) -> pd.Series:
     """Which row (grid code) each cell belongs to: its code at that row's depth."""
     wanted = set(codes)
     key = pd.Series(None, index=spots.index, dtype=object)

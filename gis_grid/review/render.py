@@ -126,7 +126,7 @@ def view(review: Review, lang: str = "zh", *, link_base: str | None = None) -> d
     hot_rows = []
     spot_points = {}
     if len(spots):
-        key = figures._row_key(spots, review.hotspots["grid_code"])
+        key = figures.row_key(spots, review.hotspots["grid_code"])
         busiest = spots.assign(key=key).sort_values("incidents", ascending=False)
         first = busiest.drop_duplicates("key").set_index("key")
         spot_points = {c: first.geometry.get(c).centroid for c in first.index}
