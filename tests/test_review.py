@@ -350,3 +350,34 @@ def test_postgis_gives_the_same_review(reviewed_file, review, postgis_template, 
     pd.testing.assert_frame_equal(review.hotspots[cols], other.hotspots[cols], check_dtype=False)
     assert review.escalated["id"].tolist() == other.escalated["id"].tolist()
     assert review.ranking["code"].tolist() == other.ranking["code"].tolist()
+
+
+def test_the_api_serves_the_review_to_those_who_read_every_grid(reviewed_file, tmp_path, review):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.settings import Settings
+    from gis_grid.store import open_store
+
+    path = tmp_path / "served.gpkg"
+    shutil.copy(reviewed_file, path)
+    with open_store(path) as store:
+        lead = store.add_user("lead", "领导", "leadership")
+        area = sorted(store.grids(level="area", geometry=False)["code"])[0]
+        worker_id = store.assignments(grid_codes=[area])["staff_id"].iloc[0]
+        worker = store.add_user("worker", "网格员", "grid_worker", worker_id)
+    app = create_app(Settings(database_url=str(path), sweep_seconds=0, warm_tiles=False))
+    with TestClient(app) as c:
+        auth = {"Authorization": f"Bearer {lead}"}
+        data = c.get(f"/api/review/{review.week}.json", headers=auth).json()
+        assert data["headline"]["this_week"]["reported"] == review.this_week["reported"]
+        pdf = c.get(f"/api/review/{review.week}.pdf", headers=auth)
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert "网格化管理周报" in _pdf_text(pdf.content)  # Chinese unless asked otherwise
+        english = c.get(f"/api/review/{review.week}.pdf?lang=en", headers=auth).content
+        assert "Weekly grid review" in _pdf_text(english)
+        assert c.get("/api/review/2026-47.json", headers=auth).status_code == 422
+        unknown = c.get("/api/review/last.json?community=211281001099", headers=auth)
+        assert unknown.status_code == 404 and "211281001007" in unknown.json()["detail"]
+        refused = c.get("/api/review/last.json", headers={"Authorization": f"Bearer {worker}"})
+        assert refused.status_code == 403

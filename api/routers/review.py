@@ -47,7 +47,9 @@ def _review(request: Request, store, user, week: str, community, street):
 
 
 def _lang(request: Request, lang: str | None) -> str:
-    return lang or language_of(request.headers.get("accept-language")) or "zh"
+    """``lang``, else the request's language, else Chinese (the report's own default)."""
+    asked = request.headers.get("accept-language")
+    return lang or (language_of(asked) if asked else "zh")
 
 
 def _name(review, suffix: str) -> str:
