@@ -59,7 +59,7 @@ print(community["name"], community["code"], f"{len(store.features('incidents')):
 # %%
 last = Week.last_full(now())
 weeks = [last.shift(-back) for back in range(11, -1, -1)]
-rows, per_grid = [], {}
+rows, per_grid, reports = [], {}, {}
 for week in weeks:
     report = find_hotspots(
         store,
@@ -71,6 +71,7 @@ for week in weeks:
         permutations=99,
         seed=1,
     )
+    reports[str(week)] = report
     s = report.summary
     rows.append(
         {
@@ -141,16 +142,7 @@ assert weekly["PAI"].min() > 1, (
 # hot spot, a dashed one a fading one.
 
 # %%
-latest = find_hotspots(
-    store,
-    "incidents",
-    time_field="reported_at",
-    category_field="category",
-    since=last.start.isoformat(),
-    until=last.end.isoformat(),
-    permutations=99,
-    seed=1,
-)
+latest = reports[str(last)]  # the last week of the study
 m = grid_map(store, community["code"], layers=False)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.auth import UserDep
@@ -28,7 +28,15 @@ LangQ = Annotated[
 ]
 
 
-def _review(request: Request, store, user, week: str, community, street):
+def the_review(
+    week: str,
+    request: Request,
+    store: StoreDep,
+    user: UserDep,
+    community: CommunityQ = None,
+    street: StreetQ = None,
+):
+    """The review a request names (gathered once per store generation and week)."""
     from gis_grid.cases.records import now
     from gis_grid.review.week import Week, weekly_review
 
@@ -46,6 +54,9 @@ def _review(request: Request, store, user, week: str, community, street):
     return found
 
 
+ReviewDep = Annotated[object, Depends(the_review)]
+
+
 def _lang(request: Request, lang: str | None) -> str:
     """``lang``, else the request's language, else Chinese (the report's own default)."""
     asked = request.headers.get("accept-language")
@@ -57,21 +68,14 @@ def _name(review, suffix: str) -> str:
 
 
 @router.get("/api/review/{week}.json", summary="The weekly review's data (the review page's)")
-def review_json(
-    week: str,
-    request: Request,
-    store: StoreDep,
-    user: UserDep,
-    community: CommunityQ = None,
-    street: StreetQ = None,
-) -> dict:
+def review_json(review: ReviewDep) -> dict:
     """Headline with 12 weeks, categories, hot spots, holes, cases, ranking, changes.
 
     Hot spots and holes come as GeoJSON with their grid and person.
     """
     from gis_grid.review.week import review_dict
 
-    return review_dict(_review(request, store, user, week, community, street))
+    return review_dict(review)
 
 
 @router.get(
@@ -79,19 +83,10 @@ def review_json(
     summary="The weekly review as one self-contained HTML file",
     response_class=HTMLResponse,
 )
-def review_html(
-    week: str,
-    request: Request,
-    store: StoreDep,
-    user: UserDep,
-    community: CommunityQ = None,
-    street: StreetQ = None,
-    lang: LangQ = None,
-) -> HTMLResponse:
+def review_html(review: ReviewDep, request: Request, lang: LangQ = None) -> HTMLResponse:
     """Pictures inlined, no external request; each row links to its place on the map."""
     from gis_grid.review.render import render_html
 
-    review = _review(request, store, user, week, community, street)
     html = render_html(review, _lang(request, lang), link_base=str(request.base_url))
     return HTMLResponse(
         html, headers={"Content-Disposition": f'inline; filename="{_name(review, "html")}"'}
@@ -104,19 +99,10 @@ def review_html(
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def review_pdf(
-    week: str,
-    request: Request,
-    store: StoreDep,
-    user: UserDep,
-    community: CommunityQ = None,
-    street: StreetQ = None,
-    lang: LangQ = None,
-) -> Response:
+def review_pdf(review: ReviewDep, request: Request, lang: LangQ = None) -> Response:
     """Printed from the HTML by WeasyPrint: title page, page numbers, A4."""
     from gis_grid.review.render import render_pdf
 
-    review = _review(request, store, user, week, community, street)
     data = render_pdf(review, _lang(request, lang), link_base=str(request.base_url))
     return Response(
         data,

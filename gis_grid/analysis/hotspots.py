@@ -533,6 +533,26 @@ def find_hotspots(
     return HotspotReport(frame, spots, surface, summary)
 
 
+def summary_words(summary: dict) -> dict:
+    """The values a sentence about a :class:`HotspotReport` shows, formatted for reading.
+
+    >>> summary_words({"incidents": 1200, "hot": 3, "cold": 0, "new": 1, "persistent": 2,
+    ...                "fading": 0, "captured_pct": 40.0, "area_pct": 2.5, "pai": 16.0})["n"]
+    '1,200'
+    """
+    return {
+        "n": f"{summary['incidents']:,}",
+        "hot": summary["hot"],
+        "cold": summary["cold"],
+        "new": summary["new"],
+        "persistent": summary["persistent"],
+        "fading": summary["fading"],
+        "captured": summary["captured_pct"],
+        "area": summary["area_pct"],
+        "pai": summary["pai"],
+    }
+
+
 def spots_per_grid(store, spots: pd.DataFrame, level="courtyard") -> pd.DataFrame:
     """The spots of a :class:`HotspotReport` one row per grid of ``level``, busiest first.
 

@@ -219,7 +219,7 @@ def hotspots(
     top: Annotated[int, typer.Option(help="Rows shown in tables.")] = 15,
 ) -> None:
     """Significant hot and cold spots (Gi*, FDR) with week-over-week change and the PAI."""
-    from gis_grid.analysis.hotspots import find_hotspots
+    from gis_grid.analysis.hotspots import find_hotspots, summary_words
     from gis_grid.layers.features import parse_when
     from gis_grid.layers.plugins import events_layer
 
@@ -262,18 +262,10 @@ def hotspots(
             since=s["since"][:16],
             until=s["until"][:16],
             by=header(s["by"]),
-            n=f"{s['incidents']:,}",
             before=f"{s['incidents_before']:,}",
             units=f"{s['units']:,}",
-            hot=s["hot"],
-            cold=s["cold"],
             alpha=s["alpha"],
-            new=s["new"],
-            persistent=s["persistent"],
-            fading=s["fading"],
-            captured=s["captured_pct"],
-            area=s["area_pct"],
-            pai=s["pai"],
+            **summary_words(s),
         )
     )
     cols = [

@@ -342,12 +342,8 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
                 part.boundary.plot(ax=ax, color=COLOURS["hot_edge"], lw=width, ls=style, zorder=7)
         rows = review.hotspots.head(top)
         if len(rows):  # each row's number sits on its busiest cell (drawn where in sight)
-            key = row_key(every, rows["grid_code"])
-            ranked = every.assign(key=key).sort_values("incidents", ascending=False)
-            first = ranked.drop_duplicates("key").set_index("key")
-            pts = [first.geometry.get(c).centroid if c in first.index else None
-                   for c in rows["grid_code"]]  # fmt: skip
-            _numbers(ax, gpd.GeoSeries(pts), COLOURS["hot_edge"])
+            at = busiest_cells(every, rows["grid_code"])
+            _numbers(ax, gpd.GeoSeries([at.get(c) for c in rows["grid_code"]]), COLOURS["hot_edge"])
 
     handles = [
         Patch(fc=COLOURS["hot"], alpha=0.75, label=words("messages", "hot_spot", lang)),
@@ -363,6 +359,15 @@ def hotspot_map(review, lang: str, top: int) -> str | None:
         *_legend_grids(lang),
     ]  # fmt: skip
     return _draw_map(review, lang, draw, handles)
+
+
+def busiest_cells(spots: gpd.GeoDataFrame, codes: pd.Series) -> dict:
+    """Where each hot-spot row is marked: the centre of its busiest cell, by grid code."""
+    if not len(spots):
+        return {}
+    ranked = spots.assign(key=row_key(spots, codes)).sort_values("incidents", ascending=False)
+    first = ranked.dropna(subset=["key"]).drop_duplicates("key").set_index("key")
+    return {c: g.centroid for c, g in zip(first.index, first.geometry, strict=True)}
 
 
 def row_key(spots: gpd.GeoDataFrame, codes: pd.Series) -> pd.Series:

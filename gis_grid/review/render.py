@@ -122,14 +122,8 @@ def view(review: Review, lang: str = "zh", *, link_base: str | None = None) -> d
         }
         for r in review.rises.loc[review.rises["change"] > 0].head(3).to_dict("records")
     ]
-    spots = review.spots
     hot_rows = []
-    spot_points = {}
-    if len(spots):
-        key = figures.row_key(spots, review.hotspots["grid_code"])
-        busiest = spots.assign(key=key).sort_values("incidents", ascending=False)
-        first = busiest.drop_duplicates("key").set_index("key")
-        spot_points = {c: first.geometry.get(c).centroid for c in first.index}
+    spot_points = figures.busiest_cells(review.spots, review.hotspots["grid_code"])
     for i, r in enumerate(review.hotspots.head(TOP).to_dict("records"), start=1):
         trends = [
             f"{words('messages', t, lang)} {int(r[t])}"
@@ -236,19 +230,9 @@ def _hot_summary(review: Review, lang: str) -> str:
     s = review.hotspot_summary
     if s is None:
         return review.hotspot_note or w("no_incidents_layer", lang)
-    return w(
-        "hot_summary",
-        lang,
-        n=f"{s['incidents']:,}",
-        hot=s["hot"],
-        cold=s["cold"],
-        new=s["new"],
-        persistent=s["persistent"],
-        fading=s["fading"],
-        captured=s["captured_pct"],
-        area=s["area_pct"],
-        pai=s["pai"],
-    )
+    from gis_grid.analysis.hotspots import summary_words
+
+    return w("hot_summary", lang, **summary_words(s))
 
 
 def _hole_lines(review: Review, lang: str) -> list[str]:

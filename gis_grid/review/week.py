@@ -346,7 +346,7 @@ def _hotspots(store, week: Week, scope: Scope, layers) -> tuple:
     from gis_grid.layers.plugins import events_layer
 
     empty_spots = gpd.GeoDataFrame({"spot": [], "trend": []}, geometry=[], crs="EPSG:4326")
-    rows = spots_per_grid(store, empty_spots.iloc[:0].assign(z=[], unit=[]))
+    rows = spots_per_grid(store, empty_spots)
     if "incidents" not in layers:
         return None, rows, empty_spots, None
     plugin = events_layer(None)
