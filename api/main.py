@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.case_rules = Rules.load(settings.case_rules)
     app.state.tile_cache = TileCache(settings.tile_cache_items)
     app.state.analysis_cache = TileCache(16)  # analysis results cut into tiles
+    app.state.as_of_cache = {}  # communities walked back to a date (lookup, grids, tiles ?at=)
     errors.install(app)
     open311.install(app)
     app.include_router(grids.router, responses=errors.PROBLEM_RESPONSES)

@@ -737,10 +737,34 @@ def test_a_planners_stale_edit_is_refused_in_their_language(client):
     zh = {**as_(client, "planner"), "Accept-Language": "zh"}
     r = client.put(f"/grids/{A1}/outline", json=body | {"version": version + 1}, headers=zh)
     assert r.status_code == 409
-    assert r.json()["detail"] == (
-        f"{A1} 在您编辑之后已被修改（您编辑的是第 {version + 1} 版，现为第 {version} 版）："
-        "请重新载入后再编辑（未保存）"
+    assert r.json()["detail"].startswith("这些网格在您看到之后已被他人修改（")
+    assert r.json()["detail"].endswith(
+        f"：{A1}（您看到的是第 {version + 1} 版，现为第 {version} 版）；请重新载入后再改（未做任何修改）"
     )
     merge = {"codes": [A1, A2], "versions": {A1: version + 1, A2: 1}}
     r = client.post("/grids/merge", json=merge, headers=zh)
     assert r.status_code == 409 and f"{A1}（您看到的是第 {version + 1} 版" in r.json()["detail"]
+
+
+def test_a_stale_edit_names_who_saved_first(client):
+    """Two planners open area 001; the first saves, the second is told who and when."""
+    shapely = __import__("shapely")
+    seen = client.get(f"/grids/{A1}").json()["grid"]["properties"]["version"]
+    first = {"geometry": shapely.geometry.mapping(at(shapely.box(0, 0, 58, 60))), "version": seen}
+    r = client.put(f"/grids/{A1}/outline", json=first, headers=as_(client, "planner"))
+    assert r.status_code == 200, r.text
+    second = {"geometry": shapely.geometry.mapping(at(shapely.box(0, 0, 62, 60))), "version": seen}
+    before = client.get(f"/grids/{A1}").json()["grid"]
+    r = client.put(f"/grids/{A1}/outline", json=second, headers=as_(client, "admin"))
+    assert r.status_code == 409
+    body = r.json()
+    assert body["detail"].startswith("changed by u-planner at ")
+    assert f"{A1} (you saw version {seen}, it is now {seen + 1})" in body["detail"]
+    assert "reload" in body["detail"]
+    assert client.get(f"/grids/{A1}").json()["grid"] == before  # nothing was saved
+    zh = client.put(
+        f"/grids/{A1}/outline",
+        json=second,
+        headers={**as_(client, "admin"), "Accept-Language": "zh"},
+    )
+    assert "（u-planner 于 " in zh.json()["detail"]

@@ -186,8 +186,11 @@ def test_staff_falls_back_to_the_nearest_ancestor_and_says_so(new_store):
 
 
 def test_links_follow_a_boundary_edit(new_store):
+    """Cameras follow the grids as they are; incidents stay with the grid of their day."""
     store = seeded(new_store())
     put(store, "incidents", [incident("E1", 55, 50), incident("E2", 90, 50)])
+    camera = {"id": "K1", "heading": 0, "fov": 60, "range_m": 40}
+    put(store, "cctv", [(camera, Point(55, 50))])
     current = store.grids(codes=[A1, A2]).set_index("code")
     edits = gpd.GeoDataFrame(
         {"code": [A1, A2], "version": current.loc[[A1, A2], "version"].tolist()},
@@ -196,7 +199,8 @@ def test_links_follow_a_boundary_edit(new_store):
     )
     store.update(edits)
     got = store.features("incidents").set_index("id")["area_code"].to_dict()
-    assert got == {"E1": A1, "E2": A2}
+    assert got == {"E1": A2, "E2": A2}  # E1 was reported in area 002, before the edit
+    assert store.features("cctv")["area_code"].tolist() == [A1]
 
 
 def test_camera_coverage_of_a_known_grid(new_store):

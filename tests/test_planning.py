@@ -198,8 +198,9 @@ def test_move_a_courtyard_with_its_ground(new_store):
     store.write_features(plugin.schema, normalise_features(plugin.schema, cases))
     move(store, [C2], A2)
     linked = store.features("incidents").set_index("id")
-    assert linked.loc["E1", "building_code"] == f"{A2}003001"  # linked again, to the new codes
-    assert linked.loc["E1", "area_code"] == A2
+    # reported before the move: it stays with the grids it fell in that day (see test_as_of)
+    assert linked.loc["E1", "building_code"] == f"{C2}001"
+    assert linked.loc["E1", "area_code"] == A1
     assert linked.loc["E2", "building_code"] == f"{C1}001"  # untouched
     # area 001 is cut halfway between the courtyards' centres (x = 15 and 45)
     assert area_of(store, A1) == pytest.approx(1800, abs=0.01)

@@ -211,7 +211,7 @@ def features_tile(name: str, frame, z: int, x: int, y: int) -> bytes:
     return encode(name, frame, t, columns, coverage=False)
 
 
-def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
+def _binned(store, layer: str, t: morecantile.Tile, under, where, past=None) -> bytes:
     """A tile over the cap as hexagon bins (the same on both stores).
 
     A point layer's bins count its points; a grid level's count the grids whose
@@ -222,7 +222,11 @@ def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
     size = hex_size(t.z)
     b = TMS.xy_bounds(t)
     box = tuple(lonlat_bounds(t, BUFFER / EXTENT + 2 * size / (b.right - b.left)))
-    if hasattr(store, "point_coordinates"):
+    if past is not None:  # grids as of a date (see :func:`tile`)
+        grids = past.loc[shapely.intersects(past.geometry.to_numpy(), shapely.box(*box))]
+        xy = shapely.get_coordinates(shapely.centroid(grids.geometry.to_numpy()))
+        lon, lat, households = xy[:, 0], xy[:, 1], grids["households"].to_numpy()
+    elif hasattr(store, "point_coordinates"):
         lon, lat, households = store.point_coordinates(layer, box, under=under, where=where)
     elif layer in LEVELS:
         grids = store.grids(level=layer, bbox=box, under=under)
@@ -236,7 +240,7 @@ def _binned(store, layer: str, t: morecantile.Tile, under, where) -> bytes:
     x, y = MERCATOR_FROM_WGS84.transform(lon, lat)
     sums = {} if households is None else {"households": np.asarray(households, dtype=float)}
     i, j, values = hex_bins(np.asarray(x), np.asarray(y), size, **sums)
-    if hasattr(store, "hex_mvt"):  # PostGIS encodes the same hexagons in C
+    if hasattr(store, "hex_mvt") and past is None:  # PostGIS encodes the same hexagons in C
         return store.hex_mvt(layer, t.z, t.x, t.y, i, j, values, size, extent=EXTENT, buffer=BUFFER)
     bins = gpd.GeoDataFrame(values, geometry=hexagons(i, j, size))
     return encode(layer, bins, t, list(values), coverage=False, mercator=True)
@@ -275,6 +279,7 @@ def tile(
     under: list[str] | None = None,
     where: dict | None = None,
     cap: int = FEATURE_CAP,
+    as_of=None,
 ) -> bytes:
     """The MVT of one layer (a grid level or a feature layer) at ``z/x/y``.
 
@@ -283,6 +288,9 @@ def tile(
     "reported_at": (since, until)}``). Above ``cap`` features, a point layer's
     or a grid level's tile holds hexagon bins instead (see :func:`_binned`):
     a city's 384,000 units are 8 MB in one z10 tile, bins a few kilobytes.
+
+    ``as_of`` (a :class:`~gis_grid.planning.history.AsOf` and its moment) draws
+    a grid level's boundaries as they were then.
     """
     t = check_tile(z, x, y)
     schema = None if layer in LEVELS else _schema(store, layer)
@@ -290,6 +298,23 @@ def tile(
     capped = schema is None or schema.geometry == "Point"  # grid levels and point layers
     if layer in LEVELS and where:
         raise InputError(say("problem_grid_tile_filters"))
+    if as_of is not None:
+        if layer not in LEVELS:
+            raise InputError(say("problem_at_grids_only", layer=layer))
+        walker, moment = as_of
+        box = tuple(lonlat_bounds(t, BUFFER / EXTENT))
+        frame = walker.grids(moment, level=layer, bbox=box, under=under)
+        if len(frame) > cap:
+            grow = 2 * hex_size(t.z) / (TMS.xy_bounds(t).right - TMS.xy_bounds(t).left)
+            wide = walker.grids(
+                moment,
+                level=layer,
+                bbox=tuple(lonlat_bounds(t, BUFFER / EXTENT + grow)),
+                under=under,
+            )
+            return _binned(store, layer, t, under, None, past=wide)
+        attributes = [a for a in attributes if a in frame.columns]
+        return encode(layer, frame, t, attributes, coverage=True)
     if hasattr(store, "mvt"):
         data = store.mvt(
             layer,

@@ -51,6 +51,14 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return box
 
 
+AtQuery = Annotated[
+    str | None,
+    Query(
+        description="The boundaries and staff in force then: a date (its end) or a local "
+        "date and time; default now.",
+        examples=["2026-10-01"],
+    ),
+]
 DatetimeQuery = Annotated[
     str | None,
     Query(
@@ -253,22 +261,49 @@ def items(
     return JSONResponse(feature_collection(page, matched, links), media_type=GEOJSON)
 
 
+def as_of(request: Request, store):
+    """The app's walker of boundaries back to a date (its walked-back communities kept)."""
+    from gis_grid.planning.history import AsOf
+
+    cache = request.app.state.as_of_cache
+    generation = store.grid_generation()
+    if cache.get("_generation") != generation:  # a boundary write: walk again
+        cache.clear()
+        cache["_generation"] = generation
+    return AsOf(store, cache.setdefault("states", {}))
+
+
 @router.get("/grids/{code}", summary="One grid with its children, staff and history")
-def grid(code: str, store: StoreDep, user: UserDep) -> dict:
-    """A grid (GeoJSON feature), its children, its staff in force and its earlier versions."""
+def grid(code: str, request: Request, store: StoreDep, user: UserDep, at: AtQuery = None) -> dict:
+    """A grid (GeoJSON feature), its children, its staff in force and its earlier versions.
+
+    With ``at``, the grid as it was then (its outline, children and staff of that day).
+    """
     from gis_grid.grids.queries import staff_of
+    from gis_grid.planning.history import Moment
 
     user.check_sees(code)
-    found = store.grids(codes=[code])
+    moment = Moment.parse(at) if at else None
+    walker = as_of(request, store) if moment else None
+    found = walker.grids(moment, codes=[code]) if moment else store.grids(codes=[code])
     if not len(found):
-        raise NotFoundError(say("problem_no_grid", code=code))
+        raise NotFoundError(
+            say("problem_no_grid_then", code=code, at=at)
+            if moment
+            else say("problem_no_grid", code=code)
+        )
     feature = json.loads(found[[*GRID_PROPERTIES, "geometry"]].to_json(drop_id=True))["features"][0]
-    children = store.grids(under=[code], geometry=False)
+    children = (
+        walker.grids(moment, under=[code], geometry=False)
+        if moment
+        else store.grids(under=[code], geometry=False)
+    )
     children = children.loc[children["parent_code"] == code, ["code", "name", *AGGREGATES]]
-    staff = staff_of(store, [code])
+    staff = walker.staff(moment, [code]) if moment else staff_of(store, [code])
     history = store.history(code)
     return {
         "grid": feature,
+        "at": moment.utc if moment else None,
         "children": children.to_dict("records"),
         "staff": staff.drop(columns="grid_code").to_dict("records"),
         "history": records(history.drop(columns="geometry")),
@@ -277,6 +312,7 @@ def grid(code: str, store: StoreDep, user: UserDep) -> dict:
 
 @router.get("/lookup", summary="The grids at a point, with their staff")
 def lookup(
+    request: Request,
     store: StoreDep,
     user: UserDep,
     lon: Annotated[float, Query(description="Longitude", examples=[123.5632])],
@@ -284,16 +320,28 @@ def lookup(
     crs: Annotated[
         str | None, Query(description="The point's CRS when not EPSG:4326 (gcj02, bd09 …)")
     ] = None,
+    at: AtQuery = None,
 ) -> JSONResponse:
-    """Community down to unit for one point, each grid with its staff."""
+    """Community down to unit for one point, each grid with its staff.
+
+    With ``at``, the grids and staff in force then (boundaries are versioned).
+    """
     from gis_grid.grids.queries import chain, point_lonlat
+    from gis_grid.planning.history import Moment
 
     lon, lat = point_lonlat(lon, lat, crs)
-    grids = chain(store, lon, lat)
+    if at:
+        moment = Moment.parse(at)
+        grids = as_of(request, store).chain(moment, lon, lat)
+    else:
+        grids = chain(store, lon, lat)
     if grids:
         user.check_sees(grids[-1]["code"])
+    body = {"lon": lon, "lat": lat, "grids": grids}
+    if at:
+        body["at"] = moment.utc
     # plain JSON already: skip FastAPI's encoder walk (this is the hottest route)
-    return JSONResponse({"lon": lon, "lat": lat, "grids": grids})
+    return JSONResponse(body)
 
 
 @router.get("/me", summary="Who the token belongs to")

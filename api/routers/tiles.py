@@ -10,7 +10,9 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import UserDep
 from api.deps import SettingsDep, StoreDep
-from api.routers.grids import DatetimeQuery, layer_where
+from api.routers.grids import AtQuery, DatetimeQuery, as_of, layer_where
+from gis_grid.domain.errors import InputError
+from gis_grid.domain.messages import say
 from tiles.mvt import LEVELS, tile
 
 router = APIRouter(tags=["tiles"])
@@ -35,6 +37,7 @@ def get_tile(
     datetime: DatetimeQuery = None,
     category: Annotated[list[str] | None, Query(description="Keep these categories.")] = None,
     status: Annotated[list[str] | None, Query(description="Keep these statuses.")] = None,
+    at: AtQuery = None,
 ) -> Response:
     """Features clipped to the tile with a 64/4096 buffer; ETag for revalidation.
 
@@ -48,14 +51,34 @@ def get_tile(
     within ``GIS_GRID_TILE_STALE_SECONDS`` (default 5) is served on through a
     burst of writes (a case reported every few milliseconds must not re-encode
     every incident tile each time).
+    A grid level's tile takes ``at``: the boundaries in force then.
     """
     where = None
     schema = None if layer in LEVELS else store.layers().get(layer)
     if schema is not None:
         where = layer_where(schema, datetime, request.query_params)
-    data = cached_tile(
-        request.app.state.tile_cache, store, settings, layer, z, x, y, where, user.scope()
-    )
+    if at:
+        from gis_grid.planning.history import Moment
+
+        if layer not in LEVELS:
+            raise InputError(say("problem_at_grids_only", layer=layer))
+        moment = Moment.parse(at)
+        data = cached_tile(
+            request.app.state.tile_cache,
+            store,
+            settings,
+            layer,
+            z,
+            x,
+            y,
+            where,
+            user.scope(),
+            as_of=(as_of(request, store), moment),
+        )
+    else:
+        data = cached_tile(
+            request.app.state.tile_cache, store, settings, layer, z, x, y, where, user.scope()
+        )
     etag = '"' + hashlib.sha1(data).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=60, must-revalidate"}
     if layer in LEVELS and request.query_params.get("v") == str(store.grid_generation()):
@@ -66,7 +89,7 @@ def get_tile(
     return Response(content=data, media_type=MVT, headers=headers)
 
 
-def cached_tile(cache, store, settings, layer, z, x, y, where, scope) -> bytes:
+def cached_tile(cache, store, settings, layer, z, x, y, where, scope, as_of=None) -> bytes:
     """A tile from the process's cache, or made and kept there.
 
     A grid level's tile is keyed on the grid generation (grid writes only); a
@@ -77,6 +100,7 @@ def cached_tile(cache, store, settings, layer, z, x, y, where, scope) -> bytes:
     if cache.items:  # the store's generation is read only for a cache to key on
         if layer in LEVELS:  # grid tiles change with grid writes only
             key = (store.grid_generation(), True, layer, z, x, y, repr(where), repr(scope))
+            key += (as_of[1].utc if as_of else None,)
             key += (settings.tile_feature_cap,)
             data = cache.get(key)
             if data is not None:
@@ -89,7 +113,9 @@ def cached_tile(cache, store, settings, layer, z, x, y, where, scope) -> bytes:
                 hit[0] == generation or time.monotonic() - hit[1] < settings.tile_stale_seconds
             ):
                 return hit[2]
-    data = tile(store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap)
+    data = tile(
+        store, layer, z, x, y, under=scope, where=where, cap=settings.tile_feature_cap, as_of=as_of
+    )
     if key is not None:
         cache.put(key, data if layer in LEVELS else (generation, time.monotonic(), data))
     return data

@@ -361,17 +361,34 @@ def lookup(
         str | None,
         typer.Option(help="The point's CRS when not EPSG:4326 (e.g. gcj02 for a Gaode map click)."),
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="The grids and staff in force then: a date (its end) or a local date and time."
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """The grids containing a point, community down to unit, with their staff."""
     from gis_grid.grids.queries import chain, point_lonlat
 
     lon, lat = point_lonlat(lon, lat, crs)
+    moment = None
     with open_arg(store) as st:
-        result = chain(st, lon, lat)
+        if at:
+            from gis_grid.planning.history import AsOf, Moment
+
+            moment = Moment.parse(at)
+            result = AsOf(st).chain(moment, lon, lat)
+        else:
+            result = chain(st, lon, lat)
     if fmt is Format.json:
-        print_json({"lon": lon, "lat": lat, "grids": result})
+        print_json(
+            {"lon": lon, "lat": lat, **({"at": moment.utc} if moment else {}), "grids": result}
+        )
         return
+    if moment:
+        out.print(tr("as_of", at=at))
     if not result:
         out.print(tr("point_in_no_grid", lon=lon, lat=lat, store=shown(store)))
         return

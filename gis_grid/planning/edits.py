@@ -157,12 +157,70 @@ def compare(store, community: str, a: int, b: int | None = None) -> dict:
     return diff(_walk_back(store, now, a), _walk_back(store, now, b))
 
 
-def _pinned(now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
+def changed_by(store, community: str, codes: list[str]) -> dict[str, dict]:
+    """Who last changed each of ``codes``: ``{code: {author, at, revision, operation}}``.
+
+    Read from the community's newest revisions (the ones that wrote the code),
+    so a planner refused for a stale edit learns who saved first, and when.
+    """
+    log = store.revisions(community)
+    if not len(log) or not codes:
+        return {}
+    meta = log.set_index(log["id"].astype(int))
+    recent = meta.index[-50:]
+    out: dict[str, dict] = {}
+    for rid, payload in sorted(store.payloads(community, int(recent[0]) - 1), key=lambda x: -x[0]):
+        for code in set(codes) & set(payload.after_codes) - set(out):
+            row = meta.loc[rid]
+            out[code] = {
+                "author": str(row["author"] or ""),
+                "at": str(row["created_at"]),
+                "revision": int(rid),
+                "operation": str(row["operation"]),
+            }
+        if len(out) == len(set(codes)):
+            break
+    return out
+
+
+def _stale(store, community: str, stale: dict[str, tuple[int, int]]) -> ConflictError:
+    """The refusal of an edit made on versions someone else has replaced: who, when, reload."""
+    who = changed_by(store, community, list(stale))
+    authors = sorted({w["author"] for w in who.values() if w["author"]})
+    last = max((w["at"] for w in who.values()), default="")
+    when = last.replace("T", " ").removesuffix("Z") + (" UTC" if last else "")
+    return ConflictError(
+        say(
+            "problem_grids_changed",
+            listing=listing(
+                f"{c} (you saw version {v}, it is now {n})" for c, (v, n) in stale.items()
+            ),
+            listing_zh=listing(
+                f"{c}（您看到的是第 {v} 版，现为第 {n} 版）" for c, (v, n) in stale.items()
+            ),
+            by=f" by {', '.join(authors)} at {when}" if authors else f" at {when}" if when else "",
+            by_zh=f"（{'、'.join(authors)} 于 {when} 保存）"
+            if authors
+            else f"（{when} 保存）"
+            if when
+            else "",
+        ),
+        detail={
+            "codes": list(stale),
+            "by": authors,
+            "at": last,
+            "revisions": sorted({w["revision"] for w in who.values()}),
+        },
+    )
+
+
+def _pinned(store, now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
     """The versions a change was based on, checked against the grids now.
 
     A planner (or the API) names the version of each grid they acted on; a
     grid changed since by someone else is a conflict, refused before anything
-    is planned, and the store checks the same versions again inside its write.
+    is planned and naming who changed it; the store checks the same versions
+    again inside its write.
     """
     if not versions:
         return {}
@@ -179,24 +237,9 @@ def _pinned(now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
         if code not in current:
             raise NotFoundError(say("problem_no_grid_reload", code=code))
         pins[code] = version
-    stale = [
-        f"{c} (you saw version {v}, it is now {current[c]})"
-        for c, v in pins.items()
-        if current[c] != v
-    ]
+    stale = {c: (v, current[c]) for c, v in pins.items() if current[c] != v}
     if stale:
-        raise ConflictError(
-            say(
-                "problem_grids_changed",
-                listing=listing(stale),
-                listing_zh=listing(
-                    f"{c}（您看到的是第 {v} 版，现为第 {current[c]} 版）"
-                    for c, v in pins.items()
-                    if current[c] != v
-                ),
-            ),
-            detail={"codes": [c for c, v in pins.items() if current[c] != v]},
-        )
+        raise _stale(store, str(now.grids["code"].iloc[0])[:12], stale)
     return pins
 
 
@@ -257,7 +300,7 @@ def merge(
     missing = [c for c in codes if c not in grids.index]
     if missing:
         raise NotFoundError(say("problem_no_such_grids", codes=", ".join(missing)))
-    pins = _pinned(now, versions)
+    pins = _pinned(store, now, versions)
     merged = shapely.union_all(grids.loc[codes].geometry.to_numpy())  # exact: shared edges
     if shapely.get_num_geometries(merged) > 1 or merged.geom_type != "Polygon":
         raise TopologyError(
@@ -312,7 +355,7 @@ def move(
     missing = [c for c in [*atoms, to] if c not in grids.index]
     if missing:
         raise NotFoundError(say("problem_no_such_grids", codes=", ".join(missing)))
-    pins = _pinned(now, versions)
+    pins = _pinned(store, now, versions)
     roots = sorted([*sources, to])
     children = children_of(now.grids, roots)
     geometry: dict = {}
@@ -385,7 +428,7 @@ def split(
     grids = now.grids.set_index("code")
     if code not in grids.index:
         raise NotFoundError(say("problem_no_grid", code=code))
-    pins = _pinned(now, None if version is None else {code: version})
+    pins = _pinned(store, now, None if version is None else {code: version})
     children = children_of(now.grids, [code])
     if line is not None:
         pieces = _cut(grids.loc[code, "geometry"], line)
@@ -648,17 +691,7 @@ def _redraw_input(store, code: str, geometry, version: int | None):
     if code not in grids.index:
         raise NotFoundError(say("problem_no_grid", code=code))
     if version is not None and int(grids.loc[code, "version"]) != int(version):
-        from gis_grid.domain.errors import ConflictError
-
-        raise ConflictError(
-            say(
-                "problem_grid_changed",
-                code=code,
-                version=version,
-                now=int(grids.loc[code, "version"]),
-            ),
-            detail={"codes": [code]},
-        )
+        raise _stale(store, code[:12], {code: (int(version), int(grids.loc[code, "version"]))})
     if isinstance(geometry, str):
         geometry = shapely.from_wkt(geometry)
     if geometry is None or geometry.geom_type not in ("Polygon", "MultiPolygon"):

@@ -9,6 +9,7 @@ revision (:func:`state_at`); :func:`back_to` is the rewrite that returns to it
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -229,3 +230,197 @@ def _buildings_moved(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> pd.DataFrame:
         {"before": ba["code"], "after": after, "households": ba["households"].astype("int64")}
     )
     return frame.loc[frame["before"] != frame["after"]].reset_index(drop=True)
+
+
+# -- boundaries as of a date ---------------------------------------------------------
+
+#: The time zone the platform's local times (event times, days) are in.
+LOCAL_ZONE = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A moment the boundaries are asked for: UTC (as revisions are stamped) and its local day."""
+
+    utc: str  # YYYY-MM-DDTHH:MM:SSZ
+    day: dt.date  # the local day, for assignments in force
+
+    @classmethod
+    def parse(cls, text: str | dt.date | dt.datetime) -> Moment:
+        """A date (its local day's end) or a date and time (local unless it names a zone).
+
+        Examples
+        --------
+        >>> Moment.parse("2026-10-01")
+        Moment(utc='2026-10-01T15:59:59Z', day=datetime.date(2026, 10, 1))
+        >>> Moment.parse("2026-10-01T08:30").utc
+        '2026-10-01T00:30:00Z'
+        """
+        raw = text.isoformat() if isinstance(text, dt.date | dt.datetime) else str(text).strip()
+        try:
+            stamp = pd.Timestamp(raw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(say("problem_at_form", at=repr(raw))) from exc
+        if stamp is pd.NaT or pd.isna(stamp):
+            raise InputError(say("problem_at_form", at=repr(raw)))
+        if len(raw) <= 10:  # a day: the boundaries in force at its end
+            stamp = stamp + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
+        local = stamp.tz_localize(LOCAL_ZONE) if stamp.tzinfo is None else stamp
+        utc = local.tz_convert("UTC")
+        return cls(utc.strftime("%Y-%m-%dT%H:%M:%SZ"), local.tz_convert(LOCAL_ZONE).date())
+
+    @property
+    def local(self) -> str:
+        """The moment in local time as event times are kept (``YYYY-MM-DDTHH:MM:SS``)."""
+        stamp = pd.Timestamp(self.utc).tz_convert(LOCAL_ZONE)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def revision_at(log: pd.DataFrame, moment: Moment) -> int:
+    """The id of the last revision of a community's log made by ``moment`` (0: none yet)."""
+    made = log.loc[log["created_at"].astype(str) <= moment.utc, "id"]
+    return int(made.max()) if len(made) else 0
+
+
+class AsOf:
+    """The grids and assignments of a store as they were at a moment.
+
+    Communities with no revision after the moment are read as they are; the
+    others are walked back through their newer revisions
+    (:func:`state_at`). The walked-back communities are kept (keyed on the
+    revision they stand at and the latest one), so a map asking tile after
+    tile for one date walks each community back once.
+    """
+
+    def __init__(self, store, cache: dict | None = None, most: int = 64) -> None:
+        self.store = store
+        self.cache = {} if cache is None else cache
+        self.most = most
+
+    def changed_since(self, moment: Moment) -> dict[str, tuple[int, int]]:
+        """Community → (revision it stood at, its latest) of those changed after ``moment``."""
+        log = self.store.revisions()
+        if not len(log):
+            return {}
+        log = log.assign(created_at=log["created_at"].astype(str))
+        out = {}
+        for community, rows in log.groupby("community_code", sort=True):
+            if (rows["created_at"] > moment.utc).any():
+                out[str(community)] = (revision_at(rows, moment), int(rows["id"].max()))
+        return out
+
+    def community(self, community: str, at: int, latest: int) -> State:
+        """A community just after revision ``at`` (kept for the next ask)."""
+        key = (community, at, latest)
+        if key not in self.cache:
+            grids = self.store.grids(under=[community])  # none: a community removed since
+            assignments = self.store.assignments(grid_codes=grids["code"].tolist())
+            now = State(grids, assignments, latest)
+            if len(self.cache) >= self.most:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = state_at(now, self.store.payloads(community, at), at)
+        return self.cache[key]
+
+    def grids(
+        self,
+        moment: Moment,
+        *,
+        level=None,
+        codes: list[str] | None = None,
+        under: list[str] | None = None,
+        bbox=None,
+        geometry: bool = True,
+    ) -> gpd.GeoDataFrame:
+        """The grids in force at ``moment``, filtered as :meth:`Store.grids` filters."""
+        changed = self.changed_since(moment)
+        now = self.store.grids(level=level, codes=codes, under=under, bbox=bbox, geometry=True)
+        if not changed:
+            return now if geometry else now.drop(columns="geometry")
+        frames = [now.loc[~now["code"].astype(str).str.slice(0, 12).isin(changed)]]
+        for community, (at, latest) in changed.items():
+            if codes is not None and not any(str(c).startswith(community) for c in codes):
+                continue
+            if under is not None and not any(
+                community.startswith(u) or str(u).startswith(community) for u in under
+            ):
+                continue
+            past = self.community(community, at, latest).grids
+            if not len(past):
+                continue
+            keep = np.ones(len(past), bool)
+            code = past["code"].astype(str)
+            if level is not None:
+                keep &= code.str.len().to_numpy() == CODE_LENGTHS[Level.parse(level)]
+            if codes is not None:
+                keep &= code.isin([str(c) for c in codes]).to_numpy()
+            if under is not None:
+                keep &= code.str.startswith(tuple(str(u) for u in under)).to_numpy()
+            if bbox is not None:
+                keep &= shapely.intersects(past.geometry.to_numpy(), shapely.box(*bbox))
+            frames.append(past.loc[keep])
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return now.iloc[:0] if geometry else now.iloc[:0].drop(columns="geometry")
+        out = pd.concat(frames, ignore_index=True)
+        out = gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84)
+        out = out.sort_values("code", kind="stable").reset_index(drop=True)
+        return out if geometry else out.drop(columns="geometry")
+
+    def assignments(self, moment: Moment, codes: list[str]) -> pd.DataFrame:
+        """The assignments of ``codes`` at ``moment`` (those in force that day)."""
+        from gis_grid.grids.queries import active
+
+        changed = self.changed_since(moment)
+        codes = [str(c) for c in codes]
+        mine = [c for c in codes if c[:12] not in changed]
+        frames = [self.store.assignments(grid_codes=mine)] if mine else []
+        for community, (at, latest) in changed.items():
+            if any(c.startswith(community) for c in codes):
+                a = self.community(community, at, latest).assignments
+                frames.append(a.loc[a["grid_code"].astype(str).isin(codes)])
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=list(ASSIGNMENT_COLUMNS))
+        return active(pd.concat(frames, ignore_index=True), on=moment.day)
+
+    def staff(self, moment: Moment, codes: list[str]) -> pd.DataFrame:
+        """The staff in force on ``codes`` at ``moment`` (as :func:`.queries.staff_of` answers)."""
+        assigned = self.assignments(moment, codes)
+        if not len(assigned):
+            return pd.DataFrame(columns=["grid_code", "staff_id", "name", "role", "phone"])
+        people = self.store.staff(assigned["staff_id"].unique()).drop(columns="role")
+        return assigned.merge(people, on="staff_id", how="left")[
+            ["grid_code", "staff_id", "name", "role", "phone"]
+        ]
+
+    def chain(self, moment: Moment, lon: float, lat: float) -> list[dict]:
+        """The grids at a point at ``moment``, community first, each with the staff of that day."""
+        from gis_grid.grids.lookup import GridIndex
+        from gis_grid.grids.queries import grid_entry, staff_entry
+
+        box = (lon, lat, lon, lat)
+        grids = self.grids(moment, bbox=box)
+        if not len(grids):
+            return []
+        index = GridIndex(grids["code"].to_numpy(), grids.geometry.to_numpy(), workers=1)
+        found = index.locate(np.array([float(lon)]), np.array([float(lat)]))
+        codes = [
+            str(index.levels[level].codes[hit[0]]) for level, hit in found.items() if hit[0] >= 0
+        ]
+        rows = grids.set_index("code")
+        staff = self.staff(moment, codes)
+        out = []
+        for code in codes:
+            g = rows.loc[code]
+            people = staff.loc[staff["grid_code"] == code].sort_values("staff_id")
+            level = Level(len_level(code)).key
+            out.append(
+                {
+                    **grid_entry(code, level, g["name"], g[list(AGGREGATES)]),
+                    "staff": [
+                        staff_entry(p.staff_id, p.name, p.role, p.phone)
+                        for p in people.itertuples()
+                    ],
+                }
+            )
+        return out

@@ -11,6 +11,7 @@ aggregates and commits — or rolls back and raises, leaving nothing changed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -22,7 +23,14 @@ from numpy.typing import ArrayLike
 
 from gis_grid.domain.errors import InputError, NotFoundError
 from gis_grid.domain.messages import say
-from gis_grid.domain.model import CHAIN_COLUMNS, LINK_COLUMNS, Level, level_of_code, utc_now
+from gis_grid.domain.model import (
+    CHAIN_COLUMNS,
+    CODE_LENGTHS,
+    LINK_COLUMNS,
+    Level,
+    level_of_code,
+    utc_now,
+)
 from gis_grid.grids.topology import ValidationOptions
 from gis_grid.layers.features import FeatureSchema
 
@@ -528,11 +536,44 @@ def link_boxes(grids: gpd.GeoDataFrame) -> list[tuple[float, float, float, float
     return [tuple(map(float, row)) for row in agg.itertuples(index=False, name=None)]
 
 
-def relinked(candidates: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
+#: The time zone the platform's local times are in (event times are local wall-clock time).
+LOCAL_ZONE = "Asia/Shanghai"
+
+
+def local_now() -> str:
+    """Now (the revision log's clock) as event times are kept: local, ``YYYY-MM-DDTHH:MM:SS``."""
+    return pd.Timestamp(utc_now()).tz_convert(LOCAL_ZONE).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def event_column(schema) -> str | None:
+    """The time of an event layer (points with a time: an incident's report time), else None.
+
+    An event keeps the grids it fell in on its day when boundaries move later
+    (:func:`relinked`); cameras, lamps and zones follow the grids as they are.
+    """
+    if schema is None or schema.geometry != "Point":
+        return None
+    return next((c for c, k in schema.kinds().items() if k == "time"), None)
+
+
+def relinked(
+    candidates: pd.DataFrame,
+    grids: gpd.GeoDataFrame,
+    *,
+    since: str | None = None,
+    removed: Iterable[str] = (),
+) -> pd.DataFrame:
     """The candidates (``lon``, ``lat``, chain columns) whose chain changes, with the new chain.
 
     ``grids`` are all grids around the candidates (read inside the writing
     transaction); the rule is :class:`~gis_grid.grids.lookup.GridIndex`'s.
+
+    History stays: a candidate with an ``event_time`` before ``since`` (the
+    boundary change, local time) that is already linked keeps the grids it
+    fell in on its day, so last week's counts per grid do not move when a
+    boundary moves today. Its ``owner_code`` (a case's owner), when that grid
+    was ``removed``, passes to the grid of the same level that now covers the
+    point: an open case is never left with a grid that no longer exists.
     """
     from gis_grid.grids.lookup import GridIndex
 
@@ -551,9 +592,29 @@ def relinked(candidates: pd.DataFrame, grids: gpd.GeoDataFrame) -> pd.DataFrame:
         .astype(object)
         .where(candidates[list(CHAIN_COLUMNS)].notna(), None)
     )
-    changed = (old.fillna("") != new.fillna("")).any(axis=1)
+    columns = list(CHAIN_COLUMNS)
+    if "owner_code" in candidates:
+        owner = (
+            candidates["owner_code"].astype(object).where(candidates["owner_code"].notna(), None)
+        )
+        gone = owner.isin(set(removed)).to_numpy()
+        moved = owner.copy()
+        for column in CHAIN_COLUMNS:
+            width = CODE_LENGTHS[Level.parse(column.removesuffix("_code"))]
+            at = gone & (owner.str.len() == width).fillna(False).to_numpy()
+            moved[at] = new.loc[at, column]
+        new["owner_code"] = moved
+        old = old.assign(owner_code=owner)
+        columns.append("owner_code")
+    if since is not None and "event_time" in candidates:
+        times = candidates["event_time"]
+        past = (times.notna() & (times.astype(str) < since)).to_numpy()
+        linked = candidates["community_code"].notna().to_numpy()
+        keep = past & linked
+        new.loc[keep, list(CHAIN_COLUMNS)] = old.loc[keep, list(CHAIN_COLUMNS)]
+    changed = (old[columns].fillna("") != new[columns].fillna("")).any(axis=1)
     out = candidates.loc[changed].copy()
-    out[list(CHAIN_COLUMNS)] = new.loc[changed]
+    out[columns] = new.loc[changed, columns]
     return out
 
 

@@ -31,7 +31,9 @@ from gis_grid.store.base import (
     FeatureReport,
     chain_frame,
     check_layer,
+    event_column,
     feature_filters,
+    local_now,
     records,
     registered,
     relinked,
@@ -281,32 +283,51 @@ class GeoPackageLayers:
         return out
 
     def _relink(self, conn: sqlite3.Connection, boxes: list, codes: list[str]) -> None:
-        """Link again the features near grids just written or edited (inside the transaction)."""
+        """Link again the features near grids just written or edited (inside the transaction).
+
+        Events reported before now keep the grids of their day (see
+        :func:`~gis_grid.store.base.relinked`); ``codes`` are the grids removed.
+        """
         layers = self.layers()
         if not layers or not (boxes or codes):
             return
         grids = pd.concat([self.grids(bbox=b) for b in boxes], ignore_index=True)
         grids = grids.drop_duplicates("code").reset_index(drop=True)
-        for name in layers:
+        since = local_now()
+        for name, schema in layers.items():
             terms, params = [], []
             for minx, miny, maxx, maxy in boxes:
                 terms.append("(lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?)")
                 params += [minx, maxx, miny, maxy]
+            owned = "owner_code" in schema.kinds()
             for level in ("community", "area", "courtyard", "building", "unit"):
                 mine = [c for c in codes if len(c) == CODE_LENGTHS[Level.parse(level)]]
                 if mine:
                     terms.append(f"{level}_code IN (SELECT value FROM json_each(?))")
                     params.append(json.dumps(mine))
-            cols = ", ".join(("fid", "lon", "lat", *CHAIN_COLUMNS))
+            if owned and codes:
+                terms.append("owner_code IN (SELECT value FROM json_each(?))")
+                params.append(json.dumps(list(codes)))
+            event = event_column(schema)
+            cols = ", ".join(
+                (
+                    "fid",
+                    "lon",
+                    "lat",
+                    *CHAIN_COLUMNS,
+                    *(["owner_code"] if owned else []),
+                    *([f'"{event}" AS event_time'] if event else []),
+                )
+            )
             candidates = self._select(
                 f'SELECT {cols} FROM "{name}" WHERE {" OR ".join(terms)}', params
             )
-            changed = relinked(candidates, grids)
+            changed = relinked(candidates, grids, since=since, removed=codes)
             if len(changed):
+                written = (*CHAIN_COLUMNS, *(["owner_code"] if owned else []))
                 conn.executemany(
-                    f'UPDATE "{name}" SET {", ".join(f"{c} = ?" for c in CHAIN_COLUMNS)} '
-                    "WHERE fid = ?",
-                    records(changed, (*CHAIN_COLUMNS, "fid")),
+                    f'UPDATE "{name}" SET {", ".join(f"{c} = ?" for c in written)} WHERE fid = ?',
+                    records(changed, (*written, "fid")),
                 )
 
 

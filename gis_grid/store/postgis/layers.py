@@ -28,7 +28,9 @@ from gis_grid.store.base import (
     FeatureReport,
     chain_frame,
     check_layer,
+    event_column,
     feature_filters,
+    local_now,
     records,
     registered,
     relinked,
@@ -271,7 +273,11 @@ class PostGISLayers:
         return type_features(schema, frame, geoms)
 
     def _relink(self, cur, boxes: list, codes: list[str]) -> None:
-        """Link again the features near grids just written or edited (inside the transaction)."""
+        """Link again the features near grids just written or edited (inside the transaction).
+
+        Events reported before now keep the grids of their day (see
+        :func:`~gis_grid.store.base.relinked`); ``codes`` are the grids removed.
+        """
         layers = read_layers(cur)
         if not layers or not (boxes or codes):
             return
@@ -288,7 +294,8 @@ class PostGISLayers:
             .drop_duplicates("code")
             .reset_index(drop=True)
         )
-        for name in layers:
+        since = local_now()
+        for name, schema in layers.items():
             terms, params = [], []
             for minx, miny, maxx, maxy in boxes:
                 terms.append(sql.SQL("(lon BETWEEN %s AND %s AND lat BETWEEN %s AND %s)"))
@@ -298,28 +305,44 @@ class PostGISLayers:
                 if mine:
                     terms.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
                     params.append(mine)
+            owned = "owner_code" in schema.kinds()
+            if owned and codes:
+                terms.append(sql.SQL("owner_code = ANY(%s)"))
+                params.append(list(codes))
+            event = event_column(schema)
+            written = [*CHAIN_COLUMNS, *(["owner_code"] if owned else [])]
+            extra = (
+                [
+                    sql.SQL("""to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS') AS event_time""").format(
+                        sql.Identifier(event)
+                    )
+                ]
+                if event
+                else []
+            )
             cur.execute(
                 sql.SQL("SELECT id, lon, lat, {} FROM {} WHERE {}").format(
-                    sql.SQL(", ").join(map(sql.Identifier, CHAIN_COLUMNS)),
+                    sql.SQL(", ").join([*map(sql.Identifier, written), *extra]),
                     sql.Identifier(name),
                     sql.SQL(" OR ").join(terms),
                 ),
                 params,
             )
-            candidates = pd.DataFrame(cur.fetchall(), columns=["id", "lon", "lat", *CHAIN_COLUMNS])
-            changed = relinked(candidates, grids)
+            names = ["id", "lon", "lat", *written, *(["event_time"] if event else [])]
+            candidates = pd.DataFrame(cur.fetchall(), columns=names)
+            changed = relinked(candidates, grids, since=since, removed=codes)
             if not len(changed):
                 continue
-            columns = ", ".join(f"{c} text" for c in CHAIN_COLUMNS)
+            columns = ", ".join(f"{c} text" for c in written)
             cur.execute(f"CREATE TEMP TABLE relinked (id text, {columns}) ON COMMIT DROP")
-            with cur.copy(f"COPY relinked (id, {', '.join(CHAIN_COLUMNS)}) FROM STDIN") as copy:
-                for row in records(changed, ("id", *CHAIN_COLUMNS)):
+            with cur.copy(f"COPY relinked (id, {', '.join(written)}) FROM STDIN") as copy:
+                for row in records(changed, ("id", *written)):
                     copy.write_row(row)
             cur.execute(
                 sql.SQL("UPDATE {} f SET {} FROM relinked r WHERE f.id = r.id").format(
                     sql.Identifier(name),
                     sql.SQL(", ").join(
-                        sql.SQL("{0} = r.{0}").format(sql.Identifier(c)) for c in CHAIN_COLUMNS
+                        sql.SQL("{0} = r.{0}").format(sql.Identifier(c)) for c in written
                     ),
                 )
             )
