@@ -18,7 +18,18 @@ from fastapi.middleware.gzip import GZipMiddleware
 from api import errors
 from api.activity import Activity, Watch
 from api.guard import RequestGuard
-from api.routers import analysis, cases, edits, grids, open311, pages, planning, review, tiles
+from api.routers import (
+    analysis,
+    cases,
+    edits,
+    grids,
+    open311,
+    pages,
+    planner,
+    planning,
+    review,
+    tiles,
+)
 from api.settings import Settings
 from gis_grid import __version__
 from tiles.cache import TileCache
@@ -85,12 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.case_rules = Rules.load(settings.case_rules)
     app.state.tile_cache = TileCache(settings.tile_cache_items)
     app.state.analysis_cache = TileCache(16)  # analysis results cut into tiles
+    app.state.planner_panels = {}  # the planner page's balance panels (see routers.planner)
     app.state.as_of_cache = {}  # communities walked back to a date (lookup, grids, tiles ?at=)
     errors.install(app)
     open311.install(app)
     app.include_router(grids.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(planning.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(edits.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(planner.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(tiles.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(analysis.router, responses=errors.PROBLEM_RESPONSES)
     app.include_router(cases.router, responses=errors.PROBLEM_RESPONSES)

@@ -738,9 +738,8 @@ def test_a_planners_stale_edit_is_refused_in_their_language(client):
     r = client.put(f"/grids/{A1}/outline", json=body | {"version": version + 1}, headers=zh)
     assert r.status_code == 409
     assert r.json()["detail"].startswith("这些网格在您看到之后已被他人修改（")
-    assert r.json()["detail"].endswith(
-        f"：{A1}（您看到的是第 {version + 1} 版，现为第 {version} 版）；请重新载入后再改（未做任何修改）"
-    )
+    listed = f"：{A1}（您看到的是第 {version + 1} 版，现为第 {version} 版）"
+    assert r.json()["detail"].endswith(f"{listed}；请重新载入后再改（未做任何修改）")
     merge = {"codes": [A1, A2], "versions": {A1: version + 1, A2: 1}}
     r = client.post("/grids/merge", json=merge, headers=zh)
     assert r.status_code == 409 and f"{A1}（您看到的是第 {version + 1} 版" in r.json()["detail"]

@@ -54,6 +54,11 @@ pytestmark = pytest.mark.skipif(_missing is not None, reason=_missing or "")
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, demo_file, demo_data):
     """The app over a copy of the demo with its layers, on a free port; a token per role."""
+    yield from serve_demo(tmp_path_factory.mktemp("site"), demo_file, demo_data)
+
+
+def serve_demo(folder, demo_file, demo_data, extra_users=()):
+    """Serve a copy of the demo (with its layers) from ``folder``; yields the site's details."""
     import uvicorn
 
     from api.main import create_app
@@ -61,7 +66,7 @@ def site(tmp_path_factory, demo_file, demo_data):
     from gis_grid.sources.demo import add_layers
     from gis_grid.store.gpkg import GeoPackageStore
 
-    path = tmp_path_factory.mktemp("site") / "demo.gpkg"
+    path = folder / "demo.gpkg"
     shutil.copy(demo_file, path)
     with GeoPackageStore(path) as store:
         add_layers(store, demo_data)
@@ -73,6 +78,8 @@ def site(tmp_path_factory, demo_file, demo_data):
             r: store.add_user(f"web-{r}", r, r, worker if r == "grid_worker" else None)
             for r in roles
         }
+        for user_id, name, role in extra_users:
+            tokens[user_id] = store.add_user(user_id, name, role)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -274,6 +281,7 @@ def test_planner_overlap_is_shown_as_a_problem_and_not_saved(page, site, lang):
     width = areas.geometry[a].bounds[2] - areas.geometry[a].bounds[0]
     # a real click on the area starts the edit; then drag its corner into the sibling
     inside = shapely.get_coordinates(areas.geometry[a].representative_point())[0]
+    page.click("[data-tool=redraw]")
     click_at(page, inside)
     page.wait_for_function(f"gisGrid.edit.code === '{a}'", timeout=30_000)
     page.wait_for_selector("#log table tr")  # the revision log, its operations in the language

@@ -40,6 +40,9 @@ class MergeRequest(BaseModel):
     codes: list[str] = Field(min_length=2, examples=[["211281001007006", "211281001007007"]])
     versions: Versions
     name: str | None = None
+    keep_staff: list[str] | None = Field(
+        None, description="Who keeps the merged grid (default: everyone on the merged grids)."
+    )
 
 
 class SplitRequest(BaseModel):
@@ -52,6 +55,11 @@ class SplitRequest(BaseModel):
     parts: int | None = Field(None, ge=2, le=100)
     weights: str | None = Field(None, examples=["households=1,incidents=0.2"])
     version: int = Field(ge=1, description="The grid's version the split was made on.")
+    assign: dict[str, list[str]] | None = Field(
+        None,
+        description="Who takes each new grid: its code (as a preview answers) → staff ids.",
+        examples=[{"211281001007009": ["S0000012"]}],
+    )
 
 
 class MoveRequest(BaseModel):
@@ -164,6 +172,7 @@ def merge(body: MergeRequest, store: StoreDep, user: UserDep) -> dict:
             body.codes,
             name=body.name,
             versions=body.versions,
+            keep_staff=body.keep_staff,
             author=user.user_id,
             audit=audit,
         )
@@ -186,6 +195,7 @@ def split(
         parts=body.parts,
         weights=body.weights,
         version=body.version,
+        assign=body.assign,
         author=user.user_id,
         audit=_audit(user, "split", code, body.model_dump()),
     )

@@ -346,7 +346,7 @@ export function addLines(map, layer, color, minzoom = 13) {
 
 export function setVisible(map, prefix, on) {
   for (const layer of map.getStyle().layers) {
-    if (layer.id.startsWith(`${prefix}-`)) map.setLayoutProperty(layer.id, 'visibility', on ? 'visible' : 'none');
+    if (layer.id === prefix || layer.id.startsWith(`${prefix}-`)) map.setLayoutProperty(layer.id, 'visibility', on ? 'visible' : 'none');
   }
   drawLegend();
 }

@@ -214,6 +214,44 @@ def _stale(store, community: str, stale: dict[str, tuple[int, int]]) -> Conflict
     )
 
 
+def revision_changes(store, community: str, revision: int) -> dict:
+    """What one revision changed, with shapes: for a planner's diff view.
+
+    ``before`` and ``after`` are the grids it reshaped, removed or added (as
+    they were just before it and just after it; units left out, they follow
+    their buildings), ``buildings`` the buildings it put under another area or
+    courtyard (their footprints, codes before and after, households), and
+    ``diff`` what :func:`compare` says.
+    """
+    community = community_code(community)
+    log = store.revisions(community)
+    ids = log["id"].astype(int).tolist()
+    if revision not in ids:
+        raise NotFoundError(say("problem_no_revision", revision=revision, community=community))
+    earlier = ids[ids.index(revision) - 1] if ids.index(revision) > 0 else 0
+    now = current_state(store, community)
+    a, b = _walk_back(store, now, earlier), _walk_back(store, now, revision)
+    result = diff(a, b)
+    changed = result["grids"]
+    codes = changed.loc[changed["level"] != Level.UNIT.key, "code"].tolist()
+    before = a.grids.loc[a.grids["code"].isin(codes)]
+    after = b.grids.loc[b.grids["code"].isin(codes)]
+    moved = result["buildings_moved"]
+    footprints = a.grids.set_index("code").geometry
+    buildings = gpd.GeoDataFrame(
+        moved,
+        geometry=[footprints.get(c) for c in moved["before"]] if len(moved) else [],
+        crs=WGS84,
+    )
+    cols = ["code", "name", "households", "geometry"]
+    return {
+        "before": gpd.GeoDataFrame(before[cols], geometry="geometry", crs=WGS84),
+        "after": gpd.GeoDataFrame(after[cols], geometry="geometry", crs=WGS84),
+        "buildings": buildings,
+        "diff": result,
+    }
+
+
 def _pinned(store, now: State, versions: Mapping[str, int] | None) -> dict[str, int]:
     """The versions a change was based on, checked against the grids now.
 
@@ -257,6 +295,9 @@ def _one_level(codes: list[str]) -> None:
 SAME_M = 0.02
 #: A drawn vertex this close (degrees, ~1 cm) to an existing edge or corner takes it.
 SNAP_DEGREES = 1e-7
+#: A vertex of a split line drawn this close (degrees, ~2 m) to a corner of the grid or of
+#: one of its children takes that corner (a hand on a map is a few pixels off).
+SNAP_LINE_DEGREES = 2e-5
 #: A vertex back from the metric overlay this close (degrees, ~3 mm) to a stored or
 #: drawn one takes its coordinates.
 RESTORE_DEGREES = 3e-8
@@ -281,14 +322,18 @@ def merge(
     *,
     name: str | None = None,
     versions: Mapping[str, int] | None = None,
+    keep_staff: list[str] | None = None,
     author: str = "",
     audit: dict | None = None,
+    dry_run: bool = False,
 ) -> Revision:
     """Merge adjacent sibling grids into one (it keeps the smallest code).
 
     The children of the others move under it with the next free serials;
-    every staff assignment follows to the merged grid. ``versions`` (code →
-    version) are the versions the planner saw; a grid changed since is a
+    every staff assignment follows to the merged grid, or, with
+    ``keep_staff``, only those people's (the others leave it: nobody stays on
+    a grid that is gone). ``versions`` (code → version) are the versions the
+    planner saw; a grid changed since is a
     :class:`~gis_grid.domain.errors.ConflictError`.
     """
     codes = sorted(set(checked_codes(codes)))
@@ -317,10 +362,22 @@ def merge(
     )
     change = build(now, plan, "merge", summary=f"merge {', '.join(codes)}", author=author)
     change.based_on.update(pins)
-    # the others' staff follow to the merged grid
+    # the others' staff follow to the merged grid (or only those who keep it)
     a = now.assignments
     others = a.loc[a["grid_code"].isin(codes[1:])].assign(grid_code=codes[0])
-    change.assignments = pd.concat([change.assignments, others], ignore_index=True)
+    merged_staff = pd.concat([change.assignments, others], ignore_index=True)
+    if keep_staff is not None:
+        on = set(merged_staff.loc[merged_staff["grid_code"] == codes[0], "staff_id"])
+        strangers = sorted(set(keep_staff) - on)
+        if strangers:
+            raise InputError(
+                say("problem_keep_staff", ids=", ".join(strangers), codes=", ".join(codes))
+            )
+        merged_staff = merged_staff.loc[
+            (merged_staff["grid_code"] != codes[0]) | merged_staff["staff_id"].isin(keep_staff)
+        ]
+    change.assignments = merged_staff.drop_duplicates().reset_index(drop=True)
+    change.dry_run = dry_run
     return _write(store, change, audit)
 
 
@@ -332,6 +389,7 @@ def move(
     versions: Mapping[str, int] | None = None,
     author: str = "",
     audit: dict | None = None,
+    dry_run: bool = False,
 ) -> Revision:
     """Move buildings or courtyards (with their ground) to a neighbouring sibling grid.
 
@@ -393,6 +451,7 @@ def move(
     plan = Regroup(roots=roots, labels=labels, geometry=geometry, keep={r: r for r in roots})
     change = build(now, plan, "move", summary=f"move {', '.join(atoms)} to {to}", author=author)
     change.based_on.update(pins)
+    change.dry_run = dry_run
     return _write(store, change, audit)
 
 
@@ -406,7 +465,9 @@ def split(
     version: int | None = None,
     author: str = "",
     seed: int = 0,
+    assign: Mapping[str, list[str]] | None = None,
     audit: dict | None = None,
+    dry_run: bool = False,
 ) -> Revision:
     """Split a grid along a drawn line, or into ``parts`` grids of equal workload.
 
@@ -415,8 +476,10 @@ def split(
     with the children named. Into N parts, the grid's children are grouped
     by the rebalancer (contiguous, workload within 5% where the atoms
     allow). The part with the most households keeps the code and the staff;
-    the others are new grids (flagged until staff are assigned). ``version``
-    is the grid's version the planner saw (a newer one is a conflict).
+    the others are new grids, flagged until staff are assigned: ``assign``
+    (new code → staff ids, the codes a dry run answers) puts people on them
+    in the same revision. ``version`` is the grid's version the planner saw
+    (a newer one is a conflict).
     """
     (code,) = checked_codes([code])
     if (line is None) == (parts is None):
@@ -431,6 +494,15 @@ def split(
     pins = _pinned(store, now, None if version is None else {code: version})
     children = children_of(now.grids, [code])
     if line is not None:
+        if isinstance(line, str):
+            line = shapely.from_wkt(line)
+        if line is not None and line.geom_type in ("LineString", "MultiLineString"):
+            # a corner drawn by hand within ~2 m of a corner of the grid or of a child
+            # takes it, so a line drawn along the edges between courtyards follows them
+            edges = shapely.boundary(
+                np.r_[[grids.loc[code, "geometry"]], children.geometry.to_numpy()]
+            )
+            line = shapely.snap(line, shapely.union_all(edges), SNAP_LINE_DEGREES)
         pieces = _cut(grids.loc[code, "geometry"], line)
         labels = {}
         if len(children):
@@ -441,7 +513,8 @@ def split(
             inside = share >= whole[:, None] - np.maximum(0.05, 1e-6 * whole[:, None])
             crossing = children.loc[~inside.any(axis=1), "code"].tolist()
             if crossing:
-                raise TopologyError(say("problem_split_cuts", codes=listing(crossing)))
+                said = say("problem_split_cuts", codes=listing(crossing))
+                raise TopologyError(said, [{"kind": "cut", "codes": crossing, "detail": said}])
             labels = dict(zip(children["code"], inside.argmax(axis=1).tolist(), strict=True))
         geometry = dict(enumerate(pieces))
         counts = (
@@ -494,7 +567,38 @@ def split(
     summary = f"split {code} " + (f"into {parts} parts" if parts else "along a line")
     change = build(now, plan, "split", summary=summary, author=author)
     change.based_on.update(pins)
+    if assign:
+        change.assignments = _assigned(store, change, assign)
+    change.dry_run = dry_run
     return _write(store, change, audit)
+
+
+def _assigned(store, change: Rewrite, assign: Mapping[str, list[str]]) -> pd.DataFrame:
+    """The change's assignments with people put on its new grids (from today, their role)."""
+    import datetime as dt
+
+    width = len(change.remove[0])
+    new = set(change.grids.loc[change.grids["code"].str.len() == width, "code"])
+    wrong = sorted(set(assign) - new)
+    if wrong:
+        raise InputError(
+            say("problem_assign_code", codes=", ".join(wrong), new=", ".join(sorted(new)))
+        )
+    ids = sorted({s for people in assign.values() for s in people})
+    known = store.staff(ids) if ids else pd.DataFrame(columns=["staff_id", "role"])
+    missing = sorted(set(ids) - set(known["staff_id"]))
+    if missing:
+        raise NotFoundError(say("problem_no_staff_member", staff_id=", ".join(missing)))
+    role = dict(zip(known["staff_id"], known["role"], strict=True))
+    today = dt.date.today().isoformat()
+    rows = [
+        {"staff_id": s, "grid_code": c, "role": role[s], "start_date": today, "end_date": None}
+        for c, people in assign.items()
+        for s in people
+    ]
+    return pd.concat([change.assignments, pd.DataFrame(rows)], ignore_index=True).drop_duplicates(
+        ["staff_id", "grid_code"]
+    )
 
 
 def _cut(polygon, line) -> list:

@@ -32,6 +32,8 @@ from gis_grid.planning.partition import (
     partition,
 )
 
+#: Days of a timed layer's features a workload counts.
+DAYS = 90
 #: The largest weight a workload term may have (a weight is a ratio between terms).
 MAX_WEIGHT = 1e6
 #: Workload terms a planner can weigh that every store knows; any layer name counts
@@ -76,39 +78,58 @@ def parse_weights(text: str | dict | None) -> dict[str, float]:
 
 
 def workload(
-    store, atoms: pd.DataFrame, weights: dict[str, float], *, days: int = 90
+    store, atoms: pd.DataFrame, weights: dict[str, float], *, days: int = DAYS
 ) -> np.ndarray:
-    """The weighted workload of each atom (grid aggregates and layer counts)."""
+    """The weighted workload of each atom (grid aggregates and layer counts).
+
+    A layer term counts the layer's features (the last ``days`` of them where
+    the layer has a time) located in the atom: where they are, not the grids
+    they were linked to when reported, so an atom a planner moved last week
+    still carries its incidents.
+    """
     total = np.zeros(len(atoms))
-    level = level_of_code(atoms["code"].iloc[0]).key
-    layers = store.layers()
+    community = str(atoms["code"].iloc[0])[:12]
     for term, w in weights.items():
         if w == 0:
             continue
         if term in GRID_TERMS:
             total += w * atoms[term].to_numpy(dtype=float)
             continue
-        if term not in layers:
-            raise InputError(
-                say(
-                    "problem_weight_term",
-                    term=term,
-                    terms=", ".join(GRID_TERMS),
-                    layers=", ".join(sorted(layers)) or "—",
-                )
-            )
-        kinds = layers[term].kinds()
-        when = next((c for c, k in kinds.items() if k == "time"), None)
-        where = None
-        if when is not None:
-            since = (pd.Timestamp.now(tz="Asia/Shanghai") - pd.Timedelta(days=days)).strftime(
-                "%Y-%m-%dT%H:%M:%S"
-            )
-            where = {when: (since, None)}
-        feats = store.features(term, under=[atoms["code"].iloc[0][:12]], where=where)
-        counts = feats[f"{level}_code"].value_counts()
-        total += w * atoms["code"].map(counts).fillna(0).to_numpy(dtype=float)
+        points = shapely.STRtree(recent_points(store, term, community, days))
+        total += w * count_in(points, atoms.geometry.to_numpy())
     return total
+
+
+def recent_points(store, term: str, community: str, days: int = DAYS) -> np.ndarray:
+    """A layer's features in a community (the last ``days`` where it has a time), as points."""
+    layers = store.layers()
+    if term not in layers:
+        raise InputError(
+            say(
+                "problem_weight_term",
+                term=term,
+                terms=", ".join(GRID_TERMS),
+                layers=", ".join(sorted(layers)) or "—",
+            )
+        )
+    kinds = layers[term].kinds()
+    when = next((c for c, k in kinds.items() if k == "time"), None)
+    where = None
+    if when is not None:
+        since = (pd.Timestamp.now(tz="Asia/Shanghai") - pd.Timedelta(days=days)).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
+        where = {when: (since, None)}
+    feats = store.features(term, under=[community], where=where)
+    return shapely.point_on_surface(feats.geometry.to_numpy())
+
+
+def count_in(points: shapely.STRtree, polygons: np.ndarray) -> np.ndarray:
+    """How many of the tree's points each polygon covers."""
+    if not len(polygons) or not len(points.geometries):
+        return np.zeros(len(polygons))
+    which, _ = points.query(polygons, predicate="covers")
+    return np.bincount(which, minlength=len(polygons)).astype(float)
 
 
 def atoms_of(store, now, parent: str, *, weights=None, days: int = 90) -> Atoms:

@@ -477,5 +477,17 @@ def refuse(blocking: gpd.GeoDataFrame, action: str, outcome: str) -> None:
                 outcome=outcome,
                 outcome_zh=OUTCOMES_ZH.get(outcome, outcome),
             ),
-            blocking.drop(columns="geometry").to_dict("records"),
+            [
+                {
+                    **r,
+                    "geometry": None
+                    if g is None or g.is_empty
+                    else shapely.geometry.mapping(g),  # where a map can draw it
+                }
+                for r, g in zip(
+                    blocking.drop(columns="geometry").to_dict("records"),
+                    blocking.geometry.to_numpy(),
+                    strict=True,
+                )
+            ],
         )

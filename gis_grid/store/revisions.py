@@ -530,6 +530,8 @@ class Revision:
     inserted: list[str] = field(default_factory=list)
     #: Problems that did not block the change (grids left without staff).
     warnings: gpd.GeoDataFrame | None = None
+    #: The change itself (its new grids and assignments): what a preview draws.
+    change: Rewrite | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> int:
@@ -547,6 +549,7 @@ class Revision:
             updated=plan.updated["code"].tolist(),
             inserted=plan.inserted["code"].tolist(),
             warnings=plan.warnings,
+            change=change,
         )
 
 
