@@ -294,7 +294,7 @@ def plan_rewrite(
     parents_of_deleted = {
         c[: CODE_LENGTHS[Level(len_level(c) - 1)]] for c in deleted["code"] if len(c) > 12
     }
-    parents_of_deleted = {p for p in parents_of_deleted if p in set(state["code"])}
+    parents_of_deleted &= set(state["code"])
     involved = changed | parents_of_deleted
     all_assignments = pd.concat(
         [assignments.loc[~a_codes.isin(touched)], after_assignments], ignore_index=True
