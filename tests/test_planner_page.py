@@ -383,3 +383,33 @@ def test_a_revision_diff_is_drawn_and_restore_goes_back(site, page):
     with _store(site) as store:
         assert store.revisions()["operation"].iloc[-1] == "restore"
         assert len(store.grids(level="area")) == 8
+
+
+def test_the_map_shows_the_boundaries_of_a_past_day(site, page, monkeypatch):
+    """Imported on 1 September, two areas merged on 15 October: 1 October draws eight areas."""
+    import sqlite3
+
+    import gis_grid.store.base as base
+    from gis_grid.planning.edits import merge
+
+    with sqlite3.connect(site["store"]) as conn:
+        conn.execute("UPDATE gis_grid_revisions SET created_at = '2026-09-01T00:00:00Z'")
+    monkeypatch.setattr(base, "utc_now", lambda: "2026-10-15T02:00:00Z")
+    with _store(site) as store:
+        merge(store, [f"{C}006", f"{C}007"], author="planner-li")
+    open_page(page, site, "planner", "planner")
+    drawn = (
+        "new Set(gisGrid.map.queryRenderedFeatures({layers: ['area-line']})"
+        ".map((f) => f.properties.code)).size"
+    )
+    assert page.evaluate(drawn) == 7
+    page.fill("#as-of", "2026-10-01")
+    page.dispatch_event("#as-of", "change")
+    page.wait_for_function("gisGrid.asOf === '2026-10-01'")
+    settle(page)
+    page.wait_for_function(f"{drawn} === 8", timeout=30_000)
+    assert "2026-10-01" in page.inner_text("#hint")
+    page.screenshot(path=str(ARTIFACTS / "planner-as-of.png"))
+    page.click("#as-of-clear")
+    settle(page)
+    page.wait_for_function(f"{drawn} === 7", timeout=30_000)

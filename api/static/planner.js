@@ -87,7 +87,9 @@ async function planner(map, me, layers) {
     <button class="action" id="save" disabled>${t('save')}</button><button class="action" id="cancel" disabled>${t('cancel')}</button>
     <div id="result"></div>
     <h3>${t('balance')}</h3><div id="figures"></div><div id="balance"></div>
-    <h3>${t('revisions')}</h3><button class="action" id="undo">${t('undo')}</button><div id="log"></div>`;
+    <h3>${t('revisions')}</h3><button class="action" id="undo">${t('undo')}</button>
+    <label>${t('boundaries_on')} <input type="date" id="as-of"> <button class="link" id="as-of-clear">${t('today')}</button></label>
+    <div id="log"></div>`;
 
   // the page's state, visible to tests as gisGrid.planner (and gisGrid.edit for the redraw)
   const S = {
@@ -553,6 +555,16 @@ async function planner(map, me, layers) {
   el('community').onchange = async () => { S.community = el('community').value; await loadPanel(); setTool(S.tool); showLog(); };
   el('level').onchange = async () => { S.level = el('level').value; await loadPanel(); setTool(S.tool); };
   el('weights').onchange = async () => { S.weights = WEIGHTS[el('weights').value]; await loadPanel(); if (S.body) preview(); };
+  // the grids as they were on a day: the tiles ask for ?at= (the panel stays on today's grids)
+  const asOf = (day) => {
+    for (const level of LEVELS) map.getSource(level).setTiles([tileUrl(level, day ? `at=${day}` : `v=${version}`)]);
+    setVisible(map, 'balance', !day);
+    document.body.classList.toggle('as-of', Boolean(day));
+    el('hint').textContent = day ? tf('showing_as_of', { day }) : (S.tool ? t(`hint_${S.tool}`) : t('hint_pick_tool'));
+    window.gisGrid.asOf = day || null;
+  };
+  el('as-of').onchange = () => asOf(el('as-of').value);
+  el('as-of-clear').onclick = () => { el('as-of').value = ''; asOf(null); };
   window.gisGrid.begin = begin;
   window.gisGrid.preview = preview;
   setTool(null);
