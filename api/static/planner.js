@@ -230,6 +230,8 @@ async function planner(map, me, layers) {
     if (tool === 'redraw') el('take').onchange = () => { if (edit.code) preview(); };
     if (tool === 'rebalance') el('propose').onclick = propose;
     map.doubleClickZoom[tool === 'split' ? 'disable' : 'enable']();
+    // a proposal is accepted or discarded in its own box: the edit buttons stand aside
+    for (const id of ['save', 'cancel']) el(id).hidden = tool === 'rebalance';
   };
 
   // -- previews -------------------------------------------------------------------------------------
@@ -482,7 +484,7 @@ async function planner(map, me, layers) {
       ['grids_n', now.k, m.k, (x) => x],
       ['max_deviation', now.max_deviation, m.max_deviation, pct],
       ['households_moved', 0, m.households_moved, num],
-      ['pp_mean', now.polsby_popper_mean, m.polsby_popper_mean, (x) => x],
+      ['pp_mean', now.polsby_popper_mean, m.polsby_popper_mean, (x) => (x === undefined ? '—' : Number(x).toFixed(3))],
       ['contiguous', now.contiguous, m.contiguous, (x) => (x ? '✓' : '✗')],
     ];
     el('proposal').innerHTML = `<table class="compare" data-proposal="${m.proposal}"><tr><th></th><th>${t('now')}</th><th>${t('proposal')}</th></tr>
@@ -490,6 +492,7 @@ async function planner(map, me, layers) {
       ${m.within_tolerance ? '' : `<p class="problem">${esc((m.notes || []).join(' '))}</p>`}
       <button class="action" id="accept">${t('accept_proposal')}</button><button class="action" id="discard">${t('discard')}</button>`;
     beside(p);
+    fitTo([...p.before.features, ...p.after.features]);
     el('accept').onclick = async () => {
       try {
         const r = await api(`/proposals/${m.proposal}/accept`, { method: 'POST' });
@@ -509,6 +512,7 @@ async function planner(map, me, layers) {
 
   // a second map beside the first, moving with it: the proposal's grids and the buildings it moves
   let second = null;
+  let follow = null; // the main map's handler that moves the second with it
   const beside = (p) => {
     closeBeside();
     const box = document.createElement('div');
@@ -519,7 +523,7 @@ async function planner(map, me, layers) {
     second = new maplibregl.Map({
       container: 'beside',
       style: { version: 8, sources: {}, layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } }] },
-      center: map.getCenter(), zoom: map.getZoom(), attributionControl: false, interactive: true,
+      bounds: map.getBounds(), attributionControl: false, interactive: true,
       transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: authHeader() } : { url }),
     });
     second.on('load', () => {
@@ -537,12 +541,14 @@ async function planner(map, me, layers) {
       window.gisGrid.beside = second;
     });
     const sync = (from, to) => () => { if (!from._syncing) { to._syncing = true; to.jumpTo({ center: from.getCenter(), zoom: from.getZoom() }); to._syncing = false; } };
-    map.on('move', sync(map, second));
+    follow = sync(map, second);
+    map.on('move', follow);
     second.on('move', sync(second, map));
     setData('moved', p.buildings);
   };
   const authHeader = () => ({ Authorization: `Bearer ${localStorage.getItem('gis-grid-token')}` });
   const closeBeside = () => {
+    if (follow) { map.off('move', follow); follow = null; }
     if (second) { second.remove(); second = null; window.gisGrid.beside = null; }
     const box = el('beside');
     if (box) box.remove();
