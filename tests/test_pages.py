@@ -59,10 +59,6 @@ def site(tmp_path_factory, demo_file, demo_data):
 
 def serve_demo(folder, demo_file, demo_data, extra_users=()):
     """Serve a copy of the demo (with its layers) from ``folder``; yields the site's details."""
-    import uvicorn
-
-    from api.main import create_app
-    from api.settings import Settings
     from gis_grid.sources.demo import add_layers
     from gis_grid.store.gpkg import GeoPackageStore
 
@@ -70,6 +66,18 @@ def serve_demo(folder, demo_file, demo_data, extra_users=()):
     shutil.copy(demo_file, path)
     with GeoPackageStore(path) as store:
         add_layers(store, demo_data)
+    yield from serve_store(path, extra_users)
+
+
+def serve_store(path, extra_users=()):
+    """Serve a GeoPackage on a free port with a user per role; yields the site's details."""
+    import uvicorn
+
+    from api.main import create_app
+    from api.settings import Settings
+    from gis_grid.store.gpkg import GeoPackageStore
+
+    with GeoPackageStore(path) as store:
         a = store.assignments()
         worker = a.loc[(a["role"] == "grid_worker") & (a["grid_code"].str.len() == 15)]
         worker = worker.sort_values("grid_code")["staff_id"].iloc[0]

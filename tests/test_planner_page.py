@@ -413,3 +413,59 @@ def test_the_map_shows_the_boundaries_of_a_past_day(site, page, monkeypatch):
     page.click("#as-of-clear")
     settle(page)
     page.wait_for_function(f"{drawn} === 7", timeout=30_000)
+
+
+@pytest.fixture
+def tiled_site(tmp_path):
+    """Two areas of two courtyards that tile them, two buildings each (x 0..120 m, y 0..60 m).
+
+    Courtyard c2 (x 30..60) borders c1 (x 0..30): one of its buildings can move there.
+    """
+    from shapely import box
+
+    from gis_grid.store import ChangeSet
+    from gis_grid.store.gpkg import GeoPackageStore
+    from tests.conftest import COMMUNITY, grids, staff_for
+
+    a1, a2 = f"{COMMUNITY}001", f"{COMMUNITY}002"
+    shapes = {COMMUNITY: box(0, 0, 120, 60), a1: box(0, 0, 60, 60), a2: box(60, 0, 120, 60)}
+    households = {}
+    for i, x in enumerate((0, 30, 60, 90)):
+        yard = f"{a1 if x < 60 else a2}{1 + i % 2:03d}"
+        shapes[yard] = box(x, 0, x + 30, 60)
+        shapes[f"{yard}001"] = box(x + 4, 34, x + 26, 54)
+        shapes[f"{yard}002"] = box(x + 4, 6, x + 26, 26)
+        households[f"{yard}001"], households[f"{yard}002"] = 10 * (i + 1), 10 * (i + 2)
+    frame = grids(**{f"c{k}": v for k, v in shapes.items()})
+    frame["households"] = frame["code"].map(households).fillna(0).astype(int)
+    staff, assignments = staff_for(frame)
+    path = tmp_path / "tiled.gpkg"
+    with GeoPackageStore(path, create=True) as store:
+        store.apply(ChangeSet(frame, staff, assignments))
+    yield from pages.serve_store(path)
+
+
+def test_move_a_building_to_a_neighbouring_courtyard(tiled_site, page):
+    site = tiled_site
+    with _store(site) as store:
+        yards = store.grids(level="courtyard").set_index("code")
+        buildings = store.grids(level="building").set_index("code")
+    target, source = yards.index[0], yards.index[1]  # c1 and c2 of area 001
+    building = f"{source}002"  # c2's south building
+    open_page(page, site, "planner", "planner")
+    page.select_option("#level", "courtyard")
+    page.wait_for_function("gisGrid.planner.panel.level === 'courtyard'")
+    fit(page, yards.geometry[target].union(yards.geometry[source]), padding=40)
+    page.click("[data-tool=move]")
+    click_lonlat(
+        page, *inside(yards.geometry[target].difference(buildings.geometry[f"{target}001"]))
+    )
+    page.wait_for_function(f"gisGrid.planner.target === '{target}'")
+    click_lonlat(page, *inside(buildings.geometry[building]))
+    seen = previewed(page)
+    assert seen["body"]["atoms"] == [building], seen["body"]
+    api = same_as_the_api(page, site, seen)
+    assert api["households_moved"] == int(buildings.loc[building, "households"])
+    assert {r["code"]: r["households"] for r in api["rows"]} == {target: 10 + 20 + 30, source: 20}
+    page.screenshot(path=str(ARTIFACTS / "planner-move-building.png"))
+    save_and_undo(page, site, "move")

@@ -143,7 +143,7 @@ async function planner(map, me, layers) {
     el('figures').innerHTML = shownParents.map((parent) => {
       const g = groups[parent];
       const before = S.panel.groups[parent];
-      const name = parent === S.community ? '' : `${esc(g.name)} · `;
+      const name = parent === S.community || !g.name ? '' : `${esc(g.name)} · `;
       return g ? `<p class="figures" data-parent="${esc(parent)}">${name}${t('max_deviation')} <b id="max-dev-${esc(parent)}" class="max-dev">${pct(g.max_deviation)}</b>
         ${p && before ? `<span class="muted">(${t('now')} ${pct(before.max_deviation)})</span>` : ''}
         · ${t('grids_n')} <b class="k">${g.k}</b> · ${t('target')} <b class="target">${num(g.target)}</b>
