@@ -116,13 +116,20 @@ def copy(
 @fail_cleanly
 def import_(
     store: StoreArg,
-    file: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv (WKT column).")],
-    level: Annotated[
-        str,
-        typer.Option(
-            help="community, area, courtyard, building or unit (or 社区/片区/院落/楼栋/单元)."
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help=".geojson, .gpkg, .shp or .csv (WKT column); or a folder written by "
+            "'export --format parquet' (the whole store)."
         ),
     ],
+    level: Annotated[
+        str | None,
+        typer.Option(
+            help="community, area, courtyard, building or unit (or 社区/片区/院落/楼栋/单元); "
+            "not for a GeoParquet folder."
+        ),
+    ] = None,
     crs: Annotated[
         str | None,
         typer.Option(
@@ -148,10 +155,24 @@ def import_(
     ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Import grids of one level from a file, all or nothing."""
+    """Import grids of one level from a file, all or nothing; or a whole GeoParquet export."""
     from gis_grid.grids.files import assign_missing_codes, read_grid_file, repair_geometries
+    from gis_grid.sources.parquet import import_parquet, is_export
     from gis_grid.store import ChangeSet
 
+    if is_export(file):
+        with open_arg(store, create=True) as st, progress_bar() as progress:
+            progress.add_task(tr("copying"), total=None)
+            counts = import_parquet(st, file)
+        grids = counts.pop("grids")
+        if fmt is Format.json:
+            print_json({"imported": {"grids": grids, **counts}, "from": str(file)})
+            return
+        layers = "".join(f", {n:,} {header(name)}" for name, n in counts.items())
+        out.print(tr("imported_parquet", path=file, grids=f"{grids:,}", layers=layers))
+        return
+    if level is None:
+        raise InputError(say("problem_import_level", name=file.name))
     lv = Level.parse(level)
     frame = read_grid_file(file, crs=crs, layer=layer)
     repaired = 0
@@ -228,12 +249,45 @@ def import_staff(
 @fail_cleanly
 def export(
     store: StoreArg,
-    file: Annotated[Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv")],
+    file: Annotated[
+        Path, typer.Argument(help=".geojson, .gpkg, .shp or .csv; a folder for --format parquet")
+    ],
     level: Annotated[str | None, typer.Option(help="Only this level.")] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="parquet: the whole store (grids, staff, layers, cases) as GeoParquet, "
+            "partitioned by community, into the folder FILE.",
+        ),
+    ] = None,
 ) -> None:
-    """Export grids (code, parent_code, level, name, aggregates) to a file."""
+    """Export grids (code, parent_code, level, name, aggregates) to a file; or the whole store."""
     from gis_grid.grids.files import write_grid_file
 
+    if format_ is not None:
+        if format_.lower() not in ("parquet", "geoparquet"):
+            raise InputError(say("problem_export_format", got=format_))
+        from gis_grid.sources.parquet import export_parquet
+
+        with open_arg(store) as st, progress_bar() as progress:
+            task = progress.add_task(tr("exporting", what="…"), total=None)
+            manifest = export_parquet(
+                st,
+                file,
+                progress=lambda what: progress.update(task, description=tr("exporting", what=what)),
+            )
+        tables = manifest["tables"]
+        out.print(
+            tr(
+                "wrote_parquet",
+                path=file,
+                grids=f"{sum(tables['grids']['partitions'].values()):,}",
+                tables=len(tables),
+                partitions=len(tables["grids"]["partitions"]),
+            )
+        )
+        return
     with open_arg(store) as st:
         grids = st.grids(level=Level.parse(level) if level else None)
     if not len(grids):
