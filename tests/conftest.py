@@ -217,3 +217,33 @@ def demo_store(backend, tmp_path, demo_file, demo_data, new_store):
 @pytest.fixture
 def empty_store(new_store):
     return new_store()
+
+
+def exported(folder, spec):
+    """A GeoPackage of a demo ``spec`` with its layers, and its GeoParquet export beside it."""
+    from gis_grid.sources.demo import write_demo
+    from gis_grid.sources.parquet import export_parquet
+
+    path = folder / "store.gpkg"
+    with write_demo(path, spec) as store:
+        export_parquet(store, folder / "export")
+    return path, folder / "export"
+
+
+@pytest.fixture(scope="session")
+def two_communities(tmp_path_factory):
+    """Two demo communities with their layers (a GeoPackage) and their GeoParquet export."""
+    import dataclasses
+
+    from gis_grid.sources.demo import REFERENCE
+
+    spec = dataclasses.replace(REFERENCE, communities=2, names=())
+    return exported(tmp_path_factory.mktemp("two"), spec)
+
+
+@pytest.fixture(scope="session")
+def demo_export(tmp_path_factory):
+    """The demo community with its layers and its GeoParquet export."""
+    from gis_grid.sources.demo import REFERENCE
+
+    return exported(tmp_path_factory.mktemp("demo-export"), REFERENCE)

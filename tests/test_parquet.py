@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 
@@ -15,19 +14,6 @@ from typer.testing import CliRunner
 
 from gis_grid.domain.errors import InputError
 from gis_grid.sources.parquet import export_parquet, import_parquet, read_manifest, read_table
-
-
-@pytest.fixture(scope="session")
-def two_communities(tmp_path_factory):
-    """A GeoPackage of two demo communities with their layers, and its GeoParquet export."""
-    from gis_grid.sources.demo import REFERENCE, write_demo
-
-    folder = tmp_path_factory.mktemp("two")
-    path = folder / "two.gpkg"
-    spec = dataclasses.replace(REFERENCE, communities=2, names=())
-    with write_demo(path, spec) as store:
-        export_parquet(store, folder / "export")
-    return path, folder / "export"
 
 
 def fresh_export(two_communities, tmp_path):

@@ -13,7 +13,7 @@ from gis_grid.cli.common import app
 
 # the order of these imports is the order of the commands in --help
 # isort: off
-from gis_grid.cli import sources, grids, analysis, cases, review, web, layers, users, plan  # noqa: F401
+from gis_grid.cli import sources, grids, analysis, cases, review, web, layers, users, plan, batch  # noqa: F401
 # isort: on
 
 __all__ = ["app"]

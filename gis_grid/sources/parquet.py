@@ -251,12 +251,13 @@ def read_table(folder, table: str, manifest: dict | None = None, communities=Non
     return gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84) if "geometry" in out else out
 
 
-def import_parquet(store, folder, *, progress=None) -> dict:
+def import_parquet(store, folder, *, communities=None, progress=None) -> dict:
     """Load an export into an empty store (grids, staff, assignments, then each layer).
 
     Everything is checked before anything is written (:func:`read_manifest`);
     the load itself runs as ``gis-grid copy``'s steps, each a transaction, so
-    a killed import is finished by running it again.
+    a killed import is finished by running it again. ``communities`` loads
+    those partitions only (a batch job's one community).
     """
     from gis_grid.layers.features import FeatureSchema
     from gis_grid.store import ChangeSet
@@ -272,12 +273,12 @@ def import_parquet(store, folder, *, progress=None) -> dict:
     def grids() -> int:
         if sum(store.stats()["grids"].values()):
             return sum(store.stats()["grids"].values())
-        frame = read_table(folder, "grids", manifest)
+        frame = read_table(folder, "grids", manifest, communities)
+        assignments = read_table(folder, "assignments", manifest)
+        if communities is not None:
+            assignments = assignments.loc[assignments["grid_code"].isin(frame["code"])]
         changes = ChangeSet(
-            frame,
-            read_table(folder, "staff", manifest),
-            read_table(folder, "assignments", manifest),
-            accept_problems=True,
+            frame, read_table(folder, "staff", manifest), assignments, accept_problems=True
         )
         return store.apply(changes).grids
 
@@ -285,9 +286,11 @@ def import_parquet(store, folder, *, progress=None) -> dict:
         schema = FeatureSchema.from_json(json.dumps(tables[f"layers/{name}"]["schema"]))
 
         def write() -> int:
-            frame = read_table(folder, f"layers/{name}", manifest)
+            frame = read_table(folder, f"layers/{name}", manifest, communities)
+            if frame is None:  # none of its features in these communities
+                return 0
             log = (
-                read_table(folder, "case_log", manifest)
+                read_table(folder, "case_log", manifest, communities)
                 if name == CASE_LAYER and "case_log" in tables
                 else None
             )
@@ -307,5 +310,5 @@ def import_parquet(store, folder, *, progress=None) -> dict:
         "import-parquet",
         f"gis-grid import {store.label} {folder}",
         steps,
-        params={"source": str(folder.resolve())},
+        params={"source": str(folder.resolve()), "communities": communities},
     )
