@@ -14,7 +14,8 @@
                            'bench load' 60 s of mixed requests at 200/s on one server,
                            'bench pages' cold starts of the map pages (fresh server and browser),
                            'bench review' the weekly review of the demo and of a city street,
-                           'bench planner' the planner's previews and its page's weight
+                           'bench planner' the planner's previews and its page's weight,
+                           'bench scale' 10M incidents linked on a LocalCluster, hot spots per community
 
 Each command first creates .venv (once) and installs the project into it again
 whenever pyproject.toml changes: the demo needs the runtime only, the tests and
@@ -140,6 +141,8 @@ def main(argv: list[str]) -> None:
             run([PY, "bench/bench_review.py", *rest[1:]])
         elif rest[:1] == ["planner"]:
             run([PY, "bench/bench_planner.py", *rest[1:]])
+        elif rest[:1] == ["scale"]:
+            run([PY, "bench/bench_scale.py", *rest[1:]])
         else:
             run([PY, "bench/bench_foundation.py", *rest])
 
