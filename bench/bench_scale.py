@@ -213,8 +213,8 @@ def main() -> None:
             "",
             "Peak memory per worker: "
             f"{', '.join(f'{v / 1e6:,.0f} MB' for v in sorted(peaks.peak.values()))} "
-            f"(cap {cap / 1e6:,.0f} MB; worst {100 * worst / cap:.0f}% of it). The linked incidents as "
-            f"frames weigh {frame_mb:,.0f} MB in memory"
+            f"(cap {cap / 1e6:,.0f} MB; worst {100 * worst / cap:.0f}% of it). "
+            f"The linked incidents as frames weigh {frame_mb:,.0f} MB in memory"
             + (
                 " — more than a worker may hold, so the job only runs by streaming partitions"
                 if frame_mb * 1e6 > cap

@@ -441,6 +441,9 @@ def lookup(
             {"lon": lon, "lat": lat, **({"at": moment.utc} if moment else {}), "grids": result}
         )
         return
+    if moment and not result:
+        out.print(tr("point_in_no_grid_then", at=at, lon=lon, lat=lat))
+        return
     if moment:
         out.print(tr("as_of", at=at))
     if not result:
