@@ -145,7 +145,7 @@ def test_the_cli_exports_and_imports_a_folder(two_communities, tmp_path):
     runner = CliRunner()
     out = runner.invoke(app, ["export", str(path), str(tmp_path / "pq"), "--format", "parquet"])
     assert out.exit_code == 0, out.output
-    assert "2 community partitions" in out.output
+    assert "partitioned by community (2)" in out.output
     back = tmp_path / "back.gpkg"
     got = runner.invoke(app, ["import", str(back), str(tmp_path / "pq")])
     assert got.exit_code == 0, got.output

@@ -171,6 +171,8 @@ def import_(
         layers = "".join(f", {n:,} {header(name)}" for name, n in counts.items())
         out.print(tr("imported_parquet", path=file, grids=f"{grids:,}", layers=layers))
         return
+    if not file.exists():
+        raise InputError(say("problem_no_file", path=str(file)))
     if level is None:
         raise InputError(say("problem_import_level", name=file.name))
     lv = Level.parse(level)
