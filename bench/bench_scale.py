@@ -196,13 +196,15 @@ def main() -> None:
         same, frame_mb = True, 0.0
         ones = sorted((root / "one").glob("*.parquet"), key=lambda p: int(p.stem.split(".")[1]))
         twos = sorted((root / "two").glob("*.parquet"), key=lambda p: int(p.stem.split(".")[1]))
+        import pyarrow.parquet as pq
+
         for x, y in zip(ones, twos, strict=True):  # partition by partition: bounded here too
             a, b = gpd.read_parquet(x), gpd.read_parquet(y)
             same &= jobs.chains_equal(a, b)
-            frame_mb += a.memory_usage(deep=True).sum() / 1e6
+            # what the partition weighs decoded (Arrow buffers), before any shapely object
+            frame_mb += pq.read_table(x).nbytes / 1e6
         cap = parse_bytes(args.memory)
         worst = max(peaks.peak.values()) if peaks.peak else 0
-        frame_mb = a.memory_usage(deep=True).sum() / 1e6
         lines += [
             "| run | time | incidents/s | ratio |",
             "|---|---:|---:|---:|",
@@ -216,9 +218,10 @@ def main() -> None:
             f"(cap {cap / 1e6:,.0f} MB; worst {100 * worst / cap:.0f}% of it). "
             f"The linked incidents as frames weigh {frame_mb:,.0f} MB in memory"
             + (
-                " — more than a worker may hold, so the job only runs by streaming partitions"
+                " decoded (Arrow buffers, before a shapely object is made) — more than a worker "
+                "may hold, so the job only runs by streaming partitions"
                 if frame_mb * 1e6 > cap
-                else ""
+                else " decoded (Arrow buffers, before a shapely object is made)"
             )
             + f". Same chains from both runs, partition by partition: {same}.\n",
         ]
