@@ -20,6 +20,13 @@ const WEIGHTS = { households: 'households=1', incidents: 'households=1,incidents
 const DEVIATION_COLOURS = ['interpolate', ['linear'], ['coalesce', ['get', 'deviation'], 0],
   -0.3, '#2166ac', -0.1, '#92c5de', 0, '#f7f7f7', 0.1, '#f4a582', 0.3, '#b2182b'];
 
+/** A UTC stamp of the revision log in this browser's time, as people read it. */
+const localTime = (iso) => {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return when(iso);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+};
 const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(1)}%`);
 const signed = (x) => (x === null || x === undefined ? '—' : `${x > 0 ? '+' : ''}${(100 * x).toFixed(1)}%`);
 const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en'));
@@ -151,12 +158,14 @@ async function planner(map, me, layers) {
     }).join('') + `<p class="figures">${t('households_moved')}: ${t('this_edit')} <b id="moved-now">${num(p ? p.households_moved : 0)}</b>
       · ${t('this_session')} <b id="moved-session">${num(S.moved)}</b></p>`;
     const visible = p ? rows.filter((r) => shownParents.includes(r.parent || r.code.slice(0, r.code.length - 3))) : rows;
-    el('balance').innerHTML = `<table class="balance"><tr><th>${t('grid')}</th><th>${t('households')}</th><th>${t('workload')}</th>
+    // the workload column only when it counts more than households (else it repeats them)
+    const wl = S.weights !== WEIGHTS.households;
+    el('balance').innerHTML = `<table class="balance"><tr><th>${t('grid')}</th><th>${t('households')}</th>${wl ? `<th>${t('workload')}</th>` : ''}
       <th>${t('deviation')}</th><th title="Polsby–Popper">${t('compactness')}</th><th>${t('staff')}</th></tr>
       ${visible.map((r) => `<tr data-code="${esc(r.code)}" class="${r.state || ''} ${Math.abs(r.deviation) > 0.1 ? 'off' : ''}">
         <td>${esc(r.name)}<br><span class="muted">${esc(r.code.slice(-3))}</span></td>
         <td class="hh">${num(r.households)}${r.was && r.was.households !== r.households ? `<br><span class="muted">${num(r.was.households)}</span>` : ''}</td>
-        <td class="wl">${num(r.workload)}</td>
+        ${wl ? `<td class="wl">${num(r.workload)}</td>` : ''}
         <td class="dev">${r.state === 'removed' ? '—' : signed(r.deviation)}</td>
         <td>${r.polsby_popper}${r.contiguous ? '' : ' <span class="problem" title="' + esc(t('not_contiguous')) + '">⚠</span>'}</td>
         <td>${(r.staff || []).map((s) => esc(s.name)).join('、') || `<span class="problem">${t('nobody')}</span>`}</td></tr>`).join('')}</table>`;
@@ -179,7 +188,7 @@ async function planner(map, me, layers) {
     const log = (await api(`/communities/${S.community}/revisions`)).revisions || [];
     S.latest = log.length ? log[log.length - 1].id : null;
     el('log').innerHTML = `<table class="log">${log.slice(-10).reverse().map((r) => `<tr data-revision="${r.id}">
-      <td>${r.id}</td><td>${esc(tOr(`op_${r.operation}`, r.operation))}<br><span class="muted">${esc(r.author || '—')} · ${esc(when(r.created_at))}</span></td>
+      <td>${r.id}</td><td>${esc(tOr(`op_${r.operation}`, r.operation))}<br><span class="muted">${esc(r.author || '—')} · ${esc(localTime(r.created_at))}</span></td>
       <td><button class="link" data-diff="${r.id}">${t('show_diff')}</button>${r.id !== S.latest ? `<button class="link" data-restore="${r.id}">${t('restore_to')}</button>` : ''}</td></tr>`).join('')}</table>
       <div id="diff"></div>`;
     el('log').querySelectorAll('[data-diff]').forEach((b) => { b.onclick = () => showDiff(Number(b.dataset.diff)); });
