@@ -22,6 +22,7 @@ from gis_grid.domain.errors import InputError
 from gis_grid.domain.messages import say
 from gis_grid.domain.model import AGGREGATES, ASSIGNMENT_COLUMNS, CODE_LENGTHS, Level
 from gis_grid.geo.crs import WGS84, local_metric_crs
+from gis_grid.store.base import LOCAL_ZONE
 from gis_grid.store.revisions import (
     Payload,
     Rewrite,
@@ -233,9 +234,6 @@ def _buildings_moved(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> pd.DataFrame:
 
 
 # -- boundaries as of a date ---------------------------------------------------------
-
-#: The time zone the platform's local times (event times, days) are in.
-LOCAL_ZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
