@@ -267,9 +267,10 @@ class Panel:
         kept = self.rows.loc[~self.rows["code"].isin(replaced), rows.columns]
         after, groups = deviations(pd.concat([kept, rows], ignore_index=True), self.parent_width)
         changed = after.loc[after["code"].isin(rows["code"])].sort_values("code")
-        staff = _staff(
-            self.store, change.assignments.loc[change.assignments["grid_code"].isin(rows["code"])]
-        )
+        from gis_grid.grids.queries import active
+
+        mine = change.assignments.loc[change.assignments["grid_code"].isin(rows["code"])]
+        staff = _staff(self.store, active(mine))  # those in force today, as the panel shows
         moved = self._moved(change)
         frame = gpd.GeoDataFrame(
             changed.assign(staff=changed["code"].map(lambda c: staff.get(c, []))),
