@@ -218,6 +218,24 @@ def test_lookup_of_every_unit_returns_five_grids_with_staff(demo_store):
     assert all(g["staff"] for g in result)
 
 
+def test_a_click_and_a_batch_answer_alike(demo_store):
+    """A handful of points (a map click) is settled without frames: the same codes as a batch."""
+    x0, y0, x1, y1 = demo_store.grids(level="community").total_bounds
+    rng = np.random.default_rng(5)
+    # random points, the corners of every area (shared edges) and points just outside
+    areas = shapely.get_coordinates(demo_store.grids(level="area").geometry.boundary.to_numpy())
+    x = np.r_[rng.uniform(x0 - 0.001, x1 + 0.001, 60), areas[:, 0]]
+    y = np.r_[rng.uniform(y0 - 0.001, y1 + 0.001, 60), areas[:, 1]]
+    batch = demo_store.lookup(x, y).astype(object)
+    ones = pd.concat(
+        [demo_store.lookup(x[i : i + 1], y[i : i + 1]).astype(object) for i in range(len(x))],
+        ignore_index=True,
+    )
+    assert len(x) > 16  # the batch takes the other path
+    assert (batch.fillna("").to_numpy() == ones.fillna("").to_numpy()).all()
+    assert batch["area"].notna().sum() > 20
+
+
 def test_lookup_outside_and_on_a_shared_edge(new_store):
     from gis_grid.grids.queries import chain
 

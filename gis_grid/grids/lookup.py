@@ -385,6 +385,39 @@ class GridIndex:
         return self._dtypes[level]
 
 
+def settle_few(found: list[dict], near) -> list[dict]:
+    """:func:`settle_codes` for a handful of points (a map click), on plain dicts.
+
+    The same two rules, row by row, without building a frame (which costs
+    more than the query answering a click). ``found`` holds one dict per
+    point, level key → code or None; changed in place and returned.
+
+    Examples
+    --------
+    >>> found = [{"community": None, "area": "211281001007001", "courtyard": None,
+    ...           "building": None, "unit": None}]
+    >>> settle_few(found, lambda level, parents, rows: [None] * len(rows))[0]["community"]
+    '211281001007'
+    """
+    for row in found:
+        for level in reversed(Level):
+            if level.parent is not None and row[level.key] is not None:
+                row[level.parent.key] = row[level.key][: CODE_LENGTHS[level.parent]]
+    for level in Level:
+        if not level.tiles_parent:
+            continue
+        need = [
+            i
+            for i, r in enumerate(found)
+            if r[level.parent.key] is not None and r[level.key] is None
+        ]
+        if need:
+            parents = np.array([found[i][level.parent.key] for i in need], dtype=object)
+            for i, code in zip(need, near(level, parents, np.array(need)), strict=True):
+                found[i][level.key] = code
+    return found
+
+
 def settle_codes(found: pd.DataFrame, near) -> pd.DataFrame:
     """Make each row's chain of codes whole; the rules :class:`GridIndex` applies.
 

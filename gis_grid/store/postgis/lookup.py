@@ -18,12 +18,14 @@ import pandas as pd
 from psycopg_pool import PoolClosed
 
 from gis_grid.domain.model import AGGREGATES, Level
-from gis_grid.grids.lookup import TOUCH, settle_codes
+from gis_grid.grids.lookup import TOUCH, settle_codes, settle_few
 from gis_grid.store.base import empty_lookup
 from gis_grid.store.postgis.connection import COPY_FROM
 
 #: Seconds between checks of the grid generation by the in-process lookup index.
 INDEX_RECHECK = 1.0
+#: Lookups of at most this many points (map clicks) are settled without building frames.
+FEW = 16
 
 
 def refreshes_chains(method):
@@ -157,14 +159,20 @@ class PostGISLookup:
             return out
         with self._pool.connection() as conn, conn.cursor() as cur:
             if len(x) < COPY_FROM:  # few points: each finds its parts through the GiST index
-                cur.execute(
-                    "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
-                    "FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i) "
-                    "JOIN grid_parts gp ON ST_Intersects(gp.geom, "
-                    "ST_SetSRID(ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code",
-                    [x.tolist(), y.tolist()],
-                )
-                rows = cur.fetchall()
+                # one statement, read-only: no transaction around it (BEGIN and ROLLBACK
+                # were two of the three round trips of a map click)
+                conn.autocommit = True
+                try:
+                    cur.execute(
+                        "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
+                        "FROM unnest(%s::float8[], %s::float8[]) WITH ORDINALITY AS p(x, y, i) "
+                        "JOIN grid_parts gp ON ST_Intersects(gp.geom, ST_SetSRID("
+                        "ST_MakePoint(p.x, p.y), 4326)) ORDER BY p.i, gp.level, gp.code",
+                        [x.tolist(), y.tolist()],
+                    )
+                    rows = cur.fetchall()
+                finally:
+                    conn.autocommit = False
             else:  # many points: indexed once, then every part finds its points (LATERAL)
                 with conn.transaction():
                     # no JIT (compiling costs more than it saves here), sort in memory
@@ -195,6 +203,8 @@ class PostGISLookup:
                         "ORDER BY p.i, gp.level, gp.code"
                     )
                     rows = cur.fetchall()
+        if len(x) <= FEW:
+            return self._few(rows, x, y)
         if not rows:
             return out
         found = pd.DataFrame(rows, columns=["i", "level", "code"])
@@ -208,6 +218,19 @@ class PostGISLookup:
         return settle_codes(
             out, lambda level, parents, rows: self._near(level, parents, x[rows], y[rows])
         )
+
+    def _few(self, rows, x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+        """:meth:`lookup`'s answer for a handful of points from the query's rows, frame-free."""
+        keys = [level.key for level in Level]
+        found = [dict.fromkeys(keys) for _ in range(len(x))]
+        for i, level, code in rows:
+            found[i - 1][level] = code
+        for row in found:  # units only inside the building found
+            if row["unit"] is not None and row["unit"][:21] != row["building"]:
+                row["unit"] = None
+        settle_few(found, lambda level, parents, at: self._near(level, parents, x[at], y[at]))
+        table = np.array([[row[k] for k in keys] for row in found], dtype=object)
+        return pd.DataFrame(table, columns=keys)  # one object block: no per-column inference
 
     def _near(self, level: Level, parents, x: np.ndarray, y: np.ndarray) -> list[str | None]:
         """The first child of each parent within :data:`TOUCH` of each point, or None."""
