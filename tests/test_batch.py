@@ -137,3 +137,20 @@ def test_the_cli_runs_a_job_and_refuses_a_missing_partition(two_communities, tmp
         ],
     )
     assert unreachable.exit_code == 1 and "cannot be reached" in unreachable.output
+
+
+def test_a_second_job_on_the_same_cluster_answers_for_itself(client, two_communities, tmp_path):
+    """Tasks are keyed per run: an earlier job's finished task never answers a later one's."""
+    _, folder = two_communities
+    wide = jobs.indicators(
+        folder, tmp_path / "a.parquet", since=SINCE, until=UNTIL, at=AT, client=client
+    )
+    narrow = jobs.indicators(
+        folder,
+        tmp_path / "b.parquet",
+        since=dt.datetime(2026, 11, 1),
+        until=UNTIL,
+        at=AT,
+        client=client,
+    )
+    assert narrow["reported"].sum() < wide["reported"].sum()

@@ -29,6 +29,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,8 +113,11 @@ def _run(client, tasks: list[tuple[str, Callable, tuple]], progress=None) -> lis
         return out
     from distributed import as_completed
 
+    # keys name the job and the partition, and are unique per run: a scheduler that still
+    # holds a finished task of an earlier job under the same name must not answer for it
+    run = uuid.uuid4().hex[:8]
     futures = {
-        client.submit(fn, *args, key=f"{fn.__name__}-{name}", pure=False): i
+        client.submit(fn, *args, key=f"{fn.__name__}-{name}-{run}", pure=False): i
         for i, (name, fn, args) in enumerate(tasks)
     }
     results = [None] * len(tasks)
