@@ -45,25 +45,20 @@ MemoryOpt = Annotated[
 
 
 @contextmanager
-def _cluster(scheduler: str | None, local: int, memory: str):
-    """A Dask client for a job, its dashboard named on stderr; closed after."""
+def _job(scheduler: str | None, local: int, memory: str, what: str, parts: int):
+    """A Dask client for a job (its dashboard named on stderr) and a step per partition done."""
     from gis_grid.batch.jobs import connect
 
     client, cluster = connect(scheduler, local, memory_limit=memory)
     try:
         err.print(tr("dask_dashboard", link=client.dashboard_link or "—"))
-        yield client
+        with progress_bar() as bar:
+            task = bar.add_task(what, total=parts)
+            yield client, lambda _name: bar.advance(task)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-@contextmanager
-def _progress(what: str, total: int):
-    with progress_bar() as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda _name: bar.advance(task)
 
 
 @batch_app.command("link")
@@ -83,10 +78,7 @@ def link(
 
     manifest = read_manifest(source)  # a missing partition is refused before a cluster starts
     parts = len(manifest["tables"].get(f"layers/{layer}", {}).get("partitions", {}))
-    with (
-        _cluster(scheduler, local, memory_limit) as client,
-        _progress(tr("linking"), parts) as step,
-    ):
+    with _job(scheduler, local, memory_limit, tr("linking"), parts) as (client, step):
         result = run(source, out_path, layer=layer, client=client, progress=step)
     if fmt is Format.json:
         print_json(result)
@@ -126,10 +118,7 @@ def hotspots(
     from gis_grid.batch.jobs import hotspots as run
 
     n = len(communities_of(source))
-    with (
-        _cluster(scheduler, local, memory_limit) as client,
-        _progress(tr("finding_hotspots"), n) as step,
-    ):
+    with _job(scheduler, local, memory_limit, tr("finding_hotspots"), n) as (client, step):
         result = run(
             source,
             out_path,
@@ -178,10 +167,7 @@ def indicators(
     from gis_grid.batch.jobs import indicators as run
 
     n = len(communities_of(source))
-    with (
-        _cluster(scheduler, local, memory_limit) as client,
-        _progress(tr("counting_cases"), n) as step,
-    ):
+    with _job(scheduler, local, memory_limit, tr("counting_cases"), n) as (client, step):
         table = run(
             source, out_path, since=since, until=until, by=by, at=at, client=client, progress=step
         )

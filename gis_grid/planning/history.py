@@ -294,9 +294,15 @@ class AsOf:
         self.store = store
         self.cache = {} if cache is None else cache
         self.most = most
+        self._changed: dict[str, dict] = {}  # moment → its answer, for this walker's life
 
     def changed_since(self, moment: Moment) -> dict[str, tuple[int, int]]:
         """Community → (revision it stood at, its latest) of those changed after ``moment``."""
+        if moment.utc not in self._changed:
+            self._changed[moment.utc] = self._changed_since(moment)
+        return self._changed[moment.utc]
+
+    def _changed_since(self, moment: Moment) -> dict[str, tuple[int, int]]:
         log = self.store.revisions()
         if not len(log):
             return {}
