@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         from gis_grid.store import open_store
 
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, tile_url=settings.tile_database_url)
         if hasattr(store, "wait_at_most"):  # a file another process may be writing
             store.wait_at_most(settings.write_wait_seconds)
             store.write_ahead()

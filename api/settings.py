@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "out/demo.gpkg", description="The store: a .gpkg path or a postgresql:// URL."
     )
+    tile_database_url: str | None = Field(
+        None,
+        description="A streaming read replica of a postgresql:// store to make tiles on "
+        "(default: the store itself).",
+    )
     page_limit: int = Field(1000, ge=1, description="Features per page by default.")
     max_page_limit: int = Field(10_000, ge=1, description="The most features one page may ask.")
     max_body_bytes: int = Field(

@@ -310,3 +310,9 @@ def test_the_cli_speaks_chinese_when_the_user_does(demo_copy, monkeypatch):
     assert refused.splitlines()[-1].startswith("错误") and "不是周次" in refused
     words = set(re.findall(r"[A-Za-z]{3,}", said.replace(str(demo_copy), "")))
     assert not words, words
+
+
+def test_serve_takes_a_tile_replica_for_a_postgresql_store_only(demo_copy):
+    result = run("serve", demo_copy, "--tile-store", "postgresql://replica/grid", code=1)
+    assert "read replica is for a PostgreSQL store only" in result.stderr
+    assert "GIS_GRID_TILE_DATABASE_URL" not in __import__("os").environ

@@ -29,6 +29,13 @@ def serve(
     store: StoreArg,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.", min=1, max=65535)] = 8000,
+    tile_store: Annotated[
+        str | None,
+        typer.Option(
+            help="A streaming read replica of a PostgreSQL store to make map tiles on "
+            "(postgresql://…)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the map pages and the web API over a store (OpenAPI at /docs; bearer tokens).
 
@@ -46,16 +53,22 @@ def serve(
     # by import string: the core never imports the web app. The factory reads the store
     # from the environment while it builds the app, and the URL (which may hold a
     # password) leaves the environment again before anything is served
-    had = os.environ.get("GIS_GRID_DATABASE_URL")
-    os.environ["GIS_GRID_DATABASE_URL"] = url
+    if tile_store is not None and "://" not in url:
+        raise InputError(say("problem_tile_replica_kind", store=shown(url)))
+    given = {"GIS_GRID_DATABASE_URL": url, "GIS_GRID_TILE_DATABASE_URL": tile_store}
+    had = {name: os.environ.get(name) for name in given}
+    for name, value in given.items():
+        if value is not None:
+            os.environ[name] = value
     config = uvicorn.Config("api.main:create_app", factory=True, host=host, port=port)
     try:
         config.load()
     finally:
-        if had is None:
-            os.environ.pop("GIS_GRID_DATABASE_URL", None)
-        else:
-            os.environ["GIS_GRID_DATABASE_URL"] = had
+        for name, value in had.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     uvicorn.Server(config).run()
 
 

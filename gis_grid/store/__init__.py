@@ -26,7 +26,9 @@ def resolve_url(url: str | os.PathLike | None) -> str:
     return os.fspath(url)
 
 
-def open_store(url: str | os.PathLike | None = None, *, create: bool = False) -> Store:
+def open_store(
+    url: str | os.PathLike | None = None, *, create: bool = False, tile_url: str | None = None
+) -> Store:
     """Open the store a user named: a ``.gpkg`` path or a ``postgresql://`` URL.
 
     Parameters
@@ -37,6 +39,8 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = False) ->
     create : bool
         Create an empty store (a new GeoPackage file, or the schema in an
         existing PostgreSQL database) when there is none.
+    tile_url : str, optional
+        A streaming read replica of a PostgreSQL store to make vector tiles on.
 
     Raises
     ------
@@ -47,7 +51,9 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = False) ->
     if text.startswith(("postgresql://", "postgres://")):
         from gis_grid.store.postgis import PostGISStore
 
-        return PostGISStore(text, create=create)
+        return PostGISStore(text, create=create, tile_url=tile_url)
+    if tile_url is not None:
+        raise StoreError(say("problem_tile_replica_kind", store=text))
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreError(say("problem_store_scheme", scheme=scheme))

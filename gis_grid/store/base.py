@@ -384,14 +384,25 @@ CASE_GROUP_COLUMNS = (
     "timed",
     "on_time",
 )
-#: The grid that owns a case in SQL: its owner, else the deepest grid of its chain.
-CASE_OWNER_SQL = (
-    "coalesce(nullif(owner_code, ''), unit_code, building_code, courtyard_code, area_code, "
-    "community_code)"
-)
+
+
+def case_owner_sql(row: str = "") -> str:
+    """The grid that owns a case in SQL: its owner, else the deepest grid of its chain.
+
+    ``row``: the name the case's row goes by in the query (``old.``), if any. A
+    community code of ``''`` is PostGIS's partition key of no community.
+    """
+    return (
+        f"coalesce(nullif({row}owner_code, ''), {row}unit_code, {row}building_code, "
+        f"{row}courtyard_code, {row}area_code, nullif({row}community_code, ''))"
+    )
+
+
+CASE_OWNER_SQL = case_owner_sql()
 #: Which group expression each grouping takes.
 CASE_GROUP_KEYS = {
     **{f"{lv.key}": f"{lv.key}_code" for lv in Level},
+    "community": "nullif(community_code, '')",
     "department": "department",
     "owner": CASE_OWNER_SQL,
 }

@@ -17,13 +17,15 @@ against both), with the heavy work pushed down into SQL:
 Connections come from a psycopg 3 pool that checks each connection on checkout
 (:func:`check_connection`), so the store carries on after a PostgreSQL
 restart. Vector tiles come from a second, small pool whose sessions never plan
-in parallel nor JIT-compile (see :data:`TILE_SESSION`). Values only ever
-travel as parameters; identifiers are fixed in this module.
+in parallel nor JIT-compile (see :data:`TILE_SESSION`), on a read replica
+when one is named (``tile_url``). Values only ever travel as parameters;
+identifiers are fixed in this module.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 
 import pandas as pd
@@ -40,6 +42,7 @@ from gis_grid.store.postgis.connection import (
     TILE_SESSION,
     S,
     check_connection,
+    lsn,
     metric_srids,
     migrate,
     schema_revision,
@@ -50,6 +53,11 @@ from gis_grid.store.postgis.layers import PostGISLayers
 from gis_grid.store.postgis.lookup import INDEX_RECHECK, PostGISLookup
 from gis_grid.store.postgis.revisions import PostGISRevisions
 from gis_grid.store.postgis.tiles import PostGISTiles
+
+#: Seconds a tile waits for the read replica to catch up before the primary makes it.
+REPLICA_WAIT = 0.25
+#: How far a replica has replayed the primary's log (NULL on a database not in recovery).
+REPLAYED = "SELECT pg_last_wal_replay_lsn()::text"
 
 
 class PostGISStore(
@@ -74,12 +82,29 @@ class PostGISStore(
         to run ``gis-grid migrate``).
     pool_size : int
         Connections kept at most.
+    tile_url : str, optional
+        A read replica of the database (streaming replication) to make vector
+        tiles on; everything else reads and writes ``url``. A tile is made on
+        the replica only once it has replayed what the primary had written when
+        the tile's cache key was read (:meth:`generation`), else on the
+        primary, so a cached tile is never older than its key.
     """
 
     def __init__(
-        self, url: str, *, create: bool = False, pool_size: int = 4, lookup_index: bool = True
+        self,
+        url: str,
+        *,
+        create: bool = False,
+        pool_size: int = 4,
+        lookup_index: bool = True,
+        tile_url: str | None = None,
     ) -> None:
         self.url = url
+        self.tile_url = tile_url
+        #: The primary's WAL position when a cache key was last read, and how far the
+        #: replica was last seen to have replayed (both as integers; see _tile_cursor).
+        self._wanted_lsn = 0
+        self._replayed_lsn = 0
         #: Answer map clicks (:meth:`chain`) from an in-process index of the grids
         #: and staff while it matches the database's grid generation (see chain).
         self.lookup_index = lookup_index
@@ -88,6 +113,8 @@ class PostGISStore(
         self._chains_building = False
         self._chains_checked = -INDEX_RECHECK
         self._chains_lock = threading.Lock()
+        #: Partitions (community codes by table) committed writes have found or made.
+        self._partition_keys: dict[str, set[str]] = {}
         revision = schema_revision(url)
         if revision != SCHEMA_REVISION:
             if revision is not None and revision > SCHEMA_REVISION:
@@ -111,6 +138,10 @@ class PostGISStore(
                     )
                 )
             migrate(url)
+        if tile_url is not None and schema_revision(tile_url) != SCHEMA_REVISION:
+            raise StoreError(
+                say("problem_tile_replica", url=shown_url(tile_url), need=SCHEMA_REVISION)
+            )
         self.pool_size = pool_size
         self._pool = ConnectionPool(
             url,
@@ -121,15 +152,15 @@ class PostGISStore(
             check=check_connection,
             kwargs={"options": f"-c search_path={S},public"},
         )
-        self._tile_pool: ConnectionPool | None = None
+        self._tile_pools: dict[str, ConnectionPool] = {}
         self._tile_pool_lock = threading.Lock()
         self._grid_tile_queries: dict[tuple, str] = {}
 
     def close(self) -> None:
         """Close the pools."""
         self._pool.close()
-        if self._tile_pool is not None:
-            self._tile_pool.close()
+        for pool in self._tile_pools.values():
+            pool.close()
 
     def __repr__(self) -> str:
         return f"PostGISStore({shown_url(self.url)!r})"
@@ -149,16 +180,25 @@ class PostGISStore(
 
     @contextmanager
     def _tile_cursor(self):
-        """A cursor for tiles: autocommit, from the pool of :data:`TILE_SESSION` sessions.
+        """A cursor for tiles: autocommit, from a pool of :data:`TILE_SESSION` sessions.
 
-        The pool opens on the first tile, so a command that makes none holds
-        no connection for it.
+        On the replica (``tile_url``) when it has replayed what the primary had
+        written when the tile's key was read, else on the primary. A pool opens
+        on the first tile it makes, so a command that makes none holds no
+        connection for it.
         """
-        if self._tile_pool is None:
+        url = self.tile_url if self.tile_url is not None and self._replica_current() else self.url
+        with self._tile_pool(url).connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    def _tile_pool(self, url: str) -> ConnectionPool:
+        pool = self._tile_pools.get(url)
+        if pool is None:
             with self._tile_pool_lock:
-                if self._tile_pool is None:
-                    self._tile_pool = ConnectionPool(
-                        self.url,
+                pool = self._tile_pools.get(url)
+                if pool is None:
+                    pool = self._tile_pools[url] = ConnectionPool(
+                        url,
                         min_size=1,
                         max_size=self.pool_size,
                         open=True,
@@ -169,8 +209,31 @@ class PostGISStore(
                             "options": f"-c search_path={S},public {TILE_SESSION}",
                         },
                     )
-        with self._tile_pool.connection() as conn, conn.cursor() as cur:
-            yield cur
+        return pool
+
+    def _note_position(self, position: str | None) -> None:
+        """Remember the primary's WAL position read with a cache key (tiles must have seen it)."""
+        if position is not None:
+            self._wanted_lsn = max(self._wanted_lsn, lsn(position))
+
+    def _replica_current(self, wait: float = REPLICA_WAIT) -> bool:
+        """Whether the replica has replayed up to :attr:`_wanted_lsn` (waiting up to ``wait`` s).
+
+        A database not in recovery (a logical replica, a copy) replays nothing
+        and counts as current.
+        """
+        if self._replayed_lsn >= self._wanted_lsn:
+            return True
+        end = time.monotonic() + wait
+        while True:
+            with self._tile_pool(self.tile_url).connection() as conn:
+                replayed = conn.execute(REPLAYED).fetchone()[0]
+            self._replayed_lsn = max(
+                self._replayed_lsn, self._wanted_lsn if replayed is None else lsn(replayed)
+            )
+            if self._replayed_lsn >= self._wanted_lsn or time.monotonic() >= end:
+                return self._replayed_lsn >= self._wanted_lsn
+            time.sleep(0.01)
 
     def _frame(self, sql: str, params=None) -> pd.DataFrame:
         with self._cursor() as cur:

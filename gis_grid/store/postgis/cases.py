@@ -19,17 +19,24 @@ from gis_grid.store.base import (
     CASE_OWNER_SQL,
     LATE_STATUSES,
     case_group_frame,
+    case_owner_sql,
     late_group_frame,
     late_terms,
     log_frame,
     records,
 )
+from gis_grid.store.postgis import partitions
 from gis_grid.store.postgis.connection import plain
 
 #: A timestamp as the stores' ISO text (to_char's format).
 ISO = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
 _SELECT = ", ".join(
-    f"{c}::text" if c in ("at", "received_at", "due", "detail") else c for c in CASE_LOG_COLUMNS
+    f"{c}::text"
+    if c in ("at", "received_at", "due", "detail")
+    else "nullif(community_code, '')"  # the partition key of no community: None
+    if c == "community_code"
+    else c
+    for c in CASE_LOG_COLUMNS
 )
 
 
@@ -88,22 +95,16 @@ class PostGISCases:
 
     def case_row(self, case_id: str) -> dict | None:
         """A case's stored row (no geometry) as a plain dict, or None."""
-        from gis_grid.store.postgis.layers import read_layers
+        from gis_grid.store.postgis.layers import read_layers, select_columns
 
         with self._cursor() as cur:
             schema = read_layers(cur).get(CASE_LAYER)
             if schema is None:
                 return None
             cols = [*schema.columns, *LINK_COLUMNS]
-            kinds = schema.kinds()
             cur.execute(
                 sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
-                    sql.SQL(", ").join(
-                        sql.SQL("{}::text").format(sql.Identifier(c))
-                        if kinds.get(c) in ("time", "date")
-                        else sql.Identifier(c)
-                        for c in cols
-                    ),
+                    sql.SQL(", ").join(select_columns(schema.kinds(), cols)),
                     sql.Identifier(CASE_LAYER),
                 ),
                 [str(case_id)],
@@ -152,8 +153,30 @@ class PostGISCases:
 
         from gis_grid.domain.errors import DuplicateCodeError
 
+        case = {**case, "community_code": partitions.key_of(case.get("community_code"))}
+        log = {**log, "community_code": partitions.key_of(log.get("community_code"))}
         cols = list(case)
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # ids are unique within the layer, not just within a community's partition: a
+            # report waits only for one with the same id, and for bulk writes of the layer
+            cur.execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtext(%s)), "
+                "pg_advisory_xact_lock(hashtext(%s))",
+                ["layer:" + CASE_LAYER, f"case:{case['id']}"],
+            )
+            cur.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(sql.Identifier(CASE_LAYER)),
+                [str(case["id"])],
+            )
+            if cur.fetchone() is not None:
+                raise DuplicateCodeError(say("problem_case_id_taken", case=repr(case["id"])))
+            seen = {
+                table: partitions.ensure(cur, table, [key], self._partition_keys.get(table))
+                for table, key in (
+                    (CASE_LAYER, case["community_code"]),
+                    (partitions.CASE_LOG, log["community_code"]),
+                )
+            }
             try:
                 cur.execute(
                     sql.SQL(
@@ -178,6 +201,13 @@ class PostGISCases:
                 [plain(log[c]) for c in CASE_LOG_COLUMNS],
             )
             cur.execute("SELECT nextval('generation')")
+        self._seen_partitions(seen)
+
+    def _seen_partitions(self, seen: dict) -> None:
+        """Remember partitions a committed write found or made (a report then asks nothing)."""
+        for table, keys in seen.items():
+            if keys is not None:
+                self._partition_keys[table] = keys
 
     def late_groups(self, cutoff) -> pd.DataFrame:
         """The cases late at ``cutoff`` counted by owning grid, category and status (one scan)."""
@@ -201,11 +231,7 @@ class PostGISCases:
         """
         cutoff = str(cutoff)
         t = f'"{CASE_LAYER}"'
-        owner = CASE_OWNER_SQL.replace("owner_code", "old.owner_code").replace(
-            "unit_code", "old.unit_code"
-        )
-        for col in ("building_code", "courtyard_code", "area_code", "community_code"):
-            owner = owner.replace(f", {col}", f", old.{col}")
+        owner = case_owner_sql("old.")
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE sweep_owner (owner text PRIMARY KEY, next text) ON COMMIT DROP"
@@ -230,8 +256,9 @@ class PostGISCases:
                 f"FROM {t} old, sweep_owner o, sweep_due d WHERE old.id = c.id "
                 f"AND o.owner = {owner} AND d.category = old.category AND d.status = old.status "
                 f"AND old.deadline < %(cutoff)s AND old.status IN ({states}) "
-                "RETURNING c.id, coalesce(old.version, 1) + 1 AS seq, coalesce(old.community_code, "
-                "CASE WHEN length(o.next) >= 12 THEN left(o.next, 12) END) AS community, "
+                "RETURNING c.id, coalesce(old.version, 1) + 1 AS seq, coalesce(nullif("
+                "old.community_code, ''), CASE WHEN length(o.next) >= 12 THEN left(o.next, 12) "
+                "END, '') AS community, "
                 f"old.status, old.deadline AS due, d.deadline AS new_deadline, "
                 f"coalesce(old.escalation, 0) + 1 AS level, {owner} AS before, o.next), "
                 f"logged AS (INSERT INTO case_log ({', '.join(CASE_LOG_COLUMNS)}) "
@@ -256,11 +283,14 @@ class PostGISCases:
         elif drop:
             cur.execute("DELETE FROM case_log WHERE case_id = ANY(%s)", [list(map(str, drop))])
         if log is not None and len(log):
+            log = log_frame(log)
+            log["community_code"] = log["community_code"].map(partitions.key_of)
+            partitions.ensure(cur, partitions.CASE_LOG, log["community_code"].unique())
             copy = sql.SQL("COPY case_log ({}) FROM STDIN").format(
                 sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS))
             )
             with cur.copy(copy) as out:
-                for row in records(log_frame(log), CASE_LOG_COLUMNS):
+                for row in records(log, CASE_LOG_COLUMNS):
                     out.write_row(row)
 
     def record_steps(self, changes: list[dict], log: list[dict]) -> int:
@@ -297,6 +327,15 @@ class PostGISCases:
                     if found is None:
                         raise NotFoundError(say("problem_no_case", case=repr(change["id"])))
                     raise stale_case(change["id"], found[0], change["expected"])
+            log = [{**r, "community_code": partitions.key_of(r.get("community_code"))} for r in log]
+            seen = {
+                partitions.CASE_LOG: partitions.ensure(
+                    cur,
+                    partitions.CASE_LOG,
+                    {r["community_code"] for r in log},
+                    self._partition_keys.get(partitions.CASE_LOG),
+                )
+            }
             cur.executemany(
                 sql.SQL("INSERT INTO case_log ({}) VALUES ({})").format(
                     sql.SQL(", ").join(map(sql.Identifier, CASE_LOG_COLUMNS)),
@@ -305,4 +344,5 @@ class PostGISCases:
                 [[plain(r.get(c)) for c in CASE_LOG_COLUMNS] for r in log],
             )
             cur.execute("SELECT nextval('generation')")  # tile caches see it
+        self._seen_partitions(seen)
         return len(changes)

@@ -25,7 +25,7 @@ S = "gis_grid"
 
 
 #: The Alembic revision this code reads and writes (the newest migration).
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 
 
 #: The Alembic scripts (``gis_grid/store/migrations``) that build the schema.
@@ -134,6 +134,18 @@ def schema_revision(url: str) -> str | None:
             say("problem_cannot_connect", url=shown_url(url), why=str(exc).strip().splitlines()[-1])
         ) from exc
     return row[0] if row else None
+
+
+def lsn(text: str) -> int:
+    """A PostgreSQL WAL position (``pg_lsn`` as text) as a number, to compare.
+
+    Examples
+    --------
+    >>> lsn("16/B374D848") > lsn("16/B374D847") > lsn("15/FFFFFFFF")
+    True
+    """
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
 
 
 def iso_date(value) -> str | None:

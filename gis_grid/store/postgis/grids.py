@@ -38,6 +38,7 @@ from gis_grid.store.checks import (
     community_of,
     touched_communities,
 )
+from gis_grid.store.postgis import partitions
 from gis_grid.store.postgis.connection import SUBDIVIDE
 from gis_grid.store.postgis.lookup import refreshes_chains
 from gis_grid.store.revisions import write_payloads
@@ -132,6 +133,8 @@ class PostGISGrids:
                 )
                 if grids is not None:
                     self._copy_grids(cur, grids)
+                    # a community's first grids: its partition of every partitioned table
+                    partitions.ensure_everywhere(cur, communities)
                     self._rollup(cur, communities)
                     self._relink(cur, link_boxes(grids), [])
                     report.grids = len(grids)

@@ -36,6 +36,7 @@ from gis_grid.store.base import (
     relinked,
     with_communities,
 )
+from gis_grid.store.postgis import partitions
 from gis_grid.store.postgis.connection import ANALYZE_AFTER, plain
 
 _PG_TYPES = {
@@ -58,6 +59,18 @@ def read_layers(cur) -> dict[str, FeatureSchema]:
     return {name: FeatureSchema.from_json(text) for name, text in cur.fetchall()}
 
 
+def select_columns(kinds: dict[str, str], columns) -> list[sql.Composable]:
+    """A layer's columns as the store reads them: times as text, no community as NULL."""
+    return [
+        sql.SQL("{}::text").format(sql.Identifier(c))
+        if kinds.get(c) in ("time", "date")
+        else sql.SQL("nullif(community_code, '') AS community_code")
+        if c == "community_code"
+        else sql.Identifier(c)
+        for c in columns
+    ]
+
+
 def feature_terms(schema, under, where) -> tuple[list, dict]:
     """SQL terms (AND-ed) with named parameters for a layer's filters."""
     terms, params = [], {}
@@ -70,10 +83,15 @@ def feature_terms(schema, under, where) -> tuple[list, dict]:
     for column, op, arg in feature_filters(schema, under=under, where=where):
         name = sql.Identifier(column) if column else None
         if op == "null":
-            terms.append(sql.SQL("{} IS NULL").format(name))
+            terms.append(
+                sql.SQL("{} = ''" if column == "community_code" else "{} IS NULL").format(name)
+            )
         elif op == "in":
             terms.append(sql.SQL("{} = ANY({})").format(name, value([plain(v) for v in arg])))
         elif op == "under":
+            # the communities too: the query then reads their partitions only
+            communities = sorted({code[:12] for codes in arg.values() for code in codes})
+            terms.append(sql.SQL("community_code = ANY({})").format(value(communities)))
             terms.append(
                 sql.SQL("(")
                 + sql.SQL(" OR ").join(
@@ -126,20 +144,28 @@ class PostGISLayers:
         ]
         links = [
             sql.SQL("{} {}").format(
-                sql.Identifier(c), sql.SQL("double precision" if c in ("lon", "lat") else "text")
+                sql.Identifier(c),
+                sql.SQL(
+                    "double precision"
+                    if c in ("lon", "lat")
+                    else "text NOT NULL"  # the partition key: NONE outside every community
+                    if c == "community_code"
+                    else "text"
+                ),
             )
             for c in LINK_COLUMNS
         ]
         cur.execute(
             sql.SQL(
-                "CREATE TABLE {} (id text PRIMARY KEY, {}, geom geometry({}, 4326) NOT NULL)"
+                "CREATE TABLE {} (id text NOT NULL, {}, geom geometry({}, 4326) NOT NULL, "
+                "PRIMARY KEY (community_code, id)) PARTITION BY LIST (community_code)"
             ).format(
                 t, sql.SQL(", ").join([*columns, *links]), sql.SQL(_PG_GEOMETRY[schema.geometry])
             )
         )
         for suffix, expr in (
+            ("id", "(id)"),  # a case by its id, whatever its community
             ("geom", "USING gist (geom)"),
-            ("community", "(community_code)"),
             ("area", "(area_code)"),
             ("building", "(building_code)"),
             ("lonlat", "(lon, lat)"),
@@ -149,6 +175,7 @@ class PostGISLayers:
                     sql.Identifier(f"{schema.name}_{suffix}"), t
                 )
             )
+        partitions.ensure(cur, schema.name, partitions.community_keys(cur))
         index_time_column(cur, schema.name, schema.kinds())
         cur.execute(
             "INSERT INTO layers VALUES (%s, %s, %s)",
@@ -215,6 +242,8 @@ class PostGISLayers:
                 report.replaced = len(present)
                 if log is not None:
                     self._write_log(cur, None, drop=present)
+            rows["community_code"] = rows["community_code"].map(partitions.key_of)
+            partitions.ensure(cur, schema.name, rows["community_code"].unique())
             copy_sql = sql.SQL("COPY {} ({}, geom) FROM STDIN").format(
                 t, sql.SQL(", ").join(map(sql.Identifier, cols))
             )
@@ -246,31 +275,33 @@ class PostGISLayers:
         """A layer's features with their grid chain, filtered."""
         with self._cursor() as cur:
             schema = registered(read_layers(cur), layer)
-            terms, params = feature_terms(schema, under, where)
-            if bbox is not None:
-                terms.append(
-                    sql.SQL("geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326)")
-                )
-                params |= {f"b{i}": float(v) for i, v in enumerate(bbox)}
-            kinds = schema.kinds()
-            select = [
-                sql.SQL("{}::text").format(sql.Identifier(c))
-                if kinds.get(c) in ("time", "date")
-                else sql.Identifier(c)
-                for c in (*schema.columns, *LINK_COLUMNS)
-            ]
-            query = sql.SQL("SELECT {}, ST_AsBinary(geom) FROM {}").format(
-                sql.SQL(", ").join(select), sql.Identifier(layer)
-            )
-            if terms:
-                query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(terms)
-            cur.execute(query + sql.SQL(' ORDER BY id COLLATE "C"'), params)  # as SQLite sorts
+            query, params = self._features_query(schema, bbox=bbox, under=under, where=where)
+            cur.execute(query, params)
             rows = cur.fetchall()
         names = [*schema.columns, *LINK_COLUMNS, "wkb"]
         frame = pd.DataFrame(rows, columns=names) if rows else pd.DataFrame({c: [] for c in names})
         wkb = frame.pop("wkb").to_numpy(dtype=object)
         geoms = from_multi_any(shapely.from_wkb(wkb)) if len(wkb) else np.array([], dtype=object)
         return type_features(schema, frame, geoms)
+
+    def _features_query(self, layer, *, bbox=None, under=None, where=None) -> tuple:
+        """The query :meth:`features` runs, with its parameters (``layer``: name or schema).
+
+        Filtered by grids (``under``) or by community, it reads those
+        communities' partitions only.
+        """
+        schema = registered(self.layers(), layer) if isinstance(layer, str) else layer
+        terms, params = feature_terms(schema, under, where)
+        if bbox is not None:
+            terms.append(sql.SQL("geom && ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326)"))
+            params |= {f"b{i}": float(v) for i, v in enumerate(bbox)}
+        select = select_columns(schema.kinds(), (*schema.columns, *LINK_COLUMNS))
+        query = sql.SQL("SELECT {}, ST_AsBinary(geom) FROM {}").format(
+            sql.SQL(", ").join(select), sql.Identifier(schema.name)
+        )
+        if terms:
+            query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(terms)
+        return query + sql.SQL(' ORDER BY id COLLATE "C"'), params  # as SQLite sorts
 
     def _relink(self, cur, boxes: list, codes: list[str]) -> None:
         """Link again the features near grids just written or edited (inside the transaction).
@@ -311,6 +342,7 @@ class PostGISLayers:
                 params.append(list(codes))
             event = event_column(schema)
             written = [*CHAIN_COLUMNS, *(["owner_code"] if owned else [])]
+            read = select_columns({}, written)
             extra = (
                 [
                     sql.SQL("""to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS') AS event_time""").format(
@@ -322,7 +354,7 @@ class PostGISLayers:
             )
             cur.execute(
                 sql.SQL("SELECT id, lon, lat, {} FROM {} WHERE {}").format(
-                    sql.SQL(", ").join([*map(sql.Identifier, written), *extra]),
+                    sql.SQL(", ").join([*read, *extra]),
                     sql.Identifier(name),
                     sql.SQL(" OR ").join(terms),
                 ),
@@ -333,16 +365,45 @@ class PostGISLayers:
             changed = relinked(candidates, grids, since=since, removed=codes)
             if not len(changed):
                 continue
+            changed = changed.assign(
+                community_code=changed["community_code"].map(partitions.key_of)
+            )
             columns = ", ".join(f"{c} text" for c in written)
             cur.execute(f"CREATE TEMP TABLE relinked (id text, {columns}) ON COMMIT DROP")
             with cur.copy(f"COPY relinked (id, {', '.join(written)}) FROM STDIN") as copy:
                 for row in records(changed, ("id", *written)):
                     copy.write_row(row)
+            t = sql.Identifier(name)
+            # a feature now in another community moves partition: deleted and written
+            # again, never its key updated (as a Citus cluster requires of its shards)
+            everything = [*schema.columns, *LINK_COLUMNS, "geom"]
             cur.execute(
-                sql.SQL("UPDATE {} f SET {} FROM relinked r WHERE f.id = r.id").format(
-                    sql.Identifier(name),
+                sql.SQL(
+                    "WITH gone AS (DELETE FROM {t} f USING relinked r WHERE f.id = r.id "
+                    "AND f.community_code <> r.community_code RETURNING f.*) "
+                    "INSERT INTO {t} ({cols}) SELECT {values} FROM gone g JOIN relinked r "
+                    "ON r.id = g.id"
+                ).format(
+                    t=t,
+                    cols=sql.SQL(", ").join(map(sql.Identifier, everything)),
+                    values=sql.SQL(", ").join(
+                        sql.SQL("{}.{}").format(
+                            sql.Identifier("r" if c in written else "g"), sql.Identifier(c)
+                        )
+                        for c in everything
+                    ),
+                )
+            )
+            cur.execute(
+                sql.SQL(
+                    "UPDATE {} f SET {} FROM relinked r WHERE f.community_code = r.community_code "
+                    "AND f.id = r.id"
+                ).format(
+                    t,
                     sql.SQL(", ").join(
-                        sql.SQL("{0} = r.{0}").format(sql.Identifier(c)) for c in written
+                        sql.SQL("{0} = r.{0}").format(sql.Identifier(c))
+                        for c in written
+                        if c != "community_code"
                     ),
                 )
             )

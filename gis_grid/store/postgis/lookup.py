@@ -113,8 +113,14 @@ class PostGISLookup:
     def grid_generation(self) -> int:
         """A number only grid, staff and assignment writes advance (migration 0006)."""
         with self._cursor() as cur:
-            cur.execute("SELECT last_value FROM grid_generation")
-            return int(cur.fetchone()[0])
+            if self.tile_url is None:
+                cur.execute("SELECT last_value FROM grid_generation")
+                return int(cur.fetchone()[0])
+            # a grid tile is keyed on it: where the primary's log stands (see generation)
+            cur.execute("SELECT last_value, pg_current_wal_lsn()::text FROM grid_generation")
+            value, position = cur.fetchone()
+        self._note_position(position)
+        return int(value)
 
     def _chain_sql(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
         """:meth:`chain` by query: the point's codes (:meth:`lookup`), then their staff."""

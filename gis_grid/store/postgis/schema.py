@@ -3,7 +3,9 @@
 Every large table carries ``community_code`` and every key and reference
 includes it, so a deployment can distribute the tables by community (Citus
 ``create_distributed_table(..., 'community_code')``) without a constraint that
-crosses communities. ``staff`` is small and becomes a reference table.
+crosses communities. ``staff``, ``users`` and ``layers`` are small and become
+reference tables. The layers' tables (made at run time) and the case log are
+partitioned by community code (:mod:`~gis_grid.store.postgis.partitions`).
 
 A test compares these models with a migrated database (Alembic autogenerate
 must find no difference), so a schema change is a new migration plus a change
@@ -253,13 +255,15 @@ audit = Table(
     Column("detail", Text, nullable=False),
 )
 
-#: The case log (migration 0009): one row per step of a case, appended, never changed.
+#: The case log (migration 0009): one row per step of a case, appended, never changed;
+#: partitioned by community (migration 0011, see :mod:`~gis_grid.store.postgis.partitions`:
+#: ``''`` is the key of a case in no community).
 case_log = Table(
     "case_log",
     metadata,
     Column("case_id", Text, nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("community_code", Text),
+    Column("community_code", Text, nullable=False),
     Column("action", Text, nullable=False),
     Column("from_status", Text),
     Column("to_status", Text, nullable=False),
@@ -272,9 +276,11 @@ case_log = Table(
     Column("on_time", Boolean),
     Column("note", Text),
     Column("detail", JSONB),
-    PrimaryKeyConstraint("case_id", "seq", name="case_log_pkey"),
+    PrimaryKeyConstraint("community_code", "case_id", "seq", name="case_log_pkey"),
     CheckConstraint("seq >= 1", name="case_log_seq"),
     Index("case_log_at", "at"),
+    Index("case_log_case", "case_id", "seq"),
+    postgresql_partition_by="LIST (community_code)",
 )
 
 #: Advanced by every write (migration 0005): a cache key every process can read.
