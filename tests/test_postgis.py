@@ -435,3 +435,39 @@ def test_tiles_come_from_the_read_replica_once_it_has_caught_up(pg_url, demo_dat
             open_store(pg_url, tile_url=pg_url.rsplit("/", 1)[0] + "/postgres")
     finally:
         _admin(f"DROP DATABASE IF EXISTS {replica.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+def test_a_batch_answers_alike_from_the_index_and_in_sql_whole_or_halved(
+    pg_url, demo_data, monkeypatch
+):
+    """A batch on PostGIS: from the in-process index once it is current, else in SQL (in two
+    halves on two connections past SPLIT_FROM): the same codes; and a grid write by another
+    process is seen by the very next batch."""
+    import gis_grid.store.postgis.lookup as pgmod
+    from gis_grid.planning.edits import merge
+
+    rng = np.random.default_rng(21)
+    minx, miny, maxx, maxy = demo_data.grids.total_bounds
+    units = demo_data.grids.loc[demo_data.grids.level == "unit"].geometry
+    inner = units.iloc[::3].representative_point()
+    x = np.r_[rng.uniform(minx, maxx, 6000), inner.x, minx - 1]
+    y = np.r_[rng.uniform(miny, maxy, 6000), inner.y, miny - 1]
+
+    def plain(frame):
+        return frame.astype(object).where(frame.notna(), "").to_numpy()
+
+    with open_store(pg_url) as pg:
+        pg.apply(ChangeSet(demo_data.grids, demo_data.staff, demo_data.assignments))
+        whole = pg._lookup_sql(x, y)
+        monkeypatch.setattr(pgmod, "SPLIT_FROM", 1000)
+        halved = pg._lookup_sql(x, y)
+        assert pg.wait_for_index(120)
+        indexed = pg.lookup(x, y)
+        assert (plain(whole) == plain(halved)).all() and (plain(whole) == plain(indexed)).all()
+        assert whole["unit"].notna().sum() >= len(inner) and plain(whole)[-1].tolist() == [""] * 5
+        areas = sorted(demo_data.grids.loc[demo_data.grids.level == "area", "code"])
+        second = np.flatnonzero(plain(indexed)[:, 1] == areas[1])
+        with open_store(pg_url) as other:  # another process merges two areas …
+            merge(other, areas[:2])
+        after = pg.lookup(x[second], y[second])  # … and the next batch sees it
+        assert set(after["area"].astype(str)) == {areas[0]}

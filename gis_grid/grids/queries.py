@@ -98,21 +98,23 @@ class Chains:
     tell when to build it again.
     """
 
-    def __init__(self, grids: pd.DataFrame, staff_by_code: dict, stamp=None, index=None) -> None:
+    def __init__(
+        self, grids: pd.DataFrame, staff_by_code: dict, stamp=None, index=None, workers=1
+    ) -> None:
         from gis_grid.grids.lookup import GridIndex
 
         self.stamp = stamp
         # the bulk lookup's index (the store's own when it has one), so a click and a batch
-        # give the same chain
+        # give the same chain; ``workers`` as GridIndex takes them (None: the CPUs, up to 4)
         self.index = index or GridIndex(
-            grids["code"].to_numpy(), grids.geometry.to_numpy(), workers=1
+            grids["code"].to_numpy(), grids.geometry.to_numpy(), workers=workers
         )
         rows = grids[["code", "level", "name", *AGGREGATES]].itertuples(index=False)
         self.grids = {r[0]: grid_entry(r[0], r[1], r[2], r[3:]) for r in rows}
         self.staff = staff_by_code
 
     @classmethod
-    def of(cls, store, stamp=None, index=None) -> Chains:
+    def of(cls, store, stamp=None, index=None, workers=1) -> Chains:
         """The grids and staff in force today of a store (``index``: its lookup index, if built)."""
         grids = store.grids(geometry=True)
         people = staff_of(store, None)
@@ -121,7 +123,7 @@ class Chains:
             staff.setdefault(p.grid_code, []).append(
                 staff_entry(p.staff_id, p.name, p.role, p.phone)
             )
-        return cls(grids, staff, stamp, index)
+        return cls(grids, staff, stamp, index, workers)
 
     def chain(self, lon: float, lat: float) -> list[dict]:
         """The grids at a point, community first, each with its staff (as :func:`chain`).

@@ -12,6 +12,7 @@ import gc
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,60 @@ from gis_grid.store.postgis.connection import COPY_FROM
 INDEX_RECHECK = 1.0
 #: Lookups of at most this many points (map clicks) are settled without building frames.
 FEW = 16
+#: Lookups in SQL of at least this many points run in two halves on two connections.
+SPLIT_FROM = 50_000
+#: The header of PostgreSQL's binary COPY format (signature, flags, no extension).
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("li", ">i4"),
+        ("i", ">i8"),
+        ("lx", ">i4"),
+        ("x", ">f8"),
+        ("ly", ">i4"),
+        ("y", ">f8"),
+    ]
+)
+
+
+def binary_points(i: np.ndarray, x: np.ndarray, y: np.ndarray) -> bytes:
+    """Rows (``i`` bigint, ``x``, ``y`` float8) in PostgreSQL's binary COPY format, at once.
+
+    Examples
+    --------
+    >>> data = binary_points(np.array([1]), np.array([1.5]), np.array([2.0]))
+    >>> len(data) == len(_COPY_HEADER) + _COPY_ROW.itemsize + 2
+    True
+    """
+    rows = np.empty(len(x), _COPY_ROW)
+    rows["n"], rows["li"], rows["lx"], rows["ly"] = 3, 8, 8, 8
+    rows["i"], rows["x"], rows["y"] = i, x, y
+    return _COPY_HEADER + rows.tobytes() + b"\xff\xff"
+
+
+def curve_keys(x: np.ndarray, y: np.ndarray, bits: int = 16) -> np.ndarray:
+    """Each point's place along a Z-order curve over the points' box: near points, near keys.
+
+    Examples
+    --------
+    >>> curve_keys(np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.0, 0.0, 1.0, 1.0])).tolist()
+    [0, 1431655765, 2863311530, 4294967295]
+    """
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        v = v.astype(np.uint64)
+        for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+            v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+        return v
+
+    span = (1 << bits) - 1
+
+    def scaled(v: np.ndarray) -> np.ndarray:
+        low, high = float(v.min()), float(v.max())
+        return np.round((v - low) / ((high - low) or 1.0) * span)
+
+    return spread(scaled(x)) | (spread(scaled(y)) << np.uint64(1))
 
 
 def refreshes_chains(method):
@@ -67,8 +122,13 @@ class PostGISLookup:
         """The in-process grids and staff in force if current (else None, and one is built)."""
         return self._current_chains() if self.lookup_index else None
 
-    def _current_chains(self):
-        """The in-process index if it matches the database, else None (and build one)."""
+    def _current_chains(self, fresh: bool = False):
+        """The in-process index if it matches the database, else None (and build one).
+
+        ``fresh``: compare it with the database now, not only every :data:`INDEX_RECHECK` s.
+        """
+        if fresh:
+            self._chains_checked = -INDEX_RECHECK
         if time.monotonic() - self._chains_checked >= INDEX_RECHECK:
             with self._chains_lock:
                 if time.monotonic() - self._chains_checked >= INDEX_RECHECK:
@@ -88,7 +148,8 @@ class PostGISLookup:
         from gis_grid.grids.queries import Chains
 
         try:
-            self._chains = Chains.of(self, stamp)
+            # batches too are answered from it: its lookups may use the cores
+            self._chains = Chains.of(self, stamp, workers=None)
             # half a million grids are long-lived objects: keep the cyclic garbage
             # collector from walking them on every full collection (pauses of 100 ms+)
             gc.freeze()
@@ -155,16 +216,38 @@ class PostGISLookup:
         return out
 
     def lookup(self, lon, lat) -> pd.DataFrame:
-        """For each point, the grid code at each level covering it (the embedded rule)."""
+        """For each point, the grid code at each level covering it (the embedded rule).
+
+        More than :data:`FEW` points are answered from the in-process index of
+        :meth:`chain` when it matches the database's grid generation (read
+        first, so a batch sees every grid write committed before it), else in
+        SQL (see :meth:`_lookup_sql`) while an index is built. Both give the
+        same codes (a contract test).
+        """
         x = np.atleast_1d(np.asarray(lon, dtype=float))
         y = np.atleast_1d(np.asarray(lat, dtype=float))
         if x.shape != y.shape:
             raise ValueError("lon and lat must have the same length")
-        out = empty_lookup(len(x))
         if not len(x):
-            return out
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            if len(x) < COPY_FROM:  # few points: each finds its parts through the GiST index
+            return empty_lookup(0)
+        if self.lookup_index and len(x) > FEW:
+            chains = self._current_chains(fresh=True)
+            if chains is not None:
+                return chains.index.lookup(x, y)
+        return self._lookup_sql(x, y)
+
+    def _lookup_sql(self, x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
+        """:meth:`lookup` in the database: points joined to the subdivided grid parts.
+
+        A few points find their parts through the parts' GiST index. Many are
+        loaded (binary ``COPY``) into a temporary table with an index of their
+        own, and every part finds its points; past :data:`SPLIT_FROM` points the
+        batch is cut in two along a space-filling curve and the halves run on
+        two connections at once (the server's cores).
+        """
+        out = empty_lookup(len(x))
+        if len(x) < COPY_FROM:  # few points: each finds its parts through the GiST index
+            with self._pool.connection() as conn, conn.cursor() as cur:
                 # one statement, read-only: no transaction around it (BEGIN and ROLLBACK
                 # were two of the three round trips of a map click)
                 conn.autocommit = True
@@ -179,51 +262,66 @@ class PostGISLookup:
                     rows = cur.fetchall()
                 finally:
                     conn.autocommit = False
-            else:  # many points: indexed once, then every part finds its points (LATERAL)
-                with conn.transaction():
-                    # no JIT (compiling costs more than it saves here), sort in memory
-                    cur.execute("SET LOCAL jit = off")
-                    cur.execute("SET LOCAL work_mem = '256MB'")
-                    cur.execute(
-                        "CREATE TEMP TABLE pts (i bigint, x float8, y float8, g geometry "
-                        "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(x, y), 4326)) STORED) "
-                        "ON COMMIT DROP"
-                    )
-                    with cur.copy("COPY pts (i, x, y) FROM STDIN") as copy:
-                        copy.write(
-                            "".join(
-                                f"{i}\t{a!r}\t{b!r}\n"
-                                for i, a, b in zip(
-                                    range(1, len(x) + 1), x.tolist(), y.tolist(), strict=True
-                                )
-                            )
-                        )
-                    cur.execute("CREATE INDEX ON pts USING gist (g)")
-                    cur.execute("ANALYZE pts")
-                    cur.execute(
-                        "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
-                        # OFFSET 0 keeps the join polygon-driven (the planner would turn
-                        # it into one index probe per point, ~6x slower)
-                        "FROM grid_parts gp CROSS JOIN LATERAL (SELECT i FROM pts "
-                        "WHERE ST_Intersects(gp.geom, pts.g) OFFSET 0) p "
-                        "ORDER BY p.i, gp.level, gp.code"
-                    )
-                    rows = cur.fetchall()
-        if len(x) <= FEW:
-            return self._few(rows, x, y)
+            if len(x) <= FEW:
+                return self._few(rows, x, y)
+        else:
+            order = np.arange(len(x))
+            if len(x) >= SPLIT_FROM and self.pool_size >= 2:
+                order = order[np.argsort(curve_keys(x, y), kind="stable")]
+                halves = [order[: len(x) // 2], order[len(x) // 2 :]]
+                with ThreadPoolExecutor(2) as pool:
+                    parts = list(pool.map(lambda rows: self._join(rows, x[rows], y[rows]), halves))
+                rows = [row for part in parts for row in part]
+            else:
+                rows = self._join(order, x, y)
         if not rows:
             return out
-        found = pd.DataFrame(rows, columns=["i", "level", "code"])
-        for level, part in found.groupby("level"):
-            column = out[level].to_numpy(dtype=object).copy()
-            column[part["i"].to_numpy() - 1] = part["code"].to_numpy()
-            out[level] = column
+        at = np.fromiter((r[0] for r in rows), np.int64, len(rows)) - 1
+        levels = np.array([r[1] for r in rows], dtype=object)
+        codes = np.array([r[2] for r in rows], dtype=object)
+        columns = {}
+        for level in Level:
+            column = columns[level.key] = np.full(len(x), None, dtype=object)
+            mine = levels == level.key
+            column[at[mine]] = codes[mine]
         # units only inside the building found (as the embedded index searches them)
-        stray = out["unit"].notna() & (out["unit"].str.slice(0, 21) != out["building"])
-        out.loc[stray, "unit"] = None
+        units, buildings = columns["unit"], columns["building"]
+        for k in np.flatnonzero(units != None):  # noqa: E711 (elementwise)
+            if units[k][:21] != buildings[k]:
+                units[k] = None
+        out = pd.DataFrame(columns)
         return settle_codes(
             out, lambda level, parents, rows: self._near(level, parents, x[rows], y[rows])
         )
+
+    def _join(self, rows: np.ndarray, x: np.ndarray, y: np.ndarray) -> list[tuple]:
+        """(point number from 1, level, code) of the parts covering points ``rows``.
+
+        On one connection: the points are indexed once, then every part finds its points.
+        """
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # no JIT (compiling costs more than it saves here), sort in memory
+            cur.execute("SET LOCAL jit = off")
+            cur.execute("SET LOCAL work_mem = '256MB'")
+            cur.execute(
+                "CREATE TEMP TABLE pts (i bigint, x float8, y float8, g geometry "
+                "GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(x, y), 4326)) STORED) "
+                "ON COMMIT DROP"
+            )
+            with cur.copy("COPY pts (i, x, y) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(binary_points(rows + 1, x, y))
+            # no ANALYZE: the plan below is fixed by its form, and statistics took longer
+            # to gather than the index to build
+            cur.execute("CREATE INDEX ON pts USING gist (g)")
+            cur.execute(
+                "SELECT DISTINCT ON (p.i, gp.level) p.i, gp.level, gp.code "
+                # OFFSET 0 keeps the join polygon-driven (the planner would turn
+                # it into one index probe per point, ~6x slower)
+                "FROM grid_parts gp CROSS JOIN LATERAL (SELECT i FROM pts "
+                "WHERE ST_Intersects(gp.geom, pts.g) OFFSET 0) p "
+                "ORDER BY p.i, gp.level, gp.code"
+            )
+            return cur.fetchall()
 
     def _few(self, rows, x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
         """:meth:`lookup`'s answer for a handful of points from the query's rows, frame-free."""
