@@ -140,6 +140,13 @@ def test_no_community_reads_back_as_none_and_ids_stay_unique_in_the_layer(loaded
         assert stray["community_code"] is None and stray["area_code"] is None
         outside = store.features("lighting", where={"community_code": None})
         assert "far-away" in set(outside["id"]) and outside["community_code"].isna().all()
+        import mapbox_vector_tile
+        import morecantile
+
+        t = morecantile.tms.get("WebMercatorQuad").tile(100.0, 30.0, 14)
+        tile = store.mvt("lighting", ["id", "community_code"], t.z, t.x, t.y)
+        (lamp,) = mapbox_vector_tile.decode(tile)["lighting"]["features"]
+        assert lamp["properties"] == {"id": "far-away"}  # no community: no attribute
         assert store.case_row(store.features(CASE_LAYER)["id"].iloc[0])["community_code"] in (
             communities
         )

@@ -154,7 +154,13 @@ class PostGISTiles:
                 "g.geom",
                 "ST_Transform(g.geom, 3857)",
             )
-        cols = sql.SQL(", ").join(sql.SQL("g.") + sql.Identifier(a) for a in attributes)
+        cols = sql.SQL(", ").join(
+            # a feature in no community: no attribute (its partition key is '')
+            sql.SQL("nullif(g.community_code, '') AS community_code")
+            if a == "community_code" and layer not in LEVEL_KEYS
+            else sql.SQL("g.") + sql.Identifier(a)
+            for a in attributes
+        )
         envelope = sql.SQL(
             f"WITH b AS (SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc, {box} AS box) "
         )
