@@ -164,3 +164,24 @@ def test_read_table_keeps_the_partition_key(two_communities):
     log = read_table(folder, "case_log", manifest, communities=[first])
     assert set(log["community_code"]) == {first}
     assert isinstance(read_table(folder, "staff", manifest), pd.DataFrame)
+
+
+def test_one_community_loads_with_its_own_people_only(two_communities, tmp_path):
+    """A batch task's store of one community holds that community's grids, the people
+    assigned to them and its features: not the whole city's staff."""
+    from gis_grid.sources.parquet import import_parquet
+    from gis_grid.store import open_store
+
+    path, folder = two_communities
+    with open_store(path) as whole:
+        first = sorted(whole.grids(level="community")["code"])[0]
+        assigned = whole.assignments()
+        assigned = assigned.loc[assigned["grid_code"].str.startswith(first)]
+        incidents = whole.features("incidents", under=[first])
+        assert len(whole.staff()) > assigned["staff_id"].nunique()
+    with open_store(tmp_path / "one.gpkg", create=True) as one:
+        import_parquet(one, folder, communities=[first])
+        assert set(one.staff()["staff_id"]) == set(assigned["staff_id"])
+        assert len(one.assignments()) == len(assigned)
+        assert set(one.grids()["code"].str.slice(0, 12)) == {first}
+        assert sorted(one.features("incidents")["id"]) == sorted(incidents["id"])

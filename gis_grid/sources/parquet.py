@@ -275,11 +275,11 @@ def import_parquet(store, folder, *, communities=None, progress=None) -> dict:
             return sum(store.stats()["grids"].values())
         frame = read_table(folder, "grids", manifest, communities)
         assignments = read_table(folder, "assignments", manifest)
-        if communities is not None:
+        staff = read_table(folder, "staff", manifest)
+        if communities is not None:  # their grids' people only, not the city's
             assignments = assignments.loc[assignments["grid_code"].isin(frame["code"])]
-        changes = ChangeSet(
-            frame, read_table(folder, "staff", manifest), assignments, accept_problems=True
-        )
+            staff = staff.loc[staff["staff_id"].isin(assignments["staff_id"])]
+        changes = ChangeSet(frame, staff, assignments, accept_problems=True)
         return store.apply(changes).grids
 
     def layer(name):
