@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -431,6 +432,11 @@ def test_tiles_come_from_the_read_replica_once_it_has_caught_up(pg_url, demo_dat
             assert "on the replica" not in names(store)
             monkeypatch.setattr(pgmod, "REPLAYED", "SELECT NULL::text")
             assert names(store) == {"on the replica"}
+            # the replica goes away: tiles come from the primary, after a second's wait at most
+            _admin(f"DROP DATABASE {replica.rsplit('/', 1)[1]} WITH (FORCE)")
+            started = time.monotonic()
+            assert names(store) and "on the replica" not in names(store)
+            assert time.monotonic() - started < 10
         with pytest.raises(StoreError, match="read replica"):
             open_store(pg_url, tile_url=pg_url.rsplit("/", 1)[0] + "/postgres")
     finally:

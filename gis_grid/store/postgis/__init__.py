@@ -24,12 +24,14 @@ identifiers are fixed in this module.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pandas as pd
-from psycopg_pool import ConnectionPool
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gis_grid.domain.errors import StoreError
 from gis_grid.domain.messages import say
@@ -56,6 +58,10 @@ from gis_grid.store.postgis.tiles import PostGISTiles
 
 #: Seconds a tile waits for the read replica to catch up before the primary makes it.
 REPLICA_WAIT = 0.25
+#: Seconds to wait for a connection to the read replica, and to leave it alone after it
+#: failed to answer (tiles then come from the primary).
+REPLICA_CONNECT = 1.0
+REPLICA_RETRY = 30.0
 #: How far a replica has replayed the primary's log (NULL on a database not in recovery).
 REPLAYED = "SELECT pg_last_wal_replay_lsn()::text"
 
@@ -87,7 +93,9 @@ class PostGISStore(
         tiles on; everything else reads and writes ``url``. A tile is made on
         the replica only once it has replayed what the primary had written when
         the tile's cache key was read (:meth:`generation`), else on the
-        primary, so a cached tile is never older than its key.
+        primary, so a cached tile is never older than its key. A replica that
+        does not answer is left alone for :data:`REPLICA_RETRY` s while the
+        primary makes the tiles.
     """
 
     def __init__(
@@ -105,6 +113,7 @@ class PostGISStore(
         #: replica was last seen to have replayed (both as integers; see _tile_cursor).
         self._wanted_lsn = 0
         self._replayed_lsn = 0
+        self._replica_down_until = 0.0
         #: Answer map clicks (:meth:`chain`) from an in-process index of the grids
         #: and staff while it matches the database's grid generation (see chain).
         self.lookup_index = lookup_index
@@ -187,9 +196,19 @@ class PostGISStore(
         on the first tile it makes, so a command that makes none holds no
         connection for it.
         """
-        url = self.tile_url if self.tile_url is not None and self._replica_current() else self.url
-        with self._tile_pool(url).connection() as conn, conn.cursor() as cur:
-            yield cur
+        with ExitStack() as stack:
+            conn = None
+            if self.tile_url is not None and self._replica_current():
+                try:
+                    conn = stack.enter_context(
+                        self._tile_pool(self.tile_url).connection(timeout=REPLICA_CONNECT)
+                    )
+                except PoolTimeout:
+                    self._replica_failed()
+            if conn is None:
+                conn = stack.enter_context(self._tile_pool(self.url).connection())
+            with conn.cursor() as cur:
+                yield cur
 
     def _tile_pool(self, url: str) -> ConnectionPool:
         pool = self._tile_pools.get(url)
@@ -222,18 +241,33 @@ class PostGISStore(
         A database not in recovery (a logical replica, a copy) replays nothing
         and counts as current.
         """
+        if time.monotonic() < self._replica_down_until:
+            return False
         if self._replayed_lsn >= self._wanted_lsn:
             return True
         end = time.monotonic() + wait
         while True:
-            with self._tile_pool(self.tile_url).connection() as conn:
-                replayed = conn.execute(REPLAYED).fetchone()[0]
+            try:
+                with self._tile_pool(self.tile_url).connection(timeout=REPLICA_CONNECT) as conn:
+                    replayed = conn.execute(REPLAYED).fetchone()[0]
+            except (PoolTimeout, psycopg.OperationalError):
+                self._replica_failed()
+                return False
             self._replayed_lsn = max(
                 self._replayed_lsn, self._wanted_lsn if replayed is None else lsn(replayed)
             )
             if self._replayed_lsn >= self._wanted_lsn or time.monotonic() >= end:
                 return self._replayed_lsn >= self._wanted_lsn
             time.sleep(0.01)
+
+    def _replica_failed(self) -> None:
+        """The replica does not answer: the primary makes tiles for :data:`REPLICA_RETRY` s."""
+        self._replica_down_until = time.monotonic() + REPLICA_RETRY
+        logging.getLogger("gis_grid").warning(
+            "the tile replica %s does not answer; tiles come from the primary for %.0f s",
+            shown_url(self.tile_url),
+            REPLICA_RETRY,
+        )
 
     def _frame(self, sql: str, params=None) -> pd.DataFrame:
         with self._cursor() as cur:
