@@ -221,8 +221,8 @@ class PostGISLookup:
         More than :data:`FEW` points are answered from the in-process index of
         :meth:`chain` when it matches the database's grid generation (read
         first, so a batch sees every grid write committed before it), else in
-        SQL (see :meth:`_lookup_sql`) while an index is built. Both give the
-        same codes (a contract test).
+        SQL (see :meth:`_lookup_sql`) while an index is built in the background.
+        Both give the same codes (tests/test_postgis.py holds them to it).
         """
         x = np.atleast_1d(np.asarray(lon, dtype=float))
         y = np.atleast_1d(np.asarray(lat, dtype=float))
