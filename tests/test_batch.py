@@ -20,8 +20,12 @@ SINCE, UNTIL, AT = dt.datetime(2026, 9, 1), dt.datetime(2026, 12, 1), dt.datetim
 
 @pytest.fixture(scope="module")
 def client():
-    """A LocalCluster of two worker processes, one thread each."""
-    client, cluster = jobs.connect(local=2, memory_limit="1GB")
+    """A LocalCluster of two worker processes, one thread each.
+
+    2 GB each: a worker holds ~0.8 GB once the statistics' libraries are loaded, and
+    past 80% of its limit it pauses (under 1 GB a job could wait on paused workers).
+    """
+    client, cluster = jobs.connect(local=2, memory_limit="2GB")
     yield client
     client.close()
     cluster.close()
@@ -154,3 +158,61 @@ def test_a_second_job_on_the_same_cluster_answers_for_itself(client, two_communi
         client=client,
     )
     assert narrow["reported"].sum() < wide["reported"].sum()
+
+
+def test_workers_paused_at_their_memory_limit_are_a_clear_error(
+    two_communities, tmp_path, monkeypatch
+):
+    """Every worker paused (memory past the pause fraction, here set to 1%): the job stops
+    with what to do instead of waiting for ever, and writes nothing."""
+    import dask
+
+    _, folder = two_communities
+    monkeypatch.setattr(jobs, "STALL_CHECK", 0.5)
+    monkeypatch.setattr(jobs, "STALL_LIMIT", 2.0)
+    settings = {
+        "distributed.worker.memory.pause": 0.01,
+        "distributed.worker.memory.terminate": False,
+        "distributed.worker.memory.spill": False,
+        "distributed.worker.memory.target": False,
+    }
+    with dask.config.set(settings):
+        client, cluster = jobs.connect(local=1, memory_limit="2GB")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the memory monitor has seen it
+            if {w["status"] for w in client.scheduler_info()["workers"].values()} == {"paused"}:
+                break
+            time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(InputError, match="paused at their memory limit"):
+            jobs.indicators(
+                folder, tmp_path / "ind.parquet", since=SINCE, until=UNTIL, at=AT, client=client
+            )
+        assert time.monotonic() - started < 30
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _hog():
+    """A task that takes far more memory than its worker may hold."""
+    import numpy as np
+
+    block = np.ones(400_000_000, dtype=np.uint8)  # 400 MB, touched
+    time.sleep(5)
+    return int(block[-1])
+
+
+def test_a_task_that_gets_its_worker_killed_is_a_clear_error():
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        client, cluster = jobs.connect(local=1, memory_limit="400MB")
+    try:
+        with pytest.raises(InputError, match="partition hog got its worker killed"):
+            jobs._run(client, [("hog", _hog, ())])
+    finally:
+        client.close()
+        cluster.close()

@@ -29,6 +29,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -111,7 +112,7 @@ def _run(client, tasks: list[tuple[str, Callable, tuple]], progress=None) -> lis
             if progress:
                 progress(name)
         return out
-    from distributed import as_completed
+    from distributed import KilledWorker, wait
 
     # keys name the job and the partition, and are unique per run: a scheduler that still
     # holds a finished task of an earlier job under the same name must not answer for it
@@ -121,11 +122,63 @@ def _run(client, tasks: list[tuple[str, Callable, tuple]], progress=None) -> lis
         for i, (name, fn, args) in enumerate(tasks)
     }
     results = [None] * len(tasks)
-    for future in as_completed(futures):
-        results[futures[future]] = future.result()
-        if progress:
-            progress(tasks[futures[future]][0])
+    pending, stalled = set(futures), None
+    try:
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=STALL_CHECK, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # nothing finished: is anybody able to work?
+                stalled = _paused(client, stalled)
+                continue
+            stalled = None
+            for future in done:
+                try:
+                    results[futures[future]] = future.result()
+                except KilledWorker as exc:
+                    raise InputError(
+                        say("problem_batch_worker_killed", task=tasks[futures[future]][0])
+                    ) from exc
+                if progress:
+                    progress(tasks[futures[future]][0])
+    finally:
+        if pending:
+            client.cancel(list(pending))
     return results
+
+
+#: Seconds between checks of a job that has finished no task; after :data:`STALL_LIMIT`
+#: seconds with every worker paused at its memory limit, the job is given up.
+STALL_CHECK = 5.0
+STALL_LIMIT = 60.0
+
+
+def _paused(client, since: float | None) -> float | None:
+    """When every worker was first seen paused (None: some worker can run).
+
+    Past :data:`STALL_LIMIT` seconds so, a clear error instead of waiting for ever.
+    A worker past its memory limit's pause fraction (Dask's ``distributed.worker.
+    memory.pause``, 80%) runs nothing until its memory falls, and memory held by
+    the libraries a task loaded never falls: with every worker so, a job waits for
+    ever.
+    """
+    workers = client.scheduler_info()["workers"].values()
+    if not workers or any(w.get("status") != "paused" for w in workers):
+        return None
+    now = time.monotonic()
+    if since is None:
+        return now
+    if now - since < STALL_LIMIT:
+        return since
+    used = max(w.get("metrics", {}).get("memory", 0) for w in workers)
+    limit = max(w.get("memory_limit", 0) for w in workers)
+    raise InputError(
+        say(
+            "problem_batch_workers_paused",
+            n=len(workers),
+            used=f"{used / 1e6:,.0f} MB",
+            limit=f"{limit / 1e6:,.0f} MB",
+        )
+    )
 
 
 # -- link ------------------------------------------------------------------------------
