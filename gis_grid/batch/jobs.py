@@ -112,8 +112,6 @@ def _run(client, tasks: list[tuple[str, Callable, tuple]], progress=None) -> lis
             if progress:
                 progress(name)
         return out
-    from distributed import KilledWorker, wait
-
     # keys name the job and the partition, and are unique per run: a scheduler that still
     # holds a finished task of an earlier job under the same name must not answer for it
     run = uuid.uuid4().hex[:8]
@@ -122,28 +120,46 @@ def _run(client, tasks: list[tuple[str, Callable, tuple]], progress=None) -> lis
         for i, (name, fn, args) in enumerate(tasks)
     }
     results = [None] * len(tasks)
+
+    def done(future) -> None:
+        results[futures[future]] = future.result()
+        if progress:
+            progress(tasks[futures[future]][0])
+
+    _wait_all(client, {f: tasks[i][0] for f, i in futures.items()}, done)
+    return results
+
+
+def _wait_all(client, futures: dict, done: Callable) -> None:
+    """Wait for ``futures`` (future → partition name), calling ``done`` with each as it ends.
+
+    Never for ever: workers all paused at their memory limit stop the wait (see
+    :func:`_paused`), and a task that got its worker killed is named. What is
+    still pending is cancelled when the wait ends early.
+    """
+    from distributed import KilledWorker, wait
+
     pending, stalled = set(futures), None
     try:
         while pending:
             try:
-                done, pending = wait(pending, timeout=STALL_CHECK, return_when="FIRST_COMPLETED")
+                finished, pending = wait(
+                    pending, timeout=STALL_CHECK, return_when="FIRST_COMPLETED"
+                )
             except TimeoutError:  # nothing finished: is anybody able to work?
                 stalled = _paused(client, stalled)
                 continue
             stalled = None
-            for future in done:
+            for future in finished:
                 try:
-                    results[futures[future]] = future.result()
+                    done(future)
                 except KilledWorker as exc:
                     raise InputError(
-                        say("problem_batch_worker_killed", task=tasks[futures[future]][0])
+                        say("problem_batch_worker_killed", task=futures[future])
                     ) from exc
-                if progress:
-                    progress(tasks[futures[future]][0])
     finally:
         if pending:
             client.cancel(list(pending))
-    return results
 
 
 #: Seconds between checks of a job that has finished no task; after :data:`STALL_LIMIT`
@@ -256,7 +272,8 @@ def link(source, out, *, layer: str = "incidents", client=None, progress=None) -
             frame = dask_geopandas.read_parquet([str(f) for f in files])
             meta = frame._meta.assign(**{c: pd.Series(dtype="string") for c in CHAIN_COLUMNS})
             linked = frame.map_partitions(link_part, str(folder), meta=meta)
-            linked.to_parquet(str(staging), write_index=False)
+            job = client.compute(linked.to_parquet(str(staging), write_index=False, compute=False))
+            _wait_all(client, {job: layer}, lambda future: future.result())
             total = int(sum(manifest["tables"][f"layers/{layer}"]["partitions"].values()))
         _finish(staging, out)
     except BaseException:
