@@ -159,11 +159,9 @@ def test_no_community_reads_back_as_none_and_ids_stay_unique_in_the_layer(loaded
             "lat": float(elsewhere["lat"]),
             **{c: elsewhere[c] for c in store.features(CASE_LAYER).columns if c.endswith("_code")},
         }
-        step = {c: None for c in store.case_steps(case["id"])[0]}
+        step = store.case_steps(case["id"])[0]  # a whole first step, as a report writes it
         with pytest.raises(DuplicateCodeError, match=str(case["id"])):
-            store.insert_case(
-                copy, {**step, "case_id": case["id"], "seq": 1, "to_status": "reported"}
-            )
+            store.insert_case(copy, {**step, "community_code": copy["community_code"]})
         lamp = store.features("lighting", under=[communities[1]]).iloc[:1]
         schema = store.layers()["lighting"]
         moved = lamp[[*schema.columns, "geometry"]].copy()
