@@ -210,24 +210,6 @@ def test_a_query_for_one_community_reads_its_partition_only(loaded):
         }
 
 
-def _downgrade(url: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine
-
-    from gis_grid.store.postgis import MIGRATIONS, sqlalchemy_url
-
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    engine = create_engine(sqlalchemy_url(url))
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        engine.dispose()
-
-
 def test_migration_0011_partitions_an_older_database_and_loses_nothing(loaded):
     """A database of 0010 (plain tables, NULL for no community) is brought to 0011 with
     every feature, link and log row as it was; and back again."""
@@ -241,7 +223,7 @@ def test_migration_0011_partitions_an_older_database_and_loses_nothing(loaded):
         with open_store(old) as store:
             before = {n: store.features(n) for n in store.layers()}
             log = store.case_log()
-        _downgrade(old, "0010")
+        migrate(old, "0010", down=True)
         with psycopg.connect(old) as conn:
             kinds = dict(
                 conn.execute(

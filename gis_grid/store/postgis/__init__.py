@@ -230,10 +230,20 @@ class PostGISStore(
                     )
         return pool
 
-    def _note_position(self, position: str | None) -> None:
-        """Remember the primary's WAL position read with a cache key (tiles must have seen it)."""
-        if position is not None:
-            self._wanted_lsn = max(self._wanted_lsn, lsn(position))
+    def _sequence_value(self, sequence: str) -> int:
+        """A generation sequence's value: a cache key.
+
+        With a tile replica, the primary's WAL position read with it is remembered:
+        a tile made for this key must have seen it.
+        """
+        with self._cursor() as cur:
+            if self.tile_url is None:
+                cur.execute(f"SELECT last_value FROM {sequence}")
+                return int(cur.fetchone()[0])
+            cur.execute(f"SELECT last_value, pg_current_wal_lsn()::text FROM {sequence}")
+            value, position = cur.fetchone()
+        self._wanted_lsn = max(self._wanted_lsn, lsn(position))
+        return int(value)
 
     def _replica_current(self, wait: float = REPLICA_WAIT) -> bool:
         """Whether the replica has replayed up to :attr:`_wanted_lsn` (waiting up to ``wait`` s).

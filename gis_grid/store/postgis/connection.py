@@ -86,12 +86,12 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def migrate(url: str, revision: str = "head") -> str:
+def migrate(url: str, revision: str = "head", *, down: bool = False) -> str:
     """Create or upgrade the gis-grid schema in a PostGIS database; return its revision.
 
     Runs the Alembic migrations shipped in ``gis_grid/store/migrations``
     (``CREATE EXTENSION postgis`` included) up to ``revision`` (the newest:
-    :data:`SCHEMA_REVISION`, which this code needs).
+    :data:`SCHEMA_REVISION`, which this code needs); with ``down``, back down to it.
     """
     from alembic import command
     from alembic.config import Config
@@ -103,7 +103,7 @@ def migrate(url: str, revision: str = "head") -> str:
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            (command.downgrade if down else command.upgrade)(config, revision)
         with engine.connect() as connection:
             from sqlalchemy import text
 

@@ -173,15 +173,7 @@ class PostGISLookup:
 
     def grid_generation(self) -> int:
         """A number only grid, staff and assignment writes advance (migration 0006)."""
-        with self._cursor() as cur:
-            if self.tile_url is None:
-                cur.execute("SELECT last_value FROM grid_generation")
-                return int(cur.fetchone()[0])
-            # a grid tile is keyed on it: where the primary's log stands (see generation)
-            cur.execute("SELECT last_value, pg_current_wal_lsn()::text FROM grid_generation")
-            value, position = cur.fetchone()
-        self._note_position(position)
-        return int(value)
+        return self._sequence_value("grid_generation")
 
     def _chain_sql(self, lon: float, lat: float, on: dt.date | None = None) -> list[dict]:
         """:meth:`chain` by query: the point's codes (:meth:`lookup`), then their staff."""
@@ -245,7 +237,6 @@ class PostGISLookup:
         batch is cut in two along a space-filling curve and the halves run on
         two connections at once (the server's cores).
         """
-        out = empty_lookup(len(x))
         if len(x) < COPY_FROM:  # few points: each finds its parts through the GiST index
             with self._pool.connection() as conn, conn.cursor() as cur:
                 # one statement, read-only: no transaction around it (BEGIN and ROLLBACK
@@ -275,7 +266,7 @@ class PostGISLookup:
             else:
                 rows = self._join(order, x, y)
         if not rows:
-            return out
+            return empty_lookup(len(x))
         at = np.fromiter((r[0] for r in rows), np.int64, len(rows)) - 1
         levels = np.array([r[1] for r in rows], dtype=object)
         codes = np.array([r[2] for r in rows], dtype=object)

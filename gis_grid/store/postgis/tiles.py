@@ -44,15 +44,7 @@ class PostGISTiles:
 
         A sequence, so every process sharing the database sees it move.
         """
-        with self._cursor() as cur:
-            if self.tile_url is None:
-                cur.execute("SELECT last_value FROM generation")
-                return int(cur.fetchone()[0])
-            # with it, where the primary's log stands: a tile made for this key must have seen it
-            cur.execute("SELECT last_value, pg_current_wal_lsn()::text FROM generation")
-            value, position = cur.fetchone()
-        self._note_position(position)
-        return int(value)
+        return self._sequence_value("generation")
 
     def mvt(
         self,

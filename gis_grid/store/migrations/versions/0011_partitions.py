@@ -55,6 +55,22 @@ def _set_aside(table: str) -> list[str]:
     return [definition for _, definition in indexes]
 
 
+def _move_rows(old: str, table: str, community: str) -> None:
+    """Every row of ``old`` into ``table`` (its community code as ``community``); drop ``old``."""
+    names = ", ".join(
+        f'"{r[0]}"'
+        for r in _rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s "
+            "AND table_name = :t ORDER BY ordinal_position",
+            s=S,
+            t=old,
+        )
+    )
+    chosen = names.replace('"community_code"', community)
+    _run(f'INSERT INTO {S}."{table}" ({names}) SELECT {chosen} FROM {S}."{old}"')
+    _run(f'DROP TABLE {S}."{old}" CASCADE')  # a partitioned one with its partitions
+
+
 def _partitioned(table: str) -> bool:
     return bool(
         _rows(
@@ -93,18 +109,7 @@ def _partition(table: str, key: tuple[str, ...], extra_index: tuple[str, str] | 
     for k in sorted(keys | {""}):
         for statement in attach_statements(table, k):
             _run(_sql(statement))
-    names = ", ".join(
-        f'"{r[0]}"'
-        for r in _rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s "
-            "AND table_name = :t ORDER BY ordinal_position",
-            s=S,
-            t=old,
-        )
-    )
-    chosen = names.replace('"community_code"', "coalesce(community_code, '')")
-    _run(f'INSERT INTO {S}."{table}" ({names}) SELECT {chosen} FROM {S}."{old}"')
-    _run(f'DROP TABLE {S}."{old}"')
+    _move_rows(old, table, "coalesce(community_code, '')")
 
 
 def upgrade() -> None:
@@ -138,18 +143,7 @@ def _unpartition(table: str, key: tuple[str, ...]) -> None:
         _run(definition.replace(" ON ONLY ", " ON "))
     if table != "case_log":
         _run(f'CREATE INDEX "{table}_community" ON {S}."{table}" (community_code)')
-    names = ", ".join(
-        f'"{r[0]}"'
-        for r in _rows(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s "
-            "AND table_name = :t ORDER BY ordinal_position",
-            s=S,
-            t=old,
-        )
-    )
-    chosen = names.replace('"community_code"', "nullif(community_code, '')")
-    _run(f'INSERT INTO {S}."{table}" ({names}) SELECT {chosen} FROM {S}."{old}"')
-    _run(f'DROP TABLE {S}."{old}" CASCADE')
+    _move_rows(old, table, "nullif(community_code, '')")
 
 
 def downgrade() -> None:
