@@ -315,4 +315,5 @@ def test_the_cli_speaks_chinese_when_the_user_does(demo_copy, monkeypatch):
 def test_serve_takes_a_tile_replica_for_a_postgresql_store_only(demo_copy):
     result = run("serve", demo_copy, "--tile-store", "postgresql://replica/grid", code=1)
     assert "read replica is for a PostgreSQL store only" in result.stderr
+    assert "serving" not in result.stderr  # refused before anything claims to serve
     assert "GIS_GRID_TILE_DATABASE_URL" not in __import__("os").environ

@@ -49,12 +49,12 @@ def serve(
     url = resolve_url(store)
     if "://" not in url and not Path(url).exists():
         raise InputError(say("problem_no_store_at", path=shown(url)))
+    if tile_store is not None and "://" not in url:
+        raise InputError(say("problem_tile_replica_kind", store=shown(url)))
     err.print(tr("serving", store=shown(url), host=host, port=port))
     # by import string: the core never imports the web app. The factory reads the store
     # from the environment while it builds the app, and the URL (which may hold a
     # password) leaves the environment again before anything is served
-    if tile_store is not None and "://" not in url:
-        raise InputError(say("problem_tile_replica_kind", store=shown(url)))
     given = {"GIS_GRID_DATABASE_URL": url, "GIS_GRID_TILE_DATABASE_URL": tile_store}
     had = {name: os.environ.get(name) for name in given}
     for name, value in given.items():
